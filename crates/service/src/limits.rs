@@ -1,0 +1,35 @@
+//! Every bound the service enforces, named once with the reason for it.
+
+use std::time::Duration;
+
+/// Descriptors in one request. Envoy sends one per matching rate-limit
+/// action; dozens would already be a misconfiguration.
+pub const MAX_DESCRIPTORS: usize = 64;
+/// Entries in one descriptor.
+pub const MAX_ENTRIES: usize = 32;
+/// Bytes in a domain name.
+pub const MAX_DOMAIN_BYTES: usize = 256;
+/// Bytes in a descriptor entry key.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Bytes in a descriptor entry value (a URL path or a token fits).
+pub const MAX_VALUE_BYTES: usize = 4096;
+/// Bytes in one request message (gRPC frame payload or JSON body). Bounds
+/// what one request can make the service allocate.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Open connections per listener; further ones are closed at accept.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Concurrent HTTP/2 streams per connection (Envoy multiplexes its checks).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+/// The longest a request may take, body included, before it is answered
+/// DEADLINE_EXCEEDED (gRPC) or 503 (HTTP). Envoy's own default timeout for
+/// the rate-limit call is 20 ms, so anything near this bound is already
+/// useless to the caller.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long shutdown waits for in-flight requests before closing anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Distinct descriptor values per `detailed_metric` limit that get their own
+/// series; the rest are counted under `__other__`.
+pub const MAX_DETAILED_SERIES_PER_LIMIT: usize = 100;
+/// The share of a quota used (in percent) from which admitted hits count as
+/// near the limit.
+pub const NEAR_LIMIT_PERCENT: u64 = 80;
