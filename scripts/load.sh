@@ -94,5 +94,42 @@ echo
 echo "== HTTP: wrk -t 1 -c 16 --latency, ${duration}s =="
 wrk -t 1 -c 16 -d "${duration}s" --latency -s "$out/check.lua" http://127.0.0.1:18083/v1/check > "$out/wrk-floodgate.txt"
 grep -E 'Requests/sec|Latency  |50%|90%|99%' "$out/wrk-floodgate.txt"
+
+# ---- Redis mode: the same runs with counters in a local redis-server ----
+# A redis-server on a free loopback port (no persistence), and a second
+# floodgate serving the same config with --backend redis://…, measured
+# beside the memory store above in this same run.
+command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server; }
+kill $fg_pid 2>/dev/null || true; wait $fg_pid 2>/dev/null || true
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+  >"$out/redis.log" 2>&1 & redis_pid=$!
+"$bin" serve --config scripts/bench/limits.yaml --grpc-addr 127.0.0.1:18084 --http-addr 127.0.0.1:18085 \
+  --backend "redis://127.0.0.1:$redis_port" >"$out/serve-redis.log" 2>&1 & fg_redis_pid=$!
+trap 'kill $fg_pid $fg_redis_pid $redis_pid 2>/dev/null || true' EXIT
+wait_port "$redis_port"; wait_port 18084; wait_port 18085
+echo
+echo "== gRPC, Redis store (redis-server on 127.0.0.1:$redis_port): h2load -c 4 -m 16 -t 1, ${duration}s =="
+before=$(cpu_seconds $fg_redis_pid)
+h2 18084 > "$out/h2load-redis.txt"
+report_h2 "floodgate (Redis store)" "$out/h2load-redis.txt" $fg_redis_pid "$before"
+echo
+echo "== HTTP, Redis store: wrk -t 1 -c 16 --latency, ${duration}s =="
+wrk -t 1 -c 16 -d "${duration}s" --latency -s "$out/check.lua" http://127.0.0.1:18085/v1/check > "$out/wrk-redis.txt"
+grep -E 'Requests/sec|Latency  |50%|90%|99%' "$out/wrk-redis.txt"
+if grep -q 'floodgate_backend_fallback_decisions_total{policy="fail_open"} [1-9]' \
+  <(curl -s http://127.0.0.1:18085/metrics 2>/dev/null || true); then
+  echo "WARNING: some Redis-mode decisions fell back (Redis timed out): see /metrics" >&2
+fi
+
+echo
+printf '%-26s %14s %14s %12s\n' "summary (same run)" "gRPC req/s" "HTTP req/s" "HTTP p99"
+for name in memory:floodgate redis:redis; do
+  label=${name%%:*}; file=${name##*:}
+  printf '%-26s %14s %14s %12s\n' "$label store" \
+    "$(awk '/^finished in/ {print $4}' "$out/h2load-$file.txt")" \
+    "$(awk '/^Requests\/sec/ {print $2}' "$out/wrk-$file.txt")" \
+    "$(awk '$1 == "99%" {print $2}' "$out/wrk-$file.txt")"
+done
 echo
 echo "raw outputs in $out/"

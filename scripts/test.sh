@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages the tests use (none yet beyond the toolchain).
+# Debian packages the tests use: redis-server for the Redis store's tests
+# and benchmark (they start their own servers on loopback ports).
 need_apt=()
+if ! command -v redis-server >/dev/null 2>&1; then
+  need_apt+=(redis-server)
+fi
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} from Debian's packages"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"

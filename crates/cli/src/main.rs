@@ -4,14 +4,26 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use floodgate_limiter::config::{self, ConfigSource};
+use floodgate_service::auth;
 use floodgate_service::clock::SystemClock;
+use floodgate_service::control::events::EventsFile;
+use floodgate_service::control::ControlOptions;
 use floodgate_service::engine::EngineOptions;
 use floodgate_service::ServiceParts;
-use floodgate_store::MemoryStore;
+use floodgate_store::{MemoryStore, RedisOptions, RedisStore, ResilientOptions, ResilientStore};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+
+mod ctl;
+mod harness_cmd;
+
+/// mimalloc: the hot path allocates a few small buffers per request (prost
+/// strings, hyper's header maps), and mimalloc's thread-local free lists
+/// make those several times cheaper than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Floodgate: an AI-native rate limiter.
 #[derive(Debug, Parser)]
@@ -30,6 +42,17 @@ enum Command {
     Config(ConfigCommand),
     /// Generate the catalog docs (docs/catalog/) from the code.
     Catalog(CatalogArgs),
+    /// Operate a running service through its HTTP API (state, actions,
+    /// events, config), with a bearer token from an environment variable.
+    Ctl(ctl::CtlArgs),
+    /// Run the harness: observe services, judge them against objectives,
+    /// file tickets; serves the harness HTTP API.
+    Harness(harness_cmd::HarnessArgs),
+    /// File and manage tickets through a running harness's HTTP API.
+    Ticket(harness_cmd::TicketArgs),
+    /// Check the harness's hash-chained ledger.
+    #[command(subcommand)]
+    Ledger(harness_cmd::LedgerCommand),
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +74,91 @@ struct ServeArgs {
     /// Also send X-RateLimit-Limit/Remaining/Reset headers.
     #[arg(long)]
     x_ratelimit_headers: bool,
+    /// Threads serving requests (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(usize))]
+    worker_threads: Option<usize>,
+    /// Bearer tokens for the HTTP API: one `SCOPE NAME TOKEN` per line
+    /// (scopes: read, check, operate, admin; `#` comments). More come from
+    /// the environment variable FLOODGATE_TOKENS (`scope:name:token,...`;
+    /// never a flag, so tokens stay out of process listings). With tokens
+    /// every HTTP call needs one; without any the service binds loopback only.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Also append every event to this JSONL file (rotated to FILE.1 at
+    /// 64 MiB, so the two never hold more than 128 MiB).
+    #[arg(long, value_name = "FILE")]
+    events_file: Option<PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// Where counters live, and what happens when that place fails.
+#[derive(Debug, Args)]
+struct BackendArgs {
+    /// The counter store: `memory` (in process, the default), a Redis URL
+    /// `redis://HOST:PORT[/DB]` shared by every instance pointing at it,
+    /// or a Redis Cluster `redis+cluster://HOST:PORT[,HOST:PORT…]`.
+    #[arg(long, default_value = "memory", value_name = "memory|URL")]
+    backend: String,
+    /// Redis: multiplexed connections, used round robin (1 to 64).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    redis_pool_size: usize,
+    /// Redis: the bound on one connection attempt (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    redis_connect_timeout: std::time::Duration,
+    /// Redis: the bound on one decision's round trip or one health probe;
+    /// past it the failure policy decides (e.g. 50ms).
+    #[arg(long, default_value = "50ms", value_parser = parse_duration, value_name = "DURATION")]
+    redis_command_timeout: std::time::Duration,
+    /// Redis: the prefix of every key name (no braces). Instances that
+    /// must share limits use the same prefix.
+    #[arg(long, default_value = "floodgate", value_name = "PREFIX")]
+    redis_key_prefix: String,
+    /// What decides while Redis is down or timing out: fail_open (admit
+    /// every request), fail_closed (reject every request that consumes)
+    /// or local_fallback (decide in memory with --local-share of each
+    /// limit). Switchable at run time with the set_failure_policy action.
+    #[arg(long, default_value = "fail_open", value_parser = parse_policy, value_name = "POLICY")]
+    failure_policy: floodgate_contract::actions::FailurePolicy,
+    /// Under local_fallback, the share of each limit's quota this instance
+    /// takes (rounded down, at least 1): set it to 1 / the number of
+    /// instances so that together they stay near the global limit.
+    #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+    local_share: f64,
+}
+
+/// `50ms`, `1s`, `250us`, `2m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?}: a number and a unit (us, ms, s, m), e.g. 50ms"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: a number and a unit (us, ms, s, m), e.g. 50ms"))?;
+    let duration = match unit {
+        "us" => std::time::Duration::from_micros(number),
+        "ms" => std::time::Duration::from_millis(number),
+        "s" => std::time::Duration::from_secs(number),
+        "m" => std::time::Duration::from_secs(number.saturating_mul(60)),
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (us, ms, s, m)")),
+    };
+    if duration.is_zero() {
+        return Err(format!("{text:?}: must be more than zero"));
+    }
+    Ok(duration)
+}
+
+fn parse_policy(text: &str) -> Result<floodgate_contract::actions::FailurePolicy, String> {
+    use floodgate_contract::actions::FailurePolicy;
+    [
+        FailurePolicy::FailOpen,
+        FailurePolicy::FailClosed,
+        FailurePolicy::LocalFallback,
+    ]
+    .into_iter()
+    .find(|policy| policy.as_str() == text)
+    .ok_or_else(|| format!("{text:?}: one of fail_open, fail_closed, local_fallback"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +190,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Config(ConfigCommand::Check { files }) => config_check(&files),
         Command::Catalog(args) => catalog(&args),
+        Command::Ctl(args) => ctl::run(args),
+        Command::Harness(args) => harness_cmd::harness(args),
+        Command::Ticket(args) => harness_cmd::ticket(args),
+        Command::Ledger(command) => harness_cmd::ledger(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,18 +247,46 @@ fn serve(args: ServeArgs) -> Result<()> {
     if args.max_keys == 0 {
         bail!("--max-keys: must be at least 1");
     }
+    let env_tokens = std::env::var(TOKENS_ENV).ok();
+    let access = load_access(args.tokens_file.as_deref(), env_tokens.as_deref())?;
     for (flag, addr) in [
         ("--grpc-addr", args.grpc_addr),
         ("--http-addr", args.http_addr),
     ] {
-        if !addr.ip().is_loopback() {
+        auth::check_bind(&access, flag, addr).map_err(anyhow::Error::msg)?;
+    }
+    if access.enabled() {
+        tracing::info!(
+            tokens = access.tokens().len(),
+            "access control on: every HTTP call needs a bearer token with a scope"
+        );
+        if !args.grpc_addr.ip().is_loopback() {
             tracing::warn!(
-                %addr,
-                "{flag} is not a loopback address: the API is reachable from the network"
+                addr = %args.grpc_addr,
+                "--grpc-addr is not a loopback address and gRPC is not authenticated: restrict who can reach it"
             );
         }
+    } else {
+        tracing::info!(
+            "access control is off (no --tokens-file or FLOODGATE_TOKENS): binding loopback addresses only"
+        );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = if std::env::var_os("FG_EXPERIMENT_CT").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if let Some(threads) = args.worker_threads {
+        runtime.worker_threads(threads);
+    }
+    let events_file = match &args.events_file {
+        Some(path) => Some(
+            EventsFile::open(path)
+                .with_context(|| format!("--events-file {}: cannot open", path.display()))?,
+        ),
+        None => None,
+    };
+    let runtime = runtime
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -163,18 +303,97 @@ fn serve(args: ServeArgs) -> Result<()> {
             limits = table.limits().len(),
             "floodgate serving"
         );
-        let parts = ServiceParts {
-            table,
-            store: MemoryStore::new(args.max_keys),
-            clock: Arc::new(SystemClock),
-            options: EngineOptions {
-                x_ratelimit_headers: args.x_ratelimit_headers,
-            },
+        let options = EngineOptions {
+            x_ratelimit_headers: args.x_ratelimit_headers,
         };
-        floodgate_service::run(parts, grpc, http, shutdown_signal()).await;
+        let control = ControlOptions {
+            events_file,
+            failure_policy: Some(args.backend.failure_policy),
+        };
+        let clock = Arc::new(SystemClock);
+        if args.backend.backend == "memory" {
+            let parts = ServiceParts {
+                table,
+                store: MemoryStore::new(args.max_keys),
+                clock,
+                options,
+                access,
+                control,
+            };
+            floodgate_service::run(parts, grpc, http, shutdown_signal()).await;
+        } else {
+            let store = redis_store(&args.backend, args.max_keys)?;
+            tracing::info!(
+                backend = %args.backend.backend,
+                failure_policy = args.backend.failure_policy.as_str(),
+                "counters in Redis"
+            );
+            let parts = ServiceParts {
+                table,
+                store,
+                clock,
+                options,
+                access,
+                control,
+            };
+            floodgate_service::run(parts, grpc, http, shutdown_signal()).await;
+        }
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The Redis store of `--backend URL` behind its failure policy. Connects
+/// lazily: the service starts while Redis is down (the policy decides
+/// until it answers). Must run inside the runtime.
+fn redis_store(args: &BackendArgs, max_keys: u64) -> Result<ResilientStore> {
+    if !(args.backend.starts_with("redis://")
+        || args.backend.starts_with("redis+cluster://")
+        || args.backend.starts_with("rediss://"))
+    {
+        bail!(
+            "--backend {}: memory, redis://HOST:PORT[/DB] or redis+cluster://HOST:PORT[,HOST:PORT…]",
+            args.backend
+        );
+    }
+    let mut options = RedisOptions::new(args.backend.clone());
+    options.pool_size = args.redis_pool_size;
+    options.connect_timeout = args.redis_connect_timeout;
+    options.command_timeout = args.redis_command_timeout;
+    options.key_prefix = args.redis_key_prefix.clone();
+    let redis = RedisStore::new(options).map_err(|error| anyhow::anyhow!("--backend: {error}"))?;
+    ResilientStore::new(
+        redis,
+        ResilientOptions {
+            policy: floodgate_service::control::policy_to_store(args.failure_policy),
+            local_share: args.local_share,
+            // The fallback holds keys only through an outage: the same
+            // bound as the memory store would have.
+            fallback_max_keys: max_keys,
+            latency_bounds_seconds: floodgate_contract::metrics::DURATION_BUCKETS_SECONDS,
+            ..ResilientOptions::default()
+        },
+    )
+    .map_err(|error| anyhow::anyhow!("--{}", error.replace('_', "-")))
+}
+
+/// The environment variable holding more tokens (`scope:name:token,...`).
+const TOKENS_ENV: &str = "FLOODGATE_TOKENS";
+
+/// The tokens of `--tokens-file` and `FLOODGATE_TOKENS`, validated (errors
+/// name the file and line, or the variable and entry).
+fn load_access(file: Option<&Path>, env: Option<&str>) -> Result<auth::Access> {
+    let mut tokens = auth::Tokens::default();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--tokens-file {}: cannot read", path.display()))?;
+        tokens = auth::Tokens::parse_file(&path.display().to_string(), &text)?;
+    }
+    if let Some(value) = env {
+        let more = auth::Tokens::parse_env(TOKENS_ENV, value)?;
+        tokens = tokens.merge(more, TOKENS_ENV)?;
+    }
+    Ok(auth::Access::with_tokens(tokens))
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -201,8 +420,12 @@ async fn shutdown_signal() {
 
 fn catalog(args: &CatalogArgs) -> Result<()> {
     let mut drifted = Vec::new();
-    for doc in floodgate_contract::generated_docs() {
-        let path = args.root.join(doc.path);
+    // The contract's catalogs, and the OpenAPI document built from them.
+    let docs = floodgate_contract::generated_docs()
+        .into_iter()
+        .chain([floodgate_service::openapi::generated_doc()]);
+    for doc in docs {
+        let path = args.root.join(&doc.path);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current == doc.content {
             continue;
@@ -211,7 +434,7 @@ fn catalog(args: &CatalogArgs) -> Result<()> {
             write_file(&path, &doc.content)?;
             println!("wrote {}", path.display());
         } else {
-            drifted.push(doc.path);
+            drifted.push(doc.path.clone());
         }
     }
     if !drifted.is_empty() {

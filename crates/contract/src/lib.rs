@@ -1,25 +1,75 @@
-//! Floodgate's hermetic contract: what the service exposes, defined once.
+//! Floodgate's hermetic contract: what a service exposes, defined once.
 //!
-//! Today: the metrics catalog ([`metrics`]). The service renders its
-//! `/metrics` from it, and the docs under `docs/catalog/` are generated from
-//! it. Architecture invariant: this crate depends on no other Floodgate crate
-//! and does no I/O, so operators (the harness, agents) can depend on it
-//! without depending on the service.
+//! - [`metrics`], [`events`], [`actions`]: the catalogs, with semantic
+//!   metadata (meaning, unit, labels, risk, effects, inverse);
+//! - [`state`]: the documents a service answers (state, health, config);
+//! - [`client`]: the typed client ([`client::ServiceApi`]) over one raw
+//!   [`client::Transport`], with an HTTP transport here and an in-process
+//!   one in the service crate.
+//!
+//! Architecture invariant: this crate depends on no other Floodgate crate,
+//! so operators (the harness, agents) depend on the contract, never on the
+//! service. Its only I/O is the HTTP transport (feature `http`).
 
+pub mod actions;
+pub mod client;
+pub mod events;
 pub mod metrics;
+pub mod state;
 
 /// A generated document: where it lives in the repository and its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedDoc {
     /// Path relative to the repository root.
-    pub path: &'static str,
+    pub path: String,
     pub content: String,
+}
+
+fn schema_doc<T: schemars::JsonSchema>(name: &str) -> GeneratedDoc {
+    let schema = schemars::schema_for!(T);
+    let mut content = serde_json::to_string_pretty(&schema.to_value()).unwrap_or_default();
+    content.push('\n');
+    GeneratedDoc {
+        path: format!("docs/catalog/schemas/{name}.json"),
+        content,
+    }
 }
 
 /// Every document generated from the catalogs.
 pub fn generated_docs() -> Vec<GeneratedDoc> {
-    vec![GeneratedDoc {
-        path: "docs/catalog/metrics.md",
-        content: metrics::markdown(),
-    }]
+    let mut docs = vec![
+        GeneratedDoc {
+            path: "docs/catalog/metrics.md".into(),
+            content: metrics::markdown(),
+        },
+        GeneratedDoc {
+            path: "docs/catalog/events.md".into(),
+            content: events::markdown(),
+        },
+        GeneratedDoc {
+            path: "docs/catalog/actions.md".into(),
+            content: actions::markdown(),
+        },
+        schema_doc::<events::Event>("event"),
+        schema_doc::<events::EventPage>("event_page"),
+        schema_doc::<state::State>("state"),
+        schema_doc::<state::Health>("health"),
+        schema_doc::<state::ConfigView>("config"),
+        schema_doc::<state::ConfigVersionPage>("config_versions"),
+        schema_doc::<state::ConfigApplyRequest>("config_apply_request"),
+        schema_doc::<state::ErrorBody>("error"),
+        schema_doc::<actions::ActionInfo>("action_info"),
+        schema_doc::<actions::ActionRequest>("action_request"),
+        schema_doc::<actions::ActionResult>("action_result"),
+    ];
+    for def in actions::CATALOG {
+        let mut content =
+            serde_json::to_string_pretty(&(def.params_schema)().to_value()).unwrap_or_default();
+        content.push('\n');
+        docs.push(GeneratedDoc {
+            path: format!("docs/catalog/schemas/actions/{}.json", def.name),
+            content,
+        });
+    }
+    docs
 }

@@ -143,6 +143,14 @@ metric!(
 );
 metric!(STORE_EVICTIONS, "floodgate_store_evictions_total", Counter, "keys", ["backend", "reason"],
     "Keys the store dropped to stay within capacity: reason expired (stale first) or lru (least recently used).");
+metric!(BACKEND_DURATION, "floodgate_backend_duration_seconds", Histogram, "seconds", [],
+    "Round trips of decisions sent to the counter backend (Redis), errors and timeouts included; same buckets as floodgate_request_duration_seconds. Empty with the memory store.");
+metric!(BACKEND_ERRORS, "floodgate_backend_errors_total", Counter, "errors", ["kind"],
+    "Decisions the counter backend (Redis) failed, by kind: unavailable, timeout (both transient: the failure policy decides) or backend (answered 503).");
+metric!(BACKEND_UP, "floodgate_backend_up", Gauge, "bool", [],
+    "1 while the counter backend (Redis) is up, 0 while down or degraded (the failure policy decides); absent with the memory store.");
+metric!(BACKEND_FALLBACK_DECISIONS, "floodgate_backend_fallback_decisions_total", Counter, "requests", ["policy"],
+    "Requests decided by the failure policy (fail_open, fail_closed, local_fallback) because the counter backend was unhealthy.");
 metric!(
     CONFIG_LIMITS,
     "floodgate_config_limits",
@@ -183,6 +191,10 @@ pub const CATALOG: &[MetricDef] = &[
     STORE_KEYS,
     STORE_CAPACITY,
     STORE_EVICTIONS,
+    BACKEND_DURATION,
+    BACKEND_ERRORS,
+    BACKEND_UP,
+    BACKEND_FALLBACK_DECISIONS,
     CONFIG_LIMITS,
     BUILD_INFO,
     START_TIME,

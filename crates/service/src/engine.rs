@@ -12,6 +12,7 @@ use crate::limits::{
 };
 use crate::stats::{ErrorKind, LimitStats, LimitStatsRegistry, ServiceMetrics, Unmatched};
 use arc_swap::ArcSwap;
+use bytes::BytesMut;
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
@@ -22,8 +23,8 @@ use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
 use floodgate_limiter::table::{counter_key, Resolved, Table};
 use floodgate_limiter::{Algorithm, Cost, LeaseId, Nanos, Rate, Unit, Verdict, NANOS_PER_SECOND};
 use floodgate_store::{CounterStore, Item};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use smallvec::SmallVec;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -159,10 +160,44 @@ impl<S: CounterStore> Engine<S> {
         request: &RateLimitRequest,
         releases: &[Option<LeaseId>],
     ) -> Result<Checked, RequestError> {
+        let mut response = RateLimitResponse::default();
+        let leases = self.decide(request, releases, &mut response).await?;
+        Ok(Checked { response, leases })
+    }
+
+    /// Decides one request like [`Engine::check`] (no releases) and appends
+    /// the answer to `out` as an encoded `RateLimitResponse`: the bytes
+    /// prost would write for [`Checked::response`], without building it
+    /// first (gRPC's hot path). Returns the overall code. On error nothing
+    /// is appended.
+    pub async fn check_encoded(
+        &self,
+        request: &RateLimitRequest,
+        out: &mut BytesMut,
+    ) -> Result<Code, RequestError> {
+        let mut encoder = ResponseEncoder {
+            out,
+            overall: Code::Unknown,
+        };
+        self.decide(request, &[], &mut encoder).await?;
+        Ok(encoder.overall)
+    }
+
+    /// Decides one request, counts it, and writes the answer to `answer`;
+    /// returns the concurrency lease acquired per descriptor. Nothing is
+    /// written unless the request is decided.
+    async fn decide<A: Answer>(
+        &self,
+        request: &RateLimitRequest,
+        releases: &[Option<LeaseId>],
+        answer: &mut A,
+    ) -> Result<SmallVec<[Option<LeaseId>; 4]>, RequestError> {
         validate(request)?;
         let snapshot = self.snapshot.load();
         let table = &snapshot.table;
         let now = self.clock.now();
+        // The Redis store's hash tag: one request's keys share one slot.
+        let tag = floodgate_store::domain_tag(&request.domain);
         let request_hits = if request.hits_addend == 0 {
             1
         } else {
@@ -200,6 +235,7 @@ impl<S: CounterStore> Engine<S> {
                     rate,
                     cost,
                     shadow: false,
+                    tag,
                 });
                 owners.push(owner);
                 continue;
@@ -218,6 +254,7 @@ impl<S: CounterStore> Engine<S> {
                             rate: limit.rate,
                             cost,
                             shadow: limit.shadow,
+                            tag,
                         });
                         owners.push(owner);
                     }
@@ -244,8 +281,13 @@ impl<S: CounterStore> Engine<S> {
         let admitted = if items.is_empty() {
             true
         } else {
+            // Called by the store only when it inserts a key: existing keys
+            // cost nothing here.
+            let describe = |position: usize| {
+                crate::control::keys::key_info(table, request, &items, &owners, position)
+            };
             self.store
-                .decide(&items, now, &mut verdicts)
+                .decide(&items, now, &mut verdicts, &describe)
                 .await
                 .map_err(|error| RequestError {
                     kind: ErrorKind::Store,
@@ -289,39 +331,32 @@ impl<S: CounterStore> Engine<S> {
             }
         }
 
-        let mut response = RateLimitResponse {
-            overall_code: if admitted { Code::Ok } else { Code::OverLimit } as i32,
-            statuses: Vec::with_capacity(descriptors),
-            ..RateLimitResponse::default()
-        };
+        answer.overall(
+            if admitted { Code::Ok } else { Code::OverLimit },
+            descriptors,
+        );
         let mut tightest: Option<(usize, &Verdict)> = None;
         for owner_choice in chosen.iter() {
             let Some(position) = *owner_choice else {
-                response.statuses.push(DescriptorStatus {
-                    code: Code::Ok as i32,
-                    ..DescriptorStatus::default()
-                });
+                answer.status(None);
                 continue;
             };
             let item = &items[position];
             let verdict = &verdicts[position];
             let over = !verdict.admitted && !item.shadow;
             let name = if item.limit == OVERRIDE_LIMIT {
-                String::new()
+                ""
             } else {
-                table.limit(item.limit as usize).name.clone()
+                table.limit(item.limit as usize).name.as_str()
             };
-            response.statuses.push(DescriptorStatus {
-                code: if over { Code::OverLimit } else { Code::Ok } as i32,
-                current_limit: Some(LimitInfo {
-                    name,
-                    requests_per_unit: clamp_u32(item.rate.requests_per_unit),
-                    unit: item.rate.unit.envoy_code(),
-                }),
-                limit_remaining: clamp_u32(verdict.remaining),
-                duration_until_reset: Some(proto_duration(verdict.reset_after)),
-                quota: None,
-            });
+            answer.status(Some(&Status {
+                code: if over { Code::OverLimit } else { Code::Ok },
+                name,
+                requests_per_unit: clamp_u32(item.rate.requests_per_unit),
+                unit: item.rate.unit.envoy_code(),
+                remaining: clamp_u32(verdict.remaining),
+                reset: proto_duration(verdict.reset_after),
+            }));
             let tighter = match tightest {
                 None => true,
                 Some((current, best)) => {
@@ -341,9 +376,9 @@ impl<S: CounterStore> Engine<S> {
             } else {
                 table.limit(item.limit as usize).name.as_str()
             };
-            self.headers(&mut response, name, &item.rate, verdict);
+            self.headers(answer, name, &item.rate, verdict);
         }
-        Ok(Checked { response, leases })
+        Ok(leases)
     }
 
     fn count(&self, stats: &LimitStats, item: &Item, verdict: &Verdict, admitted: bool) {
@@ -369,35 +404,276 @@ impl<S: CounterStore> Engine<S> {
         }
     }
 
-    fn headers(
-        &self,
-        response: &mut RateLimitResponse,
-        name: &str,
-        rate: &Rate,
-        verdict: &Verdict,
-    ) {
+    fn headers<A: Answer>(&self, answer: &mut A, name: &str, rate: &Rate, verdict: &Verdict) {
         let window = rate.unit.seconds();
         let reset = verdict.reset_after.div_ceil(NANOS_PER_SECOND);
         let quota = rate.requests_per_unit;
-        let mut policy = String::with_capacity(48);
-        policy.push('"');
-        push_sf_string(&mut policy, name);
-        let _ = write!(policy, "\";q={quota};w={window}");
-        let mut current = String::with_capacity(48);
-        current.push('"');
-        push_sf_string(&mut current, name);
-        let _ = write!(current, "\";r={};t={reset}", verdict.remaining);
-        let headers = &mut response.response_headers_to_add;
-        headers.push(header("RateLimit-Policy", policy));
-        headers.push(header("RateLimit", current));
+        // One stack buffer formats every value (no String per header).
+        let mut value = HeaderText::default();
+        value.push_quoted(name);
+        value.push_str(";q=");
+        value.push_number(quota);
+        value.push_str(";w=");
+        value.push_number(window);
+        answer.header("RateLimit-Policy", &value);
+        value.clear();
+        value.push_quoted(name);
+        value.push_str(";r=");
+        value.push_number(verdict.remaining);
+        value.push_str(";t=");
+        value.push_number(reset);
+        answer.header("RateLimit", &value);
         if self.options.x_ratelimit_headers {
-            headers.push(header("X-RateLimit-Limit", quota.to_string()));
-            headers.push(header(
-                "X-RateLimit-Remaining",
-                verdict.remaining.to_string(),
-            ));
-            headers.push(header("X-RateLimit-Reset", reset.to_string()));
+            for (key, number) in [
+                ("X-RateLimit-Limit", quota),
+                ("X-RateLimit-Remaining", verdict.remaining),
+                ("X-RateLimit-Reset", reset),
+            ] {
+                value.clear();
+                value.push_number(number);
+                answer.header(key, &value);
+            }
         }
+    }
+}
+
+/// One descriptor's status, as both kinds of answer carry it.
+struct Status<'a> {
+    code: Code,
+    /// The limit's name; empty for a request-supplied override.
+    name: &'a str,
+    requests_per_unit: u32,
+    unit: i32,
+    remaining: u32,
+    reset: ProtoDuration,
+}
+
+/// Where [`Engine::decide`] writes an answer, in this order: the overall
+/// code, one status per descriptor, then the headers. A
+/// `RateLimitResponse` (for [`Engine::check`]) or protobuf bytes (for
+/// [`Engine::check_encoded`]): one decision, two encodings of it.
+trait Answer: Send {
+    fn overall(&mut self, code: Code, descriptors: usize);
+    /// `None`: the descriptor has no limit (OK, nothing to report).
+    fn status(&mut self, status: Option<&Status<'_>>);
+    fn header(&mut self, key: &str, value: &HeaderText);
+}
+
+impl Answer for RateLimitResponse {
+    fn overall(&mut self, code: Code, descriptors: usize) {
+        self.overall_code = code as i32;
+        self.statuses.reserve(descriptors);
+    }
+
+    fn status(&mut self, status: Option<&Status<'_>>) {
+        self.statuses.push(match status {
+            None => DescriptorStatus {
+                code: Code::Ok as i32,
+                ..DescriptorStatus::default()
+            },
+            Some(status) => DescriptorStatus {
+                code: status.code as i32,
+                current_limit: Some(LimitInfo {
+                    name: status.name.to_string(),
+                    requests_per_unit: status.requests_per_unit,
+                    unit: status.unit,
+                }),
+                limit_remaining: status.remaining,
+                duration_until_reset: Some(status.reset),
+                quota: None,
+            },
+        });
+    }
+
+    fn header(&mut self, key: &str, value: &HeaderText) {
+        self.response_headers_to_add.push(HeaderValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            raw_value: Vec::new(),
+        });
+    }
+}
+
+/// Writes a `RateLimitResponse` in protobuf's wire format as it is decided:
+/// fields in tag order and defaults omitted, as prost encodes them, so the
+/// bytes equal prost's encoding of the response [`Engine::check`] builds
+/// (tested below).
+struct ResponseEncoder<'a> {
+    out: &'a mut BytesMut,
+    overall: Code,
+}
+
+// Field numbers of envoy.service.ratelimit.v3.RateLimitResponse and the
+// messages it holds.
+const RESPONSE_OVERALL_CODE: u32 = 1;
+const RESPONSE_STATUSES: u32 = 2;
+const RESPONSE_HEADERS_TO_ADD: u32 = 3;
+const STATUS_CODE: u32 = 1;
+const STATUS_CURRENT_LIMIT: u32 = 2;
+const STATUS_LIMIT_REMAINING: u32 = 3;
+const STATUS_DURATION_UNTIL_RESET: u32 = 4;
+const LIMIT_REQUESTS_PER_UNIT: u32 = 1;
+const LIMIT_UNIT: u32 = 2;
+const LIMIT_NAME: u32 = 3;
+const DURATION_SECONDS: u32 = 1;
+const DURATION_NANOS: u32 = 2;
+const HEADER_KEY: u32 = 1;
+const HEADER_VALUE: u32 = 2;
+
+impl Answer for ResponseEncoder<'_> {
+    fn overall(&mut self, code: Code, descriptors: usize) {
+        self.overall = code;
+        self.out.reserve(16 + 48 * descriptors);
+        put_varint_field(self.out, RESPONSE_OVERALL_CODE, code as u64);
+    }
+
+    fn status(&mut self, status: Option<&Status<'_>>) {
+        let out = &mut *self.out;
+        let Some(status) = status else {
+            let code = varint_field_len(STATUS_CODE, Code::Ok as u64);
+            put_message_head(out, RESPONSE_STATUSES, code);
+            put_varint_field(out, STATUS_CODE, Code::Ok as u64);
+            return;
+        };
+        // Enums and int32 are sign-extended to 64 bits on the wire.
+        let unit = i64::from(status.unit) as u64;
+        let seconds = status.reset.seconds as u64;
+        let nanos = i64::from(status.reset.nanos) as u64;
+        let limit = varint_field_len(LIMIT_REQUESTS_PER_UNIT, status.requests_per_unit.into())
+            + varint_field_len(LIMIT_UNIT, unit)
+            + bytes_field_len(LIMIT_NAME, status.name.len());
+        let reset =
+            varint_field_len(DURATION_SECONDS, seconds) + varint_field_len(DURATION_NANOS, nanos);
+        let length = varint_field_len(STATUS_CODE, status.code as u64)
+            + message_field_len(STATUS_CURRENT_LIMIT, limit)
+            + varint_field_len(STATUS_LIMIT_REMAINING, status.remaining.into())
+            + message_field_len(STATUS_DURATION_UNTIL_RESET, reset);
+        put_message_head(out, RESPONSE_STATUSES, length);
+        put_varint_field(out, STATUS_CODE, status.code as u64);
+        put_message_head(out, STATUS_CURRENT_LIMIT, limit);
+        put_varint_field(
+            out,
+            LIMIT_REQUESTS_PER_UNIT,
+            status.requests_per_unit.into(),
+        );
+        put_varint_field(out, LIMIT_UNIT, unit);
+        put_bytes_field(out, LIMIT_NAME, status.name.as_bytes());
+        put_varint_field(out, STATUS_LIMIT_REMAINING, status.remaining.into());
+        put_message_head(out, STATUS_DURATION_UNTIL_RESET, reset);
+        put_varint_field(out, DURATION_SECONDS, seconds);
+        put_varint_field(out, DURATION_NANOS, nanos);
+    }
+
+    fn header(&mut self, key: &str, value: &HeaderText) {
+        let out = &mut *self.out;
+        let value = value.as_bytes();
+        let length =
+            bytes_field_len(HEADER_KEY, key.len()) + bytes_field_len(HEADER_VALUE, value.len());
+        put_message_head(out, RESPONSE_HEADERS_TO_ADD, length);
+        put_bytes_field(out, HEADER_KEY, key.as_bytes());
+        put_bytes_field(out, HEADER_VALUE, value);
+    }
+}
+
+/// A varint field; proto3 omits a zero.
+fn put_varint_field(out: &mut BytesMut, tag: u32, value: u64) {
+    if value != 0 {
+        encode_key(tag, WireType::Varint, out);
+        encode_varint(value, out);
+    }
+}
+
+fn varint_field_len(tag: u32, value: u64) -> usize {
+    if value == 0 {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(value)
+    }
+}
+
+/// A string or bytes field; proto3 omits an empty one.
+fn put_bytes_field(out: &mut BytesMut, tag: u32, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+}
+
+fn bytes_field_len(tag: u32, length: usize) -> usize {
+    if length == 0 {
+        0
+    } else {
+        message_field_len(tag, length)
+    }
+}
+
+/// The key and length of an embedded message (always written when set,
+/// even if empty); its fields follow.
+fn put_message_head(out: &mut BytesMut, tag: u32, length: usize) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(length as u64, out);
+}
+
+fn message_field_len(tag: u32, length: usize) -> usize {
+    key_len(tag) + encoded_len_varint(length as u64) + length
+}
+
+/// A header value being formatted, on the stack for usual lengths. Only
+/// ASCII is ever written to it.
+#[derive(Default)]
+struct HeaderText(SmallVec<[u8; 96]>);
+
+impl HeaderText {
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn push_str(&mut self, text: &'static str) {
+        self.0.extend_from_slice(text.as_bytes());
+    }
+
+    fn push_number(&mut self, mut number: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (number % 10) as u8;
+            number /= 10;
+            if number == 0 {
+                break;
+            }
+        }
+        self.0.extend_from_slice(&digits[start..]);
+    }
+
+    /// `"text"` as a structured-field string (RFC 8941): `\` and `"`
+    /// escaped, characters it cannot carry replaced by `?`.
+    fn push_quoted(&mut self, text: &str) {
+        self.0.push(b'"');
+        let plain = |byte: u8| matches!(byte, b' '..=b'~') && !matches!(byte, b'"' | b'\\');
+        if text.bytes().all(plain) {
+            self.0.extend_from_slice(text.as_bytes());
+        } else {
+            for ch in text.chars() {
+                match ch {
+                    '"' | '\\' => self.0.extend_from_slice(&[b'\\', ch as u8]),
+                    ' '..='~' => self.0.push(ch as u8),
+                    _ => self.0.push(b'?'),
+                }
+            }
+        }
+        self.0.push(b'"');
+    }
+}
+
+impl std::fmt::Display for HeaderText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.0))
     }
 }
 
@@ -411,29 +687,6 @@ fn stats_for(registry: &LimitStatsRegistry, table: &Table) -> Vec<Arc<LimitStats
 
 fn entry_kv(entry: &Entry) -> (&str, &str) {
     (entry.key.as_str(), entry.value.as_str())
-}
-
-fn header(key: &str, value: String) -> HeaderValue {
-    HeaderValue {
-        key: key.to_string(),
-        value,
-        raw_value: Vec::new(),
-    }
-}
-
-/// Escapes a structured-field string body (RFC 8941: `\` and `"`), dropping
-/// characters it cannot carry.
-fn push_sf_string(out: &mut String, text: &str) {
-    for ch in text.chars() {
-        match ch {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(ch);
-            }
-            ' '..='~' => out.push(ch),
-            _ => out.push('?'),
-        }
-    }
 }
 
 fn detailed_value(entries: &[Entry]) -> String {
@@ -554,4 +807,168 @@ pub fn validate(request: &RateLimitRequest) -> Result<(), RequestError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::RateLimitOverride;
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+    use envoy_types::pb::google::protobuf::UInt64Value;
+    use floodgate_limiter::config::{load, ConfigSource};
+    use floodgate_store::MemoryStore;
+    use prost::Message;
+
+    const CONFIG: &str = r#"
+domain: api
+descriptors:
+  - key: tenant
+    rate_limits:
+      - name: per_second
+        unit: second
+        requests_per_unit: 3
+      - name: per_day
+        unit: day
+        requests_per_unit: 5000000000
+  - key: ip
+    rate_limit: {name: per_ip, unit: minute, requests_per_unit: 2}
+    shadow_mode: true
+  - key: bucket
+    rate_limit:
+      name: bucket
+      algorithm: token_bucket
+      unit: second
+      requests_per_unit: 10
+      burst: 4
+  - key: generic
+    rate_limit: {name: generic, unit: hour, requests_per_unit: 100}
+  - key: premium
+    rate_limit:
+      name: "premium \"gold\" ü"
+      unit: hour
+      requests_per_unit: 1000
+      replaces:
+        - name: generic
+  - key: internal
+    rate_limit:
+      unlimited: true
+"#;
+
+    fn engine(x_ratelimit_headers: bool) -> Engine<MemoryStore> {
+        let table = match load(&[ConfigSource::new("test.yaml", CONFIG)]) {
+            Ok(table) => table,
+            Err(error) => panic!("{error}"),
+        };
+        // Half a second past a whole second, so resets have nanos.
+        let clock = Arc::new(ManualClock::new(1_767_225_600_500_000_000));
+        let options = EngineOptions {
+            x_ratelimit_headers,
+        };
+        Engine::new(table, MemoryStore::new(1000), clock, options)
+    }
+
+    fn descriptor(entries: &[(&str, &str)]) -> RateLimitDescriptor {
+        RateLimitDescriptor {
+            entries: entries
+                .iter()
+                .map(|(key, value)| Entry {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                })
+                .collect(),
+            ..RateLimitDescriptor::default()
+        }
+    }
+
+    fn request(descriptors: Vec<RateLimitDescriptor>) -> RateLimitRequest {
+        RateLimitRequest {
+            domain: "api".to_string(),
+            descriptors,
+            hits_addend: 0,
+        }
+    }
+
+    /// Every shape of answer: unmatched, unlimited, several limits, shadow,
+    /// token bucket, replaces, overrides (no name), over the limit, big
+    /// numbers, names that need escaping.
+    fn requests() -> Vec<RateLimitRequest> {
+        let mut all = Vec::new();
+        for _ in 0..5 {
+            all.push(request(vec![descriptor(&[("tenant", "a")])]));
+            all.push(request(vec![
+                descriptor(&[("generic", "g")]),
+                descriptor(&[("internal", "x")]),
+                descriptor(&[("nothing", "y")]),
+                descriptor(&[("ip", "10.0.0.1")]),
+            ]));
+            all.push(request(vec![descriptor(&[("bucket", "k")])]));
+            all.push(request(vec![
+                descriptor(&[("generic", "z")]),
+                descriptor(&[("premium", "z")]),
+            ]));
+        }
+        let mut overridden = request(vec![descriptor(&[("anything", "v")])]);
+        overridden.descriptors[0].limit = Some(RateLimitOverride {
+            requests_per_unit: 1,
+            unit: 2,
+        });
+        all.push(overridden.clone());
+        all.push(overridden);
+        let mut heavy = request(vec![descriptor(&[("generic", "h")])]);
+        heavy.descriptors[0].hits_addend = Some(UInt64Value { value: 1_000 });
+        all.push(heavy);
+        let mut many = request(vec![descriptor(&[("tenant", "many")])]);
+        many.hits_addend = 300;
+        all.push(many);
+        all.push(request(vec![descriptor(&[("premium", "p")])]));
+        let mut unknown = request(vec![descriptor(&[("tenant", "a")])]);
+        unknown.domain = "nope".to_string();
+        all.push(unknown);
+        all
+    }
+
+    /// `check_encoded` writes exactly prost's encoding of what `check`
+    /// answers, request after request (two engines in the same state).
+    #[tokio::test]
+    async fn encoded_answer_equals_prost_encoding_of_check() {
+        for x_ratelimit_headers in [false, true] {
+            let built = engine(x_ratelimit_headers);
+            let encoded = engine(x_ratelimit_headers);
+            for (index, request) in requests().iter().enumerate() {
+                let checked = match built.check(request, &[]).await {
+                    Ok(checked) => checked,
+                    Err(error) => panic!("request {index}: {error}"),
+                };
+                let mut out = BytesMut::from(&b"prefix"[..]);
+                let code = match encoded.check_encoded(request, &mut out).await {
+                    Ok(code) => code,
+                    Err(error) => panic!("request {index}: {error}"),
+                };
+                assert_eq!(
+                    code as i32, checked.response.overall_code,
+                    "request {index}"
+                );
+                assert_eq!(&out[..6], b"prefix", "appends");
+                assert_eq!(
+                    &out[6..],
+                    &checked.response.encode_to_vec()[..],
+                    "request {index}: {:?}",
+                    checked.response
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn encoded_answer_refuses_like_check_and_writes_nothing() {
+        let engine = engine(false);
+        let mut out = BytesMut::new();
+        let bad = request(vec![descriptor(&[("", "v")])]);
+        let checked = engine.check(&bad, &[]).await.err();
+        let encoded = engine.check_encoded(&bad, &mut out).await.err();
+        assert!(checked.is_some());
+        assert_eq!(checked, encoded);
+        assert!(out.is_empty());
+    }
 }

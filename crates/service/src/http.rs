@@ -1,4 +1,5 @@
-//! The HTTP API: `POST /v1/check`, `GET /metrics`, `GET /v1/health`.
+//! The HTTP API: `POST /v1/check`, `GET /metrics`, and the control plane
+//! (`crate::control`: state, health, events, config, actions) merged in.
 //!
 //! `/v1/check` takes the Envoy request as JSON (proto3 JSON field names, in
 //! snake_case or camelCase) and answers the Envoy response as JSON, with the
@@ -34,6 +35,10 @@ use std::time::Instant;
 pub struct HttpState<S> {
     pub engine: Arc<Engine<S>>,
     pub info: ServiceInfo,
+    /// The control plane: state, health, events, config, actions.
+    pub control: Arc<crate::control::Control<S>>,
+    /// Whether bearer tokens are required (reported in `/v1/state`).
+    pub access_control: bool,
 }
 
 /// Builds the router for the HTTP API.
@@ -41,7 +46,8 @@ pub fn router<S: CounterStore>(state: Arc<HttpState<S>>) -> Router {
     Router::new()
         .route("/v1/check", post(check::<S>))
         .route("/metrics", get(metrics::<S>))
-        .route("/v1/health", get(health::<S>))
+        .route("/v1/openapi.json", get(crate::openapi::serve))
+        .merge(crate::control::routes::<S>())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .with_state(state)
@@ -358,6 +364,7 @@ async fn metrics<S: CounterStore>(State(state): State<Arc<HttpState<S>>>) -> Res
         service: &engine.metrics,
         limits: engine.registry(),
         store: engine.store_figures(),
+        backend: engine.store().resilience().map(|r| r.figures()),
         config_limits: snapshot.table.limits().len() as u64,
         version: crate::VERSION,
         start_time_seconds: state.info.started_at as f64 / 1e9,
@@ -370,60 +377,6 @@ async fn metrics<S: CounterStore>(State(state): State<Arc<HttpState<S>>>) -> Res
         text,
     )
         .into_response()
-}
-
-// ---- /v1/health -------------------------------------------------------------
-
-async fn health<S: CounterStore>(State(state): State<Arc<HttpState<S>>>) -> Response {
-    let engine = &state.engine;
-    let snapshot = engine.snapshot();
-    let store = engine.store_figures();
-    let now = engine.clock().now();
-    let uptime_seconds = now.saturating_sub(state.info.started_at) / 1_000_000_000;
-    let capacity_used = if store.capacity == 0 {
-        0.0
-    } else {
-        store.keys as f64 / store.capacity as f64
-    };
-    let store_ok = capacity_used < 0.9;
-    let config_ok = !snapshot.table.is_empty();
-    let checks = vec![
-        json!({"name": "config_loaded", "pass": config_ok,
-               "reason": if config_ok { format!("{} limits active", snapshot.table.limits().len()) } else { "no limits configured: every descriptor is answered OK".to_string() }}),
-        json!({"name": "store_capacity", "pass": store_ok,
-               "reason": format!("{} of {} keys used ({:.1}%)", store.keys, store.capacity, capacity_used * 100.0)}),
-    ];
-    let healthy = config_ok && store_ok;
-    let mut requests = serde_json::Map::new();
-    for api in [Api::Grpc, Api::Http] {
-        requests.insert(
-            api.as_str().to_string(),
-            json!({
-                "ok": engine.metrics.requests(api, Outcome::Ok),
-                "over_limit": engine.metrics.requests(api, Outcome::OverLimit),
-                "error": engine.metrics.requests(api, Outcome::Error),
-            }),
-        );
-    }
-    let body = json!({
-        "status": if healthy { "ok" } else { "degraded" },
-        "version": crate::VERSION,
-        "uptime_seconds": uptime_seconds,
-        "config": {
-            "domains": snapshot.table.domains().count(),
-            "limits": snapshot.table.limits().len(),
-        },
-        "store": {
-            "backend": store.backend,
-            "keys": store.keys,
-            "capacity": store.capacity,
-            "used_ratio": capacity_used,
-            "evictions": {"expired": store.evicted_expired, "lru": store.evicted_lru},
-        },
-        "requests": requests,
-        "checks": checks,
-    });
-    (StatusCode::OK, Json(body)).into_response()
 }
 
 #[cfg(test)]

@@ -5,17 +5,25 @@
 //! - [`http`]: the JSON API (`/v1/check`, `/metrics`, `/v1/health`);
 //! - [`engine`]: the wire-independent decision engine both call;
 //! - [`stats`]: metrics, rendered from the catalog in `floodgate-contract`;
+//! - [`auth`]: bearer tokens and scopes on the HTTP API;
+//! - [`openapi`]: the OpenAPI 3.1 document of the HTTP API;
+//! - [`control`]: the control plane (state, health, events, config,
+//!   actions) and [`inprocess`], the contract without a socket;
 //! - [`server`]: the one accept loop with connection bounds and graceful
 //!   shutdown.
 //!
 //! The caller supplies the listeners, the clock and the shutdown signal
 //! ([`run`]), so tests bind ephemeral ports and simulations drive time.
 
+pub mod auth;
 pub mod clock;
+pub mod control;
 pub mod engine;
 pub mod grpc;
 pub mod http;
+pub mod inprocess;
 pub mod limits;
+pub mod openapi;
 pub mod server;
 pub mod stats;
 
@@ -46,6 +54,114 @@ pub struct ServiceParts<S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
     pub options: EngineOptions,
+    /// Bearer tokens on the HTTP API ([`auth::Access::open`]: none).
+    pub access: auth::Access,
+    /// The control plane's options (the events file).
+    pub control: control::ControlOptions,
+}
+
+/// A service put together but not yet serving: what [`run`] serves, and
+/// what [`inprocess::InProcessTransport`] drives without a socket.
+pub struct Assembled<S> {
+    pub engine: Arc<Engine<S>>,
+    pub control: Arc<control::Control<S>>,
+    /// The whole HTTP API, access layer included.
+    pub router: axum::Router,
+}
+
+/// Builds the engine, the control plane (recording `service_started`) and
+/// the HTTP router from `parts`. Spawns nothing: [`run`] adds the
+/// listeners and the health sampler.
+pub fn assemble<S: CounterStore>(parts: ServiceParts<S>) -> Assembled<S> {
+    let info = ServiceInfo {
+        started_at: parts.clock.now(),
+    };
+    let clock = parts.clock.clone();
+    let engine = Arc::new(Engine::new(
+        parts.table,
+        parts.store,
+        parts.clock,
+        parts.options,
+    ));
+    let control = Arc::new(control::Control::new(
+        engine.clone(),
+        clock,
+        info,
+        parts.control,
+    ));
+    control.started();
+    listen_to_backend(&control);
+    let access_control = parts.access.enabled();
+    let router = http::router(Arc::new(http::HttpState {
+        engine: engine.clone(),
+        info,
+        control: control.clone(),
+        access_control,
+    }));
+    let events = control.clone();
+    let on_denied: auth::DeniedHook = Arc::new(move |denied: auth::Denied| {
+        events.events().emit(
+            &denied.actor,
+            "",
+            floodgate_contract::events::EventBody::AccessDenied {
+                method: denied.method.clone(),
+                path: denied.path.clone(),
+                status: denied.status,
+                needed: denied.needed.clone(),
+            },
+        );
+        log_denied(denied);
+    });
+    let router = auth::layer(router, parts.access, on_denied);
+    Assembled {
+        engine,
+        control,
+        router,
+    }
+}
+
+/// Turns the store's backend health transitions (if it has a backend)
+/// into `backend_health_changed` events. Holds the control plane weakly:
+/// the store outlives no cycle.
+fn listen_to_backend<S: CounterStore>(control: &Arc<control::Control<S>>) {
+    let Some(resilience) = control.engine().store().resilience() else {
+        return;
+    };
+    let weak = Arc::downgrade(control);
+    resilience.set_listener(Arc::new(move |change: floodgate_store::HealthChange| {
+        let Some(control) = weak.upgrade() else {
+            return;
+        };
+        let backend = control.engine().store().stats().backend.to_string();
+        tracing::warn!(
+            backend = %backend,
+            from = change.from.as_str(),
+            to = change.to.as_str(),
+            detail = %change.detail,
+            "counter backend health changed"
+        );
+        control.events().emit(
+            control::SYSTEM,
+            "",
+            floodgate_contract::events::EventBody::BackendHealthChanged {
+                backend,
+                healthy: change.to == floodgate_store::BackendHealth::Up,
+                detail: format!("{}: {}", change.to.as_str(), change.detail),
+            },
+        );
+    }));
+}
+
+/// Reports a refused HTTP call.
+fn log_denied(denied: auth::Denied) {
+    tracing::warn!(
+        method = %denied.method,
+        path = %denied.path,
+        status = denied.status,
+        needed = %denied.needed,
+        actor = %denied.actor,
+        "access denied"
+    );
 }
 
 /// Serves gRPC on `grpc` and HTTP on `http` until `shutdown` completes,
@@ -57,30 +173,29 @@ pub async fn run<S: CounterStore>(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Arc<Engine<S>> {
-    let info = ServiceInfo {
-        started_at: parts.clock.now(),
-    };
-    let engine = Arc::new(Engine::new(
-        parts.table,
-        parts.store,
-        parts.clock,
-        parts.options,
-    ));
+    serve(assemble(parts), grpc, http, shutdown).await
+}
+
+/// [`run`] for a service already [`assemble`]d (so a caller can keep its
+/// router, e.g. for an [`inprocess::InProcessTransport`] next to the
+/// sockets).
+pub async fn serve<S: CounterStore>(
+    assembled: Assembled<S>,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Arc<Engine<S>> {
+    let Assembled {
+        engine,
+        control,
+        router,
+    } = assembled;
+    let sampler = tokio::spawn(control.clone().run_sampler());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let grpc_service = grpc::GrpcService::new(engine.clone());
-    let grpc_task = tokio::spawn(serve_connections(
-        grpc,
-        Protocol::Http2Only,
-        grpc_service,
-        stopped(stop_rx.clone()),
-    ));
-    let router = http::router(Arc::new(http::HttpState {
-        engine: engine.clone(),
-        info,
-    }));
+    let grpc_task = tokio::spawn(grpc::serve(grpc, engine.clone(), stopped(stop_rx.clone())));
     let http_task = tokio::spawn(serve_connections(
         http,
         Protocol::Auto,
@@ -89,8 +204,12 @@ pub async fn run<S: CounterStore>(
     ));
     shutdown.await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    // Records service_stopping and ends event streams and long polls, so
+    // they do not hold the graceful shutdown up.
+    control.stopping();
     let _ = stop_tx.send(true);
     let _ = grpc_task.await;
     let _ = http_task.await;
+    let _ = sampler.await;
     engine
 }

@@ -20,6 +20,21 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 pub const MAX_CONNECTIONS: usize = 4096;
 /// Concurrent HTTP/2 streams per connection (Envoy multiplexes its checks).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+/// Bytes of request headers (HPACK-decoded) per HTTP/2 request, as
+/// advertised in SETTINGS_MAX_HEADER_LIST_SIZE: a gRPC call needs a few
+/// hundred; this is hyper's default, kept for both listeners.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// HTTP/2 receive window per stream. Bigger than the 64 KiB default so a
+/// whole request message fits without waiting for a WINDOW_UPDATE; it bounds
+/// what one stream can make the service buffer.
+pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+/// HTTP/2 receive window per connection: lets a multiplexing client keep
+/// many requests in flight; bounds what one connection can make the service
+/// buffer.
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+/// Bytes of response data buffered per HTTP/2 stream before the service
+/// stops queueing more (hyper's default; a gRPC answer is a few hundred).
+pub const MAX_SEND_BUFFER_BYTES: usize = 400 * 1024;
 /// The longest a request may take, body included, before it is answered
 /// DEADLINE_EXCEEDED (gRPC) or 503 (HTTP). Envoy's own default timeout for
 /// the rate-limit call is 20 ms, so anything near this bound is already
@@ -33,3 +48,8 @@ pub const MAX_DETAILED_SERIES_PER_LIMIT: usize = 100;
 /// The share of a quota used (in percent) from which admitted hits count as
 /// near the limit.
 pub const NEAR_LIMIT_PERCENT: u64 = 80;
+/// Bytes of a counter key's readable text (`domain|k=v|…#limit`) kept with
+/// the key for `/v1/state` and `evict_keys` by prefix. Texts are cut there,
+/// so memory stays at most `max_keys` × this; a prefix longer than a cut
+/// text does not match it.
+pub const MAX_KEY_TEXT_BYTES: usize = 192;

@@ -173,6 +173,8 @@ impl Unmatched {
 }
 
 const BUCKETS: usize = catalog::DURATION_BUCKETS_SECONDS.len();
+/// Slots of the latency histogram: one per catalog bucket, then +Inf.
+pub const DURATION_SLOTS: usize = BUCKETS + 1;
 
 /// A latency histogram with the catalog's fixed buckets.
 #[derive(Debug, Default)]
@@ -228,6 +230,19 @@ impl ServiceMetrics {
     pub fn errors(&self, api: Api, kind: ErrorKind) -> u64 {
         self.errors[api as usize][kind as usize].load(Ordering::Relaxed)
     }
+
+    /// Decision latencies so far, summed over both APIs: non-cumulative
+    /// counts per bucket of the catalog's `DURATION_BUCKETS_SECONDS`, the
+    /// last slot +Inf (for health windows).
+    pub fn duration_counts(&self) -> [u64; DURATION_SLOTS] {
+        let mut counts = [0; DURATION_SLOTS];
+        for histogram in &self.durations {
+            for (count, bucket) in counts.iter_mut().zip(&histogram.buckets) {
+                *count += bucket.load(Ordering::Relaxed);
+            }
+        }
+        counts
+    }
 }
 
 /// The store's figures at render time.
@@ -246,6 +261,8 @@ pub struct RenderInput<'a> {
     pub service: &'a ServiceMetrics,
     pub limits: &'a LimitStatsRegistry,
     pub store: StoreFigures,
+    /// The counter backend's figures (`None` for the memory store).
+    pub backend: Option<floodgate_store::BackendFigures>,
     pub config_limits: u64,
     pub version: &'a str,
     pub start_time_seconds: f64,
@@ -361,6 +378,33 @@ pub fn render(input: &RenderInput<'_>) -> String {
                     store.evicted_lru,
                 );
             }
+            n if n == catalog::BACKEND_DURATION.name => {
+                if let Some(backend) = &input.backend {
+                    backend_histogram(&mut out, def, backend);
+                }
+            }
+            n if n == catalog::BACKEND_ERRORS.name => {
+                if let Some(backend) = &input.backend {
+                    let kinds = floodgate_store::resilient::ERROR_KINDS;
+                    for (kind, count) in kinds.iter().zip(backend.errors) {
+                        series(&mut out, def.name, &[kind], def, count);
+                    }
+                }
+            }
+            n if n == catalog::BACKEND_UP.name => {
+                if let Some(backend) = &input.backend {
+                    let up = u64::from(backend.health == floodgate_store::BackendHealth::Up);
+                    series(&mut out, def.name, &[], def, up);
+                }
+            }
+            n if n == catalog::BACKEND_FALLBACK_DECISIONS.name => {
+                if let Some(backend) = &input.backend {
+                    let policies = floodgate_store::FailurePolicy::ALL;
+                    for (policy, count) in policies.iter().zip(backend.fallback_decisions) {
+                        series(&mut out, def.name, &[policy.as_str()], def, count);
+                    }
+                }
+            }
             n if n == catalog::CONFIG_LIMITS.name => {
                 series(&mut out, def.name, &[], def, input.config_limits)
             }
@@ -456,4 +500,22 @@ fn histogram(out: &mut String, def: &MetricDef, api: Api, histogram: &Histogram)
     let _ = write!(out, "{}_count", def.name);
     labels(out, def.labels, &api_label, None);
     let _ = writeln!(out, " {cumulative}");
+}
+
+fn backend_histogram(out: &mut String, def: &MetricDef, backend: &floodgate_store::BackendFigures) {
+    let mut cumulative = 0u64;
+    for (count, bound) in backend.latency_counts.iter().zip(
+        backend
+            .latency_bounds_seconds
+            .iter()
+            .map(|bound| bound.to_string())
+            .chain(std::iter::once("+Inf".to_string())),
+    ) {
+        cumulative += count;
+        let _ = write!(out, "{}_bucket", def.name);
+        labels(out, &[], &[], Some(("le", &bound)));
+        let _ = writeln!(out, " {cumulative}");
+    }
+    let _ = writeln!(out, "{}_sum {}", def.name, backend.latency_sum_seconds);
+    let _ = writeln!(out, "{}_count {cumulative}", def.name);
 }

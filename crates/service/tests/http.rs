@@ -210,7 +210,7 @@ async fn health_is_structured() {
     assert_eq!(health["config"]["limits"], 3);
     assert_eq!(health["store"]["backend"], "memory");
     assert_eq!(health["store"]["keys"], 1);
-    assert_eq!(health["requests"]["http"]["ok"], 1);
+    assert_eq!(health["windows"][0]["requests"], 1);
     let checks = health["checks"].as_array().expect("checks");
     assert!(checks
         .iter()

@@ -1,12 +1,17 @@
 //! Microbenchmarks of one rate-limit decision: the pure algorithm, then the
 //! in-memory store around it (hot key, two threads on one key, a working set
-//! of a million keys, a three-key request).
+//! of a million keys, a three-key request), then the Redis store on a real
+//! `redis-server` started on loopback (hot key; skipped, with the reason
+//! printed, only when no `redis-server` binary exists).
 //!
 //! Run: `cargo bench -p floodgate-store --bench decide`.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use floodgate_limiter::{decide, Algorithm, Cost, KeyState, Nanos, Rate, Unit, Verdict};
-use floodgate_store::{Item, MemoryStore};
+use floodgate_store::{undescribed, CounterStore, Item, MemoryStore, RedisOptions, RedisStore};
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -85,13 +90,7 @@ fn uncontended(c: &mut Criterion) {
     for algorithm in Algorithm::ALL {
         let store = MemoryStore::new(1 << 16);
         let rate = rate(algorithm);
-        let mut acquire = [Item {
-            key: key(1),
-            limit: 0,
-            rate,
-            cost: Cost::Consume(1),
-            shadow: false,
-        }];
+        let mut acquire = [Item::new(key(1), rate, Cost::Consume(1))];
         let mut release = acquire;
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(4);
         let mut now = T0;
@@ -119,13 +118,11 @@ fn contended(c: &mut Criterion) {
     let mut group = c.benchmark_group("memory_store");
     configure(&mut group);
     let store = MemoryStore::new(1 << 16);
-    let item = [Item {
-        key: key(1),
-        limit: 0,
-        rate: rate(Algorithm::FixedWindow),
-        cost: Cost::Consume(1),
-        shadow: false,
-    }];
+    let item = [Item::new(
+        key(1),
+        rate(Algorithm::FixedWindow),
+        Cost::Consume(1),
+    )];
     group.bench_function("contended_2_threads", |b| {
         b.iter_custom(|iters| {
             let start = Barrier::new(3);
@@ -159,13 +156,7 @@ fn working_set(c: &mut Criterion) {
     let store = MemoryStore::new(1 << 20);
     let rate = rate(Algorithm::FixedWindow);
     let mut verdicts = Vec::with_capacity(4);
-    let mut item = [Item {
-        key: 0,
-        limit: 0,
-        rate,
-        cost: Cost::Consume(1),
-        shadow: false,
-    }];
+    let mut item = [Item::new(0, rate, Cost::Consume(1))];
     for i in 0..WORKING_SET {
         item[0].key = key(i);
         assert!(store.decide_sync(&item, T0, &mut verdicts));
@@ -196,13 +187,7 @@ fn multi_item(c: &mut Criterion) {
     configure(&mut group);
     let store = MemoryStore::new(1 << 16);
     let items: Vec<Item> = (1..=3)
-        .map(|i| Item {
-            key: key(i),
-            limit: 0,
-            rate: rate(Algorithm::FixedWindow),
-            cost: Cost::Consume(1),
-            shadow: false,
-        })
+        .map(|i| Item::new(key(i), rate(Algorithm::FixedWindow), Cost::Consume(1)))
         .collect();
     let mut verdicts = Vec::with_capacity(4);
     let mut now = T0;
@@ -215,12 +200,72 @@ fn multi_item(c: &mut Criterion) {
     group.finish();
 }
 
+/// One `RedisStore::decide` of one item on a hot key, on a `redis-server`
+/// started on loopback for the run: the whole round trip (EVALSHA, the
+/// script, the reply and its replay through the core), one request at a
+/// time. For `concurrency` one iteration is an acquire and its release (two
+/// round trips), as for the memory store.
+fn redis_uncontended(c: &mut Criterion) {
+    if !support::have_redis_server() {
+        println!(
+            "redis_store/uncontended: skipped: no redis-server binary on PATH \
+             (apt-get install redis-server)"
+        );
+        return;
+    }
+    let server = support::RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let options = RedisOptions {
+        // Measure, never fail on a slow sample.
+        command_timeout: Duration::from_secs(1),
+        ..RedisOptions::new(server.url())
+    };
+    let store = runtime
+        .block_on(RedisStore::connect(options))
+        .expect("connect to the benchmark's redis-server");
+    let mut group = c.benchmark_group("redis_store/uncontended");
+    configure(&mut group);
+    for algorithm in Algorithm::ALL {
+        let rate = rate(algorithm);
+        let mut acquire = [Item::new(key(1), rate, Cost::Consume(1))];
+        let mut release = acquire;
+        let mut verdicts: Vec<Verdict> = Vec::with_capacity(4);
+        let mut now = T0;
+        group.bench_function(algorithm.as_str(), |b| {
+            b.iter(|| {
+                now += TICK;
+                acquire[0].cost = black_box(Cost::Consume(1));
+                runtime.block_on(async {
+                    let admitted = store
+                        .decide(&acquire, now, &mut verdicts, &undescribed)
+                        .await
+                        .expect("decide");
+                    if let Some(lease) = verdicts[0].lease {
+                        release[0].cost = Cost::Release(lease);
+                        store
+                            .decide(&release, now, &mut verdicts, &undescribed)
+                            .await
+                            .expect("release");
+                    }
+                    black_box(admitted)
+                })
+            })
+        });
+    }
+    group.finish();
+    drop(server);
+}
+
 criterion_group!(
     benches,
     algorithm,
     uncontended,
     contended,
     working_set,
-    multi_item
+    multi_item,
+    redis_uncontended
 );
 criterion_main!(benches);

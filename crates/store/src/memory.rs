@@ -28,7 +28,10 @@
 //! empty one (windows roll over, buckets refill, leases lapse). It is kept
 //! as is, so concurrency lease ids keep increasing for its key.
 
-use crate::{CounterStore, Item, StoreError, StoreStats};
+use crate::{
+    undescribed, CounterStore, Describe, HotKey, Item, KeyInfo, KeySelect, LimitUsage, StoreError,
+    StoreStats,
+};
 use floodgate_limiter::{decide, Cost, KeyState, Nanos, Rate, Verdict};
 use parking_lot::{Mutex, MutexGuard};
 use std::cell::RefCell;
@@ -115,6 +118,9 @@ struct Entry {
     expires_at: Nanos,
     /// The limit's index in the config table.
     limit: u32,
+    /// What the caller told about the key when it was inserted (boxed: one
+    /// pointer per entry, and only introspection reads it).
+    info: Option<Box<KeyInfo>>,
     /// The more recently used neighbour (`NIL` at the head).
     prev: u32,
     /// The less recently used neighbour (`NIL` at the tail); for a free
@@ -230,6 +236,7 @@ impl Table {
         rate: Rate,
         state: KeyState,
         now: Nanos,
+        info: Option<KeyInfo>,
     ) -> Option<Evicted> {
         let evicted = (self.len >= self.cap).then(|| self.evict_one(now));
         let entry = Entry {
@@ -238,6 +245,7 @@ impl Table {
             state,
             rate,
             limit,
+            info: info.map(Box::new),
             prev: NIL,
             next: NIL,
         };
@@ -264,6 +272,7 @@ impl Table {
         let entry = self.entry(slot);
         let key = entry.key;
         entry.state = KeyState::Empty;
+        entry.info = None;
         entry.prev = NIL;
         entry.next = free;
         self.free = slot;
@@ -418,6 +427,8 @@ struct Local {
     state: KeyState,
     rate: Rate,
     limit: u32,
+    /// The first item with this key (the one described on insert).
+    item: usize,
     /// Whether an admitted consumption needs the key stored.
     creates: bool,
 }
@@ -577,18 +588,36 @@ impl MemoryStore {
     /// [`CounterStore::decide`]. Fills `verdicts` (cleared first) one per
     /// item and returns whether the request is admitted.
     pub fn decide_sync(&self, items: &[Item], now: Nanos, verdicts: &mut Vec<Verdict>) -> bool {
+        self.decide_sync_described(items, now, verdicts, &undescribed)
+    }
+
+    /// [`MemoryStore::decide_sync`], keeping `describe(i)` with item `i`'s
+    /// key when it is inserted (see [`CounterStore::decide`]).
+    pub fn decide_sync_described(
+        &self,
+        items: &[Item],
+        now: Nanos,
+        verdicts: &mut Vec<Verdict>,
+        describe: Describe<'_>,
+    ) -> bool {
         match items {
             [] => {
                 verdicts.clear();
                 true
             }
-            [item] => self.decide_one(item, now, verdicts),
-            _ => self.decide_many(items, now, verdicts),
+            [item] => self.decide_one(item, now, verdicts, describe),
+            _ => self.decide_many(items, now, verdicts, describe),
         }
     }
 
     /// The fast path: one item, one shard, no copies.
-    fn decide_one(&self, item: &Item, now: Nanos, verdicts: &mut Vec<Verdict>) -> bool {
+    fn decide_one(
+        &self,
+        item: &Item,
+        now: Nanos,
+        verdicts: &mut Vec<Verdict>,
+        describe: Describe<'_>,
+    ) -> bool {
         verdicts.clear();
         let shard = &self.shards[self.shard_of(item.key)];
         let mut table = shard.table.lock();
@@ -599,7 +628,8 @@ impl MemoryStore {
                 let mut state = KeyState::Empty;
                 let verdict = decide(&item.rate, &mut state, item.cost, now);
                 if creates(item.cost, &verdict) {
-                    let evicted = table.insert(item.key, item.limit, item.rate, state, now);
+                    let evicted =
+                        table.insert(item.key, item.limit, item.rate, state, now, describe(0));
                     shard.publish(&table, evicted);
                 }
                 verdict
@@ -617,8 +647,15 @@ impl MemoryStore {
     /// here: items sharing a key must share one state, which its
     /// `&mut KeyState` checks cannot alias; the stored states serve as its
     /// undo log instead.)
-    fn decide_many(&self, items: &[Item], now: Nanos, verdicts: &mut Vec<Verdict>) -> bool {
-        let mut run = |scratch: &mut Scratch| self.decide_many_in(items, now, verdicts, scratch);
+    fn decide_many(
+        &self,
+        items: &[Item],
+        now: Nanos,
+        verdicts: &mut Vec<Verdict>,
+        describe: Describe<'_>,
+    ) -> bool {
+        let mut run =
+            |scratch: &mut Scratch| self.decide_many_in(items, now, verdicts, scratch, describe);
         // The buffers are only unavailable while the thread is exiting.
         match SCRATCH.try_with(|scratch| scratch.try_borrow_mut().ok().map(|mut s| run(&mut s))) {
             Ok(Some(admitted)) => admitted,
@@ -632,6 +669,7 @@ impl MemoryStore {
         now: Nanos,
         verdicts: &mut Vec<Verdict>,
         scratch: &mut Scratch,
+        describe: Describe<'_>,
     ) -> bool {
         verdicts.clear();
         let Scratch {
@@ -674,6 +712,7 @@ impl MemoryStore {
                     state,
                     rate: items[index].rate,
                     limit: items[index].limit,
+                    item: index,
                     creates: false,
                 });
             }
@@ -702,8 +741,9 @@ impl MemoryStore {
             for local in locals.drain(..) {
                 if local.slot == NIL && local.creates {
                     let table = guards.get_mut(local.guard);
+                    let info = describe(local.item);
                     let evicted =
-                        table.insert(local.key, local.limit, local.rate, local.state, now);
+                        table.insert(local.key, local.limit, local.rate, local.state, now, info);
                     self.shards[local.shard].publish(table, evicted);
                 }
             }
@@ -880,8 +920,97 @@ impl CounterStore for MemoryStore {
         items: &'a [Item],
         now: Nanos,
         verdicts: &'a mut Vec<Verdict>,
+        describe: Describe<'a>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'a {
-        std::future::ready(Ok(self.decide_sync(items, now, verdicts)))
+        std::future::ready(Ok(
+            self.decide_sync_described(items, now, verdicts, describe)
+        ))
+    }
+
+    fn set_capacity(&self, max_keys: u64) {
+        MemoryStore::set_capacity(self, max_keys);
+    }
+
+    fn count_keys(&self, select: KeySelect<'_>) -> u64 {
+        let mut count = 0;
+        for shard in self.shards.iter() {
+            let table = shard.table.lock();
+            let mut slot = table.head;
+            while slot != NIL {
+                let entry = &table.slab[slot as usize];
+                slot = entry.next;
+                if entry
+                    .info
+                    .as_deref()
+                    .is_some_and(|info| select.matches(info))
+                {
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+
+    fn evict_keys(&self, select: KeySelect<'_>) -> u64 {
+        self.remove_where(|entry| {
+            entry
+                .info
+                .as_deref()
+                .is_some_and(|info| select.matches(info))
+        })
+    }
+
+    fn usage(&self, per_limit: usize, now: Nanos) -> Vec<LimitUsage> {
+        if per_limit == 0 {
+            return Vec::new();
+        }
+        // Per limit, a min-heap of its best `per_limit` so far; on equal
+        // use, smaller keys win.
+        type Best = BinaryHeap<Reverse<(u64, Reverse<u128>, Option<Box<str>>)>>;
+        let mut best: HashMap<u64, Best> = HashMap::new();
+        for shard in self.shards.iter() {
+            let table = shard.table.lock();
+            let mut slot = table.head;
+            while slot != NIL {
+                let entry = &table.slab[slot as usize];
+                slot = entry.next;
+                let Some(limit) = entry.info.as_deref().and_then(|info| info.limit) else {
+                    continue;
+                };
+                let used = entry.state.used(&entry.rate, now);
+                if used == 0 {
+                    continue;
+                }
+                let heap = best.entry(limit).or_default();
+                let worst = heap
+                    .peek()
+                    .map(|Reverse((used, Reverse(key), _))| (*used, *key));
+                let better = heap.len() < per_limit
+                    || worst.is_some_and(|(w_used, w_key)| {
+                        used > w_used || (used == w_used && entry.key < w_key)
+                    });
+                if better {
+                    let text = entry.info.as_deref().map(|info| info.text.clone());
+                    heap.push(Reverse((used, Reverse(entry.key), text)));
+                    if heap.len() > per_limit {
+                        heap.pop();
+                    }
+                }
+            }
+        }
+        let mut usage: Vec<LimitUsage> = best
+            .into_iter()
+            .map(|(limit, heap)| {
+                let mut hottest: Vec<HotKey> = heap
+                    .into_iter()
+                    .map(|Reverse((used, Reverse(key), text))| HotKey { key, text, used })
+                    .collect();
+                hottest.sort_unstable_by(|a, b| b.used.cmp(&a.used).then(a.key.cmp(&b.key)));
+                LimitUsage { limit, hottest }
+            })
+            .collect();
+        usage.sort_unstable_by_key(|usage| usage.limit);
+        usage
     }
 
     fn stats(&self) -> StoreStats {
@@ -904,13 +1033,11 @@ mod tests {
     const T0: Nanos = 1_700_000_000 * NANOS_PER_SECOND;
 
     fn item(key: u128, limit: u64, unit: Unit, hits: u64) -> Item {
-        Item {
+        Item::new(
             key,
-            limit: 0,
-            rate: Rate::new(Algorithm::FixedWindow, limit, unit),
-            cost: Cost::Consume(hits),
-            shadow: false,
-        }
+            Rate::new(Algorithm::FixedWindow, limit, unit),
+            Cost::Consume(hits),
+        )
     }
 
     fn check_all(store: &MemoryStore) {

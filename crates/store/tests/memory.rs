@@ -6,7 +6,9 @@ use floodgate_limiter::{
     decide, decide_all, Algorithm, Check, Cost, KeyState, Nanos, Rate, Unit, Verdict,
     NANOS_PER_SECOND,
 };
-use floodgate_store::{CounterStore, Evictions, Item, MemoryStore};
+use floodgate_store::{
+    undescribed, CounterStore, Evictions, Item, KeyInfo, KeySelect, MemoryStore,
+};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -41,13 +43,7 @@ fn fixed(limit: u64, unit: Unit) -> Rate {
 }
 
 fn item(key: u128, rate: Rate, cost: Cost) -> Item {
-    Item {
-        key,
-        limit: 0,
-        rate,
-        cost,
-        shadow: false,
-    }
+    Item::new(key, rate, cost)
 }
 
 fn hits(key: u128, rate: Rate, hits: u64) -> Item {
@@ -461,6 +457,69 @@ fn retain_limits_remaps_and_drops() {
     assert!(store.hottest(2, 10, T0).is_empty());
 }
 
+/// Key info is taken on insert only, and drives usage summaries and
+/// eviction by limit identity or text prefix.
+#[test]
+fn described_keys_feed_usage_and_selective_eviction() {
+    let store = MemoryStore::with_shards(1_000, 4);
+    let r = fixed(100, Unit::Hour);
+    let calls = AtomicU64::new(0);
+    let describe = |i: u64| {
+        move |_item: usize| {
+            Some(KeyInfo {
+                limit: Some(i % 2),
+                text: format!("api|tenant=t{i}#l{}", i % 2).into(),
+            })
+        }
+    };
+    for i in 0..10u64 {
+        let info = describe(i);
+        let counted = |item: usize| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            info(item)
+        };
+        let mut verdicts = Vec::new();
+        for _ in 0..=i {
+            assert!(store.decide_sync_described(
+                &[hits(key(i), r, 1)],
+                T0,
+                &mut verdicts,
+                &counted
+            ));
+        }
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        10,
+        "described on insert only"
+    );
+    let usage = store.usage(2, T0);
+    assert_eq!(usage.len(), 2);
+    assert_eq!((usage[0].limit, usage[1].limit), (0, 1));
+    let top: Vec<(Option<&str>, u64)> = usage[1]
+        .hottest
+        .iter()
+        .map(|hot| (hot.text.as_deref(), hot.used))
+        .collect();
+    assert_eq!(
+        top,
+        [
+            (Some("api|tenant=t9#l1"), 10),
+            (Some("api|tenant=t7#l1"), 8)
+        ]
+    );
+    assert_eq!(store.count_keys(KeySelect::Limit(0)), 5);
+    assert_eq!(store.count_keys(KeySelect::Prefix("api|tenant=t1")), 1);
+    assert_eq!(store.evict_keys(KeySelect::Prefix("api|tenant=t1")), 1);
+    assert_eq!(store.evict_keys(KeySelect::Limit(0)), 5);
+    assert_eq!(store.keys(), 4);
+    assert_eq!(store.evictions(), Evictions::default(), "not evictions");
+    // Keys stored without info match nothing.
+    assert!(run(&store, &[hits(key(99), r, 1)], T0).0);
+    assert_eq!(store.count_keys(KeySelect::Prefix("")), 4);
+    assert_eq!(store.keys(), 5);
+}
+
 #[test]
 fn hottest_ranks_by_use_and_skips_idle_keys() {
     let store = MemoryStore::with_shards(1_000, 4);
@@ -544,7 +603,9 @@ fn concurrent_hits_keep_an_exact_global_count() {
                 };
                 let mut verdicts = Vec::new();
                 for _ in 0..PER_THREAD {
-                    if block_on(store.decide(&request, T0, &mut verdicts)).expect("memory") {
+                    if block_on(store.decide(&request, T0, &mut verdicts, &undescribed))
+                        .expect("memory")
+                    {
                         admitted.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -568,10 +629,10 @@ fn async_decide_wraps_decide_sync() {
     let r = fixed(1, Unit::Hour);
     let mut verdicts = Vec::new();
     let request = [hits(key(1), r, 1)];
-    assert!(block_on(store.decide(&request, T0, &mut verdicts)).unwrap());
-    assert!(!block_on(store.decide(&request, T0, &mut verdicts)).unwrap());
+    assert!(block_on(store.decide(&request, T0, &mut verdicts, &undescribed)).unwrap());
+    assert!(!block_on(store.decide(&request, T0, &mut verdicts, &undescribed)).unwrap());
     assert_eq!(verdicts.len(), 1);
-    assert!(block_on(store.decide(&[], T0, &mut verdicts)).unwrap());
+    assert!(block_on(store.decide(&[], T0, &mut verdicts, &undescribed)).unwrap());
     assert!(verdicts.is_empty());
     let stats = store.stats();
     assert_eq!(
@@ -688,6 +749,7 @@ fn to_items(spec: &[(usize, Cost, bool)]) -> Vec<Item> {
             rate: pool_rate(index),
             cost,
             shadow,
+            tag: 0,
         })
         .collect()
 }

@@ -6,9 +6,12 @@ use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descri
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+use floodgate_contract::client::HttpTransport;
 use floodgate_limiter::config::{self, ConfigSource};
 use floodgate_service::clock::ManualClock;
+use floodgate_service::control::Control;
 use floodgate_service::engine::{Engine, EngineOptions};
+use floodgate_service::inprocess::InProcessTransport;
 use floodgate_service::ServiceParts;
 use floodgate_store::MemoryStore;
 use std::net::SocketAddr;
@@ -23,6 +26,9 @@ pub struct TestServer {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     pub clock: Arc<ManualClock>,
+    /// The service's HTTP router, for the in-process transport.
+    pub router: axum::Router,
+    pub control: Arc<Control<MemoryStore>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Arc<Engine<MemoryStore>>>>,
 }
@@ -50,14 +56,26 @@ impl TestServer {
             store: MemoryStore::new(max_keys),
             clock: clock.clone(),
             options,
+            access: floodgate_service::auth::Access::open(),
+            control: floodgate_service::control::ControlOptions::default(),
         };
-        let task = tokio::spawn(floodgate_service::run(parts, grpc, http, async move {
-            let _ = stop_rx.await;
-        }));
+        let assembled = floodgate_service::assemble(parts);
+        let router = assembled.router.clone();
+        let control = assembled.control.clone();
+        let task = tokio::spawn(floodgate_service::serve(
+            assembled,
+            grpc,
+            http,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
         TestServer {
             grpc: grpc_addr,
             http: http_addr,
             clock,
+            router,
+            control,
             stop: Some(stop_tx),
             task: Some(task),
         }
@@ -71,6 +89,16 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
+    }
+
+    /// The typed contract client over real HTTP.
+    pub fn api(&self) -> HttpTransport {
+        HttpTransport::new(format!("http://{}", self.http), None)
+    }
+
+    /// The typed contract client through the same router, without a socket.
+    pub fn in_process(&self) -> InProcessTransport {
+        InProcessTransport::new(self.router.clone(), None)
     }
 
     /// Stops the server and waits until it has finished every request.

@@ -1,0 +1,211 @@
+//! The documents a service answers: state, health, config and its history.
+
+use crate::actions::FailurePolicy;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/state`: everything the service knows, in one document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct State {
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub config: ConfigSummary,
+    pub store: StoreState,
+    pub limits: Vec<LimitState>,
+    pub drain: DrainState,
+    pub events: EventsState,
+    /// Whether bearer tokens are required on the HTTP API.
+    pub access_control: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigSummary {
+    pub version: u64,
+    /// `sha256:` + hex of the canonical config YAML.
+    pub hash: String,
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StoreState {
+    /// `memory` or `redis`.
+    pub backend: String,
+    pub healthy: bool,
+    pub keys: u64,
+    pub capacity: u64,
+    pub used_ratio: f64,
+    pub evictions: Evictions,
+    pub failure_policy: FailurePolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Evictions {
+    pub expired: u64,
+    pub lru: u64,
+}
+
+/// One limit of the active config, with its usage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LimitState {
+    pub domain: String,
+    pub name: String,
+    /// Where it is defined, e.g. `descriptors[0].rate_limits[1]`.
+    pub path: String,
+    pub algorithm: String,
+    pub requests_per_unit: u64,
+    pub unit: String,
+    pub burst: u64,
+    pub shadow: bool,
+    pub detailed_metric: bool,
+    pub hits: u64,
+    pub within_limit: u64,
+    pub over_limit: u64,
+    pub near_limit: u64,
+    pub shadow_over_limit: u64,
+    /// The most used keys right now (at most `HOTTEST_KEYS_PER_LIMIT`).
+    pub hottest: Vec<KeyUsage>,
+    /// For concurrency limits: leases held now across the hottest keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases_in_flight: Option<u64>,
+}
+
+/// How many of the hottest keys each limit lists in `/v1/state`.
+pub const HOTTEST_KEYS_PER_LIMIT: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyUsage {
+    /// `domain|k1=v1|k2=v2#limit`, or the key's hash when its text is not
+    /// known.
+    pub key: String,
+    /// Units used now: hits in the window, tokens spent, leases held.
+    pub used: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DrainState {
+    pub draining: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EventsState {
+    pub oldest_seq: u64,
+    pub newest_seq: u64,
+    /// The ring's bound.
+    pub capacity: u64,
+}
+
+/// `GET /v1/health`: SLI-level facts and named checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// `ok`, `degraded` (a check fails) or `draining`.
+    pub status: String,
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub config: HealthConfig,
+    pub store: StoreState,
+    /// Facts over recent windows, shortest first.
+    pub windows: Vec<HealthWindow>,
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HealthConfig {
+    pub version: u64,
+    pub domains: u64,
+    pub limits: u64,
+}
+
+/// What happened over one recent window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HealthWindow {
+    pub seconds: u64,
+    pub requests: u64,
+    pub over_limit: u64,
+    pub errors: u64,
+    /// errors / requests (0 without requests).
+    pub error_ratio: f64,
+    /// over_limit / requests.
+    pub over_limit_ratio: f64,
+    /// Decision latency percentiles from the histogram, in seconds (upper
+    /// bucket bounds); absent without requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HealthCheck {
+    pub name: String,
+    pub pass: bool,
+    pub reason: String,
+}
+
+/// `GET /v1/config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigView {
+    pub version: u64,
+    pub hash: String,
+    /// The whole config as YAML (the form `apply_config` takes).
+    pub yaml: String,
+    /// The same, as JSON: one object per domain.
+    pub domains: Vec<serde_json::Value>,
+}
+
+/// One entry of `GET /v1/config/versions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigVersion {
+    pub version: u64,
+    pub hash: String,
+    pub time_ms: u64,
+    pub actor: String,
+    pub reason: String,
+    /// The action that made it (`startup`, `apply_config`, `set_limit`, …).
+    pub via: String,
+}
+
+/// A page of config versions, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigVersionPage {
+    pub versions: Vec<ConfigVersion>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+    /// The bound on versions kept.
+    pub capacity: u64,
+}
+
+/// `POST /v1/config`: apply a whole config, or patch one limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigApplyRequest {
+    /// A whole config as YAML (exclusive with `patch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yaml: Option<String>,
+    /// A patch to one limit: the `set_limit` parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<crate::actions::SetLimitParams>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub actor: String,
+}
+
+/// The error body of every refused HTTP call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// `invalid_argument`, `not_found`, `unauthorized`, `forbidden`,
+    /// `precondition_failed`, `too_large`, `timeout`, `store`, `internal`.
+    pub kind: String,
+    /// The field or parameter at fault (`params.requests_per_unit`), or
+    /// what was refused.
+    pub field: String,
+    pub message: String,
+}

@@ -1,0 +1,540 @@
+//! The harness HTTP API (axum; `floodgate harness` serves it on
+//! 127.0.0.1:8090 by default).
+//!
+//! | call | what |
+//! |---|---|
+//! | `GET /v1/health` | the loop's status: ticks, targets (up, errors, event cursor) |
+//! | `GET /v1/slos` | every SLO at the last tick: SLI, budget remaining, burn rate per window, time to exhaustion, alert rules |
+//! | `GET /v1/invariants` | every invariant at the last tick |
+//! | `GET /v1/anomalies` | every anomaly detector at the last tick |
+//! | `GET /v1/tickets?state=open,claimed&source=human&after=N&limit=N` | tickets, oldest first |
+//! | `POST /v1/tickets[?file=NAME]` | file a ticket: the seed's YAML (`ticket: {...}`) or JSON (the same, or the inner object); `Idempotency-Key` header optional |
+//! | `GET /v1/tickets/{id}` | `{ticket, history}` |
+//! | `POST /v1/tickets/{id}/comment` | `{"text", "actor"?}` |
+//! | `POST /v1/tickets/{id}/cancel` | `{"reason"?, "actor"?}` |
+//! | `GET /v1/tickets/{id}/criteria` | its acceptance criteria, evaluated now |
+//! | `POST /v1/alertmanager` | Alertmanager webhook v4 (idempotent by groupKey + fingerprint + startsAt) |
+//! | `GET /v1/ledger?after=SEQ&limit=N` | ledger entries after SEQ, and the head |
+//!
+//! Errors are the contract's `{"error": {"kind", "field", "message"}}`
+//! (ticket files add `line`). Store calls run on blocking threads.
+//! There is no access control yet: the CLI binds loopback only.
+
+use crate::alertmanager;
+use crate::ledger::MAX_PAGE;
+use crate::observe::HarnessState;
+use crate::store::{IntakeAction, StoreError, TicketFilter, MAX_LIST};
+use crate::tickets::{
+    parse_ticket_yaml, Command, Source, TicketFileError, TicketState, MAX_ACTOR_BYTES,
+};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Where `floodgate harness` serves by default.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8090";
+/// The largest request body (an Alertmanager payload's bound).
+pub const MAX_BODY_BYTES: usize = alertmanager::MAX_PAYLOAD_BYTES;
+/// The longest `?file=` name echoed in errors.
+pub const MAX_FILE_NAME_BYTES: usize = 256;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub field: String,
+    pub message: String,
+    pub line: Option<usize>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, field: &str, message: String) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            field: field.to_owned(),
+            message,
+            line: None,
+        }
+    }
+
+    fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            field,
+            message.into(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({
+            "kind": self.kind,
+            "field": self.field,
+            "message": self.message,
+        });
+        if let Some(line) = self.line {
+            error["line"] = json!(line);
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            StoreError::NotFound(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "id",
+                format!("no ticket {id}"),
+            ),
+            StoreError::Transition(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "precondition_failed",
+                "state",
+                message,
+            ),
+            StoreError::Invalid { field, .. } => ApiError::invalid(field, message),
+            StoreError::Sqlite(_) | StoreError::Io(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", "", message)
+            }
+            StoreError::Corrupt(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "", message)
+            }
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> ApiError {
+        let status = rejection.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "invalid_argument"
+        };
+        ApiError::new(status, kind, "body", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::invalid("query", rejection.body_text())
+    }
+}
+
+fn ticket_file_error(error: TicketFileError) -> ApiError {
+    let mut api = ApiError::invalid(&error.path, error.to_string());
+    api.line = error.line;
+    api
+}
+
+type Shared = Arc<HarnessState>;
+type Answer = Result<Response, ApiError>;
+
+/// Runs a store call on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(error) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "",
+            format!("the store call failed: {error}"),
+        )),
+    }
+}
+
+fn ok(value: Value) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+/// The router over a shared harness.
+pub fn router(state: Arc<HarnessState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/slos", get(slos))
+        .route("/v1/invariants", get(invariants))
+        .route("/v1/anomalies", get(anomalies))
+        .route("/v1/tickets", get(list_tickets).post(create_ticket))
+        .route("/v1/tickets/{id}", get(show_ticket))
+        .route("/v1/tickets/{id}/comment", post(comment_ticket))
+        .route("/v1/tickets/{id}/cancel", post(cancel_ticket))
+        .route("/v1/tickets/{id}/criteria", get(ticket_criteria))
+        .route("/v1/alertmanager", post(alertmanager_webhook))
+        .route("/v1/ledger", get(ledger))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<HarnessState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "path",
+        "no such endpoint".into(),
+    )
+}
+
+async fn health(State(state): State<Shared>) -> Answer {
+    let status = state.status();
+    let stats = state.harness().tsdb().stats();
+    let unreachable = status.targets.iter().filter(|t| !t.up).count();
+    ok(json!({
+        "status": if status.ticks > 0 && unreachable > 0 { "degraded" } else { "ok" },
+        "time_ms": state.now_ms(),
+        "ticks": status.ticks,
+        "last_tick_ms": status.last_tick.as_ref().map(|tick| tick.time_ms),
+        "last_errors": status.last_tick.as_ref().map(|tick| tick.errors.clone()).unwrap_or_default(),
+        "targets": status.targets,
+        "tsdb": stats,
+    }))
+}
+
+async fn slos(State(state): State<Shared>) -> Answer {
+    let status = state.status();
+    let now = state.now_ms();
+    let (time_ms, slos) = match status.last_tick {
+        Some(tick) => (tick.time_ms, tick.slos),
+        // Before the first tick: evaluate now (no alert state yet).
+        None => {
+            let harness = state.harness();
+            let reports = harness
+                .objectives()
+                .slos
+                .iter()
+                .map(|slo| crate::slo::evaluate(slo, harness.tsdb(), now))
+                .collect();
+            (now, reports)
+        }
+    };
+    ok(json!({ "time_ms": time_ms, "slos": slos }))
+}
+
+async fn invariants(State(state): State<Shared>) -> Answer {
+    let tick = state.status().last_tick.unwrap_or_default();
+    let defined: Vec<Value> = state
+        .harness()
+        .objectives()
+        .invariants
+        .iter()
+        .map(|def| json!({ "name": def.name, "condition": def.condition }))
+        .collect();
+    ok(json!({ "time_ms": tick.time_ms, "defined": defined, "invariants": tick.invariants }))
+}
+
+async fn anomalies(State(state): State<Shared>) -> Answer {
+    let tick = state.status().last_tick.unwrap_or_default();
+    ok(json!({ "time_ms": tick.time_ms, "anomalies": tick.anomalies }))
+}
+
+fn parse_u64(query: &BTreeMap<String, String>, field: &str) -> Result<Option<u64>, ApiError> {
+    query
+        .get(field)
+        .map(|text| {
+            text.parse::<u64>()
+                .map_err(|_| ApiError::invalid(field, format!("{text:?} is not a whole number")))
+        })
+        .transpose()
+}
+
+async fn list_tickets(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    let mut filter = TicketFilter::default();
+    for key in query.keys() {
+        if !["state", "source", "after", "limit"].contains(&key.as_str()) {
+            return Err(ApiError::invalid(
+                key,
+                "unknown parameter (expected state, source, after, limit)",
+            ));
+        }
+    }
+    if let Some(states) = query.get("state") {
+        for name in states.split(',').filter(|name| !name.is_empty()) {
+            let parsed = TicketState::parse(name).ok_or_else(|| {
+                ApiError::invalid(
+                    "state",
+                    format!(
+                        "{name:?} is not a state (expected one of {})",
+                        TicketState::ALL.map(TicketState::as_str).join(", ")
+                    ),
+                )
+            })?;
+            filter.states.push(parsed);
+        }
+    }
+    if let Some(source) = query.get("source") {
+        filter.source = Some(
+            serde_json::from_value::<Source>(Value::String(source.clone())).map_err(|_| {
+                ApiError::invalid(
+                    "source",
+                    format!("{source:?} is not a source (expected slo, invariant, anomaly, human, alertmanager, reflection)"),
+                )
+            })?,
+        );
+    }
+    if let Some(after) = query.get("after") {
+        filter.after_number = crate::tickets::ticket_number(after)
+            .or_else(|| after.parse().ok())
+            .ok_or_else(|| {
+                ApiError::invalid("after", format!("{after:?} is not a ticket id or number"))
+            })?;
+    }
+    filter.limit = parse_u64(&query, "limit")?.map_or(MAX_LIST, |limit| {
+        usize::try_from(limit)
+            .unwrap_or(MAX_LIST)
+            .clamp(1, MAX_LIST)
+    });
+    let store = Arc::clone(state.store());
+    let tickets = blocking(move || store.list(&filter)).await?;
+    ok(json!({ "tickets": tickets }))
+}
+
+async fn create_ticket(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    let body = body?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", "not UTF-8"))?;
+    let file = match query.get("file") {
+        Some(name) if name.len() <= MAX_FILE_NAME_BYTES && !name.is_empty() => name.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "file",
+                format!("must be 1 to {MAX_FILE_NAME_BYTES} bytes"),
+            ))
+        }
+        None => "request body".to_owned(),
+    };
+    let key = match headers.get("idempotency-key") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::invalid("Idempotency-Key", "not visible ASCII"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    // JSON (the same document, or just the ticket object) or YAML. JSON is
+    // YAML, so both go through the one parser that names lines and fields.
+    let document = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) if !object.contains_key("ticket") => {
+            serde_json::to_string_pretty(&json!({ "ticket": object })).unwrap_or_default()
+        }
+        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
+        Err(_) => text.to_owned(),
+    };
+    let now = state.now_ms();
+    let draft = {
+        let harness = state.harness();
+        let mut draft =
+            parse_ticket_yaml(&file, &document, harness.registry()).map_err(ticket_file_error)?;
+        harness.prepare(&mut draft, now).map_err(|refused| {
+            ApiError::invalid(&format!("ticket.{}", refused.path), refused.to_string())
+        })?;
+        draft
+    };
+    let store = Arc::clone(state.store());
+    let outcome = blocking(move || store.intake(&draft, key.as_deref(), now)).await?;
+    let status = if outcome.action == IntakeAction::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!(outcome))).into_response())
+}
+
+async fn show_ticket(State(state): State<Shared>, Path(id): Path<String>) -> Answer {
+    let store = Arc::clone(state.store());
+    let (ticket, history) = blocking(move || {
+        let ticket = store
+            .get(&id)?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let history = store.history(&id)?;
+        Ok((ticket, history))
+    })
+    .await?;
+    ok(json!({ "ticket": ticket, "history": history }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentBody {
+    text: String,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid(&field, error.inner().to_string())
+    })
+}
+
+fn actor(actor: Option<String>) -> Result<String, ApiError> {
+    let actor = actor.unwrap_or_else(|| "human".to_owned());
+    if actor.trim().is_empty() || actor.len() > MAX_ACTOR_BYTES {
+        return Err(ApiError::invalid(
+            "actor",
+            format!("must be 1 to {MAX_ACTOR_BYTES} bytes"),
+        ));
+    }
+    Ok(actor)
+}
+
+async fn run_command(state: &Shared, id: String, command: Command) -> Answer {
+    let now = state.now_ms();
+    let store = Arc::clone(state.store());
+    let ticket = blocking(move || store.command(&id, &command, now)).await?;
+    ok(json!({ "ticket": ticket }))
+}
+
+async fn comment_ticket(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body: CommentBody = parse_body(&body?)?;
+    let command = Command::Comment {
+        actor: actor(body.actor)?,
+        text: body.text,
+    };
+    run_command(&state, id, command).await
+}
+
+async fn cancel_ticket(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = body?;
+    let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    let command = Command::Cancel {
+        actor: actor(body.actor)?,
+        reason: body.reason.unwrap_or_else(|| "cancelled".to_owned()),
+    };
+    run_command(&state, id, command).await
+}
+
+async fn ticket_criteria(State(state): State<Shared>, Path(id): Path<String>) -> Answer {
+    let store = Arc::clone(state.store());
+    let lookup = id.clone();
+    let ticket = blocking(move || {
+        store
+            .get(&lookup)?
+            .ok_or_else(|| StoreError::NotFound(lookup.clone()))
+    })
+    .await?;
+    let now = state.now_ms();
+    let results = state.harness().evaluate_criteria(&ticket, now);
+    let met = results
+        .iter()
+        .all(|result| matches!(result.verdict, crate::criteria::Verdict::Met));
+    ok(json!({ "id": id, "time_ms": now, "all_met": met, "criteria": results }))
+}
+
+async fn alertmanager_webhook(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = body?;
+    let invalid = |error: alertmanager::PayloadError| {
+        let field = if error.field.is_empty() || error.field == "." {
+            "body".to_owned()
+        } else {
+            error.field
+        };
+        ApiError::invalid(&field, error.message)
+    };
+    let payload = alertmanager::parse(&body).map_err(invalid)?;
+    let conversion = alertmanager::convert(&payload).map_err(invalid)?;
+    let now = state.now_ms();
+    let store = Arc::clone(state.store());
+    let resolved = conversion.resolved;
+    let outcomes = blocking(move || {
+        conversion
+            .intakes
+            .iter()
+            .map(|intake| store.intake(&intake.draft, Some(&intake.intake_key), now))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    let filed: Vec<Value> = outcomes
+        .iter()
+        .map(|outcome| json!({ "id": outcome.ticket.id, "action": outcome.action }))
+        .collect();
+    ok(json!({ "filed": filed, "resolved": resolved }))
+}
+
+async fn ledger(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    let after = parse_u64(&query, "after")?.unwrap_or(0);
+    let limit = parse_u64(&query, "limit")?.map_or(MAX_PAGE, |limit| {
+        usize::try_from(limit)
+            .unwrap_or(MAX_PAGE)
+            .clamp(1, MAX_PAGE)
+    });
+    let store = Arc::clone(state.store());
+    let (entries, (head_seq, head_hash)) =
+        blocking(move || Ok((store.ledger_page(after, limit)?, store.head()?))).await?;
+    let next_after = entries.last().map_or(after, |entry| entry.seq);
+    ok(json!({
+        "entries": entries,
+        "next_after": next_after,
+        "head_seq": head_seq,
+        "head_hash": head_hash,
+    }))
+}

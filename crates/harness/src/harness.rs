@@ -1,0 +1,540 @@
+//! The tick: one observation in, reports and ticket drafts out.
+//!
+//! [`Harness::tick`] is a pure step of (state, observation) → output: time
+//! is the observation's `time_ms`, nothing is read from a clock, and no I/O
+//! happens. The caller (the scrape loop, a simulation) gathers observations
+//! through the contract client and files the output's violations with
+//! [`file_violations`] — the only effect, at the edge.
+
+use crate::anomaly::{Detector, DetectorState};
+use crate::criteria::{
+    capture_baselines, Condition, Criterion, CriterionResult, MetricRegistry, Sustain,
+    ANOMALY_SCORE_SERIES, INVARIANT_HOLDS_SERIES,
+};
+use crate::exposition;
+use crate::invariants::{Breach, Inputs, InvariantConfig, InvariantEvaluator, InvariantReport};
+use crate::objectives::{AnomalyDef, Objectives, OnViolation, Severity, Transform};
+use crate::quantity::{trim_float, HOUR_MS, MINUTE_MS};
+use crate::slo::{SloAlert, SloEvaluator, SloReport};
+use crate::store::{IntakeOutcome, Store, StoreError};
+use crate::tickets::{
+    bound_context, FieldError, NewTicket, Objective, Priority, Source, Ticket, TicketType,
+};
+use crate::tsdb::{SeriesKind, Tsdb, TsdbLimits};
+use serde::Serialize;
+
+/// The window of the `rate` map invariant expressions see.
+pub const INVARIANT_RATE_WINDOW_MS: u64 = 5 * MINUTE_MS;
+/// How long a harness-filed ticket's criterion must hold to count as fixed.
+pub const FIX_SUSTAIN_MS: u64 = 30 * MINUTE_MS;
+
+/// What the harness saw of one service at one moment. Every field but the
+/// time is optional: a failed scrape is an observation with less in it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observation {
+    /// Milliseconds since the Unix epoch (simulated or real).
+    pub time_ms: u64,
+    /// Which service (added as the `instance` label when not empty).
+    pub instance: String,
+    /// The `/metrics` body.
+    pub metrics_text: Option<String>,
+    /// `GET /v1/state`, as JSON.
+    pub state_json: Option<serde_json::Value>,
+    /// `GET /v1/health`, as JSON.
+    pub health_json: Option<serde_json::Value>,
+}
+
+/// Settings of a harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HarnessConfig {
+    pub tsdb: TsdbLimits,
+    /// While an SLO alert or an invariant breach persists, repeat its
+    /// violation this often (absorbed by the open ticket; after resolution,
+    /// the reopen policy applies).
+    pub renotify_ms: u64,
+}
+
+impl Default for HarnessConfig {
+    fn default() -> Self {
+        HarnessConfig {
+            tsdb: TsdbLimits::default(),
+            renotify_ms: HOUR_MS,
+        }
+    }
+}
+
+/// One anomaly detector's report for a tick.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyReport {
+    pub name: String,
+    pub series: String,
+    pub value: Option<f64>,
+    pub median: Option<f64>,
+    pub score: Option<f64>,
+    pub state: DetectorState,
+    pub alarms: u64,
+}
+
+/// A violation to file as a ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub draft: NewTicket,
+    /// A repeat of a violation already reported (the queue absorbs it).
+    pub reminder: bool,
+}
+
+/// Something worth recording that files no ticket (`on_violation: event`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HarnessEvent {
+    pub time_ms: u64,
+    /// `invariant.breached`, `anomaly.detected`.
+    pub kind: String,
+    pub name: String,
+    pub detail: serde_json::Value,
+}
+
+/// Everything one tick produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TickOutput {
+    pub time_ms: u64,
+    pub slos: Vec<SloReport>,
+    pub invariants: Vec<InvariantReport>,
+    pub anomalies: Vec<AnomalyReport>,
+    pub violations: Vec<Violation>,
+    pub events: Vec<HarnessEvent>,
+    /// Problems with the observation (a malformed exposition).
+    pub errors: Vec<String>,
+}
+
+/// Why a harness could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+/// The harness's deterministic core.
+pub struct Harness {
+    objectives: Objectives,
+    registry: MetricRegistry,
+    tsdb: Tsdb,
+    slos: SloEvaluator,
+    invariants: InvariantEvaluator,
+    anomalies: Vec<(AnomalyDef, Detector)>,
+    /// The latest state and health seen, so a tick whose scrape of them
+    /// failed still evaluates against the last known documents.
+    last_state: Option<serde_json::Value>,
+    last_health: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("slos", &self.objectives.slos.len())
+            .field("invariants", &self.objectives.invariants.len())
+            .field("anomalies", &self.objectives.anomalies.len())
+            .finish()
+    }
+}
+
+impl Harness {
+    pub fn new(objectives: Objectives, config: HarnessConfig) -> Result<Harness, HarnessError> {
+        let registry = MetricRegistry::for_objectives(&objectives).map_err(HarnessError)?;
+        let invariants = InvariantEvaluator::new(
+            &objectives.invariants,
+            InvariantConfig {
+                renotify_ms: config.renotify_ms,
+            },
+        )
+        .map_err(HarnessError)?;
+        let anomalies = objectives
+            .anomalies
+            .iter()
+            .map(|def| (def.clone(), Detector::new(def.detector)))
+            .collect();
+        Ok(Harness {
+            slos: SloEvaluator::new(&objectives.slos, config.renotify_ms),
+            invariants,
+            anomalies,
+            registry,
+            tsdb: Tsdb::new(config.tsdb),
+            objectives,
+            last_state: None,
+            last_health: None,
+        })
+    }
+
+    pub fn objectives(&self) -> &Objectives {
+        &self.objectives
+    }
+
+    pub fn registry(&self) -> &MetricRegistry {
+        &self.registry
+    }
+
+    pub fn tsdb(&self) -> &Tsdb {
+        &self.tsdb
+    }
+
+    /// Ingests one parsed scrape (or one instant of a Prometheus range
+    /// query) without evaluating anything: the observe loop feeds every
+    /// target's samples this way, then runs one [`Harness::tick`].
+    /// `instance`, when not empty, becomes the `instance` label.
+    pub fn ingest(&mut self, time_ms: u64, instance: &str, exposition: &exposition::Exposition) {
+        self.tsdb.ingest(time_ms, instance, exposition);
+    }
+
+    /// Records one value of one series (the observe loop's `up`).
+    pub fn record(
+        &mut self,
+        time_ms: u64,
+        name: &str,
+        labels: Vec<(String, String)>,
+        value: f64,
+        kind: SeriesKind,
+    ) {
+        self.tsdb.record(time_ms, name, labels, value, kind);
+    }
+
+    /// One step: ingest the observation, evaluate everything at its time.
+    pub fn tick(&mut self, observation: &Observation) -> TickOutput {
+        let now = observation.time_ms;
+        let mut output = TickOutput {
+            time_ms: now,
+            slos: Vec::new(),
+            invariants: Vec::new(),
+            anomalies: Vec::new(),
+            violations: Vec::new(),
+            events: Vec::new(),
+            errors: Vec::new(),
+        };
+        if let Some(text) = &observation.metrics_text {
+            match exposition::parse(text) {
+                Ok(parsed) => self.tsdb.ingest(now, &observation.instance, &parsed),
+                Err(error) => output.errors.push(error.to_string()),
+            }
+        }
+        if observation.state_json.is_some() {
+            self.last_state.clone_from(&observation.state_json);
+        }
+        if observation.health_json.is_some() {
+            self.last_health.clone_from(&observation.health_json);
+        }
+
+        let (slo_reports, slo_alerts) = self.slos.tick(&self.tsdb, now);
+        for alert in &slo_alerts {
+            output.violations.push(self.slo_violation(alert));
+        }
+
+        let (invariant_reports, breaches) = if self.objectives.invariants.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            let inputs = self.inputs(now, &slo_reports);
+            self.invariants.tick(&inputs, now)
+        };
+        for report in &invariant_reports {
+            if let Some(holds) = match report.state {
+                crate::invariants::InvariantState::Error { .. } => None,
+                _ => report.last_result,
+            } {
+                self.tsdb.record(
+                    now,
+                    INVARIANT_HOLDS_SERIES,
+                    vec![("invariant".into(), report.name.clone())],
+                    if holds { 1.0 } else { 0.0 },
+                    SeriesKind::Gauge,
+                );
+            }
+        }
+        for breach in breaches {
+            match &breach.on_violation {
+                OnViolation::Event => output.events.push(HarnessEvent {
+                    time_ms: now,
+                    kind: "invariant.breached".into(),
+                    name: breach.name.clone(),
+                    detail: serde_json::to_value(&breach).unwrap_or_default(),
+                }),
+                _ => output.violations.push(invariant_violation(&breach)),
+            }
+        }
+
+        for (def, detector) in &mut self.anomalies {
+            let value = match def.transform {
+                Transform::Rate => self.tsdb.rate(&def.series, def.rate_window_ms, now),
+                Transform::Value => self.tsdb.value_at(&def.series, now),
+            };
+            let report = match value {
+                Some(value) => {
+                    let verdict = detector.observe(now, value);
+                    if let Some(score) = verdict.score {
+                        self.tsdb.record(
+                            now,
+                            ANOMALY_SCORE_SERIES,
+                            vec![("anomaly".into(), def.name.clone())],
+                            score.abs(),
+                            SeriesKind::Gauge,
+                        );
+                    }
+                    if verdict.alarm {
+                        let detail = serde_json::json!({
+                            "series": def.series.to_string(),
+                            "transform": def.transform,
+                            "value": verdict.value,
+                            "median": verdict.median,
+                            "scale": verdict.scale,
+                            "score": verdict.score,
+                            "threshold": def.detector.threshold,
+                        });
+                        match def.on_violation {
+                            OnViolation::Event => output.events.push(HarnessEvent {
+                                time_ms: now,
+                                kind: "anomaly.detected".into(),
+                                name: def.name.clone(),
+                                detail,
+                            }),
+                            _ => output.violations.push(anomaly_violation(def, detail)),
+                        }
+                    }
+                    AnomalyReport {
+                        name: def.name.clone(),
+                        series: def.series.to_string(),
+                        value: Some(value),
+                        median: verdict.median,
+                        score: verdict.score,
+                        state: verdict.state,
+                        alarms: detector.alarms,
+                    }
+                }
+                None => AnomalyReport {
+                    name: def.name.clone(),
+                    series: def.series.to_string(),
+                    value: None,
+                    median: None,
+                    score: None,
+                    state: DetectorState::WarmingUp {
+                        seen: 0,
+                        needed: def.detector.warmup,
+                    },
+                    alarms: detector.alarms,
+                },
+            };
+            output.anomalies.push(report);
+        }
+
+        output.slos = slo_reports;
+        output.invariants = invariant_reports;
+        output
+    }
+
+    fn inputs(&self, now: u64, slo_reports: &[SloReport]) -> Inputs {
+        let metrics = self.tsdb.latest_by_name();
+        let rates = metrics
+            .keys()
+            .filter(|name| name.ends_with("_total"))
+            .filter_map(|name| {
+                let rate = self.tsdb.rate(
+                    &crate::selector::Selector::metric(name),
+                    INVARIANT_RATE_WINDOW_MS,
+                    now,
+                )?;
+                Some((name.clone(), rate))
+            })
+            .collect();
+        Inputs {
+            state: self.last_state.clone(),
+            health: self.last_health.clone(),
+            metrics,
+            rates,
+            slos: slo_reports
+                .iter()
+                .map(|report| (report.name.clone(), report.numbers()))
+                .collect(),
+        }
+    }
+
+    fn slo_violation(&self, alert: &SloAlert) -> Violation {
+        let report = &alert.report;
+        let firing: Vec<&crate::slo::RuleState> =
+            report.rules.iter().filter(|rule| rule.firing).collect();
+        let loudest = firing.first();
+        let target = self
+            .objectives
+            .slos
+            .iter()
+            .find(|slo| slo.name == alert.slo)
+            .map_or(report.target, |slo| slo.target);
+        let burn = loudest
+            .and_then(|rule| rule.short_burn)
+            .map_or_else(|| "?".to_owned(), trim_float);
+        let description = format!(
+            "SLO {} is burning its error budget at {burn}x ({}){}",
+            alert.slo,
+            loudest.map_or_else(String::new, |rule| rule.name.clone()),
+            report
+                .error_budget_remaining
+                .map_or_else(String::new, |left| format!(
+                    "; {}% of the budget left",
+                    trim_float(left * 100.0)
+                ))
+        );
+        let sustain = match alert.severity {
+            Severity::Page => HOUR_MS,
+            Severity::Ticket => 6 * HOUR_MS,
+        };
+        let context = bound_context(serde_json::json!({
+            "slo": alert.slo,
+            "severity": alert.severity,
+            "since_ms": alert.since_ms,
+            "report": report,
+        }));
+        Violation {
+            reminder: alert.reminder,
+            draft: NewTicket {
+                kind: TicketType::Incident,
+                objective: Objective { description },
+                acceptance_criteria: vec![Criterion {
+                    metric: alert.slo.clone(),
+                    condition: Condition::Compare {
+                        op: crate::criteria::CompareOp::GreaterOrEqual,
+                        threshold: target,
+                        written: crate::criteria::Written::Percent,
+                    },
+                    duration: Some(Sustain(sustain)),
+                    baseline: None,
+                }],
+                constraints: Vec::new(),
+                context,
+                source: Source::Slo,
+                priority: match alert.severity {
+                    Severity::Page => Priority::Critical,
+                    Severity::Ticket => Priority::Medium,
+                },
+                fingerprint: format!("slo:{}", alert.slo),
+            },
+        }
+    }
+
+    /// Validates a draft from outside (a human, an API) against this
+    /// harness's metrics and captures its `no regression` baselines.
+    pub fn prepare(&self, draft: &mut NewTicket, now_ms: u64) -> Result<(), FieldError> {
+        draft.validate(&self.registry)?;
+        capture_baselines(
+            &mut draft.acceptance_criteria,
+            &self.registry,
+            &self.tsdb,
+            now_ms,
+        );
+        Ok(())
+    }
+
+    /// Evaluates a ticket's acceptance criteria now.
+    pub fn evaluate_criteria(&self, ticket: &Ticket, now_ms: u64) -> Vec<CriterionResult> {
+        ticket
+            .acceptance_criteria
+            .iter()
+            .map(|criterion| criterion.evaluate(&self.registry, &self.tsdb, now_ms))
+            .collect()
+    }
+}
+
+fn invariant_violation(breach: &Breach) -> Violation {
+    let mut description = format!(
+        "Invariant {} is breached: {} is false",
+        breach.name, breach.condition
+    );
+    if !breach.description.is_empty() {
+        description.push_str(&format!(" ({})", breach.description));
+    }
+    let mut context = serde_json::json!({
+        "invariant": breach.name,
+        "condition": breach.condition,
+        "since_ms": breach.since_ms,
+        "evidence": breach.evidence,
+    });
+    let mut constraints = Vec::new();
+    if let OnViolation::AutoRemediate { runbook } = &breach.on_violation {
+        let runbook = if runbook.is_empty() {
+            breach.name.as_str()
+        } else {
+            runbook.as_str()
+        };
+        context["auto_remediate"] = serde_json::Value::String(runbook.to_owned());
+        constraints.push(format!("remediate with runbook {runbook}"));
+    }
+    Violation {
+        reminder: breach.reminder,
+        draft: NewTicket {
+            kind: TicketType::Incident,
+            objective: Objective { description },
+            acceptance_criteria: vec![Criterion {
+                metric: breach.name.clone(),
+                condition: Condition::Compare {
+                    op: crate::criteria::CompareOp::GreaterOrEqual,
+                    threshold: 1.0,
+                    written: crate::criteria::Written::Percent,
+                },
+                duration: Some(Sustain(FIX_SUSTAIN_MS)),
+                baseline: None,
+            }],
+            constraints,
+            context: bound_context(context),
+            source: Source::Invariant,
+            priority: Priority::High,
+            fingerprint: format!("invariant:{}", breach.name),
+        },
+    }
+}
+
+fn anomaly_violation(def: &AnomalyDef, detail: serde_json::Value) -> Violation {
+    Violation {
+        reminder: false,
+        draft: NewTicket {
+            kind: TicketType::Investigation,
+            objective: Objective {
+                description: format!(
+                    "Anomaly {}: {} left its usual band (robust score beyond {}); find out whether it matters",
+                    def.name,
+                    def.series,
+                    trim_float(def.detector.threshold)
+                ),
+            },
+            acceptance_criteria: vec![Criterion {
+                metric: def.name.clone(),
+                condition: Condition::Compare {
+                    op: crate::criteria::CompareOp::Less,
+                    threshold: def.detector.threshold,
+                    written: crate::criteria::Written::Bare,
+                },
+                duration: Some(Sustain(FIX_SUSTAIN_MS)),
+                baseline: None,
+            }],
+            constraints: Vec::new(),
+            context: bound_context(serde_json::json!({ "anomaly": def.name, "detail": detail })),
+            source: Source::Anomaly,
+            priority: Priority::Low,
+            fingerprint: format!("anomaly:{}", def.name),
+        },
+    }
+}
+
+/// Files every violation of a tick (the edge's one effect). Stops at the
+/// first store error, answering what was filed before it.
+pub fn file_violations(
+    store: &Store,
+    violations: &[Violation],
+    now_ms: u64,
+) -> Result<Vec<IntakeOutcome>, (Vec<IntakeOutcome>, StoreError)> {
+    let mut filed = Vec::with_capacity(violations.len());
+    for violation in violations {
+        match store.intake(&violation.draft, None, now_ms) {
+            Ok(outcome) => filed.push(outcome),
+            Err(error) => return Err((filed, error)),
+        }
+    }
+    Ok(filed)
+}

@@ -1,0 +1,557 @@
+//! Invariants: CEL conditions over the current metrics and the service's
+//! state, evaluated every tick.
+//!
+//! The context an expression sees:
+//!
+//! | variable | what |
+//! |---|---|
+//! | `state` | the service's `GET /v1/state` document (absent until observed) |
+//! | `health` | its `GET /v1/health` document (absent until observed) |
+//! | `metrics` | metric name → latest value, summed over series (counters as scraped) |
+//! | `rate` | counter name → per-second rate over the last 5 minutes |
+//! | `capacity` | `{keys, capacity, used_ratio, available_ratio}` of the counter store |
+//! | `available` | `capacity.available_ratio` (the seed's `available > 20%`) |
+//! | `slo` | SLO name → `{sli, budget_remaining, burn_rate_1h, burn_rate_5m}` (present fields only) |
+//!
+//! Every number in the context is a CEL `double` (JSON has one number
+//! type): comparisons with integer literals work (`state.store.keys <
+//! 1000`), arithmetic with a literal needs a decimal point (`2.0 *
+//! state.store.keys`, not `2 * …`: CEL does not mix int and double in
+//! arithmetic). A percentage literal (`20%`) is sugar for `0.2`. An expression that does not answer a boolean, or fails (a missing
+//! key before the first state is observed), is reported as an error for
+//! that tick: neither a breach nor a recovery.
+//!
+//! A breach is `hold_ticks` consecutive false results; it produces one
+//! violation when it starts (and a reminder every
+//! [`InvariantConfig::renotify_ms`] while held), so a breach held for many
+//! ticks files one ticket, and the ticket queue's fingerprint dedup absorbs
+//! any repeat.
+
+use crate::objectives::{InvariantDef, OnViolation};
+use cel::objects::{Key, Map};
+use cel::{Context, Env, Program, Value};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The most nested brackets a condition may hold (the CEL parser has its own
+/// recursion limit too; this keeps errors readable).
+pub const MAX_NESTING: usize = 32;
+/// The deepest JSON nesting converted into the CEL context; deeper values
+/// are cut to null (service documents are 4 levels deep).
+pub const MAX_JSON_DEPTH: usize = 16;
+
+/// Compiles a condition (after percent sugar), refusing over-long or
+/// over-nested text first.
+pub fn compile(text: &str) -> Result<Program, String> {
+    if text.trim().is_empty() {
+        return Err("a condition must not be empty".into());
+    }
+    if text.len() > crate::objectives::MAX_CONDITION_CHARS {
+        return Err(format!(
+            "a condition longer than {} characters",
+            crate::objectives::MAX_CONDITION_CHARS
+        ));
+    }
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!(
+                        "a condition nested deeper than {MAX_NESTING} brackets"
+                    ));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let source = desugar_percent(text);
+    Program::compile(&source).map_err(|errors| {
+        // "ERROR: <input>:1:27: Syntax error: … | source | ...^": keep the
+        // position and the message, drop the drawing.
+        let detail = errors.to_string().replace('\n', " | ");
+        let detail = detail
+            .trim_start_matches("ERROR: ")
+            .trim_start_matches("<input>:");
+        let detail = detail.split(" | ").next().unwrap_or_default().trim();
+        format!("{text:?} is not a valid CEL expression (at {detail})")
+    })
+}
+
+/// Rewrites percentage literals (`20%`, `99.9 %`) into decimals (`0.2`,
+/// `0.999`) where `%` cannot be CEL's remainder operator: when it is
+/// followed by the end, `)`, `]`, `,`, `&&`, `||`, `?` or `:`. String
+/// literals are left alone.
+pub fn desugar_percent(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut index = 0;
+    let mut quote: Option<char> = None;
+    while index < chars.len() {
+        let c = chars[index];
+        if let Some(q) = quote {
+            out.push(c);
+            if c == '\\' && index + 1 < chars.len() {
+                out.push(chars[index + 1]);
+                index += 2;
+                continue;
+            }
+            if c == q {
+                quote = None;
+            }
+            index += 1;
+            continue;
+        }
+        if c == '"' || c == '\'' {
+            quote = Some(c);
+            out.push(c);
+            index += 1;
+            continue;
+        }
+        let starts_number = c.is_ascii_digit()
+            && (index == 0
+                || !(chars[index - 1].is_ascii_alphanumeric()
+                    || chars[index - 1] == '_'
+                    || chars[index - 1] == '.'));
+        if starts_number {
+            let start = index;
+            let mut end = index;
+            while end < chars.len() && (chars[end].is_ascii_digit() || chars[end] == '.') {
+                end += 1;
+            }
+            let mut after = end;
+            while after < chars.len() && chars[after] == ' ' {
+                after += 1;
+            }
+            if after < chars.len() && chars[after] == '%' {
+                let rest: String = chars[after + 1..].iter().collect();
+                let rest = rest.trim_start();
+                let terminal = rest.is_empty()
+                    || rest.starts_with([')', ']', ',', '?', ':', '}'])
+                    || rest.starts_with("&&")
+                    || rest.starts_with("||");
+                let number: String = chars[start..end].iter().collect();
+                if let (true, Ok(value)) = (terminal, number.parse::<f64>()) {
+                    let decimal = crate::quantity::trim_float(value / 100.0);
+                    out.push_str(&if decimal.contains('.') {
+                        decimal
+                    } else {
+                        format!("{decimal}.0")
+                    });
+                    index = after + 1;
+                    continue;
+                }
+            }
+            let number: String = chars[start..end].iter().collect();
+            out.push_str(&number);
+            index = end;
+            continue;
+        }
+        out.push(c);
+        index += 1;
+    }
+    out
+}
+
+/// Converts JSON to a CEL value (bounded depth).
+pub fn json_to_cel(value: &serde_json::Value) -> Value {
+    json_to_cel_at(value, 0)
+}
+
+fn json_to_cel_at(value: &serde_json::Value, depth: usize) -> Value {
+    if depth > MAX_JSON_DEPTH {
+        return Value::Null;
+    }
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(number) => Value::Float(number.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(items) => Value::List(Arc::new(
+            items
+                .iter()
+                .map(|item| json_to_cel_at(item, depth + 1))
+                .collect(),
+        )),
+        serde_json::Value::Object(object) => {
+            let map: HashMap<Key, Value> = object
+                .iter()
+                .map(|(key, item)| (Key::from(key.clone()), json_to_cel_at(item, depth + 1)))
+                .collect();
+            Value::Map(Map::from(map))
+        }
+    }
+}
+
+fn number(value: f64) -> Value {
+    Value::Float(value)
+}
+
+fn number_map(values: &BTreeMap<String, f64>) -> Value {
+    let map: HashMap<Key, Value> = values
+        .iter()
+        .map(|(key, value)| (Key::from(key.clone()), number(*value)))
+        .collect();
+    Value::Map(Map::from(map))
+}
+
+/// The counter store's headroom, from the state document or, without one,
+/// from the store gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Capacity {
+    pub keys: f64,
+    pub capacity: f64,
+    pub used_ratio: f64,
+    pub available_ratio: f64,
+}
+
+impl Capacity {
+    pub fn from_inputs(
+        state: Option<&serde_json::Value>,
+        metrics: &BTreeMap<String, f64>,
+    ) -> Option<Capacity> {
+        let from_state = state.and_then(|state| {
+            let store = state.get("store")?;
+            Some((
+                store.get("keys")?.as_f64()?,
+                store.get("capacity")?.as_f64()?,
+            ))
+        });
+        let from_metrics = || {
+            Some((
+                *metrics.get(floodgate_contract::metrics::STORE_KEYS.name)?,
+                *metrics.get(floodgate_contract::metrics::STORE_CAPACITY.name)?,
+            ))
+        };
+        let (keys, capacity) = from_state.or_else(from_metrics)?;
+        let used_ratio = if capacity > 0.0 {
+            (keys / capacity).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        Some(Capacity {
+            keys,
+            capacity,
+            used_ratio,
+            available_ratio: 1.0 - used_ratio,
+        })
+    }
+}
+
+/// What the expressions of one tick see. Built by the harness from the
+/// observation, the time-series store and the SLO reports.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub state: Option<serde_json::Value>,
+    pub health: Option<serde_json::Value>,
+    pub metrics: BTreeMap<String, f64>,
+    pub rates: BTreeMap<String, f64>,
+    pub slos: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+impl Inputs {
+    fn context(&self, env: &Arc<Env>) -> Context<'static, 'static> {
+        let mut context = Context::with_env(Arc::clone(env));
+        if let Some(state) = &self.state {
+            context.add_variable_from_value("state", json_to_cel(state));
+        }
+        if let Some(health) = &self.health {
+            context.add_variable_from_value("health", json_to_cel(health));
+        }
+        context.add_variable_from_value("metrics", number_map(&self.metrics));
+        context.add_variable_from_value("rate", number_map(&self.rates));
+        if let Some(capacity) = Capacity::from_inputs(self.state.as_ref(), &self.metrics) {
+            let mut map = BTreeMap::new();
+            map.insert("keys".to_owned(), capacity.keys);
+            map.insert("capacity".to_owned(), capacity.capacity);
+            map.insert("used_ratio".to_owned(), capacity.used_ratio);
+            map.insert("available_ratio".to_owned(), capacity.available_ratio);
+            context.add_variable_from_value("capacity", number_map(&map));
+            context.add_variable_from_value("available", Value::Float(capacity.available_ratio));
+        }
+        let slos: HashMap<Key, Value> = self
+            .slos
+            .iter()
+            .map(|(name, fields)| (Key::from(name.clone()), number_map(fields)))
+            .collect();
+        context.add_variable_from_value("slo", Value::Map(Map::from(slos)));
+        context
+    }
+}
+
+/// Evaluator settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvariantConfig {
+    /// While a breach is held, repeat its violation this often (the queue
+    /// absorbs it into the open ticket as an occurrence; after the ticket is
+    /// resolved, the reopen policy applies).
+    pub renotify_ms: u64,
+}
+
+impl Default for InvariantConfig {
+    fn default() -> Self {
+        InvariantConfig {
+            renotify_ms: crate::quantity::HOUR_MS,
+        }
+    }
+}
+
+/// Where one invariant stands after a tick.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum InvariantState {
+    Holds,
+    /// Failing, but not yet for `hold_ticks` ticks.
+    Failing {
+        consecutive: u32,
+    },
+    Breached {
+        since_ms: u64,
+        ticks: u64,
+    },
+    /// The expression could not be evaluated this tick.
+    Error {
+        message: String,
+    },
+}
+
+/// One invariant's report for a tick.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InvariantReport {
+    pub name: String,
+    pub condition: String,
+    pub on_violation: OnViolation,
+    pub state: InvariantState,
+    /// The last definite result (true = holds).
+    pub last_result: Option<bool>,
+}
+
+/// A breach to act on (a ticket or an event, per `on_violation`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breach {
+    pub name: String,
+    pub condition: String,
+    pub description: String,
+    pub on_violation: OnViolation,
+    pub since_ms: u64,
+    /// Whether this is a reminder of a breach already reported.
+    pub reminder: bool,
+    /// What the expression saw (capacity and the metrics it names).
+    pub evidence: serde_json::Value,
+}
+
+struct Compiled {
+    def: InvariantDef,
+    program: Program,
+    consecutive: u32,
+    breached_since: Option<u64>,
+    breached_ticks: u64,
+    last_notified_ms: u64,
+    last_result: Option<bool>,
+}
+
+/// Evaluates every invariant each tick, keeping per-invariant hold state.
+pub struct InvariantEvaluator {
+    config: InvariantConfig,
+    /// The CEL standard environment, built once (building it registers
+    /// every standard function: too costly for every tick).
+    env: Arc<Env>,
+    invariants: Vec<Compiled>,
+}
+
+impl std::fmt::Debug for InvariantEvaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvariantEvaluator")
+            .field("invariants", &self.invariants.len())
+            .finish()
+    }
+}
+
+impl InvariantEvaluator {
+    /// Compiles every condition (they were checked when the objectives were
+    /// read, so this fails only for definitions built in code).
+    pub fn new(
+        defs: &[InvariantDef],
+        config: InvariantConfig,
+    ) -> Result<InvariantEvaluator, String> {
+        let mut invariants = Vec::with_capacity(defs.len());
+        for def in defs {
+            let program = compile(&def.condition)
+                .map_err(|error| format!("invariant {}: {error}", def.name))?;
+            invariants.push(Compiled {
+                def: def.clone(),
+                program,
+                consecutive: 0,
+                breached_since: None,
+                breached_ticks: 0,
+                last_notified_ms: 0,
+                last_result: None,
+            });
+        }
+        Ok(InvariantEvaluator {
+            config,
+            env: Arc::new(Env::stdlib()),
+            invariants,
+        })
+    }
+
+    /// One tick: evaluates every invariant against `inputs` at `now_ms`.
+    pub fn tick(&mut self, inputs: &Inputs, now_ms: u64) -> (Vec<InvariantReport>, Vec<Breach>) {
+        if self.invariants.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let context = inputs.context(&self.env);
+        let capacity = Capacity::from_inputs(inputs.state.as_ref(), &inputs.metrics);
+        let mut reports = Vec::with_capacity(self.invariants.len());
+        let mut breaches = Vec::new();
+        for invariant in &mut self.invariants {
+            let outcome = match invariant.program.execute(&context) {
+                Ok(Value::Bool(result)) => Ok(result),
+                Ok(other) => Err(format!("the condition answered {other:?}, not a boolean")),
+                Err(error) => Err(error.to_string()),
+            };
+            let state = match outcome {
+                Err(message) => InvariantState::Error { message },
+                Ok(true) => {
+                    invariant.last_result = Some(true);
+                    invariant.consecutive = 0;
+                    invariant.breached_since = None;
+                    invariant.breached_ticks = 0;
+                    InvariantState::Holds
+                }
+                Ok(false) => {
+                    invariant.last_result = Some(false);
+                    invariant.consecutive = invariant.consecutive.saturating_add(1);
+                    if invariant.consecutive < invariant.def.hold_ticks {
+                        InvariantState::Failing {
+                            consecutive: invariant.consecutive,
+                        }
+                    } else {
+                        let first = invariant.breached_since.is_none();
+                        let since = *invariant.breached_since.get_or_insert(now_ms);
+                        invariant.breached_ticks += 1;
+                        let remind = !first
+                            && now_ms.saturating_sub(invariant.last_notified_ms)
+                                >= self.config.renotify_ms;
+                        if first || remind {
+                            invariant.last_notified_ms = now_ms;
+                            breaches.push(Breach {
+                                name: invariant.def.name.clone(),
+                                condition: invariant.def.condition.clone(),
+                                description: invariant.def.description.clone(),
+                                on_violation: invariant.def.on_violation.clone(),
+                                since_ms: since,
+                                reminder: !first,
+                                evidence: evidence(&invariant.def.condition, inputs, capacity),
+                            });
+                        }
+                        InvariantState::Breached {
+                            since_ms: since,
+                            ticks: invariant.breached_ticks,
+                        }
+                    }
+                }
+            };
+            reports.push(InvariantReport {
+                name: invariant.def.name.clone(),
+                condition: invariant.def.condition.clone(),
+                on_violation: invariant.def.on_violation.clone(),
+                state,
+                last_result: invariant.last_result,
+            });
+        }
+        (reports, breaches)
+    }
+}
+
+fn evidence(condition: &str, inputs: &Inputs, capacity: Option<Capacity>) -> serde_json::Value {
+    let metrics: BTreeMap<&String, &f64> = inputs
+        .metrics
+        .iter()
+        .filter(|(name, _)| condition.contains(name.as_str()))
+        .collect();
+    let rates: BTreeMap<&String, &f64> = inputs
+        .rates
+        .iter()
+        .filter(|(name, _)| condition.contains(name.as_str()))
+        .collect();
+    let store = inputs
+        .state
+        .as_ref()
+        .and_then(|state| state.get("store"))
+        .cloned();
+    serde_json::json!({
+        "condition": condition,
+        "capacity": capacity,
+        "metrics": metrics,
+        "rates": rates,
+        "state_store": store,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_sugar() {
+        assert_eq!(desugar_percent("available > 20%"), "available > 0.2");
+        assert_eq!(desugar_percent("(a > 99.9%) && b"), "(a > 0.999) && b");
+        assert_eq!(desugar_percent("a % 2 == 0"), "a % 2 == 0");
+        assert_eq!(desugar_percent("s == '20%'"), "s == '20%'");
+        assert_eq!(desugar_percent("x1% > 1"), "x1% > 1");
+        assert_eq!(desugar_percent("a > 100%"), "a > 1.0");
+    }
+
+    fn check(condition: &str, inputs: &Inputs) -> Result<bool, String> {
+        let def = InvariantDef {
+            name: "t".into(),
+            description: String::new(),
+            condition: desugar_percent(condition),
+            on_violation: OnViolation::Ticket,
+            hold_ticks: 1,
+        };
+        let mut evaluator = InvariantEvaluator::new(&[def], InvariantConfig::default())?;
+        let (reports, _) = evaluator.tick(inputs, 0);
+        match &reports[0].state {
+            InvariantState::Holds => Ok(true),
+            InvariantState::Breached { .. } => Ok(false),
+            InvariantState::Error { message } => Err(message.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn expressions_over_state_and_metrics() {
+        let mut inputs = Inputs::default();
+        assert!(check("state.store.keys < state.store.capacity", &inputs).is_err());
+        inputs.state =
+            Some(serde_json::json!({"store": {"keys": 900, "capacity": 1000, "used_ratio": 0.9}}));
+        inputs.metrics.insert("floodgate_config_limits".into(), 3.0);
+        assert_eq!(
+            check("state.store.keys < state.store.capacity", &inputs),
+            Ok(true)
+        );
+        assert_eq!(check("capacity.available_ratio > 0.2", &inputs), Ok(false));
+        assert_eq!(check("available > 5%", &inputs), Ok(true));
+        assert_eq!(
+            check("state.store.keys > 0.5 * state.store.capacity", &inputs),
+            Ok(true)
+        );
+        assert_eq!(check("state.store.keys < 1000", &inputs), Ok(true));
+        assert_eq!(
+            check("metrics.floodgate_config_limits >= 1", &inputs),
+            Ok(true)
+        );
+        assert_eq!(check("state.store.used_ratio < 1", &inputs), Ok(true));
+        inputs.state =
+            Some(serde_json::json!({"version": "1.2.3", "store": {"keys": 1, "capacity": 2}}));
+        assert_eq!(check("state.version.matches('^1[.]')", &inputs), Ok(true));
+        assert!(check("state.store.keys", &inputs).is_err());
+        assert!(compile("state.store.keys <").is_err());
+        assert!(compile(&"(".repeat(40)).is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! The harness HTTP API over real loopback HTTP (reqwest), on a harness
+//! with the example objectives and a simulated clock.
+
+mod common;
+
+use common::{scratch_dir, T0_MS};
+use floodgate_harness::{
+    api, objectives, Harness, HarnessConfig, HarnessState, ManualClock, Store,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Api {
+    async fn start(name: &str) -> Api {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/objectives.yaml");
+        let text = std::fs::read_to_string(&path).expect("examples/objectives.yaml");
+        let objectives = objectives::parse("objectives.yaml", &text).expect("parses");
+        let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
+        let dir = scratch_dir(name);
+        let store = Store::open(&dir).expect("store");
+        let state = HarnessState::new(harness, store, Arc::new(ManualClock::new(T0_MS)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(api::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Api {
+            base,
+            client: reqwest::Client::new(),
+            dir,
+            stop: Some(stop),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON answer"))
+    }
+
+    async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON answer"))
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const TICKET: &str = "ticket:
+  type: improvement
+  objective:
+    description: Reduce p99 latency of rate limit checks below 500us
+  acceptance_criteria:
+    - metric: latency_p99
+      condition: < 500us
+      duration: 1h sustained
+    - metric: error_ratio
+      condition: no regression
+  constraints:
+    - Must not change the external API
+  priority: medium
+";
+
+fn alert_payload() -> Value {
+    json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"HighErrorRate\"}",
+        "status": "firing",
+        "receiver": "floodgate-harness",
+        "groupLabels": {"alertname": "HighErrorRate"},
+        "commonLabels": {"alertname": "HighErrorRate", "severity": "critical"},
+        "commonAnnotations": {"summary": "Error rate above 1% for 5 minutes"},
+        "externalURL": "http://alertmanager.example:9093",
+        "truncatedAlerts": 0,
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "HighErrorRate", "severity": "critical", "instance": "a:8080"},
+            "annotations": {"summary": "Error rate above 1% for 5 minutes"},
+            "startsAt": "2026-01-01T10:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example:9090/graph",
+            "fingerprint": "c2a1f5e0d1b3a4f6"
+        }]
+    })
+}
+
+#[tokio::test]
+async fn the_same_alertmanager_payload_twice_makes_one_ticket() {
+    let api = Api::start("api-alertmanager").await;
+    let body = serde_json::to_vec(&alert_payload()).expect("json");
+    let (status, first) = api.post("/v1/alertmanager", body.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["filed"][0]["action"], "created");
+    let (status, second) = api.post("/v1/alertmanager", body).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["filed"][0]["action"], "duplicate");
+    assert_eq!(second["filed"][0]["id"], first["filed"][0]["id"]);
+
+    let (status, list) = api.get("/v1/tickets?source=alertmanager").await;
+    assert_eq!(status, 200);
+    let tickets = list["tickets"].as_array().expect("tickets");
+    assert_eq!(tickets.len(), 1, "{list}");
+    assert_eq!(tickets[0]["priority"], "critical");
+    assert_eq!(tickets[0]["occurrences"], 1);
+    assert_eq!(
+        tickets[0]["objective"]["description"],
+        "Error rate above 1% for 5 minutes"
+    );
+
+    let (status, error) = api
+        .post(
+            "/v1/alertmanager",
+            r#"{"version": "3", "groupKey": "g", "status": "firing", "alerts": []}"#,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["field"], "version");
+    let (status, error) = api.post("/v1/alertmanager", "{\"version\": 4}").await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["kind"], "invalid_argument");
+    assert_eq!(error["error"]["field"], "version", "{error}");
+}
+
+#[tokio::test]
+async fn bad_ticket_yaml_is_refused_naming_line_and_field() {
+    let api = Api::start("api-bad-ticket").await;
+    let unknown_metric = TICKET.replace("metric: error_ratio", "metric: cold_start_p99");
+    let (status, error) = api
+        .post("/v1/tickets?file=ticket.yaml", unknown_metric)
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["error"]["kind"], "invalid_argument");
+    assert_eq!(
+        error["error"]["field"],
+        "ticket.acceptance_criteria[1].metric"
+    );
+    assert_eq!(error["error"]["line"], 9, "{error}");
+    let message = error["error"]["message"].as_str().expect("message");
+    assert!(message.starts_with("ticket.yaml: line 9: "), "{message}");
+    assert!(message.contains("cold_start_p99"), "{message}");
+
+    let bad_condition = TICKET.replace("< 500us", "about 500us");
+    let (status, error) = api.post("/v1/tickets", bad_condition).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        error["error"]["field"],
+        "ticket.acceptance_criteria[0].condition"
+    );
+    assert_eq!(error["error"]["line"], 7, "{error}");
+
+    let bad_type = TICKET.replace("type: improvement", "type: wish");
+    let (status, error) = api.post("/v1/tickets", bad_type).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["error"]["field"], "ticket.type", "{error}");
+    assert_eq!(error["error"]["line"], 2, "{error}");
+
+    let (status, list) = api.get("/v1/tickets").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["tickets"], json!([]), "nothing was filed");
+}
+
+#[tokio::test]
+async fn a_human_ticket_goes_through_the_api() {
+    let api = Api::start("api-lifecycle").await;
+    let (status, created) = api.post("/v1/tickets", TICKET).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["action"], "created");
+    let id = created["ticket"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(id, "INF-0001");
+    assert_eq!(created["ticket"]["source"], "human");
+    assert_eq!(created["ticket"]["state"], "open");
+
+    // The same file again is the same ticket; JSON works as well.
+    let (status, again) = api.post("/v1/tickets", TICKET).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["action"], "absorbed");
+    let json_ticket = json!({
+        "type": "task",
+        "objective": {"description": "Raise the store capacity to 2M keys"},
+        "acceptance_criteria": [{"metric": "store_used_ratio", "condition": "< 50%"}],
+    });
+    let (status, second) = api
+        .post(
+            "/v1/tickets",
+            serde_json::to_vec(&json_ticket).expect("json"),
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["ticket"]["id"], "INF-0002");
+
+    let (status, shown) = api.get(&format!("/v1/tickets/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["ticket"]["occurrences"], 2);
+    assert_eq!(shown["history"][0]["kind"], "ticket.created");
+
+    let (status, commented) = api
+        .post(
+            &format!("/v1/tickets/{id}/comment"),
+            r#"{"text": "looking at the histogram", "actor": "ana"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{commented}");
+    let (status, error) = api
+        .post(&format!("/v1/tickets/{id}/comment"), r#"{"txt": "typo"}"#)
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["field"], "txt", "{error}");
+
+    let (status, criteria) = api.get(&format!("/v1/tickets/{id}/criteria")).await;
+    assert_eq!(status, 200, "{criteria}");
+    assert_eq!(criteria["criteria"].as_array().map(Vec::len), Some(2));
+    assert_eq!(criteria["criteria"][0]["verdict"], "pending");
+    assert_eq!(criteria["all_met"], false);
+
+    let (status, cancelled) = api
+        .post(&format!("/v1/tickets/{id}/cancel"), r#"{"reason": "dup"}"#)
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["ticket"]["state"], "cancelled");
+    let (status, error) = api.post(&format!("/v1/tickets/{id}/cancel"), "").await;
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(error["error"]["kind"], "precondition_failed");
+
+    let (_, open) = api.get("/v1/tickets?state=open").await;
+    assert_eq!(open["tickets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(open["tickets"][0]["id"], "INF-0002");
+    let (status, error) = api.get("/v1/tickets?state=done").await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["field"], "state");
+    let (status, error) = api.get("/v1/tickets/INF-0099").await;
+    assert_eq!(status, 404);
+    assert_eq!(error["error"]["kind"], "not_found");
+
+    let (status, page) = api.get("/v1/ledger?after=0&limit=2").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["entries"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["next_after"], 2);
+    let head = page["head_seq"].as_u64().expect("head");
+    let (_, rest) = api.get("/v1/ledger?after=2").await;
+    assert_eq!(
+        rest["entries"].as_array().map(Vec::len),
+        Some(head as usize - 2)
+    );
+    assert_eq!(rest["entries"][0]["prev_hash"], page["entries"][1]["hash"]);
+    assert!(floodgate_harness::verify(&api.dir).is_ok());
+}
+
+#[tokio::test]
+async fn reports_answer_before_the_first_tick() {
+    let api = Api::start("api-reports").await;
+    let (status, slos) = api.get("/v1/slos").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = slos["slos"]
+        .as_array()
+        .expect("slos")
+        .iter()
+        .filter_map(|slo| slo["name"].as_str())
+        .collect();
+    assert_eq!(names, ["availability", "latency", "limiting_correctness"]);
+    let (status, invariants) = api.get("/v1/invariants").await;
+    assert_eq!(status, 200);
+    assert_eq!(invariants["defined"].as_array().map(Vec::len), Some(3));
+    let (status, health) = api.get("/v1/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["ticks"], 0);
+    assert_eq!(health["status"], "ok");
+    let (status, error) = api.get("/v1/nothing").await;
+    assert_eq!(status, 404);
+    assert_eq!(error["error"]["kind"], "not_found");
+}

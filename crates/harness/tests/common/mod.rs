@@ -1,0 +1,199 @@
+//! Shared test support: a seeded random source, a synthetic rate-limit
+//! service that renders `/metrics` like the real one, and scratch data
+//! directories.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// SplitMix64: small, seeded, good enough for workloads.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A normal deviate (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(f64::MIN_POSITIVE);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// A Poisson count with mean `lambda` (normal approximation above 50).
+    pub fn poisson(&mut self, lambda: f64) -> u64 {
+        if lambda > 50.0 {
+            return (lambda + lambda.sqrt() * self.normal()).round().max(0.0) as u64;
+        }
+        let limit = (-lambda).exp();
+        let mut product = self.unit();
+        let mut count = 0;
+        while product > limit {
+            product *= self.unit();
+            count += 1;
+        }
+        count
+    }
+}
+
+/// The seed of a test: `FLOODGATE_TEST_SEED` when set, else `default`.
+/// Printed so a failure can be replayed.
+pub fn seed(default: u64) -> u64 {
+    let seed = std::env::var("FLOODGATE_TEST_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(default);
+    eprintln!("seed: {seed} (replay with FLOODGATE_TEST_SEED={seed})");
+    seed
+}
+
+/// A rate-limit service as its metrics show it: cumulative counters
+/// rendered in the exposition format, with the catalog's names.
+#[derive(Debug, Clone, Default)]
+pub struct SyntheticService {
+    pub ok: u64,
+    pub over_limit: u64,
+    pub errors: u64,
+    /// Cumulative observations per bucket bound of the duration histogram.
+    pub fast: u64,
+    pub within: u64,
+    pub over: u64,
+    pub keys: u64,
+    pub capacity: u64,
+}
+
+impl SyntheticService {
+    pub fn new() -> SyntheticService {
+        SyntheticService {
+            capacity: 100_000,
+            ..SyntheticService::default()
+        }
+    }
+
+    /// One tick of traffic: `requests` decisions of which `errors` failed,
+    /// `slow` slower than 1 ms.
+    pub fn serve(&mut self, requests: u64, errors: u64, slow: u64) {
+        let errors = errors.min(requests);
+        self.errors += errors;
+        self.ok += requests - errors;
+        self.fast += requests - slow.min(requests);
+        self.within += requests - errors;
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.ok + self.over_limit + self.errors
+    }
+
+    pub fn render(&self) -> String {
+        let total = self.requests();
+        let mut out = String::new();
+        out.push_str("# HELP floodgate_requests_total Rate-limit decisions answered.\n");
+        out.push_str("# TYPE floodgate_requests_total counter\n");
+        out.push_str(&format!(
+            "floodgate_requests_total{{api=\"grpc\",code=\"ok\"}} {}\n",
+            self.ok
+        ));
+        out.push_str(&format!(
+            "floodgate_requests_total{{api=\"grpc\",code=\"over_limit\"}} {}\n",
+            self.over_limit
+        ));
+        out.push_str(&format!(
+            "floodgate_requests_total{{api=\"grpc\",code=\"error\"}} {}\n",
+            self.errors
+        ));
+        out.push_str("# TYPE floodgate_request_duration_seconds histogram\n");
+        for bound in floodgate_contract::metrics::DURATION_BUCKETS_SECONDS {
+            let count = if *bound >= 0.001 {
+                total
+            } else {
+                self.fast / 2
+            };
+            let count = if (*bound - 0.001).abs() < 1e-12 {
+                self.fast
+            } else {
+                count
+            };
+            out.push_str(&format!(
+                "floodgate_request_duration_seconds_bucket{{api=\"grpc\",le=\"{bound}\"}} {count}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "floodgate_request_duration_seconds_bucket{{api=\"grpc\",le=\"+Inf\"}} {total}\n"
+        ));
+        out.push_str(&format!(
+            "floodgate_request_duration_seconds_sum{{api=\"grpc\"}} {}\n",
+            total as f64 * 0.0004
+        ));
+        out.push_str(&format!(
+            "floodgate_request_duration_seconds_count{{api=\"grpc\"}} {total}\n"
+        ));
+        out.push_str("# TYPE floodgate_rate_limit_hits_total counter\n");
+        out.push_str(&format!(
+            "floodgate_rate_limit_hits_total{{domain=\"api\",limit=\"per_tenant\"}} {}\n",
+            self.within + self.over
+        ));
+        out.push_str("# TYPE floodgate_rate_limit_within_limit_total counter\n");
+        out.push_str(&format!(
+            "floodgate_rate_limit_within_limit_total{{domain=\"api\",limit=\"per_tenant\"}} {}\n",
+            self.within
+        ));
+        out.push_str("# TYPE floodgate_store_keys gauge\n");
+        out.push_str(&format!(
+            "floodgate_store_keys{{backend=\"memory\"}} {}\n",
+            self.keys
+        ));
+        out.push_str("# TYPE floodgate_store_capacity_keys gauge\n");
+        out.push_str(&format!(
+            "floodgate_store_capacity_keys{{backend=\"memory\"}} {}\n",
+            self.capacity
+        ));
+        out
+    }
+
+    /// The `/v1/state` document's store part.
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": "test",
+            "store": {
+                "backend": "memory",
+                "healthy": true,
+                "keys": self.keys,
+                "capacity": self.capacity,
+                "used_ratio": self.keys as f64 / self.capacity as f64,
+            }
+        })
+    }
+}
+
+/// A fresh, empty directory under the system temp dir, unique per call.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "floodgate-harness-{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creates a scratch directory");
+    dir
+}
+
+/// 2023-11-14T22:13:20Z: simulated clocks start here.
+pub const T0_MS: u64 = 1_700_000_000_000;
+/// The scrape interval of simulations.
+pub const TICK_MS: u64 = 10_000;

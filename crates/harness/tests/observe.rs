@@ -1,0 +1,281 @@
+//! The observe loop under a simulated clock, against fake services behind
+//! the contract's `Transport`: what it scrapes lands in the harness, events
+//! are followed by cursor, and an unreachable service is an observation
+//! error (and `up == 0`), never a panic.
+
+mod common;
+
+use async_trait::async_trait;
+use common::{scratch_dir, SyntheticService, T0_MS, TICK_MS};
+use floodgate_contract::client::{ClientError, Method, RawRequest, RawResponse, Transport};
+use floodgate_harness::observe::{Observer, Target, UP_SERIES};
+use floodgate_harness::selector::Selector;
+use floodgate_harness::store::TicketFilter;
+use floodgate_harness::tickets::Source;
+use floodgate_harness::{
+    objectives, Clock, Harness, HarnessConfig, HarnessState, ManualClock, Store,
+};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A service as its HTTP API answers: synthetic metrics, a state and health
+/// document, and a ring of events; `down` makes every call fail like a
+/// refused connection.
+struct FakeService {
+    metrics: Mutex<SyntheticService>,
+    events: Mutex<Vec<serde_json::Value>>,
+    down: AtomicBool,
+}
+
+impl FakeService {
+    fn new() -> Arc<FakeService> {
+        Arc::new(FakeService {
+            metrics: Mutex::new(SyntheticService::new()),
+            events: Mutex::new(Vec::new()),
+            down: AtomicBool::new(false),
+        })
+    }
+
+    fn push_event(&self, seq: u64, time_ms: u64) {
+        self.events.lock().expect("events").push(json!({
+            "seq": seq,
+            "time_ms": time_ms,
+            "actor": "system",
+            "type": "service_stopping",
+            "data": {},
+        }));
+    }
+
+    fn store(&self) -> serde_json::Value {
+        let metrics = self.metrics.lock().expect("metrics");
+        json!({
+            "backend": "memory",
+            "healthy": true,
+            "keys": metrics.keys,
+            "capacity": metrics.capacity,
+            "used_ratio": metrics.keys as f64 / metrics.capacity as f64,
+            "evictions": {"expired": 0, "lru": 0},
+            "failure_policy": "fail_open",
+        })
+    }
+}
+
+fn answer(status: u16, body: serde_json::Value) -> Result<RawResponse, ClientError> {
+    Ok(RawResponse {
+        status,
+        body: serde_json::to_vec(&body).expect("json"),
+    })
+}
+
+#[async_trait]
+impl Transport for FakeService {
+    async fn send(&self, request: RawRequest) -> Result<RawResponse, ClientError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ClientError::Transport("connection refused".into()));
+        }
+        assert_eq!(request.method, Method::Get);
+        let path = request.path.as_str();
+        if path == "/metrics" {
+            let text = self.metrics.lock().expect("metrics").render();
+            return Ok(RawResponse {
+                status: 200,
+                body: text.into_bytes(),
+            });
+        }
+        if path == "/v1/health" {
+            return answer(
+                200,
+                json!({
+                    "status": "ok", "version": "test", "uptime_seconds": 1,
+                    "config": {"version": 1, "domains": 1, "limits": 1},
+                    "store": self.store(), "windows": [], "checks": [],
+                }),
+            );
+        }
+        if path == "/v1/state" {
+            return answer(
+                200,
+                json!({
+                    "version": "test", "uptime_seconds": 1,
+                    "config": {"version": 1, "hash": "sha256:00", "domains": ["api"]},
+                    "store": self.store(), "limits": [], "drain": {"draining": false},
+                    "events": {"oldest_seq": 1, "newest_seq": 1, "capacity": 1000},
+                    "access_control": false,
+                }),
+            );
+        }
+        if let Some(query) = path.strip_prefix("/v1/events?after=") {
+            let after: u64 = query
+                .split('&')
+                .next()
+                .and_then(|after| after.parse().ok())
+                .expect("after is a number");
+            let events = self.events.lock().expect("events");
+            let page: Vec<_> = events
+                .iter()
+                .filter(|event| event["seq"].as_u64() > Some(after))
+                .cloned()
+                .collect();
+            let newest = events.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0);
+            let oldest = events.first().and_then(|e| e["seq"].as_u64()).unwrap_or(0);
+            return answer(
+                200,
+                json!({
+                    "events": page, "next_after": newest.max(after),
+                    "oldest_seq": oldest, "newest_seq": newest,
+                }),
+            );
+        }
+        answer(
+            404,
+            json!({"error": {"kind": "not_found", "field": "path", "message": path}}),
+        )
+    }
+}
+
+const OBJECTIVES: &str = "
+slos:
+  - name: availability
+    target: 99.9%
+    window: 30d
+    sli:
+      ratio:
+        good: floodgate_requests_total{code!=\"error\"}
+        total: floodgate_requests_total
+invariants:
+  - name: service_up
+    condition: metrics.up == 1.0
+    for: 2
+    on_violation: ticket
+  - name: store_healthy
+    condition: state.store.healthy
+    on_violation: ticket
+";
+
+fn setup(name: &str) -> (Arc<HarnessState>, Arc<ManualClock>, std::path::PathBuf) {
+    let objectives = objectives::parse("objectives.yaml", OBJECTIVES).expect("objectives parse");
+    let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
+    let dir = scratch_dir(name);
+    let store = Store::open(&dir).expect("store");
+    let clock = Arc::new(ManualClock::new(T0_MS));
+    let state = HarnessState::new(harness, store, clock.clone());
+    (state, clock, dir)
+}
+
+#[tokio::test]
+async fn a_reachable_service_is_scraped_and_its_events_followed() {
+    let (state, clock, dir) = setup("observe-ok");
+    let service = FakeService::new();
+    service.push_event(1, T0_MS - 5);
+    let mut observer = Observer::new(
+        state.clone(),
+        vec![Target {
+            name: "svc-a".into(),
+            transport: service.clone(),
+        }],
+    )
+    .expect("observer");
+    for tick in 0..30u64 {
+        service.metrics.lock().expect("metrics").serve(1000, 0, 0);
+        if tick == 10 {
+            service.push_event(2, clock.now_ms());
+        }
+        let report = observer.observe_once(clock.now_ms()).await;
+        assert!(report.errors.is_empty(), "tick {tick}: {:?}", report.errors);
+        assert!(report.filed.is_empty(), "tick {tick}: {:?}", report.filed);
+        clock.advance(TICK_MS);
+    }
+    let status = state.status();
+    assert_eq!(status.ticks, 30);
+    let target = &status.targets[0];
+    assert!(target.up);
+    assert_eq!(target.events_after, 2);
+    assert_eq!(target.events_seen, 2);
+    assert_eq!(target.consecutive_failures, 0);
+    let tick = status.last_tick.expect("a tick");
+    assert_eq!(tick.slos.len(), 1);
+    assert_eq!(tick.slos[0].name, "availability");
+    {
+        let harness = state.harness();
+        let requests =
+            Selector::parse("floodgate_requests_total{instance=\"svc-a\"}").expect("selector");
+        let rate = harness
+            .tsdb()
+            .rate(&requests, 60_000, clock.now_ms() - TICK_MS)
+            .expect("a rate");
+        assert!((rate - 100.0).abs() < 1e-6, "{rate}");
+        assert_eq!(
+            harness
+                .tsdb()
+                .value_at(&Selector::metric(UP_SERIES), clock.now_ms() - TICK_MS),
+            Some(1.0)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn an_unreachable_service_is_an_error_and_one_ticket_never_a_panic() {
+    let (state, clock, dir) = setup("observe-down");
+    let service = FakeService::new();
+    let mut observer = Observer::new(
+        state.clone(),
+        vec![Target {
+            name: "svc-b".into(),
+            transport: service.clone(),
+        }],
+    )
+    .expect("observer");
+    for _ in 0..3 {
+        let report = observer.observe_once(clock.now_ms()).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        clock.advance(TICK_MS);
+    }
+    service.down.store(true, Ordering::SeqCst);
+    let mut filed = Vec::new();
+    for _ in 0..20 {
+        let report = observer.observe_once(clock.now_ms()).await;
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|error| error.contains("svc-b: /metrics: cannot reach the service")),
+            "{:?}",
+            report.errors
+        );
+        filed.extend(report.filed);
+        clock.advance(TICK_MS);
+    }
+    let status = state.status();
+    assert!(!status.targets[0].up);
+    assert_eq!(status.targets[0].consecutive_failures, 20);
+    // `service_up` held for 2 ticks → one ticket; the state invariant saw
+    // the last known state (healthy), so nothing else.
+    assert_eq!(filed.len(), 1, "{filed:?}");
+    assert_eq!(filed[0].fingerprint, "invariant:service_up");
+    let store = state.store().clone();
+    let tickets = store
+        .list(&TicketFilter {
+            source: Some(Source::Invariant),
+            ..TicketFilter::default()
+        })
+        .expect("list");
+    assert_eq!(tickets.len(), 1);
+    assert!(tickets[0].objective.description.contains("service_up"));
+    assert!(floodgate_harness::verify(&dir).is_ok());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn observers_refuse_duplicate_and_empty_names() {
+    let (state, _clock, dir) = setup("observe-names");
+    let service = FakeService::new();
+    let target = |name: &str| Target {
+        name: name.into(),
+        transport: service.clone(),
+    };
+    assert!(Observer::new(state.clone(), vec![target("a"), target("a")]).is_err());
+    assert!(Observer::new(state, vec![target("")]).is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,506 @@
+//! The durable queue: kill -9 during a burst of writes, tampering with the
+//! ledger, claims, reopening, and Alertmanager intake.
+
+mod common;
+
+use common::{scratch_dir, seed, Rng, T0_MS};
+use floodgate_harness::alertmanager;
+use floodgate_harness::criteria::{Condition, Criterion};
+use floodgate_harness::ledger::{self, VerifyError};
+use floodgate_harness::store::{IntakeAction, StoreError, TicketFilter};
+use floodgate_harness::tickets::{
+    Command, IntakePolicy, NewTicket, Objective, Priority, Source, TicketState, TicketType,
+    TransitionError,
+};
+use floodgate_harness::Store;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command as Process, Stdio};
+
+fn draft(fingerprint: &str) -> NewTicket {
+    NewTicket {
+        kind: TicketType::Incident,
+        objective: Objective {
+            description: format!("problem {fingerprint}"),
+        },
+        acceptance_criteria: vec![Criterion {
+            metric: "error_ratio".into(),
+            condition: Condition::parse("< 0.1%").expect("parses"),
+            duration: None,
+            baseline: None,
+        }],
+        constraints: vec!["no changes during peak hours".into()],
+        context: serde_json::json!({"evidence": fingerprint}),
+        source: Source::Human,
+        priority: Priority::Medium,
+        fingerprint: fingerprint.into(),
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn claim(agent: &str) -> Command {
+    Command::Claim {
+        agent: agent.into(),
+        ttl_ms: 60_000,
+    }
+}
+
+const CHILD_DIR_ENV: &str = "FLOODGATE_HARNESS_KILL9_DIR";
+/// The child stops by itself after this many tickets, should the parent die.
+const CHILD_MAX_TICKETS: u64 = 20_000;
+
+/// In the child (the test binary re-run with `CHILD_DIR_ENV` set): file
+/// tickets and claim them as fast as it can, printing every acknowledged
+/// write, until killed.
+fn child_writer(dir: &Path) {
+    let store = open(dir);
+    for i in 0..CHILD_MAX_TICKETS {
+        let now = T0_MS + i;
+        let outcome = store
+            .intake(&draft(&format!("burst-{i}")), None, now)
+            .expect("intake");
+        println!("ACK created {}", outcome.ticket.id);
+        store
+            .command(&outcome.ticket.id, &claim("agent"), now)
+            .expect("claim");
+        println!("ACK claimed {}", outcome.ticket.id);
+    }
+}
+
+#[test]
+fn kill_9_during_a_burst_loses_nothing_acknowledged() {
+    if let Ok(dir) = std::env::var(CHILD_DIR_ENV) {
+        child_writer(Path::new(&dir));
+        return;
+    }
+    let seed = seed(9);
+    let mut rng = Rng::new(seed);
+    for round in 0..3 {
+        let dir = scratch_dir("kill9");
+        // Kill after a seeded number of acknowledgements, mid-burst.
+        let kill_after = 20 + rng.next_u64() % 300;
+        let mut child = Process::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "kill_9_during_a_burst_loses_nothing_acknowledged",
+                "--nocapture",
+            ])
+            .env(CHILD_DIR_ENV, &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawns the writer");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut acked: Vec<(String, String)> = Vec::new();
+        while acked.len() < kill_after as usize {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("seed {seed} round {round}: the writer ended early");
+            };
+            if let Some(rest) = line.strip_prefix("ACK ") {
+                let (what, id) = rest.split_once(' ').expect("ACK what id");
+                acked.push((what.to_owned(), id.to_owned()));
+            }
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        // Lines already in the pipe were acknowledged before the kill.
+        for line in lines.map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("ACK ") {
+                let (what, id) = rest.split_once(' ').expect("ACK what id");
+                acked.push((what.to_owned(), id.to_owned()));
+            }
+        }
+        let report = ledger::verify(&dir)
+            .unwrap_or_else(|error| panic!("seed {seed} round {round}: {error}"));
+        let store = open(&dir);
+        for (what, id) in &acked {
+            let ticket = store
+                .get(id)
+                .unwrap_or_else(|error| panic!("{error}"))
+                .unwrap_or_else(|| panic!("seed {seed} round {round}: acknowledged {id} lost"));
+            if what == "claimed" {
+                assert_eq!(
+                    ticket.state,
+                    TicketState::Claimed,
+                    "seed {seed} round {round}: {id}"
+                );
+            }
+        }
+        // Nothing beyond the one write in flight when the kill landed.
+        let created = acked.iter().filter(|(what, _)| what == "created").count() as u64;
+        assert!(
+            report.tickets == created || report.tickets == created + 1,
+            "seed {seed}: {report:?} vs {created}"
+        );
+        let acks = acked.len() as u64;
+        assert!(
+            report.entries == acks || report.entries == acks + 1,
+            "seed {seed}: {report:?} vs {acks} acks"
+        );
+        eprintln!(
+            "round {round}: killed after {} acks; {report:?}",
+            acked.len()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Runs SQL on the store's file directly, as someone with the file would.
+fn tamper(dir: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(dir.join(floodgate_harness::store::DB_FILE))
+        .expect("opens the file");
+    conn.execute_batch(sql).expect("tampers");
+}
+
+fn populated(name: &str) -> std::path::PathBuf {
+    let dir = scratch_dir(name);
+    let store = open(&dir);
+    for i in 0..3 {
+        let outcome = store
+            .intake(&draft(&format!("fp-{i}")), None, T0_MS + i)
+            .expect("intake");
+        store
+            .command(&outcome.ticket.id, &claim("agent"), T0_MS + 10)
+            .expect("claim");
+    }
+    store
+        .command(
+            "INF-0002",
+            &Command::Comment {
+                actor: "human".into(),
+                text: "looking".into(),
+            },
+            T0_MS + 20,
+        )
+        .expect("comment");
+    let report = ledger::verify(&dir).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!((report.entries, report.tickets), (7, 3));
+    dir
+}
+
+fn expect_tampered(dir: &Path, seq: Option<u64>, needle: &str) {
+    match ledger::verify(dir) {
+        Err(VerifyError::Tampered {
+            seq: found,
+            message,
+        }) => {
+            assert_eq!(found, seq, "{message}");
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+        other => panic!("expected tampering to be detected, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_hand_edited_ledger_fails_verification() {
+    // The ledger refuses edits while its triggers stand.
+    let dir = populated("edit-refused");
+    let conn =
+        rusqlite::Connection::open(dir.join(floodgate_harness::store::DB_FILE)).expect("opens");
+    assert!(conn
+        .execute("UPDATE ledger SET time_ms = 0 WHERE seq = 1", [])
+        .is_err());
+    assert!(conn
+        .execute("DELETE FROM ledger WHERE seq = 7", [])
+        .is_err());
+    drop(conn);
+
+    // An edited entry.
+    let dir = populated("edit-body");
+    tamper(
+        &dir,
+        "DROP TRIGGER ledger_no_update;
+         UPDATE ledger SET body = replace(body, '\"agent\":\"agent\"', '\"agent\":\"mallory\"') WHERE seq = 2;",
+    );
+    expect_tampered(&dir, Some(2), "hash does not match");
+
+    // An edited entry whose hash was recomputed: the next entry's link breaks.
+    let dir = populated("edit-rehash");
+    let conn =
+        rusqlite::Connection::open(dir.join(floodgate_harness::store::DB_FILE)).expect("opens");
+    let (body, prev): (String, String) = conn
+        .query_row(
+            "SELECT body, prev_hash FROM ledger WHERE seq = 2",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("reads");
+    let forged = body.replace("\"agent\":\"agent\"", "\"agent\":\"mallory\"");
+    let hash = ledger::chain_hash(&prev, &forged);
+    conn.execute_batch("DROP TRIGGER ledger_no_update;")
+        .expect("drops");
+    conn.execute(
+        "UPDATE ledger SET body = ?1, hash = ?2 WHERE seq = 2",
+        rusqlite::params![forged, hash],
+    )
+    .expect("forges");
+    drop(conn);
+    expect_tampered(&dir, Some(3), "prev_hash");
+
+    // A removed last entry: the head no longer matches.
+    let dir = populated("edit-delete");
+    tamper(
+        &dir,
+        "DROP TRIGGER ledger_no_delete; DELETE FROM ledger WHERE seq = 7;",
+    );
+    expect_tampered(&dir, None, "head");
+
+    // A ticket row edited behind the ledger's back.
+    let dir = populated("edit-ticket");
+    tamper(
+        &dir,
+        "UPDATE tickets SET state = 'resolved', doc = replace(doc, '\"state\":\"claimed\"', '\"state\":\"resolved\"') WHERE id = 'INF-0001';",
+    );
+    expect_tampered(&dir, None, "INF-0001 differs");
+}
+
+#[test]
+fn claims_expire_and_only_the_claimant_works_the_ticket() {
+    let dir = scratch_dir("claims");
+    let store = open(&dir);
+    let id = store
+        .intake(&draft("fp"), None, T0_MS)
+        .expect("intake")
+        .ticket
+        .id;
+    store.command(&id, &claim("a"), T0_MS).expect("claim");
+    let refused = store.command(&id, &claim("b"), T0_MS + 1);
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Transition(TransitionError::NotAllowed { .. }))
+        ),
+        "{refused:?}"
+    );
+    let refused = store.command(&id, &Command::Start { agent: "b".into() }, T0_MS + 1);
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Transition(TransitionError::NotClaimant { .. }))
+        ),
+        "{refused:?}"
+    );
+    store
+        .command(&id, &Command::Start { agent: "a".into() }, T0_MS + 2)
+        .expect("start");
+    assert_eq!(
+        store.expire_claims(T0_MS + 59_999).expect("expire"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.expire_claims(T0_MS + 60_000).expect("expire"),
+        vec![id.clone()]
+    );
+    let ticket = store.get(&id).expect("get").expect("exists");
+    assert_eq!((ticket.state, ticket.claim), (TicketState::Open, None));
+    store
+        .command(&id, &claim("b"), T0_MS + 60_001)
+        .expect("b claims it now");
+    let history: Vec<String> = store
+        .history(&id)
+        .expect("history")
+        .into_iter()
+        .map(|entry| entry.kind)
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "ticket.created",
+            "ticket.transitioned",
+            "ticket.transitioned",
+            "ticket.transitioned",
+            "ticket.transitioned"
+        ]
+    );
+    assert_eq!(store.next_open().expect("next"), None);
+    ledger::verify(&dir).unwrap_or_else(|error| panic!("{error}"));
+}
+
+#[test]
+fn recurrences_are_absorbed_reopened_then_escalated() {
+    let dir = scratch_dir("reopen");
+    let store = open(&dir).with_policy(IntakePolicy {
+        reopen_window_ms: 3_600_000,
+        max_reopens: 1,
+    });
+    let first = store.intake(&draft("fp"), None, T0_MS).expect("intake");
+    assert_eq!(first.action, IntakeAction::Created);
+    let id = first.ticket.id;
+    let again = store.intake(&draft("fp"), None, T0_MS + 1).expect("intake");
+    assert_eq!(
+        (again.action, again.ticket.occurrences),
+        (IntakeAction::Absorbed, 2)
+    );
+    let resolve = |store: &Store, at: u64| {
+        store.command(&id, &claim("a"), at).expect("claim");
+        store
+            .command(&id, &Command::Start { agent: "a".into() }, at)
+            .expect("start");
+        store
+            .command(&id, &Command::Submit { agent: "a".into() }, at)
+            .expect("submit");
+        store
+            .command(
+                &id,
+                &Command::Resolve {
+                    actor: "harness".into(),
+                    reason: "criteria met".into(),
+                },
+                at,
+            )
+            .expect("resolve");
+    };
+    resolve(&store, T0_MS + 10);
+    let reopened = store
+        .intake(&draft("fp"), None, T0_MS + 20)
+        .expect("intake");
+    assert_eq!(
+        (
+            reopened.action,
+            reopened.ticket.state,
+            reopened.ticket.reopened
+        ),
+        (IntakeAction::Reopened, TicketState::Open, 1)
+    );
+    resolve(&store, T0_MS + 30);
+    let escalated = store
+        .intake(&draft("fp"), None, T0_MS + 40)
+        .expect("intake");
+    assert_eq!(
+        (escalated.action, escalated.ticket.state),
+        (IntakeAction::Reopened, TicketState::Escalated)
+    );
+    store
+        .command(
+            &id,
+            &Command::Resolve {
+                actor: "human".into(),
+                reason: "fixed by hand".into(),
+            },
+            T0_MS + 50,
+        )
+        .expect("a human resolves it");
+    // Long after: a new ticket, linked to the old one.
+    let later = store
+        .intake(&draft("fp"), None, T0_MS + 50 + 3_600_001)
+        .expect("intake");
+    assert_eq!(later.action, IntakeAction::Created);
+    assert_eq!(later.ticket.id, "INF-0002");
+    assert_eq!(later.ticket.context["previous_ticket"], "INF-0001");
+    ledger::verify(&dir).unwrap_or_else(|error| panic!("{error}"));
+}
+
+const PAYLOAD: &str = r#"{
+  "version": "4",
+  "groupKey": "{}/{}:{alertname=\"HighErrorRate\"}",
+  "truncatedAlerts": 0,
+  "status": "firing",
+  "receiver": "floodgate",
+  "groupLabels": {"alertname": "HighErrorRate"},
+  "commonLabels": {"alertname": "HighErrorRate", "severity": "critical"},
+  "commonAnnotations": {"summary": "Error rate above 1%"},
+  "externalURL": "http://alertmanager.invalid",
+  "alerts": [
+    {
+      "status": "firing",
+      "labels": {"alertname": "HighErrorRate", "severity": "critical", "instance": "a"},
+      "annotations": {"summary": "Error rate above 1% on a"},
+      "startsAt": "2026-11-26T10:00:00Z",
+      "endsAt": "0001-01-01T00:00:00Z",
+      "generatorURL": "http://prometheus.invalid/graph",
+      "fingerprint": "c6ab2b1a2f1e2d3c"
+    },
+    {
+      "status": "resolved",
+      "labels": {"alertname": "HighErrorRate", "severity": "critical", "instance": "b"},
+      "annotations": {},
+      "startsAt": "2026-11-26T09:00:00Z",
+      "endsAt": "2026-11-26T09:30:00Z",
+      "generatorURL": "",
+      "fingerprint": "d7bc3c2b3a2f1e0d"
+    }
+  ]
+}"#;
+
+fn deliver(store: &Store, body: &str, now: u64) -> Vec<IntakeAction> {
+    let payload = alertmanager::parse(body.as_bytes()).unwrap_or_else(|error| panic!("{error}"));
+    let conversion = alertmanager::convert(&payload).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(conversion.resolved, 1);
+    conversion
+        .intakes
+        .iter()
+        .map(|intake| {
+            store
+                .intake(&intake.draft, Some(&intake.intake_key), now)
+                .expect("intake")
+                .action
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_alertmanager_payload_twice_makes_one_ticket() {
+    let dir = scratch_dir("alertmanager");
+    let store = open(&dir);
+    assert_eq!(deliver(&store, PAYLOAD, T0_MS), [IntakeAction::Created]);
+    let head = store.head().expect("head");
+    assert_eq!(
+        deliver(&store, PAYLOAD, T0_MS + 1),
+        [IntakeAction::Duplicate]
+    );
+    assert_eq!(
+        store.head().expect("head"),
+        head,
+        "a duplicate writes nothing"
+    );
+    let tickets = store.list(&TicketFilter::default()).expect("list");
+    assert_eq!(tickets.len(), 1);
+    let ticket = &tickets[0];
+    assert_eq!(
+        (ticket.source, ticket.priority, ticket.occurrences),
+        (Source::Alertmanager, Priority::Critical, 1)
+    );
+    assert_eq!(ticket.objective.description, "Error rate above 1% on a");
+    assert_eq!(ticket.fingerprint, "alertmanager:c6ab2b1a2f1e2d3c");
+    assert_eq!(ticket.context["alertmanager"]["receiver"], "floodgate");
+    // The same alert firing again later (a new startsAt) is an occurrence.
+    let again = PAYLOAD.replace("2026-11-26T10:00:00Z", "2026-11-26T12:00:00Z");
+    assert_eq!(deliver(&store, &again, T0_MS + 2), [IntakeAction::Absorbed]);
+    assert_eq!(
+        store.get(&ticket.id).expect("get").map(|t| t.occurrences),
+        Some(2)
+    );
+    ledger::verify(&dir).unwrap_or_else(|error| panic!("{error}"));
+    // A payload of another version is refused, naming the field.
+    let v3 = alertmanager::parse(PAYLOAD.replace("\"4\"", "\"3\"").as_bytes()).expect("parses");
+    let error = alertmanager::convert(&v3).expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        "version: \"3\" is not supported (expected \"4\")"
+    );
+    let error = alertmanager::parse(
+        br#"{"version": "4", "groupKey": "g", "status": "firing", "alerts": [{"status": 1}]}"#,
+    )
+    .expect_err("refused");
+    assert_eq!(error.field, "alerts[0].status");
+}
+
+#[test]
+fn the_ledger_pages_in_order() {
+    let dir = populated("pages");
+    let store = open(&dir);
+    let first = store.ledger_page(0, 4).expect("page");
+    let rest = store
+        .ledger_page(first.last().map_or(0, |entry| entry.seq), 100)
+        .expect("page");
+    let seqs: Vec<u64> = first.iter().chain(&rest).map(|entry| entry.seq).collect();
+    assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
+    assert_eq!(first[0].prev_hash, ledger::GENESIS_HASH);
+    assert!(first
+        .windows(2)
+        .all(|pair| pair[1].prev_hash == pair[0].hash));
+}

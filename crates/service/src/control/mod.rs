@@ -1,0 +1,226 @@
+//! The control plane: everything an operator (human or agent) can see and
+//! change, through one enumerated action API, with every effect recorded
+//! as an event.
+//!
+//! - [`Control`] owns the event log, the config history, the drain flag and
+//!   the failure policy, next to the [`Engine`] it steers;
+//! - [`routes`] serves it over HTTP (`/v1/state`, `/v1/health`,
+//!   `/v1/events[/stream]`, `/v1/config[/versions|/rollback]`,
+//!   `/v1/actions[/{name}]`), merged into the router of [`crate::http`];
+//! - every change runs as one of the actions of
+//!   `floodgate_contract::actions::CATALOG` ([`Control::run_action`]),
+//!   serialised by one lock, so config, store and flags change one action
+//!   at a time and each action's events are contiguous.
+//!
+//! Architecture invariant: after start no file is read again; the config
+//! changes only through these actions, and atomically
+//! ([`Engine::swap_table`]).
+
+mod actions;
+pub mod events;
+mod health;
+pub mod history;
+pub mod keys;
+mod routes;
+
+pub use actions::ActionError;
+pub use health::{
+    CAPACITY_WARNING_RATIO, HEALTH_SAMPLE_CAPACITY, HEALTH_WINDOWS_SECONDS, MAX_ERROR_RATIO,
+    SAMPLE_INTERVAL, STORE_CAPACITY_FAIL_RATIO,
+};
+pub use routes::routes;
+
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::ServiceInfo;
+use events::{EventLog, EventsFile};
+use floodgate_contract::actions::FailurePolicy;
+use floodgate_contract::events::EventBody;
+use floodgate_store::CounterStore;
+use history::History;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Who is asking, as the access-control layer identified them: put into a
+/// request's extensions, it becomes the default actor of the actions and
+/// events the request causes (a request body's `actor` still wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+/// The actor recorded when nobody says who asks.
+pub const ANONYMOUS: &str = "anonymous";
+/// The actor of what the service does by itself.
+pub const SYSTEM: &str = "system";
+
+/// Options of the control plane.
+#[derive(Debug, Default)]
+pub struct ControlOptions {
+    /// Also append every event to this JSONL file (see
+    /// [`events::EVENTS_FILE_MAX_BYTES`] for its bound).
+    pub events_file: Option<EventsFile>,
+    /// The failure policy at start (`serve --failure-policy`) when the
+    /// store has no backend to apply it; a store with one
+    /// ([`CounterStore::resilience`]) holds its own, which wins.
+    pub failure_policy: Option<FailurePolicy>,
+}
+
+/// The control plane of one service.
+pub struct Control<S> {
+    engine: Arc<Engine<S>>,
+    info: ServiceInfo,
+    events: EventLog,
+    history: Mutex<History>,
+    draining: AtomicBool,
+    failure_policy: Mutex<FailurePolicy>,
+    /// Serialises actions: one changes the service at a time.
+    acting: Mutex<()>,
+    sampler: Mutex<health::Sampler>,
+    stopping: watch::Sender<bool>,
+}
+
+impl<S> std::fmt::Debug for Control<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: CounterStore> Control<S> {
+    /// The control plane of `engine` (reading time from `clock`, the
+    /// engine's clock), whose current table becomes config version 1.
+    pub fn new(
+        engine: Arc<Engine<S>>,
+        clock: Arc<dyn Clock>,
+        info: ServiceInfo,
+        options: ControlOptions,
+    ) -> Control<S> {
+        let clock_ms = info.started_at / 1_000_000;
+        let domains = engine.snapshot().table.domains().cloned().collect();
+        let events = EventLog::new(clock, options.events_file);
+        let sampler = health::Sampler::new(&engine, info.started_at);
+        let failure_policy = options.failure_policy.unwrap_or(FailurePolicy::FailOpen);
+        Control {
+            engine,
+            info,
+            events,
+            history: Mutex::new(History::new(domains, clock_ms)),
+            draining: AtomicBool::new(false),
+            failure_policy: Mutex::new(failure_policy),
+            acting: Mutex::new(()),
+            sampler: Mutex::new(sampler),
+            stopping: watch::channel(false).0,
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine<S>> {
+        &self.engine
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// Records that the service started serving.
+    pub fn started(&self) -> u64 {
+        let config_version = self.history.lock().current().meta.version;
+        self.events.emit(
+            SYSTEM,
+            "",
+            EventBody::ServiceStarted {
+                version: crate::VERSION.to_string(),
+                config_version,
+                backend: self.engine.store().stats().backend.to_string(),
+            },
+        )
+    }
+
+    /// Records that shutdown began and ends every event stream and long
+    /// poll, so they do not hold up the graceful shutdown.
+    pub fn stopping(&self) -> u64 {
+        let seq = self.events.emit(SYSTEM, "", EventBody::ServiceStopping {});
+        self.stopping.send_replace(true);
+        seq
+    }
+
+    /// Completes when [`Control::stopping`] has been called.
+    pub fn stopping_signal(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The backend failure policy. With a backend that can fail
+    /// ([`CounterStore::resilience`], the Redis store) the one source of
+    /// truth is the store's atomic, which the store acts on; otherwise it
+    /// is only stored and reported here.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        match self.engine.store().resilience() {
+            Some(resilience) => policy_from_store(resilience.policy()),
+            None => *self.failure_policy.lock(),
+        }
+    }
+
+    /// Sets the failure policy (the `set_failure_policy` action's effect);
+    /// returns the previous one.
+    fn replace_failure_policy(&self, policy: FailurePolicy) -> FailurePolicy {
+        let before = self.failure_policy();
+        *self.failure_policy.lock() = policy;
+        if let Some(resilience) = self.engine.store().resilience() {
+            resilience.set_policy(policy_to_store(policy));
+        }
+        before
+    }
+
+    /// The current config version and hash.
+    pub fn config_version(&self) -> (u64, String) {
+        let history = self.history.lock();
+        let meta = &history.current().meta;
+        (meta.version, meta.hash.clone())
+    }
+
+    /// Takes one health sample now (the 1 s ticker calls this) and raises
+    /// a capacity warning when the store crosses
+    /// [`CAPACITY_WARNING_RATIO`].
+    pub fn sample(&self) {
+        let warning = self.sampler.lock().sample(&self.engine);
+        if let Some(body) = warning {
+            self.events.emit(SYSTEM, "", body);
+        }
+    }
+
+    /// Samples every [`SAMPLE_INTERVAL`] until the service stops.
+    pub async fn run_sampler(self: Arc<Self>) {
+        let mut stopping = self.stopping_signal();
+        let mut ticker = tokio::time::interval(SAMPLE_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.sample(),
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+}
+
+/// The contract's policy as the store's.
+pub fn policy_to_store(policy: FailurePolicy) -> floodgate_store::FailurePolicy {
+    match policy {
+        FailurePolicy::FailOpen => floodgate_store::FailurePolicy::FailOpen,
+        FailurePolicy::FailClosed => floodgate_store::FailurePolicy::FailClosed,
+        FailurePolicy::LocalFallback => floodgate_store::FailurePolicy::LocalFallback,
+    }
+}
+
+/// The store's policy as the contract's.
+pub fn policy_from_store(policy: floodgate_store::FailurePolicy) -> FailurePolicy {
+    match policy {
+        floodgate_store::FailurePolicy::FailOpen => FailurePolicy::FailOpen,
+        floodgate_store::FailurePolicy::FailClosed => FailurePolicy::FailClosed,
+        floodgate_store::FailurePolicy::LocalFallback => FailurePolicy::LocalFallback,
+    }
+}
