@@ -271,11 +271,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             "access control is off (no --tokens-file or FLOODGATE_TOKENS): binding loopback addresses only"
         );
     }
-    let mut runtime = if std::env::var_os("FG_EXPERIMENT_CT").is_some() {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.worker_threads {
         runtime.worker_threads(threads);
     }
