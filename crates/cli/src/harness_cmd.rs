@@ -220,7 +220,7 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
         let observing =
             tokio::spawn(observer.run(Duration::from_millis(args.interval), wait(stopped.clone())));
         tokio::spawn(async move {
-            shutdown_signal().await;
+            crate::shutdown_signal().await;
             let _ = stop.send(true);
         });
         api::serve(listener, state, wait(stopped))
@@ -230,28 +230,6 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }
 
 /// Percent-encodes a query parameter value.

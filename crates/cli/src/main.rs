@@ -392,8 +392,8 @@ fn load_access(file: Option<&Path>, env: Option<&str>) -> Result<auth::Access> {
     Ok(auth::Access::with_tokens(tokens))
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM (shared by `serve` and `harness`).
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
