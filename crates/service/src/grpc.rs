@@ -271,8 +271,9 @@ async fn read_body(mut body: RecvStream) -> Result<Bytes, Failure> {
     let mut first: Option<Bytes> = None;
     let mut joined = BytesMut::new();
     while let Some(chunk) = body.data().await {
-        // A stream reset by the client ends the call like an over-long
-        // body did on hyper's `Limited` before: it cannot be answered.
+        // A body that fails (stream reset by the client, connection lost)
+        // is counted as `too_large`, as hyper's `Limited` reported it
+        // before; the answer cannot reach the client anyway.
         let chunk = chunk.map_err(|_| too_large())?;
         let _ = body.flow_control().release_capacity(chunk.len());
         let received = first.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
