@@ -288,9 +288,10 @@ pub struct AnomalyDef {
 // ---------------------------------------------------------------------------
 // errors
 
-/// An objectives error: file, line (when known), field path and problem.
+/// An error in an input file (objectives, ticket): file, line (when known),
+/// field path and problem, displayed as `file: line N: path: problem`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectivesError {
+pub struct FileError {
     pub file: String,
     pub line: Option<usize>,
     /// `slos[0].target`, or empty for a syntax error.
@@ -298,7 +299,7 @@ pub struct ObjectivesError {
     pub message: String,
 }
 
-impl fmt::Display for ObjectivesError {
+impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
         if let Some(line) = self.line {
@@ -311,7 +312,10 @@ impl fmt::Display for ObjectivesError {
     }
 }
 
-impl std::error::Error for ObjectivesError {}
+impl std::error::Error for FileError {}
+
+/// An objectives file error.
+pub type ObjectivesError = FileError;
 
 /// Turns a serde_norway error (with serde_path_to_error's path) into the
 /// form every YAML error of the harness takes. Shared with ticket YAML.

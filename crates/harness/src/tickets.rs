@@ -946,28 +946,7 @@ pub fn ticket_number(id: &str) -> Option<u64> {
 // ticket YAML (`ticket: {...}`)
 
 /// A refused ticket file: file, line (when known), field and problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketFileError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for TicketFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ": line {line}")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for TicketFileError {}
+pub type TicketFileError = crate::objectives::FileError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
