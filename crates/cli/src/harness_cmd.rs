@@ -11,6 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use floodgate_contract::client::{HttpTransport, Method, RawRequest, Transport};
 use floodgate_harness::observe::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use floodgate_harness::pipeline::Pipeline;
+use floodgate_harness::policy::Policy;
 use floodgate_harness::prometheus::{PrometheusSource, DEFAULT_MATCH};
 use floodgate_harness::{
     api, objectives, Harness, HarnessConfig, HarnessState, Observer, Store, SystemClock, Target,
@@ -56,6 +58,11 @@ pub struct HarnessArgs {
     /// The series selector asked of Prometheus.
     #[arg(long, default_value = DEFAULT_MATCH, value_name = "SELECTOR")]
     prometheus_match: String,
+    /// The pipeline policy: approval gates, freeze windows, budgets,
+    /// canary and verification (see examples/policy.yaml; default: the
+    /// documented defaults).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 fn parse_interval(text: &str) -> Result<u64, String> {
@@ -108,6 +115,44 @@ enum TicketCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Approve the ticket's proposal that awaits a human
+    /// (POST /v1/tickets/{ID}/approve).
+    Approve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who approves (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Reject the ticket's proposal that awaits a human
+    /// (POST /v1/tickets/{ID}/reject).
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who rejects (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Stop every agent change at once (POST /v1/pause); proposals hold at
+    /// their next step until `resume`.
+    Pause {
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Lift the pause (POST /v1/resume).
+    Resume {
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// The pipeline: paused?, freeze window, proposals in flight
+    /// (GET /v1/pipeline).
+    Pipeline,
     /// Cancel a ticket (POST /v1/tickets/{ID}/cancel).
     Cancel {
         id: String,
@@ -175,6 +220,11 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
     let objectives = objectives::parse_files(&files).map_err(|error| anyhow!("{error}"))?;
     let harness = Harness::new(objectives, HarnessConfig::default())
         .map_err(|error| anyhow!("objectives: {}", error.0))?;
+    let policy = match &args.policy {
+        Some(path) => Policy::parse(&path.display().to_string(), &read_file(path)?)
+            .map_err(|error| anyhow!("{error}"))?,
+        None => Policy::default(),
+    };
     let store = Store::open(&args.data)
         .map_err(|error| anyhow!("--data {}: {error}", args.data.display()))?;
     let token = std::env::var(&args.token_env)
@@ -197,6 +247,13 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
             .await
             .with_context(|| format!("--http-addr {}: cannot bind", args.http_addr))?;
         let state = HarnessState::new(harness, store, Arc::new(SystemClock));
+        if !targets.is_empty() {
+            let pipeline = Pipeline::new(&state, targets.clone(), policy)
+                .map_err(|error| anyhow!("--policy: {error}"))?;
+            state
+                .set_pipeline(pipeline)
+                .map_err(|error| anyhow!("{error}"))?;
+        }
         let mut observer = Observer::new(Arc::clone(&state), targets)
             .map_err(|error| anyhow!("--service: {error}"))?;
         if let Some(url) = &args.prometheus {
@@ -310,6 +367,8 @@ fn ticket_line(ticket: &Value) -> String {
 
 pub fn ticket(args: TicketArgs) -> Result<()> {
     let base = args.harness.trim_end_matches('/').to_owned();
+    let approving = matches!(args.command, TicketCommand::Approve { .. });
+    let pausing = matches!(args.command, TicketCommand::Pause { .. });
     match args.command {
         TicketCommand::Create { file } => {
             let text = read_file(&file)?;
@@ -397,6 +456,73 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 "{id}: {}",
                 answer["ticket"]["state"].as_str().unwrap_or("?")
             );
+        }
+        TicketCommand::Approve { id, reason, actor } | TicketCommand::Reject { id, reason, actor } => {
+            let verb = if approving {
+                "approve"
+            } else {
+                "reject"
+            };
+            let mut body = serde_json::json!({ "actor": default_actor(actor) });
+            if let Some(reason) = reason {
+                body["reason"] = Value::String(reason);
+            }
+            let answer = call(
+                &base,
+                Method::Post,
+                format!("/v1/tickets/{}/{verb}", encode(&id)),
+                Some(serde_json::to_vec(&body)?),
+            )?;
+            if args.json {
+                return print_json(&answer);
+            }
+            println!(
+                "{id}: {} is now {}",
+                answer["proposal"]["id"].as_str().unwrap_or("?"),
+                answer["proposal"]["stage"].as_str().unwrap_or("?")
+            );
+        }
+        TicketCommand::Pause { reason, actor } | TicketCommand::Resume { reason, actor } => {
+            let path = if pausing {
+                "/v1/pause"
+            } else {
+                "/v1/resume"
+            };
+            let mut body = serde_json::json!({ "actor": default_actor(actor) });
+            if let Some(reason) = reason {
+                body["reason"] = Value::String(reason);
+            }
+            let answer = call(&base, Method::Post, path.into(), Some(serde_json::to_vec(&body)?))?;
+            if args.json {
+                return print_json(&answer);
+            }
+            println!(
+                "pipeline {}",
+                if answer["paused"].as_bool() == Some(true) { "paused" } else { "running" }
+            );
+        }
+        TicketCommand::Pipeline => {
+            let answer = call(&base, Method::Get, "/v1/pipeline".into(), None)?;
+            if args.json {
+                return print_json(&answer);
+            }
+            println!(
+                "pipeline {}{}",
+                if answer["paused"].as_bool() == Some(true) { "paused" } else { "running" },
+                answer["freeze"]["name"]
+                    .as_str()
+                    .map(|name| format!(", freeze window {name} in force"))
+                    .unwrap_or_default()
+            );
+            for proposal in answer["active"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<7} {:<9} {:<18} {}",
+                    proposal["id"].as_str().unwrap_or("?"),
+                    proposal["ticket_id"].as_str().unwrap_or("?"),
+                    proposal["stage"].as_str().unwrap_or("?"),
+                    proposal["held"].as_str().unwrap_or("")
+                );
+            }
         }
     }
     Ok(())

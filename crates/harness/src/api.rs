@@ -15,6 +15,17 @@
 //! | `GET /v1/tickets/{id}/criteria` | its acceptance criteria, evaluated now |
 //! | `POST /v1/alertmanager` | Alertmanager webhook v4 (idempotent by groupKey + fingerprint + startsAt) |
 //! | `GET /v1/ledger?after=SEQ&limit=N` | ledger entries after SEQ, and the head |
+//! | `POST /v1/agent/claim` | `{"agent", "ttl_ms"?, "sources"?, "ticket"?}`: the most urgent open ticket, claimed (`{"ticket": null}` when none) |
+//! | `POST /v1/tickets/{id}/release` · `/renew` | `{"agent", "ttl_ms"?}` |
+//! | `POST /v1/tickets/{id}/escalate` | `{"reason", "actor"?}`: hand it to a human |
+//! | `POST /v1/tickets/{id}/proposals` | `{"agent", "rationale", "actions": [{"action", "params"}]}`: into the pipeline; answers after the test stage |
+//! | `POST /v1/tickets/{id}/questions` | `{"agent", "question"}`: ask a human (a proposal with no actions, awaiting approval) |
+//! | `GET /v1/tickets/{id}/proposals` · `GET /v1/proposals/{pid}` | proposals with every stage's record |
+//! | `POST /v1/proposals/{pid}/approve` · `/reject` (or `/v1/tickets/{id}/approve` · `/reject`) | `{"actor"?, "reason"?}`: a human's answer |
+//! | `GET /v1/actions` | the service action catalog, with risk and whether the policy gates it |
+//! | `GET /v1/observe/series?selector=S&window_ms=W&step_ms=T&rate=true` | points from the harness's series store |
+//! | `GET /v1/observe/state?service=NAME` · `/v1/observe/events?service=NAME&after=SEQ&limit=N` | a service's state and events, through the harness |
+//! | `GET /v1/pipeline` · `POST /v1/pause` · `POST /v1/resume` | the pipeline: paused?, freeze window, proposals in flight |
 //!
 //! Errors are the contract's `{"error": {"kind", "field", "message"}}`
 //! (ticket files add `line`). Store calls run on blocking threads.
@@ -22,7 +33,11 @@
 
 use crate::alertmanager;
 use crate::ledger::MAX_PAGE;
-use crate::observe::HarnessState;
+use crate::observe::{HarnessState, Target};
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::proposal::{ProposalRequest, Stage};
+use crate::selector::Selector;
+use floodgate_contract::client::{ClientError, EventQuery, ServiceApi};
 use crate::store::{IntakeAction, StoreError, TicketFilter, MAX_LIST};
 use crate::tickets::{
     parse_ticket_yaml, Command, Source, TicketFileError, TicketState, MAX_ACTOR_BYTES,
@@ -179,6 +194,24 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .route("/v1/tickets/{id}/criteria", get(ticket_criteria))
         .route("/v1/alertmanager", post(alertmanager_webhook))
         .route("/v1/ledger", get(ledger))
+        .route("/v1/agent/claim", post(agent_claim))
+        .route("/v1/tickets/{id}/release", post(release_ticket))
+        .route("/v1/tickets/{id}/renew", post(renew_ticket))
+        .route("/v1/tickets/{id}/escalate", post(escalate_ticket))
+        .route("/v1/tickets/{id}/proposals", get(ticket_proposals).post(propose))
+        .route("/v1/tickets/{id}/questions", post(ask_question))
+        .route("/v1/tickets/{id}/approve", post(approve_ticket))
+        .route("/v1/tickets/{id}/reject", post(reject_ticket))
+        .route("/v1/proposals/{pid}", get(show_proposal))
+        .route("/v1/proposals/{pid}/approve", post(approve_proposal))
+        .route("/v1/proposals/{pid}/reject", post(reject_proposal))
+        .route("/v1/actions", get(actions))
+        .route("/v1/observe/series", get(observe_series))
+        .route("/v1/observe/state", get(observe_state))
+        .route("/v1/observe/events", get(observe_events))
+        .route("/v1/pipeline", get(pipeline_status))
+        .route("/v1/pause", post(pause))
+        .route("/v1/resume", post(resume))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -380,15 +413,16 @@ async fn create_ticket(
 
 async fn show_ticket(State(state): State<Shared>, Path(id): Path<String>) -> Answer {
     let store = Arc::clone(state.store());
-    let (ticket, history) = blocking(move || {
+    let (ticket, history, proposals) = blocking(move || {
         let ticket = store
             .get(&id)?
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         let history = store.history(&id)?;
-        Ok((ticket, history))
+        let proposals = store.proposals_of(&id)?;
+        Ok((ticket, history, proposals))
     })
     .await?;
-    ok(json!({ "ticket": ticket, "history": history }))
+    ok(json!({ "ticket": ticket, "history": history, "proposals": proposals }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,4 +571,466 @@ async fn ledger(
         "head_seq": head_seq,
         "head_hash": head_hash,
     }))
+}
+
+// ---- the agent interface (docs/adr/0008-agents-and-pipeline.md) -----------
+
+/// The claim an agent gets when it names no TTL.
+pub const DEFAULT_CLAIM_TTL_MS: u64 = 15 * crate::quantity::MINUTE_MS;
+/// The most points one `GET /v1/observe/series` answers.
+pub const MAX_SERIES_POINTS: u64 = 1_000;
+
+impl From<PipelineError> for ApiError {
+    fn from(error: PipelineError) -> ApiError {
+        match error {
+            PipelineError::Invalid { field, message } => ApiError::invalid(&field, message),
+            PipelineError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "id",
+                format!("no {what}"),
+            ),
+            PipelineError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "state", message)
+            }
+            PipelineError::Store(error) => ApiError::from(error),
+        }
+    }
+}
+
+fn pipeline_of(state: &Shared) -> Result<Arc<Pipeline>, ApiError> {
+    state.pipeline().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "pipeline",
+            "this harness has no pipeline (it observes services but changes nothing)".into(),
+        )
+    })
+}
+
+fn body_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_body(body)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    agent: String,
+    #[serde(default)]
+    ttl_ms: Option<u64>,
+    #[serde(default)]
+    sources: Vec<Source>,
+    #[serde(default)]
+    ticket: Option<String>,
+}
+
+async fn agent_claim(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Answer {
+    let body: ClaimBody = parse_body(&body?)?;
+    let agent = actor(Some(body.agent))?;
+    let ttl_ms = body.ttl_ms.unwrap_or(DEFAULT_CLAIM_TTL_MS);
+    let now = state.now_ms();
+    let store = Arc::clone(state.store());
+    let claimed = blocking(move || {
+        let command = Command::Claim {
+            agent: agent.clone(),
+            ttl_ms,
+        };
+        if let Some(id) = body.ticket {
+            return store.command(&id, &command, now).map(Some);
+        }
+        // Another agent may take the same ticket between the pick and the
+        // claim: try the next one, a bounded number of times.
+        for _ in 0..8 {
+            let Some(next) = store.next_open_matching(&body.sources, &|_| false)? else {
+                return Ok(None);
+            };
+            match store.command(&next.id, &command, now) {
+                Ok(ticket) => return Ok(Some(ticket)),
+                Err(StoreError::Transition(_)) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(None)
+    })
+    .await?;
+    ok(json!({ "ticket": claimed }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentBody {
+    agent: String,
+    #[serde(default)]
+    ttl_ms: Option<u64>,
+}
+
+async fn release_ticket(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body: AgentBody = parse_body(&body?)?;
+    let command = Command::Release {
+        agent: actor(Some(body.agent))?,
+    };
+    run_command(&state, id, command).await
+}
+
+async fn renew_ticket(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body: AgentBody = parse_body(&body?)?;
+    let command = Command::Renew {
+        agent: actor(Some(body.agent))?,
+        ttl_ms: body.ttl_ms.unwrap_or(DEFAULT_CLAIM_TTL_MS),
+    };
+    run_command(&state, id, command).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn escalate_ticket(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body: ReasonBody = body_or_default(&body?)?;
+    let reason = body
+        .reason
+        .filter(|reason| !reason.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("reason", "say why a human is needed"))?;
+    let command = Command::Escalate {
+        actor: actor(body.actor)?,
+        reason,
+    };
+    run_command(&state, id, command).await
+}
+
+async fn propose(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let request: ProposalRequest = parse_body(&body?)?;
+    let pipeline = pipeline_of(&state)?;
+    let now = state.now_ms();
+    let proposal = pipeline.propose(&state, &id, request, now).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "proposal": proposal }))).into_response())
+}
+
+async fn ticket_proposals(State(state): State<Shared>, Path(id): Path<String>) -> Answer {
+    let store = Arc::clone(state.store());
+    let proposals = blocking(move || {
+        store
+            .get(&id)?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        store.proposals_of(&id)
+    })
+    .await?;
+    ok(json!({ "proposals": proposals }))
+}
+
+async fn show_proposal(State(state): State<Shared>, Path(pid): Path<String>) -> Answer {
+    let store = Arc::clone(state.store());
+    let lookup = pid.clone();
+    let proposal = blocking(move || store.get_proposal(&lookup)).await?;
+    match proposal {
+        Some(proposal) => ok(json!({ "proposal": proposal })),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "id",
+            format!("no proposal {pid}"),
+        )),
+    }
+}
+
+async fn decide_proposal(state: &Shared, pid: &str, approved: bool, body: &[u8]) -> Answer {
+    let body: ReasonBody = body_or_default(body)?;
+    let who = actor(body.actor)?;
+    let reason = body.reason.unwrap_or_else(|| {
+        if approved {
+            "approved".to_owned()
+        } else {
+            "rejected".to_owned()
+        }
+    });
+    let pipeline = pipeline_of(state)?;
+    let now = state.now_ms();
+    let proposal = pipeline
+        .decide(state, pid, approved, &who, &reason, now)
+        .await?;
+    ok(json!({ "proposal": proposal }))
+}
+
+async fn approve_proposal(
+    State(state): State<Shared>,
+    Path(pid): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    decide_proposal(&state, &pid, true, &body?).await
+}
+
+async fn reject_proposal(
+    State(state): State<Shared>,
+    Path(pid): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    decide_proposal(&state, &pid, false, &body?).await
+}
+
+/// The ticket's proposal awaiting approval (`floodgate ticket approve ID`).
+async fn awaiting_of(state: &Shared, id: String) -> Result<String, ApiError> {
+    let store = Arc::clone(state.store());
+    let lookup = id.clone();
+    let proposals = blocking(move || {
+        store
+            .get(&lookup)?
+            .ok_or_else(|| StoreError::NotFound(lookup.clone()))?;
+        store.proposals_of(&lookup)
+    })
+    .await?;
+    proposals
+        .iter()
+        .find(|p| p.stage == Stage::AwaitingApproval)
+        .map(|p| p.id.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "state",
+                format!("{id} has no proposal awaiting approval"),
+            )
+        })
+}
+
+async fn approve_ticket(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = body?;
+    let pid = awaiting_of(&state, id).await?;
+    decide_proposal(&state, &pid, true, &body).await
+}
+
+async fn reject_ticket(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = body?;
+    let pid = awaiting_of(&state, id).await?;
+    decide_proposal(&state, &pid, false, &body).await
+}
+
+async fn actions(State(state): State<Shared>) -> Answer {
+    let pipeline = state.pipeline().cloned();
+    let actions: Vec<Value> = floodgate_contract::actions::CATALOG
+        .iter()
+        .map(|def| {
+            let gated = pipeline
+                .as_ref()
+                .and_then(|p| p.policy().needs_approval(def.name, def.risk));
+            let mut info = serde_json::to_value(def.info()).unwrap_or_default();
+            if let Value::Object(map) = &mut info {
+                map.insert("needs_approval".into(), json!(gated.is_some()));
+                map.insert("approval_reason".into(), json!(gated));
+            }
+            info
+        })
+        .collect();
+    ok(json!({ "actions": actions }))
+}
+
+async fn observe_series(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    for key in query.keys() {
+        if !["selector", "window_ms", "step_ms", "rate"].contains(&key.as_str()) {
+            return Err(ApiError::invalid(
+                key,
+                "unknown parameter (expected selector, window_ms, step_ms, rate)",
+            ));
+        }
+    }
+    let text = query
+        .get("selector")
+        .ok_or_else(|| ApiError::invalid("selector", "required, e.g. floodgate_requests_total{code=\"over_limit\"}"))?;
+    let selector = Selector::parse(text).map_err(|error| ApiError::invalid("selector", error))?;
+    let window_ms = parse_u64(&query, "window_ms")?.unwrap_or(15 * crate::quantity::MINUTE_MS);
+    if window_ms == 0 || window_ms > crate::criteria::MAX_SUSTAIN_MS {
+        return Err(ApiError::invalid(
+            "window_ms",
+            format!("must be 1 to {}", crate::criteria::MAX_SUSTAIN_MS),
+        ));
+    }
+    let step_ms = parse_u64(&query, "step_ms")?
+        .unwrap_or_else(|| (window_ms / 60).max(crate::quantity::SECOND_MS));
+    if step_ms == 0 || window_ms / step_ms > MAX_SERIES_POINTS {
+        return Err(ApiError::invalid(
+            "step_ms",
+            format!("must be at least window_ms / {MAX_SERIES_POINTS} and above 0"),
+        ));
+    }
+    let rate = match query.get("rate").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "rate",
+                format!("{other:?} is not true or false"),
+            ))
+        }
+    };
+    let now = state.now_ms();
+    let points = state.harness().tsdb().range(
+        &selector,
+        rate.then_some(step_ms.max(crate::quantity::MINUTE_MS)),
+        now.saturating_sub(window_ms),
+        now,
+        step_ms,
+    );
+    ok(json!({
+        "selector": text,
+        "time_ms": now,
+        "window_ms": window_ms,
+        "step_ms": step_ms,
+        "rate": rate,
+        "points": points,
+    }))
+}
+
+fn service_of(
+    state: &Shared,
+    query: &BTreeMap<String, String>,
+) -> Result<Target, ApiError> {
+    let pipeline = pipeline_of(state)?;
+    let targets = pipeline.targets();
+    match query.get("service") {
+        None => Ok(targets[0].clone()),
+        Some(name) => targets
+            .iter()
+            .find(|target| &target.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+                ApiError::invalid(
+                    "service",
+                    format!("{name:?} is not a service of this harness (known: {})", known.join(", ")),
+                )
+            }),
+    }
+}
+
+fn upstream(error: ClientError) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream",
+        "service",
+        error.to_string(),
+    )
+}
+
+async fn observe_state(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    if let Some(key) = query.keys().find(|key| key.as_str() != "service") {
+        return Err(ApiError::invalid(key, "unknown parameter (expected service)"));
+    }
+    let target = service_of(&state, &query)?;
+    let service_state = target.transport.state().await.map_err(upstream)?;
+    ok(json!({ "service": target.name, "state": service_state }))
+}
+
+async fn observe_events(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    for key in query.keys() {
+        if !["service", "after", "limit", "type"].contains(&key.as_str()) {
+            return Err(ApiError::invalid(
+                key,
+                "unknown parameter (expected service, after, limit, type)",
+            ));
+        }
+    }
+    let target = service_of(&state, &query)?;
+    let events_query = EventQuery {
+        after: parse_u64(&query, "after")?.unwrap_or(0),
+        types: query
+            .get("type")
+            .map(|types| types.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        limit: parse_u64(&query, "limit")?,
+        wait_ms: None,
+    };
+    let page = target.transport.events(&events_query).await.map_err(upstream)?;
+    ok(json!({ "service": target.name, "page": page }))
+}
+
+async fn pipeline_status(State(state): State<Shared>) -> Answer {
+    let pipeline = pipeline_of(&state)?;
+    let status = pipeline.status(&state, state.now_ms()).await?;
+    ok(json!(status))
+}
+
+async fn set_pause(state: Shared, paused: bool, body: &[u8]) -> Answer {
+    let body: ReasonBody = body_or_default(body)?;
+    let who = actor(body.actor)?;
+    let reason = body.reason.unwrap_or_default();
+    let pipeline = pipeline_of(&state)?;
+    let status = pipeline
+        .set_paused(&state, paused, &who, &reason, state.now_ms())
+        .await?;
+    ok(json!(status))
+}
+
+async fn pause(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Answer {
+    set_pause(state, true, &body?).await
+}
+
+async fn resume(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Answer {
+    set_pause(state, false, &body?).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionBody {
+    agent: String,
+    question: String,
+}
+
+async fn ask_question(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body: QuestionBody = parse_body(&body?)?;
+    let agent = actor(Some(body.agent))?;
+    let pipeline = pipeline_of(&state)?;
+    let now = state.now_ms();
+    let proposal = pipeline
+        .ask(&state, &id, &agent, &body.question, now)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "proposal": proposal }))).into_response())
 }

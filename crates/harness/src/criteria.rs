@@ -98,6 +98,43 @@ pub struct CriterionMetric {
 }
 
 impl CriterionMetric {
+    /// The same metric over one service's series only (its `instance`
+    /// label); `None` for SLI metrics, whose selectors are the objective's.
+    pub fn for_instance(&self, instance: &str) -> Option<CriterionMetric> {
+        let one = |selector: &Selector| selector.clone().with("instance", instance);
+        let query = match &self.query {
+            MetricQuery::Sli { .. } => return None,
+            MetricQuery::CounterRatio {
+                numerator,
+                denominator,
+            } => MetricQuery::CounterRatio {
+                numerator: one(numerator),
+                denominator: one(denominator),
+            },
+            MetricQuery::Rate { selector } => MetricQuery::Rate {
+                selector: one(selector),
+            },
+            MetricQuery::Quantile { q, buckets } => MetricQuery::Quantile {
+                q: *q,
+                buckets: one(buckets),
+            },
+            MetricQuery::GaugeRatio {
+                numerator,
+                denominator,
+            } => MetricQuery::GaugeRatio {
+                numerator: one(numerator),
+                denominator: one(denominator),
+            },
+            MetricQuery::Mean { selector } => MetricQuery::Mean {
+                selector: one(selector),
+            },
+        };
+        Some(CriterionMetric {
+            query,
+            ..self.clone()
+        })
+    }
+
     /// The metric's value over `(end - window, end]`.
     pub fn value(&self, tsdb: &Tsdb, window_ms: u64, end_ms: u64) -> Option<f64> {
         let increase = |selector: &Selector| {

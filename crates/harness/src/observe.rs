@@ -187,6 +187,9 @@ pub struct HarnessState {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
     status: Mutex<ObserveStatus>,
+    /// The pipeline agents' proposals go through (absent: the harness
+    /// files tickets but changes nothing).
+    pipeline: std::sync::OnceLock<Arc<crate::pipeline::Pipeline>>,
 }
 
 impl std::fmt::Debug for HarnessState {
@@ -211,7 +214,19 @@ impl HarnessState {
             store: Arc::new(store),
             clock,
             status: Mutex::new(ObserveStatus::default()),
+            pipeline: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Installs the pipeline (once; a second call is refused).
+    pub fn set_pipeline(&self, pipeline: crate::pipeline::Pipeline) -> Result<(), String> {
+        self.pipeline
+            .set(Arc::new(pipeline))
+            .map_err(|_| "the harness already has a pipeline".to_owned())
+    }
+
+    pub fn pipeline(&self) -> Option<&Arc<crate::pipeline::Pipeline>> {
+        self.pipeline.get()
     }
 
     pub fn harness(&self) -> MutexGuard<'_, Harness> {
@@ -539,6 +554,9 @@ impl Observer {
                 }
             }
             Err(error) => errors.push(format!("store: the filing task failed: {error}")),
+        }
+        if let Some(pipeline) = self.state.pipeline().cloned() {
+            errors.extend(pipeline.advance(&self.state, now_ms).await);
         }
         for error in &errors {
             tracing::warn!(%error, "observe");

@@ -16,6 +16,7 @@
 //! code.
 
 use crate::ledger::{self, LedgerEntry, GENESIS_HASH};
+use crate::proposal::Proposal;
 use crate::tickets::{
     apply, decide, expire_claim, new_ticket, plan_intake, ticket_id, Command, IntakePlan,
     IntakePolicy, NewTicket, Source, Ticket, TicketEvent, TicketState, TransitionError,
@@ -129,6 +130,17 @@ CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE IF NOT EXISTS proposals (
+    number     INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    ticket_id  TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    terminal   INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS proposals_by_ticket ON proposals (ticket_id, number);
+CREATE INDEX IF NOT EXISTS proposals_active ON proposals (terminal, number);
 CREATE TABLE IF NOT EXISTS intake_keys (
     key       TEXT PRIMARY KEY,
     ticket_id TEXT NOT NULL,
@@ -406,12 +418,8 @@ impl Store {
     pub fn command(&self, id: &str, command: &Command, now_ms: u64) -> Result<Ticket, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        run_ticket_command(&tx, id, command, now_ms)?;
         let ticket = load(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        let event = decide(&ticket, command, now_ms)?;
-        let ticket =
-            apply(Some(ticket), &event, now_ms).map_err(|error| StoreError::Corrupt(error.0))?;
-        ledger::append(&tx, now_ms, id, event.kind(), &to_json(&event)?)?;
-        save(&tx, &ticket)?;
         tx.commit()?;
         Ok(ticket)
     }
@@ -513,10 +521,223 @@ impl Store {
     pub fn head(&self) -> Result<(u64, String), StoreError> {
         ledger::head(&self.lock())
     }
+
+    /// The most urgent open ticket from one of `sources` (all when empty)
+    /// whose fingerprint is not in `skip`: what `POST /v1/agent/claim`
+    /// hands out.
+    pub fn next_open_matching(
+        &self,
+        sources: &[Source],
+        skip: &dyn Fn(&Ticket) -> bool,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare(
+            "SELECT doc FROM tickets WHERE state = 'open' ORDER BY priority_rank, number LIMIT ?1",
+        )?;
+        let mut rows = statement.query(params![MAX_LIST as i64])?;
+        while let Some(row) = rows.next()? {
+            let ticket = parse_doc(&row.get::<_, String>(0)?)?;
+            if (sources.is_empty() || sources.contains(&ticket.source)) && !skip(&ticket) {
+                return Ok(Some(ticket));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stores a new proposal (its id assigned here), appends
+    /// `proposal.created` to the ledger under the ticket, and runs
+    /// `ticket_command` on the ticket, all in one transaction. A refused
+    /// command refuses the whole call.
+    pub fn create_proposal(
+        &self,
+        proposal: &Proposal,
+        ticket_command: Option<&Command>,
+        now_ms: u64,
+    ) -> Result<Proposal, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if load(&tx, &proposal.ticket_id)?.is_none() {
+            return Err(StoreError::NotFound(proposal.ticket_id.clone()));
+        }
+        let number: u64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(number), 0) + 1 FROM proposals",
+                [],
+                |row| row.get::<_, i64>(0),
+            )?
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a proposal number is negative".into()))?;
+        let mut proposal = proposal.clone();
+        proposal.id = format!("P-{number:04}");
+        if let Some(command) = ticket_command {
+            run_ticket_command(&tx, &proposal.ticket_id, command, now_ms)?;
+        }
+        let data = serde_json::json!({
+            "proposal": proposal.id,
+            "agent": proposal.agent,
+            "rationale": proposal.rationale,
+            "actions": proposal.actions,
+        });
+        ledger::append(&tx, now_ms, &proposal.ticket_id, "proposal.created", &data)?;
+        tx.execute(
+            "INSERT INTO proposals (number, id, ticket_id, stage, terminal, updated_ms, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                number as i64,
+                proposal.id,
+                proposal.ticket_id,
+                proposal.stage.as_str(),
+                proposal.stage.is_terminal(),
+                proposal.updated_ms as i64,
+                proposal_doc(&proposal)?,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(proposal)
+    }
+
+    /// Saves a proposal's new state with its ledger entry (`kind`, `data`,
+    /// under the ticket) and, when given, a command on its ticket, in one
+    /// transaction. A refused ticket command does not refuse the save: it
+    /// is recorded in the ledger entry (`ticket_command_refused`) and
+    /// answered, so the pipeline's record never stalls on a ticket a human
+    /// moved meanwhile.
+    pub fn save_proposal(
+        &self,
+        proposal: &Proposal,
+        kind: &str,
+        data: serde_json::Value,
+        ticket_command: Option<&Command>,
+        now_ms: u64,
+    ) -> Result<Option<TransitionError>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut data = data;
+        let mut refused = None;
+        if let Some(command) = ticket_command {
+            match run_ticket_command(&tx, &proposal.ticket_id, command, now_ms) {
+                Ok(()) => {}
+                Err(StoreError::Transition(error)) => {
+                    if let serde_json::Value::Object(map) = &mut data {
+                        map.insert(
+                            "ticket_command_refused".into(),
+                            serde_json::Value::String(error.to_string()),
+                        );
+                    }
+                    refused = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        ledger::append(&tx, now_ms, &proposal.ticket_id, kind, &data)?;
+        let changed = tx.execute(
+            "UPDATE proposals SET stage = ?2, terminal = ?3, updated_ms = ?4, doc = ?5 WHERE id = ?1",
+            params![
+                proposal.id,
+                proposal.stage.as_str(),
+                proposal.stage.is_terminal(),
+                proposal.updated_ms as i64,
+                proposal_doc(proposal)?,
+            ],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::NotFound(proposal.id.clone()));
+        }
+        tx.commit()?;
+        Ok(refused)
+    }
+
+    pub fn get_proposal(&self, id: &str) -> Result<Option<Proposal>, StoreError> {
+        let conn = self.lock();
+        let doc: Option<String> = conn
+            .query_row(
+                "SELECT doc FROM proposals WHERE id = ?1",
+                params![id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        doc.map(|doc| parse_proposal(&doc)).transpose()
+    }
+
+    /// A ticket's proposals, oldest first.
+    pub fn proposals_of(&self, ticket_id: &str) -> Result<Vec<Proposal>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare("SELECT doc FROM proposals WHERE ticket_id = ?1 ORDER BY number LIMIT ?2")?;
+        let rows = statement.query_map(params![ticket_id, MAX_LIST as i64], |row| {
+            row.get::<_, String>(0)
+        })?;
+        rows.map(|doc| parse_proposal(&doc?)).collect()
+    }
+
+    /// Proposals not yet in a terminal stage, oldest first.
+    pub fn active_proposals(&self) -> Result<Vec<Proposal>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare("SELECT doc FROM proposals WHERE terminal = 0 ORDER BY number LIMIT ?1")?;
+        let rows = statement.query_map(params![MAX_LIST as i64], |row| row.get::<_, String>(0))?;
+        rows.map(|doc| parse_proposal(&doc?)).collect()
+    }
+
+    /// A setting of the harness kept with the queue (`pipeline.paused`).
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![format!("setting:{key}")],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Changes a setting and records it in the ledger (`subject`, `kind`,
+    /// `data`) in one transaction.
+    pub fn set_setting(
+        &self,
+        key: &str,
+        value: &str,
+        subject: &str,
+        kind: &str,
+        data: &serde_json::Value,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![format!("setting:{key}"), value],
+        )?;
+        ledger::append(&tx, now_ms, subject, kind, data)?;
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 fn to_json(event: &TicketEvent) -> Result<serde_json::Value, StoreError> {
     serde_json::to_value(event).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn run_ticket_command(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    command: &Command,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let ticket = load(tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let event = decide(&ticket, command, now_ms)?;
+    let ticket =
+        apply(Some(ticket), &event, now_ms).map_err(|error| StoreError::Corrupt(error.0))?;
+    ledger::append(tx, now_ms, id, event.kind(), &to_json(&event)?)?;
+    save(tx, &ticket)
+}
+
+fn proposal_doc(proposal: &Proposal) -> Result<String, StoreError> {
+    serde_json::to_string(proposal).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn parse_proposal(doc: &str) -> Result<Proposal, StoreError> {
+    serde_json::from_str(doc)
+        .map_err(|error| StoreError::Corrupt(format!("a proposal row is not a proposal: {error}")))
 }
 
 fn parse_doc(doc: &str) -> Result<Ticket, StoreError> {

@@ -1,0 +1,1155 @@
+//! The pipeline: every change an agent proposes is tested, canaried,
+//! deployed and verified here, deterministically, with automatic rollback
+//! (docs/adr/0008-agents-and-pipeline.md).
+//!
+//! The pipeline is a state machine over stored [`Proposal`]s, advanced by
+//! the clock: [`Pipeline::advance`] runs on every observe tick (and
+//! [`Pipeline::propose`] runs the test stage at once). Stages with a
+//! duration end when the injected clock says so — there is no sleep
+//! anywhere — so the same code runs in simulated seconds and in real time.
+//! Each step is saved with its ledger entry (and the ticket's transition)
+//! in one transaction; a crash between steps resumes from the last saved
+//! stage.
+//!
+//! | stage | what happens | next |
+//! |---|---|---|
+//! | testing | every action as a dry run on every service (validation, config checks, traffic replay) | awaiting_approval (gated) · canary · failed |
+//! | awaiting_approval | a human approves or rejects (`POST /v1/proposals/{id}/approve`), or the timeout escalates | canary · rejected |
+//! | canary | applied to the first service; judged against the others (or its own window before the change) when the canary window ends; then deployed to the rest, unless a freeze window or the pause holds it | verifying · rolling_back → failed/error · awaiting_approval (inconclusive) |
+//! | verifying | the ticket's acceptance criteria, judged once their whole duration lies after the deploy | succeeded · rolling_back → rolled_back |
+//! | rolling_back | every applied change undone with its recorded inverse, newest first | rolled_back · failed · rejected · error |
+
+use crate::criteria::{MetricRegistry, Verdict as CriterionVerdict, CRITERIA_STEP_MS};
+use crate::judge::{self, Outcome};
+use crate::observe::{HarnessState, Target};
+use crate::policy::{BudgetUsage, Policy};
+use crate::proposal::{
+    check_request, Applied, Approval, CanaryRun, Decision, Proposal, ProposalRequest, Stage,
+    VerifyRun,
+};
+use crate::quantity::{format_duration_ms, MINUTE_MS, SECOND_MS};
+use crate::store::StoreError;
+use crate::tickets::{Command, TicketState, HARNESS_ACTOR};
+use floodgate_contract::actions::ActionRequest;
+use floodgate_contract::client::{ClientError, ServiceApi};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The most steps one proposal takes in one advance (a stage that
+/// finishes at once flows into the next within the same tick).
+pub const MAX_STEPS_PER_ADVANCE: usize = 8;
+/// A claim closer than this to expiry is renewed while its ticket has a
+/// proposal in flight (the agent waits on the pipeline, not on itself).
+pub const CLAIM_GUARD_MS: u64 = 10 * MINUTE_MS;
+/// The claim a renewal grants.
+pub const CLAIM_RENEW_MS: u64 = 30 * MINUTE_MS;
+/// The claim a rework (a fix verified bad and rolled back) grants.
+pub const REWORK_CLAIM_MS: u64 = 30 * MINUTE_MS;
+/// Canary samples: the window is cut into steps of at least this length.
+pub const MIN_SAMPLE_STEP_MS: u64 = 10 * SECOND_MS;
+/// Canary samples: at most this many steps per window.
+pub const SAMPLE_STEPS: u64 = 12;
+/// The setting that holds the global pause.
+pub const PAUSE_SETTING: &str = "pipeline.paused";
+
+/// Why a pipeline call was refused.
+#[derive(Debug)]
+pub enum PipelineError {
+    /// A field of the request is wrong.
+    Invalid { field: String, message: String },
+    /// No such ticket or proposal.
+    NotFound(String),
+    /// The call does not fit the current state (not the claimant, a
+    /// proposal already in flight, paused, budget spent).
+    Conflict(String),
+    Store(StoreError),
+}
+
+impl std::fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PipelineError::Invalid { field, message } => write!(f, "{field}: {message}"),
+            PipelineError::NotFound(what) => write!(f, "no {what}"),
+            PipelineError::Conflict(message) => f.write_str(message),
+            PipelineError::Store(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+impl From<StoreError> for PipelineError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(id) => PipelineError::NotFound(id),
+            StoreError::Transition(error) => PipelineError::Conflict(error.to_string()),
+            other => PipelineError::Store(other),
+        }
+    }
+}
+
+/// `GET /v1/pipeline`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineStatus {
+    pub time_ms: u64,
+    pub paused: bool,
+    /// The freeze window in force now, if any.
+    pub freeze: Option<crate::policy::ActiveFreeze>,
+    pub services: Vec<String>,
+    /// Proposals not yet finished: id, ticket, stage, held.
+    pub active: Vec<Value>,
+}
+
+/// The pipeline over the services of one harness.
+pub struct Pipeline {
+    targets: Vec<Target>,
+    policy: Policy,
+    /// One advance (or proposal, or decision) at a time: steps of one
+    /// proposal never interleave.
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("targets", &self.targets)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Corrupt(format!("a store task failed: {error}")))?
+}
+
+impl Pipeline {
+    /// A pipeline applying changes to `targets` (the first is the canary).
+    /// Refuses a policy whose canary metrics the harness cannot compute per
+    /// service.
+    pub fn new(
+        state: &HarnessState,
+        targets: Vec<Target>,
+        policy: Policy,
+    ) -> Result<Pipeline, String> {
+        if targets.is_empty() {
+            return Err("the pipeline needs at least one service".into());
+        }
+        {
+            let harness = state.harness();
+            let registry = harness.registry();
+            for check in &policy.canary.metrics {
+                let Some(metric) = registry.get(&check.name) else {
+                    let known: Vec<&str> = registry.names().collect();
+                    return Err(format!(
+                        "canary.metrics: {:?} is not a metric of the harness (known: {})",
+                        check.name,
+                        known.join(", ")
+                    ));
+                };
+                if metric.for_instance("x").is_none() {
+                    return Err(format!(
+                        "canary.metrics: {:?} is an SLO's SLI, which cannot be split per service; name a built-in metric",
+                        check.name
+                    ));
+                }
+            }
+        }
+        Ok(Pipeline {
+            targets,
+            policy,
+            gate: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// Whether the global pause is on.
+    pub async fn paused(&self, state: &HarnessState) -> Result<bool, PipelineError> {
+        let store = Arc::clone(state.store());
+        Ok(blocking(move || store.setting(PAUSE_SETTING))
+            .await?
+            .is_some_and(|value| value == "true"))
+    }
+
+    /// Turns the global pause on or off (a ledger entry either way).
+    pub async fn set_paused(
+        &self,
+        state: &HarnessState,
+        paused: bool,
+        actor: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<PipelineStatus, PipelineError> {
+        let _gate = self.gate.lock().await;
+        let store = Arc::clone(state.store());
+        let kind = if paused {
+            "pipeline.paused"
+        } else {
+            "pipeline.resumed"
+        };
+        let data = json!({ "actor": actor, "reason": reason });
+        let value = if paused { "true" } else { "false" };
+        blocking(move || store.set_setting(PAUSE_SETTING, value, "pipeline", kind, &data, now_ms))
+            .await?;
+        tracing::info!(paused, actor, reason, "pipeline");
+        drop(_gate);
+        self.status(state, now_ms).await
+    }
+
+    /// What `GET /v1/pipeline` answers.
+    pub async fn status(&self, state: &HarnessState, now_ms: u64) -> Result<PipelineStatus, PipelineError> {
+        let paused = self.paused(state).await?;
+        let store = Arc::clone(state.store());
+        let active = blocking(move || store.active_proposals()).await?;
+        Ok(PipelineStatus {
+            time_ms: now_ms,
+            paused,
+            freeze: self.policy.active_freeze(now_ms),
+            services: self.targets.iter().map(|t| t.name.clone()).collect(),
+            active: active
+                .iter()
+                .map(|p| {
+                    json!({
+                        "id": p.id,
+                        "ticket_id": p.ticket_id,
+                        "agent": p.agent,
+                        "stage": p.stage,
+                        "held": p.held,
+                        "updated_ms": p.updated_ms,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// Takes a proposal for a ticket the agent holds, runs the test stage
+    /// at once, and answers the stored proposal.
+    pub async fn propose(
+        &self,
+        state: &HarnessState,
+        ticket_id: &str,
+        request: ProposalRequest,
+        now_ms: u64,
+    ) -> Result<Proposal, PipelineError> {
+        let risks = check_request(&request).map_err(|error| PipelineError::Invalid {
+            field: error.field,
+            message: error.message,
+        })?;
+        let _gate = self.gate.lock().await;
+        if self.paused(state).await? {
+            return Err(PipelineError::Conflict(
+                "the pipeline is paused: no proposal is taken until a human resumes it".into(),
+            ));
+        }
+        let store = Arc::clone(state.store());
+        let id = ticket_id.to_owned();
+        let (ticket, earlier) = blocking(move || {
+            let ticket = store
+                .get(&id)?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            Ok((ticket, store.proposals_of(&id)?))
+        })
+        .await?;
+        let holder = ticket
+            .claim
+            .as_ref()
+            .filter(|claim| claim.expires_ms > now_ms)
+            .map(|claim| claim.agent.as_str());
+        if !matches!(ticket.state, TicketState::Claimed | TicketState::InProgress)
+            || holder != Some(request.agent.as_str())
+        {
+            return Err(PipelineError::Conflict(format!(
+                "{} is {} and {}: claim it first (POST /v1/agent/claim)",
+                ticket.id,
+                ticket.state.as_str(),
+                match holder {
+                    Some(agent) => format!("held by {agent}"),
+                    None => "not held".to_owned(),
+                }
+            )));
+        }
+        if let Some(active) = earlier.iter().find(|p| !p.stage.is_terminal()) {
+            return Err(PipelineError::Conflict(format!(
+                "{} is still {} for {}: one change at a time, and a failed one is undone before the next",
+                active.id,
+                active.stage.as_str(),
+                ticket.id
+            )));
+        }
+        let usage = BudgetUsage {
+            proposals: earlier.len() as u64 + 1,
+            actions: earlier.iter().map(|p| p.actions.len() as u64).sum::<u64>()
+                + request.actions.len() as u64,
+            elapsed_ms: earlier
+                .first()
+                .map_or(0, |first| now_ms.saturating_sub(first.created_ms)),
+        };
+        if let Err(exceeded) = self.policy.check_budget(usage) {
+            let reason = format!("budget exhausted: {exceeded}");
+            let store = Arc::clone(state.store());
+            let id = ticket.id.clone();
+            let command = Command::Escalate {
+                actor: HARNESS_ACTOR.into(),
+                reason: reason.clone(),
+            };
+            blocking(move || store.command(&id, &command, now_ms)).await?;
+            return Err(PipelineError::Conflict(format!(
+                "{}: {reason}; the ticket is escalated to a human",
+                ticket.id
+            )));
+        }
+        let proposal = Proposal {
+            id: String::new(),
+            ticket_id: ticket.id.clone(),
+            agent: request.agent.clone(),
+            rationale: request.rationale,
+            actions: request.actions,
+            risks,
+            stage: Stage::Testing,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            records: Vec::new(),
+            test: Value::Null,
+            approval: None,
+            canary: None,
+            canary_passed: false,
+            applied: Vec::new(),
+            verify: None,
+            outcome: String::new(),
+            held: String::new(),
+            rollback_then: None,
+            pending_command: None,
+        };
+        let start = (ticket.state == TicketState::Claimed).then(|| Command::Start {
+            agent: request.agent.clone(),
+        });
+        let store = Arc::clone(state.store());
+        let proposal =
+            blocking(move || store.create_proposal(&proposal, start.as_ref(), now_ms)).await?;
+        tracing::info!(proposal = %proposal.id, ticket = %proposal.ticket_id, "proposal");
+        let proposal = self.run(state, proposal, now_ms).await;
+        Ok(proposal)
+    }
+
+    /// An agent's question to a human on a ticket it holds (a runbook's
+    /// approval step): stored as a proposal with no actions awaiting
+    /// approval, answered with the same approve / reject calls, and timing
+    /// out (and escalating) the same way. Approved ends `succeeded`.
+    pub async fn ask(
+        &self,
+        state: &HarnessState,
+        ticket_id: &str,
+        agent: &str,
+        question: &str,
+        now_ms: u64,
+    ) -> Result<Proposal, PipelineError> {
+        if question.trim().is_empty() || question.len() > crate::proposal::MAX_RATIONALE_BYTES {
+            return Err(PipelineError::Invalid {
+                field: "question".into(),
+                message: format!(
+                    "must be 1 to {} bytes",
+                    crate::proposal::MAX_RATIONALE_BYTES
+                ),
+            });
+        }
+        let _gate = self.gate.lock().await;
+        let store = Arc::clone(state.store());
+        let id = ticket_id.to_owned();
+        let (ticket, earlier) = blocking(move || {
+            let ticket = store
+                .get(&id)?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            Ok((ticket, store.proposals_of(&id)?))
+        })
+        .await?;
+        let holder = ticket
+            .claim
+            .as_ref()
+            .filter(|claim| claim.expires_ms > now_ms)
+            .map(|claim| claim.agent.as_str());
+        if holder != Some(agent) || !ticket.state.is_claimed() {
+            return Err(PipelineError::Conflict(format!(
+                "{} is {} and not held by {agent}: claim it first",
+                ticket.id,
+                ticket.state.as_str()
+            )));
+        }
+        if let Some(active) = earlier.iter().find(|p| !p.stage.is_terminal()) {
+            return Err(PipelineError::Conflict(format!(
+                "{} is still {} for {}",
+                active.id,
+                active.stage.as_str(),
+                ticket.id
+            )));
+        }
+        let mut proposal = Proposal {
+            id: String::new(),
+            ticket_id: ticket.id.clone(),
+            agent: agent.to_owned(),
+            rationale: question.to_owned(),
+            actions: Vec::new(),
+            risks: Vec::new(),
+            stage: Stage::AwaitingApproval,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            records: Vec::new(),
+            test: Value::Null,
+            approval: Some(Approval {
+                reasons: vec![question.to_owned()],
+                requested_ms: now_ms,
+                deadline_ms: now_ms.saturating_add(self.policy.approval.timeout_ms),
+                then: Stage::Succeeded,
+                decision: None,
+            }),
+            canary: None,
+            canary_passed: false,
+            applied: Vec::new(),
+            verify: None,
+            outcome: String::new(),
+            held: String::new(),
+            rollback_then: None,
+            pending_command: None,
+        };
+        proposal.record(now_ms, "approval_requested", question, Value::Null);
+        let store = Arc::clone(state.store());
+        let proposal = blocking(move || store.create_proposal(&proposal, None, now_ms)).await?;
+        Ok(proposal)
+    }
+
+    /// A human's answer to a proposal awaiting approval.
+    pub async fn decide(
+        &self,
+        state: &HarnessState,
+        proposal_id: &str,
+        approved: bool,
+        actor: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Proposal, PipelineError> {
+        let _gate = self.gate.lock().await;
+        let store = Arc::clone(state.store());
+        let id = proposal_id.to_owned();
+        let mut proposal = blocking(move || {
+            store
+                .get_proposal(&id)?
+                .ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))
+        })
+        .await?;
+        let Some(approval) = proposal.approval.as_mut().filter(|_| proposal.stage == Stage::AwaitingApproval) else {
+            return Err(PipelineError::Conflict(format!(
+                "{} is {}, not awaiting approval",
+                proposal.id,
+                proposal.stage.as_str()
+            )));
+        };
+        approval.decision = Some(Decision {
+            approved,
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            time_ms: now_ms,
+        });
+        let kind = if approved {
+            "proposal.approved"
+        } else {
+            "proposal.rejected"
+        };
+        let data = json!({ "proposal": proposal.id, "actor": actor, "reason": reason });
+        let store = Arc::clone(state.store());
+        let saved = proposal.clone();
+        blocking(move || store.save_proposal(&saved, kind, data, None, now_ms)).await?;
+        Ok(self.run(state, proposal, now_ms).await)
+    }
+
+    /// Moves every proposal in flight as far as the clock allows. Answers
+    /// the problems met (each also recorded on its proposal).
+    pub async fn advance(&self, state: &HarnessState, now_ms: u64) -> Vec<String> {
+        let _gate = self.gate.lock().await;
+        let store = Arc::clone(state.store());
+        let active = match blocking(move || store.active_proposals()).await {
+            Ok(active) => active,
+            Err(error) => return vec![format!("pipeline: {error}")],
+        };
+        let mut errors = Vec::new();
+        for proposal in active {
+            self.keep_claim(state, &proposal, now_ms, &mut errors).await;
+            let after = self.run(state, proposal, now_ms).await;
+            if after.stage == Stage::Error {
+                if let Some(record) = after.last_record() {
+                    errors.push(format!("{}: {}", after.id, record.detail));
+                }
+            }
+        }
+        errors
+    }
+
+    async fn keep_claim(&self, state: &HarnessState, proposal: &Proposal, now_ms: u64, errors: &mut Vec<String>) {
+        let store = Arc::clone(state.store());
+        let id = proposal.ticket_id.clone();
+        let agent = proposal.agent.clone();
+        let result = blocking(move || {
+            let Some(ticket) = store.get(&id)? else {
+                return Ok(());
+            };
+            let expiring = ticket.claim.as_ref().is_some_and(|claim| {
+                claim.agent == agent && claim.expires_ms <= now_ms.saturating_add(CLAIM_GUARD_MS)
+            });
+            if expiring && matches!(ticket.state, TicketState::Claimed | TicketState::InProgress)
+            {
+                let command = Command::Renew {
+                    agent,
+                    ttl_ms: CLAIM_RENEW_MS,
+                };
+                store.command(&id, &command, now_ms)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(error) = result {
+            errors.push(format!("{}: renewing the claim: {error}", proposal.ticket_id));
+        }
+    }
+
+    /// Steps one proposal until it stops moving (bounded).
+    async fn run(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Proposal {
+        for _ in 0..MAX_STEPS_PER_ADVANCE {
+            if proposal.stage.is_terminal() {
+                break;
+            }
+            match self.step(state, &proposal, now_ms).await {
+                Some(step) => {
+                    let saved = step.proposal.clone();
+                    let store = Arc::clone(state.store());
+                    let result = blocking(move || {
+                        store.save_proposal(
+                            &saved,
+                            &step.kind,
+                            step.data,
+                            step.ticket_command.as_ref(),
+                            now_ms,
+                        )
+                    })
+                    .await;
+                    match result {
+                        Ok(refused) => {
+                            if let Some(refused) = refused {
+                                tracing::warn!(proposal = %step.proposal.id, %refused, "ticket command refused");
+                            }
+                            tracing::info!(proposal = %step.proposal.id, stage = step.proposal.stage.as_str(), "pipeline");
+                            proposal = step.proposal;
+                        }
+                        Err(error) => {
+                            // Nothing was saved: the next advance retries
+                            // from the stored stage. Changes applied to a
+                            // service in this step are in the service's
+                            // events; the retry finds them applied (the
+                            // actions are idempotent set-to-value calls).
+                            tracing::error!(proposal = %proposal.id, %error, "saving a pipeline step");
+                            break;
+                        }
+                    }
+                }
+                None => break,
+            }
+        }
+        proposal
+    }
+
+    /// One step: the proposal's next state, or `None` when it waits.
+    async fn step(&self, state: &HarnessState, proposal: &Proposal, now_ms: u64) -> Option<Step> {
+        match proposal.stage {
+            Stage::Testing => Some(self.test(proposal.clone(), now_ms).await),
+            Stage::AwaitingApproval => self.await_approval(proposal.clone(), now_ms),
+            Stage::Canary => self.canary(state, proposal.clone(), now_ms).await,
+            Stage::Deploying => self.deploying(state, proposal.clone(), now_ms).await,
+            Stage::Verifying => self.verify(state, proposal.clone(), now_ms),
+            Stage::RollingBack => Some(self.roll_back(proposal.clone(), now_ms).await),
+            Stage::Succeeded
+            | Stage::Failed
+            | Stage::Rejected
+            | Stage::RolledBack
+            | Stage::Error => None,
+        }
+    }
+
+    fn request(&self, proposal: &Proposal, params: Value, dry_run: bool, why: &str) -> ActionRequest {
+        ActionRequest {
+            params,
+            dry_run,
+            reason: format!("{} {}: {why}", proposal.ticket_id, proposal.id),
+            actor: format!("agent:{}", proposal.agent),
+        }
+    }
+
+    async fn test(&self, mut proposal: Proposal, now_ms: u64) -> Step {
+        let mut results = Vec::new();
+        for target in &self.targets {
+            for (index, call) in proposal.actions.iter().enumerate() {
+                let request = self.request(&proposal, call.params.clone(), true, "dry run");
+                match target.transport.run_action(&call.action, &request).await {
+                    Ok(result) => results.push(json!({
+                        "service": target.name,
+                        "action": call.action,
+                        "index": index,
+                        "changes": result.changes,
+                        "diff": result.diff,
+                        "replay": serde_json::to_value(&result).ok().and_then(|v| v.get("replay").cloned()),
+                    })),
+                    Err(error) => {
+                        let detail = format!(
+                            "actions[{index}] ({}) refused by {}: {}",
+                            call.action,
+                            target.name,
+                            describe(&error)
+                        );
+                        proposal.test = Value::Array(results);
+                        proposal.record(now_ms, "failed", &detail, Value::Null);
+                        proposal.stage = Stage::Failed;
+                        proposal.outcome = format!("test failed: {detail}");
+                        return Step::new(proposal, "proposal.tested", json!({ "result": "failed", "detail": detail }));
+                    }
+                }
+            }
+        }
+        proposal.test = Value::Array(results);
+        let flips = summarize_replay(&proposal.test);
+        proposal.record(now_ms, "passed", format!("every action passed its dry run on {} service(s){flips}", self.targets.len()), Value::Null);
+        let reasons: Vec<String> = proposal
+            .actions
+            .iter()
+            .zip(&proposal.risks)
+            .filter_map(|(call, risk)| self.policy.needs_approval(&call.action, *risk))
+            .collect();
+        if reasons.is_empty() {
+            proposal.stage = Stage::Canary;
+        } else {
+            proposal.stage = Stage::AwaitingApproval;
+            proposal.approval = Some(Approval {
+                reasons: reasons.clone(),
+                requested_ms: now_ms,
+                deadline_ms: now_ms.saturating_add(self.policy.approval.timeout_ms),
+                then: Stage::Canary,
+                decision: None,
+            });
+            proposal.record(now_ms, "approval_requested", reasons.join("; "), Value::Null);
+        }
+        Step::new(proposal, "proposal.tested", json!({ "result": "passed" }))
+    }
+
+    fn await_approval(&self, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
+        let approval = proposal.approval.clone()?;
+        match &approval.decision {
+            Some(decision) if decision.approved => {
+                proposal.record(now_ms, "approved", format!("approved by {}: {}", decision.actor, decision.reason), Value::Null);
+                proposal.stage = approval.then;
+                if approval.then == Stage::Deploying {
+                    // An inconclusive canary a human accepted.
+                    proposal.canary_passed = true;
+                }
+                Some(Step::new(proposal, "proposal.stage", json!({ "result": "approved", "by": decision.actor })))
+            }
+            Some(decision) => {
+                let detail = format!("rejected by {}: {}", decision.actor, decision.reason);
+                proposal.record(now_ms, "rejected", &detail, Value::Null);
+                proposal.outcome = detail.clone();
+                Some(self.finish_or_roll_back(proposal, Stage::Rejected, None, json!({ "result": "rejected", "by": decision.actor })))
+            }
+            None if now_ms >= approval.deadline_ms => {
+                let detail = format!(
+                    "no human answered within {}",
+                    format_duration_ms(self.policy.approval.timeout_ms)
+                );
+                proposal.record(now_ms, "timed_out", &detail, Value::Null);
+                proposal.outcome = format!("approval timed out: {detail}; the ticket is escalated");
+                let escalate = Command::Escalate {
+                    actor: HARNESS_ACTOR.into(),
+                    reason: format!("{}: approval timed out ({detail})", proposal.id),
+                };
+                Some(self.finish_or_roll_back(proposal, Stage::Rejected, Some(escalate), json!({ "result": "timed_out" })))
+            }
+            None => None,
+        }
+    }
+
+    /// To `then` directly when nothing is applied, else through a rollback.
+    fn finish_or_roll_back(
+        &self,
+        mut proposal: Proposal,
+        then: Stage,
+        ticket_command: Option<Command>,
+        data: Value,
+    ) -> Step {
+        if proposal.to_undo().next().is_some() {
+            proposal.stage = Stage::RollingBack;
+            proposal.rollback_then = Some(then);
+            proposal.pending_command = ticket_command;
+            Step::new(proposal, "proposal.stage", data)
+        } else {
+            proposal.stage = then;
+            let mut step = Step::new(proposal, "proposal.stage", data);
+            step.ticket_command = ticket_command;
+            step
+        }
+    }
+
+    /// Why changes are held now, if they are.
+    async fn held_by(&self, state: &HarnessState, now_ms: u64) -> Option<String> {
+        if self.paused(state).await.unwrap_or(true) {
+            return Some("the pipeline is paused".into());
+        }
+        self.policy.active_freeze(now_ms).map(|freeze| {
+            format!(
+                "freeze window {} until {}",
+                freeze.name,
+                crate::quantity::format_time_ms(freeze.ends_ms)
+            )
+        })
+    }
+
+    async fn canary(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
+        if let Some(canary) = proposal.canary.clone() {
+            if !canary.verdict.is_null() {
+                // Judged already (a restart between steps): go on from the
+                // verdict's stage, never apply twice.
+                proposal.stage = if proposal.canary_passed {
+                    Stage::Deploying
+                } else {
+                    Stage::RollingBack
+                };
+                return Some(Step::new(proposal, "proposal.stage", json!({ "result": "resumed" })));
+            }
+            if now_ms < canary.ends_ms {
+                return None;
+            }
+            return Some(self.judge_canary(state, proposal, canary, now_ms));
+        }
+        if self.policy.canary.duration_ms == 0 {
+            proposal.record(now_ms, "skipped", "the policy's canary duration is 0", Value::Null);
+            proposal.stage = Stage::Deploying;
+            return Some(Step::new(proposal, "proposal.stage", json!({ "result": "skipped" })));
+        }
+        if let Some(step) = self.hold(state, &mut proposal, now_ms).await {
+            return step;
+        }
+        {
+            let target = &self.targets[0];
+            if let Err(detail) = self.apply_all(&mut proposal, std::slice::from_ref(target), now_ms).await {
+                proposal.record(now_ms, "failed", &detail, Value::Null);
+                proposal.outcome = format!("canary failed to apply: {detail}");
+                return Some(self.finish_or_roll_back(proposal, Stage::Failed, None, json!({ "result": "apply_failed", "detail": detail })));
+            }
+            let baseline = if self.targets.len() > 1 { "instances" } else { "before_after" };
+            let ends_ms = now_ms.saturating_add(self.policy.canary.duration_ms);
+            proposal.canary = Some(CanaryRun {
+                target: target.name.clone(),
+                baseline: baseline.into(),
+                started_ms: now_ms,
+                ends_ms,
+                verdict: Value::Null,
+            });
+            proposal.record(
+                now_ms,
+                "applied",
+                format!(
+                    "applied to canary {} for {} (baseline: {baseline})",
+                    target.name,
+                    format_duration_ms(self.policy.canary.duration_ms)
+                ),
+                Value::Null,
+            );
+            Some(Step::new(proposal, "proposal.canary_started", json!({ "service": target.name, "ends_ms": ends_ms })))
+        }
+    }
+
+    /// While changes are held (pause, freeze): `Some(None)` to wait,
+    /// `Some(Some(step))` to record that it is now held; `None` to go on.
+    async fn hold(
+        &self,
+        state: &HarnessState,
+        proposal: &mut Proposal,
+        now_ms: u64,
+    ) -> Option<Option<Step>> {
+        match self.held_by(state, now_ms).await {
+            Some(reason) if proposal.held == reason => Some(None),
+            Some(reason) => {
+                proposal.held = reason.clone();
+                proposal.record(now_ms, "held", &reason, Value::Null);
+                Some(Some(Step::new(proposal.clone(), "proposal.held", json!({ "reason": reason }))))
+            }
+            None => {
+                proposal.held.clear();
+                None
+            }
+        }
+    }
+
+    async fn deploying(
+        &self,
+        state: &HarnessState,
+        mut proposal: Proposal,
+        now_ms: u64,
+    ) -> Option<Step> {
+        if let Some(step) = self.hold(state, &mut proposal, now_ms).await {
+            return step;
+        }
+        Some(self.deploy(state, proposal, now_ms).await)
+    }
+
+    fn judge_canary(&self, state: &HarnessState, mut proposal: Proposal, mut canary: CanaryRun, now_ms: u64) -> Step {
+        let checks = self.policy.canary_checks();
+        let (canary_samples, baseline_samples) = {
+            let harness = state.harness();
+            let registry = harness.registry();
+            let tsdb = harness.tsdb();
+            let duration = canary.ends_ms.saturating_sub(canary.started_ms);
+            let step = (duration / SAMPLE_STEPS).max(MIN_SAMPLE_STEP_MS);
+            let others: Vec<&str> = self.targets.iter().skip(1).map(|t| t.name.as_str()).collect();
+            let (baseline_instances, baseline_end): (Vec<&str>, u64) = if others.is_empty() {
+                (vec![canary.target.as_str()], canary.started_ms)
+            } else {
+                (others, canary.ends_ms)
+            };
+            let mut canary_samples = BTreeMap::new();
+            let mut baseline_samples = BTreeMap::new();
+            for check in &checks {
+                canary_samples.insert(
+                    check.name.clone(),
+                    samples(registry, tsdb, &check.name, &[canary.target.as_str()], canary.ends_ms, duration, step),
+                );
+                baseline_samples.insert(
+                    check.name.clone(),
+                    samples(registry, tsdb, &check.name, &baseline_instances, baseline_end, duration, step),
+                );
+            }
+            (canary_samples, baseline_samples)
+        };
+        let verdict = judge::judge(&checks, &canary_samples, &baseline_samples, self.policy.canary.thresholds);
+        canary.verdict = serde_json::to_value(&verdict).unwrap_or(Value::Null);
+        let outcome = verdict.outcome;
+        let detail = format!("canary judged {}: {}", outcome_name(outcome), verdict.reason);
+        proposal.canary = Some(canary);
+        let data = json!({ "outcome": outcome_name(outcome), "reason": verdict.reason });
+        match outcome {
+            Outcome::Successful => {
+                proposal.canary_passed = true;
+                proposal.record(now_ms, "successful", &detail, Value::Null);
+                proposal.stage = Stage::Deploying;
+                Step::new(proposal, "proposal.canary_judged", data)
+            }
+            Outcome::Failed => {
+                proposal.record(now_ms, "failed", &detail, Value::Null);
+                proposal.outcome = detail;
+                self.finish_or_roll_back(proposal, Stage::Failed, None, data)
+            }
+            Outcome::Error => {
+                proposal.record(now_ms, "error", &detail, Value::Null);
+                proposal.outcome = format!("{detail} (an error is never a pass)");
+                self.finish_or_roll_back(proposal, Stage::Error, None, data)
+            }
+            Outcome::Inconclusive => {
+                proposal.record(now_ms, "inconclusive", &detail, Value::Null);
+                proposal.stage = Stage::AwaitingApproval;
+                proposal.approval = Some(Approval {
+                    reasons: vec![format!("the canary was inconclusive: {}", verdict.reason)],
+                    requested_ms: now_ms,
+                    deadline_ms: now_ms.saturating_add(self.policy.approval.timeout_ms),
+                    then: Stage::Deploying,
+                    decision: None,
+                });
+                Step::new(proposal, "proposal.canary_judged", data)
+            }
+        }
+    }
+
+    /// Applies every action to `targets`, recording each with its inverse.
+    async fn apply_all(
+        &self,
+        proposal: &mut Proposal,
+        targets: &[Target],
+        now_ms: u64,
+    ) -> Result<(), String> {
+        for target in targets {
+            for (index, call) in proposal.actions.clone().iter().enumerate() {
+                let request = self.request(proposal, call.params.clone(), false, &proposal.rationale.clone());
+                match target.transport.run_action(&call.action, &request).await {
+                    Ok(result) => proposal.applied.push(Applied {
+                        target: target.name.clone(),
+                        action: call.action.clone(),
+                        params: call.params.clone(),
+                        time_ms: now_ms,
+                        inverse: result.inverse,
+                        undone: false,
+                        event_seq: result.event_seq,
+                    }),
+                    Err(error) => {
+                        return Err(format!(
+                            "actions[{index}] ({}) on {}: {}",
+                            call.action,
+                            target.name,
+                            describe(&error)
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn deploy(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Step {
+        let rest: Vec<Target> = match &proposal.canary {
+            Some(canary) => self
+                .targets
+                .iter()
+                .filter(|t| t.name != canary.target)
+                .cloned()
+                .collect(),
+            None => self.targets.clone(),
+        };
+        if let Err(detail) = self.apply_all(&mut proposal, &rest, now_ms).await {
+            proposal.record(now_ms, "failed", &detail, Value::Null);
+            proposal.outcome = format!("deploy failed: {detail}; everything applied is rolled back");
+            return self.finish_or_roll_back(proposal, Stage::RolledBack, None, json!({ "result": "deploy_failed", "detail": detail }));
+        }
+        let longest = {
+            let store_ticket = state.store().get(&proposal.ticket_id).ok().flatten();
+            store_ticket.map_or(CRITERIA_STEP_MS, |ticket| {
+                ticket
+                    .acceptance_criteria
+                    .iter()
+                    .map(|c| c.duration.map_or(CRITERIA_STEP_MS, |d| d.0))
+                    .max()
+                    .unwrap_or(CRITERIA_STEP_MS)
+            })
+        };
+        let judge_from_ms = now_ms.saturating_add(longest);
+        let verify = VerifyRun {
+            started_ms: now_ms,
+            judge_from_ms,
+            deadline_ms: judge_from_ms.saturating_add(self.policy.verify.max_duration_ms),
+            last: Value::Null,
+        };
+        proposal.record(
+            now_ms,
+            "applied",
+            format!(
+                "deployed to {} service(s); criteria judged from {} for up to {}",
+                self.targets.len(),
+                crate::quantity::format_time_ms(judge_from_ms),
+                format_duration_ms(self.policy.verify.max_duration_ms)
+            ),
+            Value::Null,
+        );
+        proposal.verify = Some(verify);
+        proposal.stage = Stage::Verifying;
+        let mut step = Step::new(proposal.clone(), "proposal.deployed", json!({ "applied": proposal.applied.len() }));
+        step.ticket_command = Some(Command::Submit {
+            agent: proposal.agent.clone(),
+        });
+        step
+    }
+
+    fn verify(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
+        let mut verify = proposal.verify.clone()?;
+        if now_ms < verify.judge_from_ms {
+            return None;
+        }
+        let ticket = state.store().get(&proposal.ticket_id).ok().flatten()?;
+        let results = state.harness().evaluate_criteria(&ticket, now_ms);
+        let met = results.iter().all(|r| matches!(r.verdict, CriterionVerdict::Met));
+        verify.last = serde_json::to_value(&results).unwrap_or(Value::Null);
+        proposal.verify = Some(verify.clone());
+        if met {
+            let detail = "every acceptance criterion held for its duration after the deploy".to_owned();
+            proposal.record(now_ms, "passed", &detail, verify.last.clone());
+            proposal.stage = Stage::Succeeded;
+            proposal.outcome = detail.clone();
+            let mut step = Step::new(proposal.clone(), "proposal.verified", json!({ "result": "passed", "criteria": verify.last }));
+            step.ticket_command = Some(Command::Resolve {
+                actor: HARNESS_ACTOR.into(),
+                reason: format!("{}: {detail}", proposal.id),
+            });
+            return Some(step);
+        }
+        if now_ms < verify.deadline_ms {
+            return None;
+        }
+        let unmet: Vec<String> = results
+            .iter()
+            .filter_map(|r| match &r.verdict {
+                CriterionVerdict::Met => None,
+                CriterionVerdict::NotMet { reason } | CriterionVerdict::Pending { reason } => {
+                    Some(format!("{} {}: {reason}", r.metric, r.condition))
+                }
+            })
+            .collect();
+        let detail = format!("criteria not met by the deadline: {}", unmet.join("; "));
+        proposal.record(now_ms, "failed", &detail, verify.last.clone());
+        proposal.outcome = format!("{detail}; rolled back");
+        let rework = Command::Rework {
+            actor: HARNESS_ACTOR.into(),
+            reason: format!("{}: {detail}; the change was rolled back", proposal.id),
+            ttl_ms: REWORK_CLAIM_MS,
+        };
+        Some(self.finish_or_roll_back(proposal, Stage::RolledBack, Some(rework), json!({ "result": "failed", "criteria": verify.last })))
+    }
+
+    async fn roll_back(&self, mut proposal: Proposal, now_ms: u64) -> Step {
+        let undo: Vec<(usize, Applied)> = proposal
+            .to_undo()
+            .map(|(index, applied)| (index, applied.clone()))
+            .collect();
+        let mut notes = Vec::new();
+        for (index, applied) in undo {
+            let Some(inverse) = &applied.inverse else {
+                notes.push(format!("{} on {} cannot be undone", applied.action, applied.target));
+                proposal.applied[index].undone = true;
+                continue;
+            };
+            let Some(target) = self.targets.iter().find(|t| t.name == applied.target) else {
+                notes.push(format!("{} is no longer a service of this harness", applied.target));
+                continue;
+            };
+            let request = self.request(&proposal, inverse.params.clone(), false, "rollback");
+            match target.transport.run_action(&inverse.action, &request).await {
+                Ok(_) => proposal.applied[index].undone = true,
+                Err(error) => {
+                    let detail = format!(
+                        "undoing {} on {} with {} failed: {}",
+                        applied.action,
+                        applied.target,
+                        inverse.action,
+                        describe(&error)
+                    );
+                    proposal.record(now_ms, "error", &detail, Value::Null);
+                    proposal.stage = Stage::Error;
+                    proposal.outcome = format!("{detail}; a human must restore the service");
+                    let mut step = Step::new(proposal.clone(), "proposal.rollback_failed", json!({ "detail": detail }));
+                    step.ticket_command = Some(Command::Escalate {
+                        actor: HARNESS_ACTOR.into(),
+                        reason: format!("{}: {detail}", proposal.id),
+                    });
+                    return step;
+                }
+            }
+        }
+        let then = proposal.rollback_then.unwrap_or(Stage::RolledBack);
+        let detail = if notes.is_empty() {
+            "every applied change was undone".to_owned()
+        } else {
+            format!("undone, except: {}", notes.join("; "))
+        };
+        proposal.record(now_ms, "rolled_back", &detail, Value::Null);
+        proposal.stage = then;
+        let command = proposal.pending_command.take();
+        let mut step = Step::new(proposal, "proposal.rolled_back", json!({ "detail": detail, "then": then }));
+        step.ticket_command = command;
+        step
+    }
+}
+
+/// One saved step: the new proposal, its ledger entry, the ticket's move.
+struct Step {
+    proposal: Proposal,
+    kind: String,
+    data: Value,
+    ticket_command: Option<Command>,
+}
+
+impl Step {
+    fn new(proposal: Proposal, kind: &str, data: Value) -> Step {
+        let mut data = data;
+        if let Value::Object(map) = &mut data {
+            map.insert("proposal".into(), Value::String(proposal.id.clone()));
+            map.insert("stage".into(), Value::String(proposal.stage.as_str().into()));
+        }
+        Step {
+            proposal,
+            kind: kind.to_owned(),
+            data,
+            ticket_command: None,
+        }
+    }
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Successful => "successful",
+        Outcome::Failed => "failed",
+        Outcome::Inconclusive => "inconclusive",
+        Outcome::Error => "error",
+    }
+}
+
+fn describe(error: &ClientError) -> String {
+    match error {
+        ClientError::Api { status, error } => format!(
+            "HTTP {status} {}: {}",
+            error.error.field, error.error.message
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// ` (replay: N requests would flip)` from the dry runs' replay reports.
+fn summarize_replay(test: &Value) -> String {
+    let mut to_limited = 0u64;
+    let mut to_allowed = 0u64;
+    let mut replayed = false;
+    for result in test.as_array().into_iter().flatten() {
+        let Some(flips) = result.pointer("/replay/flips").and_then(Value::as_array) else {
+            continue;
+        };
+        replayed = true;
+        for flip in flips {
+            to_limited += flip.get("allowed_to_limited").and_then(Value::as_u64).unwrap_or(0);
+            to_allowed += flip.get("limited_to_allowed").and_then(Value::as_u64).unwrap_or(0);
+        }
+    }
+    if replayed {
+        format!("; replay: {to_limited} request(s) would turn limited, {to_allowed} allowed")
+    } else {
+        String::new()
+    }
+}
+
+/// One sample per step over `(end - duration, end]`, per instance.
+fn samples(
+    registry: &MetricRegistry,
+    tsdb: &crate::tsdb::Tsdb,
+    name: &str,
+    instances: &[&str],
+    end_ms: u64,
+    duration_ms: u64,
+    step_ms: u64,
+) -> Vec<f64> {
+    let Some(metric) = registry.get(name) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for instance in instances {
+        let Some(metric) = metric.for_instance(instance) else {
+            continue;
+        };
+        let mut at = end_ms.saturating_sub(duration_ms).saturating_add(step_ms);
+        while at <= end_ms {
+            if let Some(value) = metric.value(tsdb, step_ms, at) {
+                out.push(value);
+            }
+            at = at.saturating_add(step_ms);
+            if step_ms == 0 {
+                break;
+            }
+        }
+    }
+    out
+}

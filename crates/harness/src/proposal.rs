@@ -1,0 +1,335 @@
+//! Proposals: the one write an agent makes. A proposal names actions of
+//! the service's catalog with their parameters and a rationale; the
+//! pipeline ([`crate::pipeline`]) moves it through its stages and records
+//! every result here (docs/adr/0008-agents-and-pipeline.md).
+//!
+//! Pure data and checks: no I/O, no clock.
+
+use floodgate_contract::actions::{InverseCall, Risk};
+use serde::{Deserialize, Serialize};
+
+/// The most actions one proposal carries.
+pub const MAX_ACTIONS: usize = 16;
+/// The longest rationale, in bytes.
+pub const MAX_RATIONALE_BYTES: usize = 4096;
+/// The largest `params` of one action, serialised, in bytes.
+pub const MAX_PARAMS_BYTES: usize = 256 * 1024;
+/// Stage records kept per proposal (the oldest are dropped first; the
+/// ledger keeps them all).
+pub const MAX_STAGE_RECORDS: usize = 64;
+
+/// One action to run: a name from the service's catalog and its params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionCall {
+    pub action: String,
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
+/// `POST /v1/tickets/{id}/proposals`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalRequest {
+    /// The agent proposing; must hold the ticket's claim.
+    pub agent: String,
+    /// Why this change fixes the ticket (recorded with every stage and sent
+    /// to the service as the action's reason).
+    pub rationale: String,
+    pub actions: Vec<ActionCall>,
+}
+
+/// Where a proposal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Dry runs on every service (validation and replay).
+    Testing,
+    /// Waiting for a human: a gated action, or an inconclusive canary.
+    AwaitingApproval,
+    /// Applied to the canary; judged when the window ends.
+    Canary,
+    /// The canary passed: applying to every other service (held while a
+    /// freeze window or the pause is in force).
+    Deploying,
+    /// Applied everywhere; the ticket's criteria are being checked.
+    Verifying,
+    /// Undoing what was applied, newest first.
+    RollingBack,
+    /// Verified: the ticket is resolved.
+    Succeeded,
+    /// Refused by the test stage, or the canary judged it bad (the canary
+    /// change was undone).
+    Failed,
+    /// A human rejected it, or nobody answered in time.
+    Rejected,
+    /// Applied and undone: verification failed, or deploying did.
+    RolledBack,
+    /// The pipeline could not judge (a service unreachable, an undo that
+    /// failed). Never a pass; a human is asked.
+    Error,
+}
+
+impl Stage {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Testing => "testing",
+            Stage::AwaitingApproval => "awaiting_approval",
+            Stage::Canary => "canary",
+            Stage::Deploying => "deploying",
+            Stage::Verifying => "verifying",
+            Stage::RollingBack => "rolling_back",
+            Stage::Succeeded => "succeeded",
+            Stage::Failed => "failed",
+            Stage::Rejected => "rejected",
+            Stage::RolledBack => "rolled_back",
+            Stage::Error => "error",
+        }
+    }
+
+    /// No further step happens.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Stage::Succeeded | Stage::Failed | Stage::Rejected | Stage::RolledBack | Stage::Error
+        )
+    }
+}
+
+/// One stage's result, as recorded (and as a ledger entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub stage: Stage,
+    pub time_ms: u64,
+    /// `passed`, `failed`, `held`, `approved`, `rejected`, `applied`,
+    /// `rolled_back`, `error`, `successful`, `inconclusive`, …
+    pub result: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub evidence: serde_json::Value,
+}
+
+/// A change applied to one service, with how to undo it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub target: String,
+    pub action: String,
+    pub params: serde_json::Value,
+    pub time_ms: u64,
+    /// The service's inverse call; `None` for actions that cannot be undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inverse: Option<InverseCall>,
+    /// Already undone (by a rollback).
+    #[serde(default)]
+    pub undone: bool,
+    /// The service's event recording it.
+    pub event_seq: u64,
+}
+
+/// Why a human is asked, and what they said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Why approval is needed (a gated action, an inconclusive canary).
+    pub reasons: Vec<String>,
+    pub requested_ms: u64,
+    pub deadline_ms: u64,
+    /// The stage an approval continues to.
+    pub then: Stage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+}
+
+/// A human's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub approved: bool,
+    pub actor: String,
+    pub reason: String,
+    pub time_ms: u64,
+}
+
+/// How the canary ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryRun {
+    /// The service that took the change first.
+    pub target: String,
+    /// `instances` (canary against the other services over the same window)
+    /// or `before_after` (one service: the window before the change is the
+    /// baseline).
+    pub baseline: String,
+    pub started_ms: u64,
+    pub ends_ms: u64,
+    /// The judge's verdict, once the window ended.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub verdict: serde_json::Value,
+}
+
+/// Verification of the ticket's criteria after deploy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyRun {
+    pub started_ms: u64,
+    /// Criteria are judged from here on (the longest criterion's duration
+    /// must lie wholly after the deploy).
+    pub judge_from_ms: u64,
+    /// Not met by then: roll back.
+    pub deadline_ms: u64,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub last: serde_json::Value,
+}
+
+/// A proposal and everything the pipeline did with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// `P-0001`, … (assigned by the store).
+    pub id: String,
+    pub ticket_id: String,
+    pub agent: String,
+    pub rationale: String,
+    pub actions: Vec<ActionCall>,
+    /// The catalog's risk of each action, in order.
+    pub risks: Vec<Risk>,
+    pub stage: Stage,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// What each stage found, oldest first.
+    pub records: Vec<StageRecord>,
+    /// Dry-run results per service and action (the test stage).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub test: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryRun>,
+    /// Whether the canary window passed (deploy then covers the rest).
+    #[serde(default)]
+    pub canary_passed: bool,
+    /// Every change applied, in order, with its inverse.
+    pub applied: Vec<Applied>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyRun>,
+    /// What a terminal stage means, in a sentence.
+    #[serde(default)]
+    pub outcome: String,
+    /// Why it is held now (a freeze window, the pause); empty when not held.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub held: String,
+    /// Where a rollback in progress ends (rolled_back, failed, rejected,
+    /// error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_then: Option<Stage>,
+    /// The ticket command to run when the rollback ends (rework after a
+    /// failed verification, escalate after an approval timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_command: Option<crate::tickets::Command>,
+}
+
+impl Proposal {
+    /// Appends a stage record (bounded).
+    pub fn record(
+        &mut self,
+        time_ms: u64,
+        result: &str,
+        detail: impl Into<String>,
+        evidence: serde_json::Value,
+    ) {
+        if self.records.len() >= MAX_STAGE_RECORDS {
+            self.records.remove(0);
+        }
+        self.records.push(StageRecord {
+            stage: self.stage,
+            time_ms,
+            result: result.to_owned(),
+            detail: detail.into(),
+            evidence,
+        });
+        self.updated_ms = time_ms;
+    }
+
+    /// The latest record.
+    pub fn last_record(&self) -> Option<&StageRecord> {
+        self.records.last()
+    }
+
+    /// Changes applied and not undone, newest first (the rollback order).
+    pub fn to_undo(&self) -> impl Iterator<Item = (usize, &Applied)> {
+        self.applied
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, applied)| !applied.undone)
+    }
+}
+
+/// Why a proposal request was refused before it entered the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// `actions[1].action`, `rationale`, …
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Checks a request's shape and that every action is in the catalog;
+/// answers each action's risk. Parameters are checked by the services'
+/// dry runs (the test stage), which know the config they apply to.
+pub fn check_request(request: &ProposalRequest) -> Result<Vec<Risk>, RequestError> {
+    let error = |field: String, message: String| Err(RequestError { field, message });
+    if request.agent.trim().is_empty() || request.agent.len() > crate::tickets::MAX_ACTOR_BYTES {
+        return error(
+            "agent".into(),
+            format!("must be 1 to {} bytes", crate::tickets::MAX_ACTOR_BYTES),
+        );
+    }
+    if request.rationale.trim().is_empty() {
+        return error(
+            "rationale".into(),
+            "must say why the change fixes the ticket".into(),
+        );
+    }
+    if request.rationale.len() > MAX_RATIONALE_BYTES {
+        return error(
+            "rationale".into(),
+            format!("longer than {MAX_RATIONALE_BYTES} bytes"),
+        );
+    }
+    if request.actions.is_empty() {
+        return error("actions".into(), "must name at least one action".into());
+    }
+    if request.actions.len() > MAX_ACTIONS {
+        return error(
+            "actions".into(),
+            format!("{} actions, more than {MAX_ACTIONS}", request.actions.len()),
+        );
+    }
+    let catalog = floodgate_contract::actions::CATALOG;
+    let mut risks = Vec::with_capacity(request.actions.len());
+    for (index, call) in request.actions.iter().enumerate() {
+        let Some(def) = catalog.iter().find(|def| def.name == call.action) else {
+            let known: Vec<&str> = catalog.iter().map(|def| def.name).collect();
+            return error(
+                format!("actions[{index}].action"),
+                format!(
+                    "{:?} is not an action of the catalog (known: {})",
+                    call.action,
+                    known.join(", ")
+                ),
+            );
+        };
+        let size = serde_json::to_vec(&call.params).map_or(usize::MAX, |bytes| bytes.len());
+        if size > MAX_PARAMS_BYTES {
+            return error(
+                format!("actions[{index}].params"),
+                format!("{size} bytes, more than {MAX_PARAMS_BYTES}"),
+            );
+        }
+        risks.push(def.risk);
+    }
+    Ok(risks)
+}
