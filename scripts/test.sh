@@ -8,14 +8,32 @@ cd "$(dirname "$0")/.."
 log() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests use: redis-server for the Redis store's tests
-# and benchmark (they start their own servers on loopback ports).
+# and benchmark, prometheus for the harness's Prometheus test (both start
+# their own servers on loopback ports; neither needs the system service).
 need_apt=()
 if ! command -v redis-server >/dev/null 2>&1; then
   need_apt+=(redis-server)
 fi
+if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
+  need_apt+=(prometheus)
+fi
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} from Debian's packages"
-  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+  # Keep the packages' services from starting: policy-rc.d (when none is
+  # set already) tells invoke-rc.d to start nothing during the install.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=false
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=true
+  fi
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  if $own_policy; then rm -f "$policy"; fi
+  # If a service started anyway (systemd as init ignores policy-rc.d), stop
+  # it: the tests run their own prometheus, and nothing should stay behind.
+  if [[ " ${need_apt[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+    && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus && systemctl disable --quiet prometheus
+  fi
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

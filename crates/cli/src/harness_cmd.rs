@@ -10,12 +10,14 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use floodgate_contract::client::{HttpTransport, Method, RawRequest, Transport};
+use floodgate_harness::criteria::{Condition, Sustain};
 use floodgate_harness::observe::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use floodgate_harness::pipeline::Pipeline;
 use floodgate_harness::policy::Policy;
 use floodgate_harness::prometheus::{PrometheusSource, DEFAULT_MATCH};
 use floodgate_harness::{
-    api, objectives, Harness, HarnessConfig, HarnessState, Observer, Store, SystemClock, Target,
+    api, auth, objectives, Harness, HarnessConfig, HarnessState, Observer, Store, SystemClock,
+    Target,
 };
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -40,10 +42,16 @@ pub struct HarnessArgs {
     /// The data directory (the SQLite ticket queue and its ledger).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// Where the harness HTTP API is served (loopback only: it has no
-    /// access control yet).
+    /// Where the harness HTTP API is served (a non-loopback address only
+    /// with --tokens-file).
     #[arg(long, default_value = api::DEFAULT_ADDR)]
     http_addr: SocketAddr,
+    /// Bearer tokens for the harness API: one `SCOPE NAME TOKEN` per line
+    /// (the service's format; scopes: read, operate, admin, intake; `#`
+    /// comments). With tokens every call needs one; without, the API binds
+    /// loopback only.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
     /// How often services are observed (1s … 5m).
     #[arg(long, default_value = "10s", value_parser = parse_interval)]
     interval: u64,
@@ -85,16 +93,28 @@ pub struct TicketArgs {
     /// Print the harness's raw JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// The environment variable holding the bearer token sent to the
+    /// harness (unset or empty: none).
+    #[arg(
+        long,
+        global = true,
+        default_value = "FLOODGATE_TOKEN",
+        value_name = "VAR"
+    )]
+    token_env: String,
     #[command(subcommand)]
     command: TicketCommand,
 }
 
 #[derive(Debug, Subcommand)]
 enum TicketCommand {
-    /// File a ticket from a YAML file in the seed's format (POST /v1/tickets).
+    /// File a ticket (POST /v1/tickets): from a YAML file in the seed's
+    /// format (-f), or from flags (--description and the rest).
     Create {
         #[arg(short = 'f', long = "file", value_name = "FILE")]
-        file: PathBuf,
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        flags: TicketFlags,
     },
     /// List tickets (GET /v1/tickets).
     List {
@@ -164,6 +184,145 @@ enum TicketCommand {
     },
 }
 
+/// A ticket from flags (`ticket create` without -f).
+#[derive(Debug, Args)]
+struct TicketFlags {
+    /// incident, improvement, investigation or task.
+    #[arg(long = "type", value_name = "TYPE", conflicts_with = "file")]
+    kind: Option<String>,
+    /// What should be true when the ticket is done (the objective).
+    #[arg(long, value_name = "TEXT", conflicts_with = "file")]
+    description: Option<String>,
+    /// An acceptance criterion, `METRIC CONDITION [for DURATION]` (e.g.
+    /// `latency_p99 < 500us for 1h`); repeat for several.
+    #[arg(long = "criterion", value_name = "CRITERION", conflicts_with = "file")]
+    criteria: Vec<String>,
+    /// A constraint on the work; repeat for several.
+    #[arg(long = "constraint", value_name = "TEXT", conflicts_with = "file")]
+    constraints: Vec<String>,
+    /// critical, high, medium (the default) or low.
+    #[arg(long, value_name = "PRIORITY", conflicts_with = "file")]
+    priority: Option<String>,
+    /// The dedup fingerprint (default: derived from the type, description
+    /// and criteria, as for ticket files).
+    #[arg(long, value_name = "TEXT", conflicts_with = "file")]
+    fingerprint: Option<String>,
+}
+
+/// Splits `METRIC CONDITION [for DURATION]` and checks the condition and
+/// duration with the harness's own parsers (the metric is checked by the
+/// harness, which knows its objectives).
+fn parse_criterion(number: usize, text: &str) -> Result<Value> {
+    let flag = || format!("--criterion {number} ({text:?})");
+    let trimmed = text.trim();
+    let (metric, rest) = trimmed.split_once(char::is_whitespace).ok_or_else(|| {
+        anyhow!(
+            "{}: expected `METRIC CONDITION [for DURATION]`, e.g. `latency_p99 < 500us for 1h`",
+            flag()
+        )
+    })?;
+    let (condition, duration) = match rest.rsplit_once(" for ") {
+        Some((condition, duration)) => (condition.trim(), Some(duration.trim())),
+        None => (rest.trim(), None),
+    };
+    if condition.is_empty() {
+        bail!(
+            "{}: the condition is missing (expected e.g. `< 500ms`)",
+            flag()
+        );
+    }
+    Condition::parse(condition).map_err(|error| anyhow!("{}: {error}", flag()))?;
+    let mut criterion = serde_json::json!({ "metric": metric, "condition": condition });
+    if let Some(duration) = duration {
+        Sustain::parse(duration).map_err(|error| anyhow!("{}: {error}", flag()))?;
+        criterion["duration"] = Value::String(duration.to_owned());
+    }
+    Ok(criterion)
+}
+
+/// Checks a flag's value against one of a set of names.
+fn one_of(flag: &str, value: &str, names: &[&str]) -> Result<()> {
+    if names.contains(&value) {
+        Ok(())
+    } else {
+        bail!("{flag} {value:?}: expected one of {}", names.join(", "))
+    }
+}
+
+impl TicketFlags {
+    /// The ticket as JSON for `POST /v1/tickets` (the inner object).
+    fn to_ticket(&self) -> Result<Value> {
+        let description = self
+            .description
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow!("--description: give the ticket's objective (or a file with -f FILE)")
+            })?;
+        if self.criteria.is_empty() {
+            bail!(
+                "--criterion: a ticket needs at least one acceptance criterion \
+                 (e.g. --criterion 'latency_p99 < 500us for 1h')"
+            );
+        }
+        let kind = self.kind.as_deref().unwrap_or("task");
+        one_of(
+            "--type",
+            kind,
+            &["incident", "improvement", "investigation", "task"],
+        )?;
+        let mut ticket = serde_json::json!({
+            "type": kind,
+            "objective": { "description": description },
+            "acceptance_criteria": self
+                .criteria
+                .iter()
+                .enumerate()
+                .map(|(index, text)| parse_criterion(index + 1, text))
+                .collect::<Result<Vec<_>>>()?,
+            "constraints": self.constraints,
+        });
+        if let Some(priority) = &self.priority {
+            one_of(
+                "--priority",
+                priority,
+                &["critical", "high", "medium", "low"],
+            )?;
+            ticket["priority"] = Value::String(priority.clone());
+        }
+        if let Some(fingerprint) = &self.fingerprint {
+            ticket["fingerprint"] = Value::String(fingerprint.clone());
+        }
+        Ok(ticket)
+    }
+
+    /// The flag behind a field the harness refused
+    /// (`ticket.acceptance_criteria[1].metric` → `--criterion 2`).
+    fn flag_of(&self, field: &str) -> Option<String> {
+        let field = field.strip_prefix("ticket.").unwrap_or(field);
+        let indexed = |prefix: &str, flag: &str, values: &[String]| {
+            let rest = field.strip_prefix(prefix)?;
+            let index: usize = rest.split(']').next()?.parse().ok()?;
+            let value = values.get(index)?;
+            Some(format!("{flag} {} ({value:?})", index + 1))
+        };
+        indexed("acceptance_criteria[", "--criterion", &self.criteria)
+            .or_else(|| indexed("constraints[", "--constraint", &self.constraints))
+            .or_else(|| {
+                let flag = match field.split(['.', '[']).next()? {
+                    "type" => "--type",
+                    "acceptance_criteria" => "--criterion",
+                    "constraints" => "--constraint",
+                    "objective" => "--description",
+                    "priority" => "--priority",
+                    "fingerprint" => "--fingerprint",
+                    _ => return None,
+                };
+                Some(flag.to_owned())
+            })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
     /// Verify the hash chain and the tickets table of a data directory;
@@ -203,9 +362,18 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    if !args.http_addr.ip().is_loopback() {
+    let tokens = match &args.tokens_file {
+        Some(path) => {
+            let text = read_file(path).map_err(|error| anyhow!("--tokens-file {error:#}"))?;
+            auth::Tokens::parse_file(&path.display().to_string(), &text)
+                .map_err(|error| anyhow!("--tokens-file {error}"))?
+        }
+        None => auth::Tokens::default(),
+    };
+    if tokens.is_empty() && !args.http_addr.ip().is_loopback() {
         bail!(
-            "--http-addr {}: the harness API has no access control yet; bind a loopback address",
+            "--http-addr {}: refusing to bind a non-loopback address while access control is off; \
+             give tokens with --tokens-file FILE, or bind 127.0.0.1",
             args.http_addr
         );
     }
@@ -263,6 +431,14 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
                 args.interval,
             ));
         }
+        if tokens.is_empty() {
+            tracing::info!("access control is off (no --tokens-file): binding loopback only");
+        } else {
+            tracing::info!(
+                tokens = tokens.len(),
+                "access control on: every API call needs a bearer token with a scope"
+            );
+        }
         tracing::info!(
             http = %listener.local_addr()?,
             services = args.services.len(),
@@ -280,7 +456,7 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
             crate::shutdown_signal().await;
             let _ = stop.send(true);
         });
-        api::serve(listener, state, wait(stopped))
+        api::serve_with_tokens(listener, state, Arc::new(tokens), wait(stopped))
             .await
             .context("the harness API failed")?;
         let _ = observing.await;
@@ -301,14 +477,47 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+/// Where the `ticket` commands send their calls.
+struct HarnessApi {
+    base: String,
+    token: Option<String>,
+}
+
 /// One call to the harness API; answers the JSON of a 2xx, or fails with
 /// the API's error message.
-fn call(base: &str, method: Method, path: String, body: Option<Vec<u8>>) -> Result<Value> {
+fn call(
+    harness: &HarnessApi,
+    method: Method,
+    path: String,
+    body: Option<Vec<u8>>,
+) -> Result<Value> {
+    let (status, value) = send(harness, method, path, body)?;
+    if !(200..300).contains(&status) {
+        let error = &value["error"];
+        match error["message"].as_str() {
+            Some(message) => bail!(
+                "{message} (HTTP {status} {})",
+                error["kind"].as_str().unwrap_or("error")
+            ),
+            None => bail!("HTTP {status}: {value}"),
+        }
+    }
+    Ok(value)
+}
+
+/// One call: the status and the JSON answer (or the body as a string).
+fn send(
+    harness: &HarnessApi,
+    method: Method,
+    path: String,
+    body: Option<Vec<u8>>,
+) -> Result<(u16, Value)> {
+    let base = harness.base.as_str();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let transport = HttpTransport::new(base, None);
+    let transport = HttpTransport::new(base, harness.token.clone());
     let response = runtime.block_on(async {
         tokio::time::timeout(
             CALL_TIMEOUT,
@@ -321,18 +530,7 @@ fn call(base: &str, method: Method, path: String, body: Option<Vec<u8>>) -> Resu
         .map_err(|error| anyhow!("{error} (is `floodgate harness` running at {base}?)"))?;
     let value: Value = serde_json::from_slice(&response.body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&response.body).into_owned()));
-    if !(200..300).contains(&response.status) {
-        let error = &value["error"];
-        match error["message"].as_str() {
-            Some(message) => bail!(
-                "{message} (HTTP {} {})",
-                response.status,
-                error["kind"].as_str().unwrap_or("error")
-            ),
-            None => bail!("HTTP {}: {value}", response.status),
-        }
-    }
-    Ok(value)
+    Ok((response.status, value))
 }
 
 fn default_actor(actor: Option<String>) -> String {
@@ -365,15 +563,52 @@ fn ticket_line(ticket: &Value) -> String {
     )
 }
 
+/// Files a ticket from flags; a refusal names the flag behind the field.
+fn create_from_flags(harness: &HarnessApi, flags: &TicketFlags) -> Result<Value> {
+    let ticket = flags.to_ticket()?;
+    let body = serde_json::to_vec(&ticket)?;
+    let (status, answer) = send(harness, Method::Post, "/v1/tickets".into(), Some(body))?;
+    if (200..300).contains(&status) {
+        return Ok(answer);
+    }
+    let error = &answer["error"];
+    let Some(message) = error["message"].as_str() else {
+        bail!("HTTP {status}: {answer}");
+    };
+    let kind = error["kind"].as_str().unwrap_or("error");
+    match error["field"]
+        .as_str()
+        .and_then(|field| flags.flag_of(field))
+    {
+        Some(flag) => {
+            // "request body: line 9: ticket.x: why" → "why".
+            let why = message.rsplit(": ").next().unwrap_or(message);
+            bail!("{flag}: {why} (HTTP {status} {kind})")
+        }
+        None => bail!("{message} (HTTP {status} {kind})"),
+    }
+}
+
 pub fn ticket(args: TicketArgs) -> Result<()> {
-    let base = args.harness.trim_end_matches('/').to_owned();
     let approving = matches!(args.command, TicketCommand::Approve { .. });
     let pausing = matches!(args.command, TicketCommand::Pause { .. });
+    let harness = HarnessApi {
+        base: args.harness.trim_end_matches('/').to_owned(),
+        token: std::env::var(&args.token_env)
+            .ok()
+            .filter(|token| !token.is_empty()),
+    };
+    let base = &harness;
     match args.command {
-        TicketCommand::Create { file } => {
-            let text = read_file(&file)?;
-            let path = format!("/v1/tickets?file={}", encode(&file.display().to_string()));
-            let answer = call(&base, Method::Post, path, Some(text.into_bytes()))?;
+        TicketCommand::Create { file, flags } => {
+            let answer = match file {
+                Some(file) => {
+                    let text = read_file(&file)?;
+                    let path = format!("/v1/tickets?file={}", encode(&file.display().to_string()));
+                    call(base, Method::Post, path, Some(text.into_bytes()))?
+                }
+                None => create_from_flags(base, &flags)?,
+            };
             if args.json {
                 return print_json(&answer);
             }
@@ -397,7 +632,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             } else {
                 format!("/v1/tickets?{}", query.join("&"))
             };
-            let answer = call(&base, Method::Get, path, None)?;
+            let answer = call(base, Method::Get, path, None)?;
             if args.json {
                 return print_json(&answer);
             }
@@ -407,7 +642,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
         }
         TicketCommand::Show { id } => {
             let answer = call(
-                &base,
+                base,
                 Method::Get,
                 format!("/v1/tickets/{}", encode(&id)),
                 None,
@@ -428,7 +663,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
         TicketCommand::Comment { id, text, actor } => {
             let body = serde_json::json!({ "text": text, "actor": default_actor(actor) });
             let answer = call(
-                &base,
+                base,
                 Method::Post,
                 format!("/v1/tickets/{}/comment", encode(&id)),
                 Some(serde_json::to_vec(&body)?),
@@ -444,7 +679,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 body["reason"] = Value::String(reason);
             }
             let answer = call(
-                &base,
+                base,
                 Method::Post,
                 format!("/v1/tickets/{}/cancel", encode(&id)),
                 Some(serde_json::to_vec(&body)?),
@@ -468,7 +703,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 body["reason"] = Value::String(reason);
             }
             let answer = call(
-                &base,
+                base,
                 Method::Post,
                 format!("/v1/tickets/{}/{verb}", encode(&id)),
                 Some(serde_json::to_vec(&body)?),
@@ -492,7 +727,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             if let Some(reason) = reason {
                 body["reason"] = Value::String(reason);
             }
-            let answer = call(&base, Method::Post, path.into(), Some(serde_json::to_vec(&body)?))?;
+            let answer = call(base, Method::Post, path.into(), Some(serde_json::to_vec(&body)?))?;
             if args.json {
                 return print_json(&answer);
             }
@@ -502,7 +737,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             );
         }
         TicketCommand::Pipeline => {
-            let answer = call(&base, Method::Get, "/v1/pipeline".into(), None)?;
+            let answer = call(base, Method::Get, "/v1/pipeline".into(), None)?;
             if args.json {
                 return print_json(&answer);
             }

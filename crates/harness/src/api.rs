@@ -29,7 +29,9 @@
 //!
 //! Errors are the contract's `{"error": {"kind", "field", "message"}}`
 //! (ticket files add `line`). Store calls run on blocking threads.
-//! There is no access control yet: the CLI binds loopback only.
+//! Access control: [`serve_with_tokens`] wraps the router in
+//! [`crate::auth::layer`] (bearer tokens with scopes; a route missing from
+//! `auth::TABLE` is admin-only). Without tokens the CLI binds loopback only.
 
 use crate::alertmanager;
 use crate::ledger::MAX_PAGE;
@@ -224,6 +226,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves the API behind the access layer: with `tokens` non-empty every
+/// call needs a bearer token whose scope grants it ([`crate::auth`]).
+pub async fn serve_with_tokens(
+    listener: tokio::net::TcpListener,
+    state: Arc<HarnessState>,
+    tokens: Arc<crate::auth::Tokens>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, crate::auth::layer(router(state), tokens))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -22,6 +22,7 @@ use crate::tickets::{
 };
 use crate::tsdb::{SeriesKind, Tsdb, TsdbLimits};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The window of the `rate` map invariant expressions see.
 pub const INVARIANT_RATE_WINDOW_MS: u64 = 5 * MINUTE_MS;
@@ -126,10 +127,17 @@ pub struct Harness {
     slos: SloEvaluator,
     invariants: InvariantEvaluator,
     anomalies: Vec<(AnomalyDef, Detector)>,
-    /// The latest state and health seen, so a tick whose scrape of them
-    /// failed still evaluates against the last known documents.
-    last_state: Option<serde_json::Value>,
-    last_health: Option<serde_json::Value>,
+    /// The latest state and health seen per service (instance; `""` for
+    /// observations without one), so a tick whose scrape of them failed
+    /// still evaluates against the last known documents.
+    documents: BTreeMap<String, ServiceDocuments>,
+}
+
+/// The last known documents of one service.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ServiceDocuments {
+    state: Option<serde_json::Value>,
+    health: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -164,8 +172,7 @@ impl Harness {
             registry,
             tsdb: Tsdb::new(config.tsdb),
             objectives,
-            last_state: None,
-            last_health: None,
+            documents: BTreeMap::new(),
         })
     }
 
@@ -201,6 +208,25 @@ impl Harness {
         self.tsdb.record(time_ms, name, labels, value, kind);
     }
 
+    /// Records what one service answered for `/v1/state` and `/v1/health`
+    /// (a `None` keeps the last known document). Every service recorded is
+    /// judged by the per-service invariants of the following ticks, with
+    /// its own documents, even before any arrived (then as an error).
+    pub fn observe_service(
+        &mut self,
+        instance: &str,
+        state: Option<serde_json::Value>,
+        health: Option<serde_json::Value>,
+    ) {
+        let documents = self.documents.entry(instance.to_owned()).or_default();
+        if state.is_some() {
+            documents.state = state;
+        }
+        if health.is_some() {
+            documents.health = health;
+        }
+    }
+
     /// One step: ingest the observation, evaluate everything at its time.
     pub fn tick(&mut self, observation: &Observation) -> TickOutput {
         let now = observation.time_ms;
@@ -219,11 +245,12 @@ impl Harness {
                 Err(error) => output.errors.push(error.to_string()),
             }
         }
-        if observation.state_json.is_some() {
-            self.last_state.clone_from(&observation.state_json);
-        }
-        if observation.health_json.is_some() {
-            self.last_health.clone_from(&observation.health_json);
+        if observation.state_json.is_some() || observation.health_json.is_some() {
+            self.observe_service(
+                &observation.instance,
+                observation.state_json.clone(),
+                observation.health_json.clone(),
+            );
         }
 
         let (slo_reports, slo_alerts) = self.slos.tick(&self.tsdb, now);
@@ -234,22 +261,29 @@ impl Harness {
         let (invariant_reports, breaches) = if self.objectives.invariants.is_empty() {
             (Vec::new(), Vec::new())
         } else {
-            let inputs = self.inputs(now, &slo_reports);
-            self.invariants.tick(&inputs, now)
+            let services = self.inputs(now, &slo_reports);
+            self.invariants.tick_services(&services, now)
         };
+        // One series per invariant: 1 when it held for every service judged
+        // this tick (so a ticket's fix criterion means "holds everywhere").
+        let mut holds_now: BTreeMap<&str, bool> = BTreeMap::new();
         for report in &invariant_reports {
             if let Some(holds) = match report.state {
                 crate::invariants::InvariantState::Error { .. } => None,
                 _ => report.last_result,
             } {
-                self.tsdb.record(
-                    now,
-                    INVARIANT_HOLDS_SERIES,
-                    vec![("invariant".into(), report.name.clone())],
-                    if holds { 1.0 } else { 0.0 },
-                    SeriesKind::Gauge,
-                );
+                let all = holds_now.entry(report.name.as_str()).or_insert(true);
+                *all = *all && holds;
             }
+        }
+        for (name, holds) in holds_now {
+            self.tsdb.record(
+                now,
+                INVARIANT_HOLDS_SERIES,
+                vec![("invariant".into(), name.to_owned())],
+                if holds { 1.0 } else { 0.0 },
+                SeriesKind::Gauge,
+            );
         }
         for breach in breaches {
             match &breach.on_violation {
@@ -331,7 +365,26 @@ impl Harness {
         output
     }
 
-    fn inputs(&self, now: u64, slo_reports: &[SloReport]) -> Inputs {
+    /// What the invariants see, per service (state and health its own,
+    /// the rest shared); one view without documents when no service was
+    /// recorded.
+    fn inputs(&self, now: u64, slo_reports: &[SloReport]) -> Vec<(String, Inputs)> {
+        let shared = self.shared_inputs(now, slo_reports);
+        if self.documents.is_empty() {
+            return vec![(String::new(), shared)];
+        }
+        self.documents
+            .iter()
+            .map(|(instance, documents)| {
+                let mut inputs = shared.clone();
+                inputs.state.clone_from(&documents.state);
+                inputs.health.clone_from(&documents.health);
+                (instance.clone(), inputs)
+            })
+            .collect()
+    }
+
+    fn shared_inputs(&self, now: u64, slo_reports: &[SloReport]) -> Inputs {
         let metrics = self.tsdb.latest_by_name();
         let rates = metrics
             .keys()
@@ -346,8 +399,8 @@ impl Harness {
             })
             .collect();
         Inputs {
-            state: self.last_state.clone(),
-            health: self.last_health.clone(),
+            state: None,
+            health: None,
             metrics,
             rates,
             slos: slo_reports
@@ -443,16 +496,24 @@ impl Harness {
 }
 
 fn invariant_violation(breach: &Breach) -> Violation {
-    let mut description = format!(
-        "Invariant {} is breached: {} is false",
-        breach.name, breach.condition
-    );
+    let mut description = if breach.instance.is_empty() {
+        format!(
+            "Invariant {} is breached: {} is false",
+            breach.name, breach.condition
+        )
+    } else {
+        format!(
+            "Invariant {} is breached on {}: {} is false",
+            breach.name, breach.instance, breach.condition
+        )
+    };
     if !breach.description.is_empty() {
         description.push_str(&format!(" ({})", breach.description));
     }
     let mut context = serde_json::json!({
         "invariant": breach.name,
         "condition": breach.condition,
+        "instance": breach.instance,
         "since_ms": breach.since_ms,
         "evidence": breach.evidence,
     });
@@ -485,7 +546,12 @@ fn invariant_violation(breach: &Breach) -> Violation {
             context: bound_context(context),
             source: Source::Invariant,
             priority: Priority::High,
-            fingerprint: format!("invariant:{}", breach.name),
+            // Per service: one ticket per (invariant, instance).
+            fingerprint: if breach.instance.is_empty() {
+                format!("invariant:{}", breach.name)
+            } else {
+                format!("invariant:{}:{}", breach.name, breach.instance)
+            },
         },
     }
 }

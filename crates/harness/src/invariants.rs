@@ -21,6 +21,14 @@
 //! key before the first state is observed), is reported as an error for
 //! that tick: neither a breach nor a recovery.
 //!
+//! Per service: an invariant that names `state`, `health`, `capacity` or
+//! `available` is evaluated once per observed service, with that
+//! service's documents as `state` and `health` (`metrics`, `rate` and
+//! `slo` are the harness-wide view either way). Each (invariant, service)
+//! pair keeps its own hold state, so one service's breach neither hides
+//! nor triggers another's; reports and breaches name the `instance`. An
+//! invariant over metrics alone is evaluated once (instance `""`).
+//!
 //! A breach is `hold_ticks` consecutive false results; it produces one
 //! violation when it starts (and a reminder every
 //! [`InvariantConfig::renotify_ms`] while held), so a breach held for many
@@ -318,10 +326,14 @@ pub enum InvariantState {
     },
 }
 
-/// One invariant's report for a tick.
+/// One invariant's report for a tick (one per service for invariants over
+/// service state or health).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InvariantReport {
     pub name: String,
+    /// The service judged (empty: the harness-wide view).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub instance: String,
     pub condition: String,
     pub on_violation: OnViolation,
     pub state: InvariantState,
@@ -333,6 +345,8 @@ pub struct InvariantReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Breach {
     pub name: String,
+    /// The service in breach (empty: the harness-wide view).
+    pub instance: String,
     pub condition: String,
     pub description: String,
     pub on_violation: OnViolation,
@@ -343,14 +357,34 @@ pub struct Breach {
     pub evidence: serde_json::Value,
 }
 
-struct Compiled {
-    def: InvariantDef,
-    program: Program,
+/// Where one (invariant, service) pair stands.
+#[derive(Debug, Clone, Default)]
+struct Hold {
     consecutive: u32,
     breached_since: Option<u64>,
     breached_ticks: u64,
     last_notified_ms: u64,
     last_result: Option<bool>,
+}
+
+struct Compiled {
+    def: InvariantDef,
+    program: Program,
+    /// Whether it names a service's documents (evaluated per service).
+    per_service: bool,
+    /// Hold state per instance (`""`: the harness-wide view).
+    holds: BTreeMap<String, Hold>,
+}
+
+/// The variables that make an invariant per service.
+pub const PER_SERVICE_VARIABLES: [&str; 4] = ["state", "health", "capacity", "available"];
+
+/// Whether a compiled condition names a service's documents.
+pub fn is_per_service(program: &Program) -> bool {
+    let references = program.references();
+    PER_SERVICE_VARIABLES
+        .iter()
+        .any(|name| references.has_variable(name))
 }
 
 /// Evaluates every invariant each tick, keeping per-invariant hold state.
@@ -383,12 +417,9 @@ impl InvariantEvaluator {
                 .map_err(|error| format!("invariant {}: {error}", def.name))?;
             invariants.push(Compiled {
                 def: def.clone(),
+                per_service: is_per_service(&program),
                 program,
-                consecutive: 0,
-                breached_since: None,
-                breached_ticks: 0,
-                last_notified_ms: 0,
-                last_result: None,
+                holds: BTreeMap::new(),
             });
         }
         Ok(InvariantEvaluator {
@@ -398,73 +429,140 @@ impl InvariantEvaluator {
         })
     }
 
-    /// One tick: evaluates every invariant against `inputs` at `now_ms`.
+    /// One tick: evaluates every invariant against `inputs` at `now_ms`
+    /// (one view, instance `""`).
     pub fn tick(&mut self, inputs: &Inputs, now_ms: u64) -> (Vec<InvariantReport>, Vec<Breach>) {
+        self.tick_services(&[(String::new(), inputs.clone())], now_ms)
+    }
+
+    /// One tick over several services: `services` pairs an instance name
+    /// with what its expressions see (its state and health; the rest
+    /// shared). Per-service invariants are evaluated for each; the others
+    /// once, against the first entry (an empty list counts as one view
+    /// with no documents). Reports come invariant by invariant, services in
+    /// the order given.
+    pub fn tick_services(
+        &mut self,
+        services: &[(String, Inputs)],
+        now_ms: u64,
+    ) -> (Vec<InvariantReport>, Vec<Breach>) {
         if self.invariants.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        let context = inputs.context(&self.env);
-        let capacity = Capacity::from_inputs(inputs.state.as_ref(), &inputs.metrics);
-        let mut reports = Vec::with_capacity(self.invariants.len());
+        let fallback = [(String::new(), Inputs::default())];
+        let services = if services.is_empty() {
+            &fallback[..]
+        } else {
+            services
+        };
+        let contexts: Vec<Context<'static, 'static>> = services
+            .iter()
+            .map(|(_, inputs)| inputs.context(&self.env))
+            .collect();
+        let mut reports = Vec::new();
         let mut breaches = Vec::new();
         for invariant in &mut self.invariants {
-            let outcome = match invariant.program.execute(&context) {
-                Ok(Value::Bool(result)) => Ok(result),
-                Ok(other) => Err(format!("the condition answered {other:?}, not a boolean")),
-                Err(error) => Err(error.to_string()),
+            let count = if invariant.per_service {
+                services.len()
+            } else {
+                1
             };
-            let state = match outcome {
-                Err(message) => InvariantState::Error { message },
-                Ok(true) => {
-                    invariant.last_result = Some(true);
-                    invariant.consecutive = 0;
-                    invariant.breached_since = None;
-                    invariant.breached_ticks = 0;
-                    InvariantState::Holds
-                }
-                Ok(false) => {
-                    invariant.last_result = Some(false);
-                    invariant.consecutive = invariant.consecutive.saturating_add(1);
-                    if invariant.consecutive < invariant.def.hold_ticks {
-                        InvariantState::Failing {
-                            consecutive: invariant.consecutive,
-                        }
-                    } else {
-                        let first = invariant.breached_since.is_none();
-                        let since = *invariant.breached_since.get_or_insert(now_ms);
-                        invariant.breached_ticks += 1;
-                        let remind = !first
-                            && now_ms.saturating_sub(invariant.last_notified_ms)
-                                >= self.config.renotify_ms;
-                        if first || remind {
-                            invariant.last_notified_ms = now_ms;
-                            breaches.push(Breach {
-                                name: invariant.def.name.clone(),
-                                condition: invariant.def.condition.clone(),
-                                description: invariant.def.description.clone(),
-                                on_violation: invariant.def.on_violation.clone(),
-                                since_ms: since,
-                                reminder: !first,
-                                evidence: evidence(&invariant.def.condition, inputs, capacity),
-                            });
-                        }
-                        InvariantState::Breached {
-                            since_ms: since,
-                            ticks: invariant.breached_ticks,
-                        }
-                    }
-                }
-            };
-            reports.push(InvariantReport {
-                name: invariant.def.name.clone(),
-                condition: invariant.def.condition.clone(),
-                on_violation: invariant.def.on_violation.clone(),
-                state,
-                last_result: invariant.last_result,
-            });
+            for (index, (instance, inputs)) in services.iter().take(count).enumerate() {
+                let instance = if invariant.per_service {
+                    instance.clone()
+                } else {
+                    String::new()
+                };
+                let (report, breach) = judge(
+                    invariant,
+                    &instance,
+                    &contexts[index],
+                    inputs,
+                    now_ms,
+                    self.config,
+                );
+                reports.push(report);
+                breaches.extend(breach);
+            }
         }
         (reports, breaches)
     }
+}
+
+/// Evaluates one invariant for one service and moves its hold state.
+fn judge(
+    invariant: &mut Compiled,
+    instance: &str,
+    context: &Context<'static, 'static>,
+    inputs: &Inputs,
+    now_ms: u64,
+    config: InvariantConfig,
+) -> (InvariantReport, Option<Breach>) {
+    let outcome = match invariant.program.execute(context) {
+        Ok(Value::Bool(result)) => Ok(result),
+        Ok(other) => Err(format!("the condition answered {other:?}, not a boolean")),
+        Err(error) => Err(error.to_string()),
+    };
+    let def = &invariant.def;
+    let hold = invariant.holds.entry(instance.to_owned()).or_default();
+    let mut breach = None;
+    let state = match outcome {
+        Err(message) => InvariantState::Error { message },
+        Ok(true) => {
+            *hold = Hold {
+                last_result: Some(true),
+                last_notified_ms: hold.last_notified_ms,
+                ..Hold::default()
+            };
+            InvariantState::Holds
+        }
+        Ok(false) => {
+            hold.last_result = Some(false);
+            hold.consecutive = hold.consecutive.saturating_add(1);
+            if hold.consecutive < def.hold_ticks {
+                InvariantState::Failing {
+                    consecutive: hold.consecutive,
+                }
+            } else {
+                let first = hold.breached_since.is_none();
+                let since = *hold.breached_since.get_or_insert(now_ms);
+                hold.breached_ticks += 1;
+                let remind =
+                    !first && now_ms.saturating_sub(hold.last_notified_ms) >= config.renotify_ms;
+                if first || remind {
+                    hold.last_notified_ms = now_ms;
+                    let capacity = Capacity::from_inputs(inputs.state.as_ref(), &inputs.metrics);
+                    let mut found = evidence(&def.condition, inputs, capacity);
+                    if !instance.is_empty() {
+                        found["instance"] = serde_json::Value::String(instance.to_owned());
+                    }
+                    breach = Some(Breach {
+                        name: def.name.clone(),
+                        instance: instance.to_owned(),
+                        condition: def.condition.clone(),
+                        description: def.description.clone(),
+                        on_violation: def.on_violation.clone(),
+                        since_ms: since,
+                        reminder: !first,
+                        evidence: found,
+                    });
+                }
+                InvariantState::Breached {
+                    since_ms: since,
+                    ticks: hold.breached_ticks,
+                }
+            }
+        }
+    };
+    let report = InvariantReport {
+        name: def.name.clone(),
+        instance: instance.to_owned(),
+        condition: def.condition.clone(),
+        on_violation: def.on_violation.clone(),
+        state,
+        last_result: hold.last_result,
+    };
+    (report, breach)
 }
 
 fn evidence(condition: &str, inputs: &Inputs, capacity: Option<Capacity>) -> serde_json::Value {

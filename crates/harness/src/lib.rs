@@ -22,6 +22,7 @@
 //! | [`observe`] | the observe loop: contract client → ticks → tickets | effects |
 //! | [`prometheus`] | series from a Prometheus server's query API | effects |
 //! | [`api`] | the harness HTTP API (axum) | effects |
+//! | [`auth`] | bearer tokens and scopes for the API (a tower layer) | effects |
 //!
 //! Time is always an argument (milliseconds since the epoch): nothing here
 //! reads a clock, so the same code runs under a simulated clock.
@@ -32,6 +33,7 @@
 pub mod alertmanager;
 pub mod anomaly;
 pub mod api;
+pub mod auth;
 pub mod criteria;
 pub mod exposition;
 pub mod harness;

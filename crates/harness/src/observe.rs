@@ -17,8 +17,8 @@
 //!   [`EVENTS_PER_TICK`]. Events are kept per target in a ring of
 //!   [`RECENT_EVENTS`] and linked from the tickets a tick files.
 //! - With several targets, every target's samples are kept apart by their
-//!   `instance` label; `state` and `health` (for invariants) are the first
-//!   target's.
+//!   `instance` label, and invariants over `state` and `health` are judged
+//!   per target (each with its own documents; tickets name the instance).
 
 use crate::exposition::{self, Exposition};
 use crate::harness::{file_violations, AnomalyReport, Harness, HarnessEvent, Observation};
@@ -487,13 +487,17 @@ impl Observer {
                     SeriesKind::Gauge,
                 );
             }
-            let primary = fetched.first();
+            // Each service's state and health are its own invariant inputs.
+            for (runtime, fetched) in self.targets.iter().zip(&fetched) {
+                harness.observe_service(
+                    &runtime.target.name,
+                    fetched.state.clone(),
+                    fetched.health.clone(),
+                );
+            }
             let output = harness.tick(&Observation {
                 time_ms: now_ms,
-                instance: String::new(),
-                metrics_text: None,
-                state_json: primary.and_then(|f| f.state.clone()),
-                health_json: primary.and_then(|f| f.health.clone()),
+                ..Observation::default()
             });
             let links: Vec<EventLink> = {
                 let mut all: Vec<&EventLink> =

@@ -279,3 +279,124 @@ fn observers_refuse_duplicate_and_empty_names() {
     assert!(Observer::new(state, vec![target("")]).is_err());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+const PER_SERVICE_OBJECTIVES: &str = "
+invariants:
+  - name: store_headroom
+    condition: state.store.used_ratio < 0.8 && health.status == 'ok'
+    for: 2
+    on_violation: ticket
+  - name: anything_served
+    condition: metrics.up >= 1.0
+    on_violation: ticket
+";
+
+#[tokio::test]
+async fn state_invariants_judge_each_service_and_only_the_one_in_breach_is_ticketed() {
+    let objectives =
+        objectives::parse("objectives.yaml", PER_SERVICE_OBJECTIVES).expect("objectives parse");
+    let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
+    let dir = scratch_dir("observe-per-service");
+    let store = Store::open(&dir).expect("store");
+    let clock = Arc::new(ManualClock::new(T0_MS));
+    let state = HarnessState::new(harness, store, clock.clone());
+    let roomy = FakeService::new();
+    let full = FakeService::new();
+    {
+        let mut metrics = roomy.metrics.lock().expect("metrics");
+        metrics.keys = metrics.capacity / 2;
+    }
+    {
+        let mut metrics = full.metrics.lock().expect("metrics");
+        metrics.keys = metrics.capacity * 9 / 10;
+    }
+    let mut observer = Observer::new(
+        state.clone(),
+        vec![
+            Target {
+                name: "svc-a".into(),
+                transport: roomy.clone(),
+            },
+            Target {
+                name: "svc-b".into(),
+                transport: full.clone(),
+            },
+        ],
+    )
+    .expect("observer");
+    let mut filed = Vec::new();
+    let mut last = None;
+    for _ in 0..10 {
+        for service in [&roomy, &full] {
+            service.metrics.lock().expect("metrics").serve(100, 0, 0);
+        }
+        let report = observer.observe_once(clock.now_ms()).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        filed.extend(report.filed.clone());
+        last = Some(report);
+        clock.advance(TICK_MS);
+    }
+    // One ticket, for the service in breach, its fingerprint naming it.
+    assert_eq!(filed.len(), 1, "{filed:?}");
+    assert_eq!(filed[0].fingerprint, "invariant:store_headroom:svc-b");
+    let tickets = state.store().list(&TicketFilter::default()).expect("list");
+    assert_eq!(tickets.len(), 1, "{tickets:#?}");
+    let ticket = &tickets[0];
+    assert!(
+        ticket
+            .objective
+            .description
+            .starts_with("Invariant store_headroom is breached on svc-b:"),
+        "{}",
+        ticket.objective.description
+    );
+    assert_eq!(ticket.context["instance"], "svc-b");
+    assert_eq!(ticket.context["evidence"]["instance"], "svc-b");
+    assert_eq!(
+        ticket.context["evidence"]["state_store"]["keys"].as_f64(),
+        Some(full.metrics.lock().expect("metrics").keys as f64)
+    );
+    // The reports: the state invariant once per service, the metrics-only
+    // one once.
+    let report = last.expect("a tick");
+    let judged: Vec<(String, String, bool)> = report
+        .invariants
+        .iter()
+        .map(|r| {
+            (
+                r.name.clone(),
+                r.instance.clone(),
+                matches!(
+                    r.state,
+                    floodgate_harness::invariants::InvariantState::Holds
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        judged,
+        [
+            ("store_headroom".into(), "svc-a".into(), true),
+            ("store_headroom".into(), "svc-b".into(), false),
+            ("anything_served".into(), String::new(), true),
+        ]
+    );
+
+    // The roomy service fills up too: its own breach, its own ticket; the
+    // ticket of svc-b absorbs nothing of it.
+    {
+        let mut metrics = roomy.metrics.lock().expect("metrics");
+        metrics.keys = metrics.capacity;
+    }
+    let mut more = Vec::new();
+    for _ in 0..3 {
+        let report = observer.observe_once(clock.now_ms()).await;
+        more.extend(report.filed);
+        clock.advance(TICK_MS);
+    }
+    assert_eq!(more.len(), 1, "{more:?}");
+    assert_eq!(more[0].fingerprint, "invariant:store_headroom:svc-a");
+    assert_ne!(more[0].id, filed[0].id);
+    assert!(floodgate_harness::verify(&dir).is_ok());
+    let _ = std::fs::remove_dir_all(dir);
+}
