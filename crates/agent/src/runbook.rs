@@ -1,1 +1,0 @@
-//! (being written: see docs/adr/0008-agents-and-pipeline.md)

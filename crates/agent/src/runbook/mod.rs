@@ -1,0 +1,29 @@
+//! Runbooks: YAML decision trees for known failure modes, and the pure
+//! engine that walks them (`runbooks/README.md` has the format).
+//!
+//! - [`Runbook::parse`] / [`load_file`] / [`load_dir`]: load and validate a
+//!   runbook. Every error names the file, the step and the field (and the
+//!   line where it can be found): unknown fields, unknown next steps,
+//!   unreachable steps, cycles without a wait or an observation, a branch
+//!   without `default`, unknown actions, parameters the action's schema
+//!   refuses, a declared risk below the catalog's, a high-risk proposal
+//!   reachable without an approval, unknown variables.
+//! - [`select`]: the runbook for a ticket, by source and fingerprint, the
+//!   most specific first; `None` when none matches (the agent escalates).
+//! - [`Runbook::start`] and [`Run::next`]: the engine. It does no I/O and
+//!   reads no clock: the agent runs each [`Command`], feeds back its
+//!   [`Outcome`] with the time, and the run keeps a [`TraceEntry`] of
+//!   everything for the ticket's record.
+
+mod engine;
+pub mod expr;
+mod format;
+
+pub use engine::{
+    Approval, Command, Outcome, ProposalStatus, ProposedAction, Run, TraceEntry, TraceEvent,
+    MAX_TRANSITIONS,
+};
+pub use format::{
+    load_dir, load_file, parse_duration, select, ActionSpec, Case, ObserveSource, Query, Reduce,
+    Runbook, RunbookError, Source, Step, StepKind,
+};

@@ -1,0 +1,917 @@
+//! Runbooks: the shipped ones load and walk their main and failure paths,
+//! every bad fixture fails with its exact file, step, field and line,
+//! selection picks by source and fingerprint, and random outcome scripts
+//! always end in a terminal command.
+
+use floodgate_agent::runbook::{
+    load_dir, load_file, select, Approval, Command, Outcome, ProposalStatus, ProposedAction, Query,
+    Reduce, Runbook, TraceEvent, MAX_TRANSITIONS,
+};
+use floodgate_contract::actions::Risk;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+fn shipped_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runbooks")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/runbooks")
+        .join(name)
+}
+
+fn shipped() -> Vec<Runbook> {
+    load_dir(&shipped_dir()).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn shipped_one(name: &str) -> Runbook {
+    shipped()
+        .into_iter()
+        .find(|runbook| runbook.name() == name)
+        .unwrap_or_else(|| panic!("no shipped runbook {name}"))
+}
+
+fn ticket(source: &str, fingerprint: &str) -> Value {
+    json!({
+        "id": "INF-0001",
+        "source": source,
+        "fingerprint": fingerprint,
+        "context": {},
+    })
+}
+
+// ---- loading ----------------------------------------------------------------
+
+#[test]
+fn every_shipped_runbook_loads_and_validates() {
+    let runbooks = shipped();
+    let names: Vec<&str> = runbooks.iter().map(Runbook::name).collect();
+    assert_eq!(
+        names,
+        vec![
+            "abusive-tenant-surge",
+            "backend-down",
+            "bad-config",
+            "capacity-headroom",
+            "tenant-outgrew-limit"
+        ]
+    );
+    for runbook in &runbooks {
+        assert!(runbook.version() >= 1, "{}", runbook.name());
+        assert!(!runbook.description().is_empty());
+        assert!(runbook.file().ends_with(".yaml"));
+    }
+}
+
+#[test]
+fn the_list_form_loads_with_every_field() {
+    let runbook = load_file(&fixture("good_list_form.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(runbook.name(), "good-list-form");
+    assert_eq!(runbook.version(), 3);
+    assert_eq!(runbook.start_step(), "look");
+    assert_eq!(runbook.steps().len(), 6);
+    assert_eq!(runbook.vars()["floor"], json!(10));
+    assert_eq!(runbook.timeout_ms(), 3_600_000);
+}
+
+/// (fixture, line, step, field, words of the message)
+const BAD: &[(&str, usize, Option<&str>, &str, &str)] = &[
+    ("bad_duration.yaml", 11, Some("first"), "wait", "\"5 minutes\" is not a duration"),
+    ("bad_fingerprint.yaml", 6, None, "match.fingerprint", "is not a valid pattern"),
+    ("bad_params.yaml", 16, Some("first"), "propose[0].params.requests_per_unit", "set_limit refuses it: \"lots\" is not of types"),
+    ("bad_source.yaml", 5, None, "match.source[0]", "unknown variant pager"),
+    ("bad_when.yaml", 12, Some("first"), "branch[0].when", "is not a valid CEL expression"),
+    ("cycle.yaml", 14, Some("first"), "next", "a cycle without a wait or a series/state observation: first → again → first"),
+    ("high_risk_unapproved.yaml", 20, Some("roll"), "propose", "rollback_config is high risk in the action catalog: every path to this step must pass an approval step"),
+    ("missing_default.yaml", 10, Some("first"), "default", "a branch step needs default"),
+    ("risk_mismatch.yaml", 19, Some("roll"), "risk", "declares medium but rollback_config is high risk in the action catalog"),
+    ("terminal_with_next.yaml", 15, Some("end"), "next", "a done step ends the run and takes no other field"),
+    ("two_kinds.yaml", 12, Some("first"), "escalate", "a step is one kind: it has both wait and escalate"),
+    ("unknown_action.yaml", 12, Some("first"), "propose[0].action", "\"raise_limit\" is not an action of the catalog"),
+    ("unknown_field.yaml", 14, Some("first"), "nxt", "unknown field (expected one of name, observe"),
+    ("unknown_label.yaml", 12, Some("first"), "observe.series", "floodgate_requests_total has no label \"tenant\" (its labels: api, code)"),
+    ("unknown_metric.yaml", 12, Some("first"), "observe.series", "\"floodgate_requests_per_second\" is not a metric of the catalog"),
+    ("unknown_next.yaml", 14, Some("first"), "next", "\"nowhere\" is not a step of this runbook"),
+    ("unknown_param.yaml", 13, Some("first"), "propose[0].params", "'polcy' was unexpected"),
+    ("unknown_top_field.yaml", 7, None, "match.labels", "unknown field (expected source or fingerprint)"),
+    ("unknown_var.yaml", 17, Some("check"), "branch[0].when", "reads vars.limit, which no observe step stores"),
+    ("unreachable.yaml", 15, Some("orphan"), "name", "unreachable: no path from start (first) leads here"),
+];
+
+#[test]
+fn every_bad_fixture_names_file_step_field_and_line() {
+    for (name, line, step, field, words) in BAD {
+        let path = fixture(name);
+        let error = match load_file(&path) {
+            Ok(_) => panic!("{name} loaded"),
+            Err(error) => error,
+        };
+        assert_eq!(error.file, path.display().to_string(), "{name}");
+        assert_eq!(error.line, Some(*line), "{name}: {error}");
+        assert_eq!(error.step.as_deref(), *step, "{name}: {error}");
+        assert_eq!(error.field, *field, "{name}: {error}");
+        assert!(error.message.contains(words), "{name}: {error}");
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!("{}: line {line}: ", path.display())),
+            "{text}"
+        );
+        if let Some(step) = step {
+            assert!(text.contains(&format!("step {step}: {field}: ")), "{text}");
+        }
+    }
+}
+
+#[test]
+fn every_bad_fixture_is_listed() {
+    let dir = fixture("");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("good_"))
+        .collect();
+    names.sort();
+    let listed: Vec<&str> = BAD.iter().map(|(name, ..)| *name).collect();
+    assert_eq!(names, listed);
+}
+
+#[test]
+fn syntax_errors_and_missing_files_are_errors() {
+    let error = Runbook::parse("x.yaml", "name: [unclosed\n").unwrap_err();
+    assert_eq!(error.file, "x.yaml");
+    assert!(error.line.is_some(), "{error}");
+    let error = load_file(Path::new("/nonexistent/runbook.yaml")).unwrap_err();
+    assert!(error.message.starts_with("cannot read"), "{error}");
+    let error = Runbook::parse("x.yaml", "").unwrap_err();
+    assert_eq!(error.file, "x.yaml");
+}
+
+#[test]
+fn two_runbooks_with_one_name_are_refused() {
+    let dir = std::env::temp_dir().join(format!("floodgate-runbook-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(fixture("good_list_form.yaml")).unwrap();
+    std::fs::write(dir.join("a.yaml"), &text).unwrap();
+    std::fs::write(dir.join("b.yaml"), &text).unwrap();
+    let error = load_dir(&dir).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(error.field, "name");
+    assert!(error.file.ends_with("b.yaml"), "{error}");
+    assert!(error.message.contains("is also the name of"), "{error}");
+}
+
+// ---- selection ----------------------------------------------------------------
+
+#[test]
+fn selection_picks_by_source_and_fingerprint() {
+    let runbooks = shipped();
+    let cases = [
+        (
+            "anomaly",
+            "anomaly:request_rate",
+            Some("abusive-tenant-surge"),
+        ),
+        (
+            "slo",
+            "slo:limiting_correctness",
+            Some("tenant-outgrew-limit"),
+        ),
+        (
+            "invariant",
+            "invariant:capacity_headroom",
+            Some("capacity-headroom"),
+        ),
+        (
+            "invariant",
+            "invariant:store_below_capacity",
+            Some("capacity-headroom"),
+        ),
+        ("invariant", "invariant:store_healthy", Some("backend-down")),
+        ("human", "config:bad-rollout", Some("bad-config")),
+        // unknown fingerprints, wrong sources, partial matches: no runbook
+        ("invariant", "invariant:something_new", None),
+        ("slo", "slo:latency", None),
+        ("human", "invariant:store_healthy", None),
+        ("slo", "anomaly:request_rate", None),
+        ("anomaly", "anomaly:request_rate_2", None),
+        ("human", "config:", None),
+        ("reflection", "invariant:store_healthy", None),
+    ];
+    for (source, fingerprint, expected) in cases {
+        let chosen = select(&runbooks, &ticket(source, fingerprint)).map(Runbook::name);
+        assert_eq!(chosen, expected, "{source} {fingerprint}");
+    }
+    assert!(select(
+        &runbooks,
+        &json!({"fingerprint": "invariant:store_healthy"})
+    )
+    .is_none());
+    assert!(select(&runbooks, &json!(null)).is_none());
+}
+
+#[test]
+fn selection_prefers_the_most_specific_runbook() {
+    let text = |name: &str, sources: &str, fingerprint: &str| {
+        format!(
+            "name: {name}\nversion: 1\ndescription: d\nmatch:\n  source: {sources}\n  fingerprint: '{fingerprint}'\ntimeout: 1h\nstart: end\nsteps:\n  end:\n    done: ok\n"
+        )
+    };
+    let runbooks: Vec<Runbook> = [
+        text("any-invariant", "[invariant, slo]", "(invariant|slo):.*"),
+        text("store", "[invariant]", "invariant:store_.*"),
+        text("store-healthy", "[invariant]", "invariant:store_healthy"),
+    ]
+    .iter()
+    .map(|t| Runbook::parse("inline.yaml", t).unwrap_or_else(|e| panic!("{e}")))
+    .collect();
+    let pick =
+        |fingerprint| select(&runbooks, &ticket("invariant", fingerprint)).map(Runbook::name);
+    assert_eq!(pick("invariant:store_healthy"), Some("store-healthy"));
+    assert_eq!(pick("invariant:store_below_capacity"), Some("store"));
+    assert_eq!(pick("invariant:capacity_headroom"), Some("any-invariant"));
+    // order of the list does not matter
+    let reversed: Vec<Runbook> = runbooks.iter().rev().cloned().collect();
+    assert_eq!(
+        select(&reversed, &ticket("invariant", "invariant:store_healthy")).map(Runbook::name),
+        Some("store-healthy")
+    );
+}
+
+// ---- a small world the runs act on --------------------------------------------
+
+/// A change the world makes to the state document.
+type Change = Box<dyn FnOnce(&mut Value)>;
+
+/// The service and harness as the agent sees them: a state document,
+/// series values, the pipeline's verdicts and a human's answers. Successful
+/// proposals change the state as the service would.
+struct World {
+    now: u64,
+    state: Value,
+    /// (selector, values answered in turn; the last repeats)
+    series: Vec<(String, VecDeque<Value>)>,
+    verdicts: VecDeque<ProposalStatus>,
+    answers: VecDeque<Approval>,
+    /// Changes applied to the state at each wait (the world moving on).
+    on_wait: VecDeque<Change>,
+    proposed: Vec<(Vec<ProposedAction>, Risk)>,
+    asked: Vec<String>,
+    observed: Vec<Query>,
+}
+
+impl World {
+    fn new(state: Value) -> World {
+        World {
+            now: 1_000_000,
+            state,
+            series: Vec::new(),
+            verdicts: VecDeque::new(),
+            answers: VecDeque::new(),
+            on_wait: VecDeque::new(),
+            proposed: Vec::new(),
+            asked: Vec::new(),
+            observed: Vec::new(),
+        }
+    }
+
+    fn series(mut self, selector: &str, values: &[Value]) -> World {
+        self.series
+            .push((selector.to_owned(), values.iter().cloned().collect()));
+        self
+    }
+
+    fn verdicts(mut self, verdicts: &[ProposalStatus]) -> World {
+        self.verdicts = verdicts.iter().copied().collect();
+        self
+    }
+
+    fn answers(mut self, answers: &[Approval]) -> World {
+        self.answers = answers.iter().copied().collect();
+        self
+    }
+
+    fn on_wait(mut self, change: impl FnOnce(&mut Value) + 'static) -> World {
+        self.on_wait.push_back(Box::new(change));
+        self
+    }
+
+    fn apply(&mut self, action: &ProposedAction) {
+        let params = &action.params;
+        match action.action.as_str() {
+            "set_failure_policy" => {
+                self.state["store"]["failure_policy"] = params["policy"].clone()
+            }
+            "set_store_capacity" => self.state["store"]["capacity"] = params["max_keys"].clone(),
+            "rollback_config" => {
+                let version = self.state["config"]["version"].as_u64().unwrap();
+                self.state["config"]["version"] = json!(version + 1);
+            }
+            "set_limit" => {
+                for limit in self.state["limits"].as_array_mut().unwrap() {
+                    if limit["name"] == params["limit"] {
+                        limit["requests_per_unit"] = params["requests_per_unit"].clone();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs `runbook` over `ticket` to its end; answers the terminal command.
+    fn run(
+        &mut self,
+        runbook: &Runbook,
+        ticket: &Value,
+    ) -> (Command, floodgate_agent::runbook::Run) {
+        let mut run = runbook.start(ticket, self.now);
+        let mut outcome = None;
+        for _ in 0..1000 {
+            let command = run.next(outcome.take(), self.now);
+            match &command {
+                Command::Escalate { .. } | Command::Done { .. } => return (command, run),
+                Command::Observe { query } => {
+                    self.observed.push(query.clone());
+                    outcome = Some(Outcome::Value(match query {
+                        Query::State { .. } => query.resolve_state(&self.state),
+                        Query::Series { selector, .. } => {
+                            let (_, values) = self
+                                .series
+                                .iter_mut()
+                                .find(|(s, _)| s == selector)
+                                .unwrap_or_else(|| panic!("no series {selector}"));
+                            if values.len() > 1 {
+                                values.pop_front().unwrap()
+                            } else {
+                                values.front().cloned().unwrap_or(Value::Null)
+                            }
+                        }
+                    }));
+                }
+                Command::Propose { actions, risk, .. } => {
+                    self.proposed.push((actions.clone(), *risk));
+                    let verdict = self
+                        .verdicts
+                        .pop_front()
+                        .expect("a verdict for each proposal");
+                    if verdict == ProposalStatus::Succeeded {
+                        for action in actions {
+                            self.apply(action);
+                        }
+                    }
+                    self.now += 60_000;
+                    outcome = Some(Outcome::Proposal(verdict));
+                }
+                Command::AskApproval { question, .. } => {
+                    self.asked.push(question.clone());
+                    outcome = Some(Outcome::Approval(
+                        self.answers
+                            .pop_front()
+                            .expect("an answer for each question"),
+                    ));
+                }
+                Command::Wait { until_ms } => {
+                    assert!(*until_ms > self.now);
+                    self.now = *until_ms;
+                    if let Some(change) = self.on_wait.pop_front() {
+                        change(&mut self.state);
+                    }
+                }
+            }
+        }
+        panic!("the run did not end");
+    }
+}
+
+fn state() -> Value {
+    json!({
+        "version": "0.1.0",
+        "config": {"version": 7, "hash": "sha256:00", "domains": ["api"]},
+        "store": {
+            "backend": "memory", "healthy": true, "keys": 900, "capacity": 1000,
+            "used_ratio": 0.9, "evictions": {"expired": 0, "lru": 0},
+            "failure_policy": "fail_open"
+        },
+        "limits": [
+            {"domain": "api", "name": "tenant_per_second", "requests_per_unit": 100,
+             "hottest": [{"key": "api|tenant=acme#tenant_per_second", "used": 140},
+                         {"key": "api|tenant=zen#tenant_per_second", "used": 3}]},
+            {"domain": "api", "name": "tenant_per_day", "requests_per_unit": 1000000,
+             "hottest": [{"key": "api|tenant=acme#tenant_per_day", "used": 999000}]}
+        ]
+    })
+}
+
+fn summary(command: &Command) -> &str {
+    match command {
+        Command::Done { summary } => summary,
+        Command::Escalate { reason } => reason,
+        other => panic!("not terminal: {other:?}"),
+    }
+}
+
+// ---- the shipped runbooks, main and failure paths -------------------------------
+
+const RATE: &str = "floodgate_requests_total";
+
+#[test]
+fn abusive_tenant_surge_adds_a_limit_for_the_hot_tenant() {
+    let runbook = shipped_one("abusive-tenant-surge");
+    let mut world = World::new(state())
+        .series(RATE, &[json!(900.0), json!(200.0)])
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, run) = world.run(&runbook, &ticket("anomaly", "anomaly:request_rate"));
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert_eq!(
+        summary(&end),
+        "Added surge limit for the hottest tenant; request rate 900/s -> 200/s."
+    );
+    let (actions, risk) = &world.proposed[0];
+    assert_eq!(*risk, Risk::Medium);
+    assert_eq!(
+        actions,
+        &vec![ProposedAction {
+            action: "add_limit".into(),
+            params: json!({
+                "domain": "api",
+                "path": [{"key": "tenant", "value": "acme"}],
+                "rate_limit": {"name": "surge_acme", "unit": "second", "requests_per_unit": 20}
+            }),
+        }]
+    );
+    assert_eq!(run.vars()["fingerprint"], json!("anomaly:request_rate"));
+    assert!(world.observed.contains(&Query::Series {
+        selector: RATE.into(),
+        window_ms: 300_000,
+        reduce: Reduce::Rate
+    }));
+}
+
+#[test]
+fn abusive_tenant_surge_failure_paths_escalate() {
+    let runbook = shipped_one("abusive-tenant-surge");
+    // the pipeline rolls the limit back
+    let mut world = World::new(state())
+        .series(RATE, &[json!(900.0)])
+        .verdicts(&[ProposalStatus::RolledBack]);
+    let (end, run) = world.run(&runbook, &ticket("anomaly", "anomaly:request_rate"));
+    assert!(
+        summary(&end).starts_with("The pipeline did not accept the surge limit"),
+        "{end:?}"
+    );
+    assert!(run.trace().iter().any(|entry| entry.step == "tighten"
+        && matches!(&entry.event, TraceEvent::Failed { reason } if reason == "the proposal ended rolled_back")));
+    // no tenant at its quota: broad surge, nothing proposed
+    let mut calm = state();
+    calm["limits"][0]["hottest"][0]["used"] = json!(10);
+    let mut world = World::new(calm).series(RATE, &[json!(900.0)]);
+    let (end, _) = world.run(&runbook, &ticket("anomaly", "anomaly:request_rate"));
+    assert!(summary(&end).starts_with("No single tenant is at its tenant_per_second quota"));
+    assert!(world.proposed.is_empty());
+}
+
+#[test]
+fn tenant_outgrew_limit_doubles_then_asks_then_stops_at_the_ceiling() {
+    let runbook = shipped_one("tenant-outgrew-limit");
+    let over = "floodgate_rate_limit_over_limit_total{domain=\"api\",limit=\"tenant_per_day\"}";
+    // main path: one doubling fixes it
+    let mut world = World::new(state())
+        .series(over, &[json!(3.5), json!(0.0)])
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, _) = world.run(&runbook, &ticket("slo", "slo:limiting_correctness"));
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert_eq!(world.proposed.len(), 1);
+    assert_eq!(
+        world.proposed[0].0[0].params,
+        json!({"domain": "api", "limit": "tenant_per_day", "requests_per_unit": 2000000})
+    );
+    assert!(world.asked.is_empty());
+    // still rejecting: the second doubling needs approval; then the 4x ceiling
+    let mut world = World::new(state())
+        .series(over, &[json!(3.5)])
+        .verdicts(&[ProposalStatus::Succeeded, ProposalStatus::Succeeded])
+        .answers(&[Approval::Approved]);
+    let (end, _) = world.run(&runbook, &ticket("slo", "slo:limiting_correctness"));
+    let quotas: Vec<&Value> = world
+        .proposed
+        .iter()
+        .map(|(actions, _)| &actions[0].params["requests_per_unit"])
+        .collect();
+    assert_eq!(quotas, vec![&json!(2000000), &json!(4000000)]);
+    assert_eq!(world.asked.len(), 1);
+    assert!(
+        world.asked[0].contains("already raised from 1000000 to 2000000"),
+        "{}",
+        world.asked[0]
+    );
+    assert!(
+        summary(&end).contains("would pass 4x its original quota"),
+        "{end:?}"
+    );
+    // a human declines the second doubling
+    let mut world = World::new(state())
+        .series(over, &[json!(3.5)])
+        .verdicts(&[ProposalStatus::Succeeded])
+        .answers(&[Approval::Rejected]);
+    let (end, _) = world.run(&runbook, &ticket("slo", "slo:limiting_correctness"));
+    assert!(
+        summary(&end).starts_with("A human declined a further raise"),
+        "{end:?}"
+    );
+    assert_eq!(world.proposed.len(), 1);
+}
+
+#[test]
+fn capacity_headroom_doubles_capacity_and_verifies() {
+    let runbook = shipped_one("capacity-headroom");
+    let mut world = World::new(state())
+        .verdicts(&[ProposalStatus::Succeeded])
+        .on_wait(|state| state["store"]["used_ratio"] = json!(0.45));
+    let (end, _) = world.run(
+        &runbook,
+        &ticket("invariant", "invariant:capacity_headroom"),
+    );
+    assert_eq!(
+        summary(&end),
+        "Store capacity doubled to 2000; used ratio now 0.45."
+    );
+    assert_eq!(world.proposed[0].0[0].params, json!({"max_keys": 2000}));
+    assert!(world.asked.is_empty());
+    // past the soft ceiling a human approves; the pipeline fails it
+    let mut big = state();
+    big["store"]["capacity"] = json!(8_000_000);
+    big["store"]["keys"] = json!(7_900_000);
+    let mut world = World::new(big)
+        .verdicts(&[ProposalStatus::Failed])
+        .answers(&[Approval::Approved]);
+    let (end, _) = world.run(
+        &runbook,
+        &ticket("invariant", "invariant:store_below_capacity"),
+    );
+    assert_eq!(world.asked.len(), 1);
+    assert_eq!(
+        world.proposed[0].0[0].params,
+        json!({"max_keys": 16_000_000})
+    );
+    assert!(summary(&end).starts_with("The pipeline did not accept the capacity raise"));
+    // capacity raised but the store keeps filling
+    let mut world = World::new(state()).verdicts(&[ProposalStatus::Succeeded]);
+    let (end, _) = world.run(
+        &runbook,
+        &ticket("invariant", "invariant:capacity_headroom"),
+    );
+    assert!(summary(&end).starts_with("Capacity doubled but the used ratio is still 0.9"));
+}
+
+#[test]
+fn backend_down_falls_back_then_restores_the_previous_policy() {
+    let runbook = shipped_one("backend-down");
+    let mut down = state();
+    down["store"]["backend"] = json!("redis");
+    down["store"]["healthy"] = json!(false);
+    let mut world = World::new(down.clone())
+        .verdicts(&[ProposalStatus::Succeeded, ProposalStatus::Succeeded])
+        .on_wait(|_| {})
+        .on_wait(|_| {})
+        .on_wait(|state| state["store"]["healthy"] = json!(true));
+    let (end, run) = world.run(&runbook, &ticket("invariant", "invariant:store_healthy"));
+    let policies: Vec<&Value> = world
+        .proposed
+        .iter()
+        .map(|(actions, _)| &actions[0].params["policy"])
+        .collect();
+    assert_eq!(
+        policies,
+        vec![&json!("local_fallback"), &json!("fail_open")]
+    );
+    assert_eq!(
+        summary(&end),
+        "The backend is back; failure policy fail_open restored."
+    );
+    let watches = run
+        .trace()
+        .iter()
+        .filter(|entry| entry.step == "watch" && matches!(entry.event, TraceEvent::Entered))
+        .count();
+    assert_eq!(watches, 3);
+    // the fallback is refused: escalate, nothing restored
+    let mut world = World::new(down.clone()).verdicts(&[ProposalStatus::Rejected]);
+    let (end, _) = world.run(&runbook, &ticket("invariant", "invariant:store_healthy"));
+    assert!(summary(&end).starts_with("The pipeline did not accept failure policy local_fallback"));
+    assert_eq!(world.proposed.len(), 1);
+    // the backend never comes back: the run's timeout escalates
+    let mut world = World::new(down).verdicts(&[ProposalStatus::Succeeded]);
+    let (end, _) = world.run(&runbook, &ticket("invariant", "invariant:store_healthy"));
+    assert!(
+        summary(&end).starts_with("runbook backend-down timed out after 21600000 ms"),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn bad_config_rolls_back_after_approval() {
+    let runbook = shipped_one("bad-config");
+    let mut bad = ticket("human", "config:bad-rollout");
+    bad["context"] = json!({"config_version": 7});
+    let mut world = World::new(state())
+        .answers(&[Approval::Approved])
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, _) = world.run(&runbook, &bad);
+    assert_eq!(
+        world.asked,
+        vec!["Roll the config back from version 7 to 6?".to_owned()]
+    );
+    assert_eq!(world.proposed[0].0[0].action, "rollback_config");
+    assert_eq!(world.proposed[0].0[0].params, json!({"to_version": 6}));
+    assert_eq!(world.proposed[0].1, Risk::High);
+    assert_eq!(
+        summary(&end),
+        "Rolled back: version 6's config is current again as version 8."
+    );
+    // declined: nothing proposed
+    let mut world = World::new(state()).answers(&[Approval::Rejected]);
+    let (end, _) = world.run(&runbook, &bad);
+    assert!(summary(&end).starts_with("A human declined the rollback"));
+    assert!(world.proposed.is_empty());
+    // the service moved on since the bad version: no blind rollback
+    bad["context"] = json!({"config_version": 5});
+    let mut world = World::new(state());
+    let (end, _) = world.run(&runbook, &bad);
+    assert!(summary(&end).starts_with("The ticket names version 5 but version 7 is current"));
+    assert!(world.asked.is_empty());
+}
+
+// ---- engine behaviour -------------------------------------------------------------
+
+fn good() -> Runbook {
+    load_file(&fixture("good_list_form.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_pending_command_is_repeated_and_terminal_commands_stay() {
+    let runbook = good();
+    let ticket = ticket("invariant", "invariant:x");
+    let mut run = runbook.start(&ticket, 0);
+    let first = run.next(None, 0);
+    assert_eq!(
+        first,
+        Command::Observe {
+            query: Query::State {
+                pointer: "/store/keys".into()
+            }
+        }
+    );
+    assert_eq!(run.next(None, 10), first);
+    let ask = run.next(Some(Outcome::Value(json!(50))), 20);
+    assert!(
+        matches!(&ask, Command::AskApproval { question, deadline_ms: None, .. }
+        if question == "Evict the counters of api/tenant_per_day (50 keys)?"),
+        "{ask:?}"
+    );
+    let propose = run.next(Some(Outcome::Approval(Approval::Approved)), 30);
+    assert!(
+        matches!(&propose, Command::Propose { rationale, risk: Risk::High, .. } if rationale == "too many keys: 50")
+    );
+    let end = run.next(Some(Outcome::Proposal(ProposalStatus::Succeeded)), 40);
+    assert_eq!(
+        end,
+        Command::Done {
+            summary: "ok".into()
+        }
+    );
+    assert_eq!(run.next(None, 50), end);
+    assert_eq!(run.next(Some(Outcome::Error("late".into())), 60), end);
+    assert_eq!(run.finished(), Some(&end));
+    // the trace tells the whole story
+    let events: Vec<(&str, &str)> = run
+        .trace()
+        .iter()
+        .map(|entry| {
+            (
+                entry.step.as_str(),
+                match &entry.event {
+                    TraceEvent::Entered => "entered",
+                    TraceEvent::Issued { .. } => "issued",
+                    TraceEvent::Received { .. } => "received",
+                    TraceEvent::Stored { .. } => "stored",
+                    TraceEvent::Branched { .. } => "branched",
+                    TraceEvent::Ignored { .. } => "ignored",
+                    TraceEvent::Failed { .. } => "failed",
+                    TraceEvent::Finished { .. } => "finished",
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("look", "entered"),
+            ("look", "issued"),
+            ("look", "received"),
+            ("look", "stored"),
+            ("decide", "entered"),
+            ("decide", "branched"),
+            ("ask", "entered"),
+            ("ask", "issued"),
+            ("ask", "received"),
+            ("evict", "entered"),
+            ("evict", "issued"),
+            ("evict", "received"),
+            ("fine", "entered"),
+            ("fine", "finished"),
+        ]
+    );
+    let json = serde_json::to_value(run.trace()).unwrap();
+    assert_eq!(
+        json[3],
+        json!({"at_ms": 20, "step": "look", "event": "stored", "var": "keys", "value": 50})
+    );
+}
+
+#[test]
+fn errors_and_wrong_outcomes_fail_the_step() {
+    let runbook = good();
+    let ticket = ticket("invariant", "invariant:x");
+    // no on_failure: a failure escalates, naming the step
+    let mut run = runbook.start(&ticket, 0);
+    run.next(None, 0);
+    let end = run.next(Some(Outcome::Error("state unavailable".into())), 1);
+    assert_eq!(
+        end,
+        Command::Escalate {
+            reason: "step look failed: state unavailable".into()
+        }
+    );
+    let mut run = runbook.start(&ticket, 0);
+    run.next(None, 0);
+    let end = run.next(Some(Outcome::Approval(Approval::Approved)), 1);
+    assert_eq!(
+        end,
+        Command::Escalate {
+            reason: "step look failed: a observe step cannot take an approval answer".into()
+        }
+    );
+    // a value the branch cannot compare
+    let mut run = runbook.start(&ticket, 0);
+    run.next(None, 0);
+    let end = run.next(Some(Outcome::Value(json!("many"))), 1);
+    assert!(
+        matches!(&end, Command::Escalate { reason } if reason.starts_with("step decide failed: branch[0].when:")),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn step_and_run_timeouts() {
+    let runbook = shipped_one("bad-config");
+    let mut bad = ticket("human", "config:x");
+    bad["context"] = json!({});
+    let mut run = runbook.start(&bad, 0);
+    assert_eq!(
+        run.next(None, 0),
+        Command::Observe {
+            query: Query::State {
+                pointer: "/config/version".into()
+            }
+        }
+    );
+    let ask = run.next(Some(Outcome::Value(json!(4))), 1000);
+    assert!(
+        matches!(
+            ask,
+            Command::AskApproval {
+                deadline_ms: Some(1_801_000),
+                ..
+            }
+        ),
+        "{ask:?}"
+    );
+    assert_eq!(run.next(None, 1_800_999), ask);
+    // the approval's timeout passes: on_failure (declined) escalates
+    let end = run.next(None, 1_801_000);
+    assert!(
+        matches!(&end, Command::Escalate { reason } if reason.starts_with("A human declined")),
+        "{end:?}"
+    );
+    assert!(run.trace().iter().any(|e| matches!(&e.event, TraceEvent::Failed { reason } if reason == "no answer within 1800000 ms")));
+    // the run's own timeout
+    let mut run = runbook.start(&bad, 0);
+    run.next(None, 0);
+    let end = run.next(None, 2 * 3_600_000);
+    assert!(
+        matches!(&end, Command::Escalate { reason } if reason == "runbook bad-config timed out after 7200000 ms in step current"),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn outcomes_while_waiting_are_ignored() {
+    let runbook = shipped_one("backend-down");
+    let mut down = state();
+    down["store"]["backend"] = json!("redis");
+    down["store"]["healthy"] = json!(false);
+    down["store"]["failure_policy"] = json!("local_fallback");
+    let mut run = runbook.start(&ticket("invariant", "invariant:store_healthy"), 0);
+    run.next(None, 0);
+    let wait = run.next(Some(Outcome::Value(down["store"].clone())), 0);
+    assert_eq!(wait, Command::Wait { until_ms: 60_000 });
+    assert_eq!(run.next(Some(Outcome::Value(json!(1))), 30_000), wait);
+    assert_eq!(run.next(None, 59_999), wait);
+    assert_eq!(
+        run.next(None, 60_000),
+        Command::Observe {
+            query: Query::State {
+                pointer: "/store/healthy".into()
+            }
+        }
+    );
+}
+
+#[test]
+fn reduce_and_resolve_state_helpers() {
+    let samples = [(0, 10.0), (1000, 20.0), (2000, 5.0), (4000, 15.0)];
+    assert_eq!(Reduce::Last.apply(&samples), Some(15.0));
+    assert_eq!(Reduce::Max.apply(&samples), Some(20.0));
+    assert_eq!(Reduce::Avg.apply(&samples), Some(12.5));
+    // 10 → 20 (+10), reset → 5 (+5), 5 → 15 (+10): 25 over 4 s
+    assert_eq!(Reduce::Rate.apply(&samples), Some(6.25));
+    assert_eq!(Reduce::Rate.apply(&samples[..1]), None);
+    assert_eq!(Reduce::Avg.apply(&[]), None);
+    let query = Query::State {
+        pointer: "/store/capacity".into(),
+    };
+    assert_eq!(query.resolve_state(&state()), json!(1000));
+    let missing = Query::State {
+        pointer: "/nope".into(),
+    };
+    assert_eq!(missing.resolve_state(&state()), Value::Null);
+}
+
+// ---- random outcome scripts ---------------------------------------------------------
+
+fn outcome() -> impl Strategy<Value = Option<Outcome>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Outcome::Value(Value::Null))),
+        any::<i64>().prop_map(|n| Some(Outcome::Value(json!(n)))),
+        any::<bool>().prop_map(|b| Some(Outcome::Value(json!(b)))),
+        "[a-z_]{0,12}".prop_map(|s| Some(Outcome::Value(json!(s)))),
+        Just(Some(Outcome::Value(state()["store"].clone()))),
+        Just(Some(Outcome::Value(state()["limits"].clone()))),
+        Just(Some(Outcome::Value(json!(0.95)))),
+        prop_oneof![
+            Just(ProposalStatus::Succeeded),
+            Just(ProposalStatus::Failed),
+            Just(ProposalStatus::RolledBack),
+            Just(ProposalStatus::Rejected)
+        ]
+        .prop_map(|s| Some(Outcome::Proposal(s))),
+        any::<bool>().prop_map(|a| Some(Outcome::Approval(if a {
+            Approval::Approved
+        } else {
+            Approval::Rejected
+        }))),
+        "[ -~]{0,20}".prop_map(|e| Some(Outcome::Error(e))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever comes back, a run never panics and ends in a terminal
+    /// command: each call moves the clock at least a minute, so the run's
+    /// timeout (at most 6h: 360 calls) or MAX_TRANSITIONS ends it.
+    #[test]
+    fn random_outcome_scripts_always_end(
+        which in 0usize..6,
+        script in proptest::collection::vec((outcome(), 60_000u64..600_000), 1..64),
+    ) {
+        let mut runbooks = shipped();
+        runbooks.push(good());
+        let runbook = &runbooks[which];
+        let mut bad = ticket("human", "config:x");
+        bad["context"] = json!({"config_version": 7});
+        let mut run = runbook.start(&bad, 0);
+        let mut now = 0u64;
+        let bound = 360 + MAX_TRANSITIONS as usize + 2;
+        let mut ended = None;
+        for call in 0..bound {
+            let (outcome, step) = script[call % script.len()].clone();
+            let command = run.next(outcome, now);
+            if command.is_terminal() {
+                ended = Some(command);
+                break;
+            }
+            now += step;
+        }
+        let ended = ended.expect("a terminal command within the bound");
+        prop_assert_eq!(run.next(None, now + 1), ended.clone());
+        let finished = matches!(
+            run.trace().last().map(|entry| &entry.event),
+            Some(TraceEvent::Finished { .. })
+        );
+        prop_assert!(finished, "the trace ends with the terminal command");
+    }
+}
