@@ -692,12 +692,9 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 answer["ticket"]["state"].as_str().unwrap_or("?")
             );
         }
-        TicketCommand::Approve { id, reason, actor } | TicketCommand::Reject { id, reason, actor } => {
-            let verb = if approving {
-                "approve"
-            } else {
-                "reject"
-            };
+        TicketCommand::Approve { id, reason, actor }
+        | TicketCommand::Reject { id, reason, actor } => {
+            let verb = if approving { "approve" } else { "reject" };
             let mut body = serde_json::json!({ "actor": default_actor(actor) });
             if let Some(reason) = reason {
                 body["reason"] = Value::String(reason);
@@ -718,22 +715,27 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             );
         }
         TicketCommand::Pause { reason, actor } | TicketCommand::Resume { reason, actor } => {
-            let path = if pausing {
-                "/v1/pause"
-            } else {
-                "/v1/resume"
-            };
+            let path = if pausing { "/v1/pause" } else { "/v1/resume" };
             let mut body = serde_json::json!({ "actor": default_actor(actor) });
             if let Some(reason) = reason {
                 body["reason"] = Value::String(reason);
             }
-            let answer = call(base, Method::Post, path.into(), Some(serde_json::to_vec(&body)?))?;
+            let answer = call(
+                base,
+                Method::Post,
+                path.into(),
+                Some(serde_json::to_vec(&body)?),
+            )?;
             if args.json {
                 return print_json(&answer);
             }
             println!(
                 "pipeline {}",
-                if answer["paused"].as_bool() == Some(true) { "paused" } else { "running" }
+                if answer["paused"].as_bool() == Some(true) {
+                    "paused"
+                } else {
+                    "running"
+                }
             );
         }
         TicketCommand::Pipeline => {
@@ -743,7 +745,11 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             }
             println!(
                 "pipeline {}{}",
-                if answer["paused"].as_bool() == Some(true) { "paused" } else { "running" },
+                if answer["paused"].as_bool() == Some(true) {
+                    "paused"
+                } else {
+                    "running"
+                },
                 answer["freeze"]["name"]
                     .as_str()
                     .map(|name| format!(", freeze window {name} in force"))

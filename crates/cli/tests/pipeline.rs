@@ -142,7 +142,11 @@ impl World {
         }
         let now = self.now();
         let report = self.observer.observe_once(now).await;
-        assert!(report.errors.is_empty(), "tick at {now}: {:?}", report.errors);
+        assert!(
+            report.errors.is_empty(),
+            "tick at {now}: {:?}",
+            report.errors
+        );
         self.clock.advance(TICK_MS);
         self.service_clock.advance(TICK_MS * 1_000_000);
     }
@@ -281,7 +285,10 @@ async fn a_good_fix_is_tested_canaried_deployed_verified_and_resolves_the_ticket
     // Tested (a dry run on the service), then applied to the canary, which
     // with one service is judged against its own window before the change.
     assert_eq!(proposal["stage"], "canary", "{proposal}");
-    assert_eq!(proposal["test"][0]["changes"][0]["after"], 120, "{proposal}");
+    assert_eq!(
+        proposal["test"][0]["changes"][0]["after"], 120,
+        "{proposal}"
+    );
     assert_eq!(proposal["canary"]["baseline"], "before_after");
     assert_eq!(world.limit().await, 120);
     assert_eq!(world.ticket_state(&ticket).await, "in_progress");
@@ -291,7 +298,10 @@ async fn a_good_fix_is_tested_canaried_deployed_verified_and_resolves_the_ticket
     world.ticks(13).await;
     let proposal = world.proposal(&id).await;
     assert_eq!(proposal["stage"], "verifying", "{:?}", stages(&proposal));
-    assert_eq!(proposal["canary"]["verdict"]["outcome"], "successful", "{proposal}");
+    assert_eq!(
+        proposal["canary"]["verdict"]["outcome"], "successful",
+        "{proposal}"
+    );
     assert_eq!(world.ticket_state(&ticket).await, "verifying");
 
     // The criterion (over_limit_ratio < 1% for 5m) is judged once five
@@ -381,13 +391,19 @@ async fn only_one_change_at_a_time_and_only_by_the_claimant() {
         )
         .await;
     assert_eq!(status, 409, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap_or("").contains("held by agent-1"));
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("held by agent-1"));
 
     let (status, _) = world.propose(&ticket, raise_to(120)).await;
     assert_eq!(status, 201);
     let (status, answer) = world.propose(&ticket, raise_to(130)).await;
     assert_eq!(status, 409, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap_or("").contains("one change at a time"));
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("one change at a time"));
 }
 
 #[tokio::test]
@@ -406,7 +422,10 @@ async fn bad_parameters_fail_the_test_stage_and_change_nothing() {
     let proposal = &answer["proposal"];
     assert_eq!(proposal["stage"], "failed", "{proposal}");
     let outcome = proposal["outcome"].as_str().expect("outcome");
-    assert!(outcome.contains("actions[0] (set_limit) refused by svc-a"), "{outcome}");
+    assert!(
+        outcome.contains("actions[0] (set_limit) refused by svc-a"),
+        "{outcome}"
+    );
     assert!(outcome.contains("no_such_limit"), "{outcome}");
     assert_eq!(world.config_hash().await, before);
 
@@ -423,7 +442,8 @@ async fn a_high_risk_action_waits_for_a_human_and_a_silent_human_escalates() {
     let mut world = World::new("approval", "approval:\n  timeout: 5m\n");
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
-    let remove = json!([{"action": "remove_limit", "params": {"domain": "api", "limit": "per_tenant"}}]);
+    let remove =
+        json!([{"action": "remove_limit", "params": {"domain": "api", "limit": "per_tenant"}}]);
     let (status, answer) = world.propose(&ticket, remove.clone()).await;
     assert_eq!(status, 201, "{answer}");
     let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
@@ -444,7 +464,8 @@ async fn an_approved_high_risk_action_proceeds_and_a_rejected_one_does_not() {
     let mut world = World::new("approve", "");
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
-    let remove = json!([{"action": "remove_limit", "params": {"domain": "api", "limit": "per_tenant"}}]);
+    let remove =
+        json!([{"action": "remove_limit", "params": {"domain": "api", "limit": "per_tenant"}}]);
     let (_, answer) = world.propose(&ticket, remove.clone()).await;
     let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
     let (status, rejected) = world
@@ -487,7 +508,10 @@ async fn a_freeze_window_holds_changes_until_it_ends() {
     let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
     assert_eq!(answer["proposal"]["stage"], "canary");
     assert!(
-        answer["proposal"]["held"].as_str().unwrap_or("").contains("freeze window launch"),
+        answer["proposal"]["held"]
+            .as_str()
+            .unwrap_or("")
+            .contains("freeze window launch"),
         "{answer}"
     );
     assert_eq!(world.limit().await, 60);
@@ -513,12 +537,18 @@ async fn the_pause_refuses_new_proposals_and_holds_those_in_flight() {
     assert_eq!(answer["proposal"]["stage"], "awaiting_approval");
 
     let (status, paused) = world
-        .post("/v1/pause", json!({"actor": "alice", "reason": "incident review"}))
+        .post(
+            "/v1/pause",
+            json!({"actor": "alice", "reason": "incident review"}),
+        )
         .await;
     assert_eq!(status, 200, "{paused}");
     assert_eq!(paused["paused"], true);
     let (status, approved) = world
-        .post(&format!("/v1/proposals/{id}/approve"), json!({"actor": "alice"}))
+        .post(
+            &format!("/v1/proposals/{id}/approve"),
+            json!({"actor": "alice"}),
+        )
         .await;
     assert_eq!(status, 200, "{approved}");
     // Approved, but held by the pause: nothing reaches the service.
@@ -530,7 +560,10 @@ async fn the_pause_refuses_new_proposals_and_holds_those_in_flight() {
     let other = world.file_and_claim("< 2%").await;
     let (status, refused) = world.propose(&other, raise_to(100)).await;
     assert_eq!(status, 409, "{refused}");
-    assert!(refused["error"]["message"].as_str().unwrap_or("").contains("paused"));
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("paused"));
 
     let (status, _) = world.post("/v1/resume", json!({"actor": "alice"})).await;
     assert_eq!(status, 200);
@@ -561,7 +594,10 @@ async fn a_spent_budget_escalates_the_ticket() {
     assert_eq!(answer["proposal"]["stage"], "failed");
     let (status, refused) = world.propose(&ticket, raise_to(120)).await;
     assert_eq!(status, 409, "{refused}");
-    assert!(refused["error"]["message"].as_str().unwrap_or("").contains("budget"));
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("budget"));
     assert_eq!(world.ticket_state(&ticket).await, "escalated");
 }
 
@@ -576,11 +612,21 @@ async fn with_two_services_the_canary_is_judged_against_the_other_then_deployed_
     assert_eq!(answer["proposal"]["canary"]["baseline"], "instances");
     assert_eq!(answer["proposal"]["canary"]["target"], "svc-a");
     // Only the canary has it during the canary window.
-    assert_eq!((world.limit_of(0).await, world.limit_of(1).await), (120, 60));
+    assert_eq!(
+        (world.limit_of(0).await, world.limit_of(1).await),
+        (120, 60)
+    );
     world.ticks(13).await;
     let proposal = world.proposal(&id).await;
-    assert_eq!(proposal["stage"], "verifying", "{:#}", proposal["canary"]["verdict"]);
-    assert_eq!((world.limit_of(0).await, world.limit_of(1).await), (120, 120));
+    assert_eq!(
+        proposal["stage"], "verifying",
+        "{:#}",
+        proposal["canary"]["verdict"]
+    );
+    assert_eq!(
+        (world.limit_of(0).await, world.limit_of(1).await),
+        (120, 120)
+    );
     let targets: Vec<&str> = proposal["applied"]
         .as_array()
         .expect("applied")
@@ -610,7 +656,10 @@ async fn a_canary_that_rejects_more_traffic_fails_and_is_undone_before_deploy() 
     world.ticks(13).await;
     let proposal = world.proposal(&id).await;
     assert_eq!(proposal["stage"], "failed", "{:?}", stages(&proposal));
-    assert_eq!(proposal["canary"]["verdict"]["outcome"], "failed", "{proposal}");
+    assert_eq!(
+        proposal["canary"]["verdict"]["outcome"], "failed",
+        "{proposal}"
+    );
     // The canary change was undone; the other service never saw it.
     assert_eq!((world.limit_of(0).await, world.limit_of(1).await), (60, 60));
     assert_eq!(world.config_hash().await, before);
@@ -635,7 +684,10 @@ async fn an_agent_may_ask_a_human_a_question_and_gets_the_answer() {
     let (status, _) = world.propose(&ticket, raise_to(120)).await;
     assert_eq!(status, 409);
     let (status, answered) = world
-        .post(&format!("/v1/tickets/{ticket}/approve"), json!({"actor": "alice", "reason": "yes"}))
+        .post(
+            &format!("/v1/tickets/{ticket}/approve"),
+            json!({"actor": "alice", "reason": "yes"}),
+        )
         .await;
     assert_eq!(status, 200, "{answered}");
     assert_eq!(answered["proposal"]["id"], id.as_str());

@@ -39,7 +39,6 @@ use crate::observe::{HarnessState, Target};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::proposal::{ProposalRequest, Stage};
 use crate::selector::Selector;
-use floodgate_contract::client::{ClientError, EventQuery, ServiceApi};
 use crate::store::{IntakeAction, StoreError, TicketFilter, MAX_LIST};
 use crate::tickets::{
     parse_ticket_yaml, Command, Source, TicketFileError, TicketState, MAX_ACTOR_BYTES,
@@ -51,6 +50,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use floodgate_contract::client::{ClientError, EventQuery, ServiceApi};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -200,7 +200,10 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .route("/v1/tickets/{id}/release", post(release_ticket))
         .route("/v1/tickets/{id}/renew", post(renew_ticket))
         .route("/v1/tickets/{id}/escalate", post(escalate_ticket))
-        .route("/v1/tickets/{id}/proposals", get(ticket_proposals).post(propose))
+        .route(
+            "/v1/tickets/{id}/proposals",
+            get(ticket_proposals).post(propose),
+        )
         .route("/v1/tickets/{id}/questions", post(ask_question))
         .route("/v1/tickets/{id}/approve", post(approve_ticket))
         .route("/v1/tickets/{id}/reject", post(reject_ticket))
@@ -885,9 +888,12 @@ async fn observe_series(
             ));
         }
     }
-    let text = query
-        .get("selector")
-        .ok_or_else(|| ApiError::invalid("selector", "required, e.g. floodgate_requests_total{code=\"over_limit\"}"))?;
+    let text = query.get("selector").ok_or_else(|| {
+        ApiError::invalid(
+            "selector",
+            "required, e.g. floodgate_requests_total{code=\"over_limit\"}",
+        )
+    })?;
     let selector = Selector::parse(text).map_err(|error| ApiError::invalid("selector", error))?;
     let window_ms = parse_u64(&query, "window_ms")?.unwrap_or(15 * crate::quantity::MINUTE_MS);
     if window_ms == 0 || window_ms > crate::criteria::MAX_SUSTAIN_MS {
@@ -932,10 +938,7 @@ async fn observe_series(
     }))
 }
 
-fn service_of(
-    state: &Shared,
-    query: &BTreeMap<String, String>,
-) -> Result<Target, ApiError> {
+fn service_of(state: &Shared, query: &BTreeMap<String, String>) -> Result<Target, ApiError> {
     let pipeline = pipeline_of(state)?;
     let targets = pipeline.targets();
     match query.get("service") {
@@ -948,7 +951,10 @@ fn service_of(
                 let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
                 ApiError::invalid(
                     "service",
-                    format!("{name:?} is not a service of this harness (known: {})", known.join(", ")),
+                    format!(
+                        "{name:?} is not a service of this harness (known: {})",
+                        known.join(", ")
+                    ),
                 )
             }),
     }
@@ -969,7 +975,10 @@ async fn observe_state(
 ) -> Answer {
     let Query(query) = query?;
     if let Some(key) = query.keys().find(|key| key.as_str() != "service") {
-        return Err(ApiError::invalid(key, "unknown parameter (expected service)"));
+        return Err(ApiError::invalid(
+            key,
+            "unknown parameter (expected service)",
+        ));
     }
     let target = service_of(&state, &query)?;
     let service_state = target.transport.state().await.map_err(upstream)?;
@@ -994,12 +1003,22 @@ async fn observe_events(
         after: parse_u64(&query, "after")?.unwrap_or(0),
         types: query
             .get("type")
-            .map(|types| types.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect())
+            .map(|types| {
+                types
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
         limit: parse_u64(&query, "limit")?,
         wait_ms: None,
     };
-    let page = target.transport.events(&events_query).await.map_err(upstream)?;
+    let page = target
+        .transport
+        .events(&events_query)
+        .await
+        .map_err(upstream)?;
     ok(json!({ "service": target.name, "page": page }))
 }
 

@@ -294,7 +294,10 @@ pub fn judge(
     }
     let critical = names(&|metric| metric.critical && metric.outcome == MetricOutcome::Fail);
     if !critical.is_empty() {
-        return verdict(Outcome::Failed, format!("critical metric failed: {critical}"));
+        return verdict(
+            Outcome::Failed,
+            format!("critical metric failed: {critical}"),
+        );
     }
     let score_value = 100.0 * pass as f64 / (pass + fail) as f64;
     let summary = format!(
@@ -342,9 +345,7 @@ fn validate_check(check: &MetricCheck) -> Result<(), String> {
         }
         Method::MannWhitney { alpha } => {
             if !(alpha > 0.0 && alpha < 1.0) {
-                return Err(format!(
-                    "alpha must be above 0 and below 1, not {alpha}"
-                ));
+                return Err(format!("alpha must be above 0 and below 1, not {alpha}"));
             }
         }
     }
@@ -390,7 +391,10 @@ fn judge_metric(
     }
     for (side, samples) in [("canary", canary_samples), ("baseline", baseline_samples)] {
         if let Some(bad) = samples.iter().find(|value| !value.is_finite()) {
-            return error(verdict, format!("the {side} has a non-finite sample ({bad})"));
+            return error(
+                verdict,
+                format!("the {side} has a non-finite sample ({bad})"),
+            );
         }
     }
     let needed = check.min_samples.max(1);
@@ -428,11 +432,7 @@ fn judge_metric(
             };
             let absolute_exceeded = bad_change > min_absolute_change;
             let failed = relative_exceeded && absolute_exceeded;
-            let moved = format!(
-                "median {} → {}",
-                fmt(baseline_median),
-                fmt(canary_median)
-            );
+            let moved = format!("median {} → {}", fmt(baseline_median), fmt(canary_median));
             let reason = match verdict.relative_change {
                 Some(relative) if failed => format!(
                     "{moved} ({}%): beyond {}% and {} in the bad direction ({})",
@@ -622,8 +622,7 @@ pub fn erfc(x: f64) -> f64 {
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
                             + t * (-1.135_203_98
-                                + t * (1.488_515_87
-                                    + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let value = t * poly.exp();
     if x >= 0.0 {
         value

@@ -58,7 +58,10 @@ pub const PAUSE_SETTING: &str = "pipeline.paused";
 #[derive(Debug)]
 pub enum PipelineError {
     /// A field of the request is wrong.
-    Invalid { field: String, message: String },
+    Invalid {
+        field: String,
+        message: String,
+    },
     /// No such ticket or proposal.
     NotFound(String),
     /// The call does not fit the current state (not the claimant, a
@@ -208,7 +211,11 @@ impl Pipeline {
     }
 
     /// What `GET /v1/pipeline` answers.
-    pub async fn status(&self, state: &HarnessState, now_ms: u64) -> Result<PipelineStatus, PipelineError> {
+    pub async fn status(
+        &self,
+        state: &HarnessState,
+        now_ms: u64,
+    ) -> Result<PipelineStatus, PipelineError> {
         let paused = self.paused(state).await?;
         let store = Arc::clone(state.store());
         let active = blocking(move || store.active_proposals()).await?;
@@ -446,7 +453,11 @@ impl Pipeline {
                 .ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))
         })
         .await?;
-        let Some(approval) = proposal.approval.as_mut().filter(|_| proposal.stage == Stage::AwaitingApproval) else {
+        let Some(approval) = proposal
+            .approval
+            .as_mut()
+            .filter(|_| proposal.stage == Stage::AwaitingApproval)
+        else {
             return Err(PipelineError::Conflict(format!(
                 "{} is {}, not awaiting approval",
                 proposal.id,
@@ -493,7 +504,13 @@ impl Pipeline {
         errors
     }
 
-    async fn keep_claim(&self, state: &HarnessState, proposal: &Proposal, now_ms: u64, errors: &mut Vec<String>) {
+    async fn keep_claim(
+        &self,
+        state: &HarnessState,
+        proposal: &Proposal,
+        now_ms: u64,
+        errors: &mut Vec<String>,
+    ) {
         let store = Arc::clone(state.store());
         let id = proposal.ticket_id.clone();
         let agent = proposal.agent.clone();
@@ -504,8 +521,7 @@ impl Pipeline {
             let expiring = ticket.claim.as_ref().is_some_and(|claim| {
                 claim.agent == agent && claim.expires_ms <= now_ms.saturating_add(CLAIM_GUARD_MS)
             });
-            if expiring && matches!(ticket.state, TicketState::Claimed | TicketState::InProgress)
-            {
+            if expiring && matches!(ticket.state, TicketState::Claimed | TicketState::InProgress) {
                 let command = Command::Renew {
                     agent,
                     ttl_ms: CLAIM_RENEW_MS,
@@ -516,7 +532,10 @@ impl Pipeline {
         })
         .await;
         if let Err(error) = result {
-            errors.push(format!("{}: renewing the claim: {error}", proposal.ticket_id));
+            errors.push(format!(
+                "{}: renewing the claim: {error}",
+                proposal.ticket_id
+            ));
         }
     }
 
@@ -582,7 +601,13 @@ impl Pipeline {
         }
     }
 
-    fn request(&self, proposal: &Proposal, params: Value, dry_run: bool, why: &str) -> ActionRequest {
+    fn request(
+        &self,
+        proposal: &Proposal,
+        params: Value,
+        dry_run: bool,
+        why: &str,
+    ) -> ActionRequest {
         ActionRequest {
             params,
             dry_run,
@@ -623,7 +648,15 @@ impl Pipeline {
         }
         proposal.test = Value::Array(results);
         let flips = summarize_replay(&proposal.test);
-        proposal.record(now_ms, "passed", format!("every action passed its dry run on {} service(s){flips}", self.targets.len()), Value::Null);
+        proposal.record(
+            now_ms,
+            "passed",
+            format!(
+                "every action passed its dry run on {} service(s){flips}",
+                self.targets.len()
+            ),
+            Value::Null,
+        );
         let reasons: Vec<String> = proposal
             .actions
             .iter()
@@ -641,7 +674,12 @@ impl Pipeline {
                 then: Stage::Canary,
                 decision: None,
             });
-            proposal.record(now_ms, "approval_requested", reasons.join("; "), Value::Null);
+            proposal.record(
+                now_ms,
+                "approval_requested",
+                reasons.join("; "),
+                Value::Null,
+            );
         }
         Step::new(proposal, "proposal.tested", json!({ "result": "passed" }))
     }
@@ -650,19 +688,33 @@ impl Pipeline {
         let approval = proposal.approval.clone()?;
         match &approval.decision {
             Some(decision) if decision.approved => {
-                proposal.record(now_ms, "approved", format!("approved by {}: {}", decision.actor, decision.reason), Value::Null);
+                proposal.record(
+                    now_ms,
+                    "approved",
+                    format!("approved by {}: {}", decision.actor, decision.reason),
+                    Value::Null,
+                );
                 proposal.stage = approval.then;
                 if approval.then == Stage::Deploying {
                     // An inconclusive canary a human accepted.
                     proposal.canary_passed = true;
                 }
-                Some(Step::new(proposal, "proposal.stage", json!({ "result": "approved", "by": decision.actor })))
+                Some(Step::new(
+                    proposal,
+                    "proposal.stage",
+                    json!({ "result": "approved", "by": decision.actor }),
+                ))
             }
             Some(decision) => {
                 let detail = format!("rejected by {}: {}", decision.actor, decision.reason);
                 proposal.record(now_ms, "rejected", &detail, Value::Null);
                 proposal.outcome = detail.clone();
-                Some(self.finish_or_roll_back(proposal, Stage::Rejected, None, json!({ "result": "rejected", "by": decision.actor })))
+                Some(self.finish_or_roll_back(
+                    proposal,
+                    Stage::Rejected,
+                    None,
+                    json!({ "result": "rejected", "by": decision.actor }),
+                ))
             }
             None if now_ms >= approval.deadline_ms => {
                 let detail = format!(
@@ -675,7 +727,12 @@ impl Pipeline {
                     actor: HARNESS_ACTOR.into(),
                     reason: format!("{}: approval timed out ({detail})", proposal.id),
                 };
-                Some(self.finish_or_roll_back(proposal, Stage::Rejected, Some(escalate), json!({ "result": "timed_out" })))
+                Some(self.finish_or_roll_back(
+                    proposal,
+                    Stage::Rejected,
+                    Some(escalate),
+                    json!({ "result": "timed_out" }),
+                ))
             }
             None => None,
         }
@@ -716,7 +773,12 @@ impl Pipeline {
         })
     }
 
-    async fn canary(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
+    async fn canary(
+        &self,
+        state: &HarnessState,
+        mut proposal: Proposal,
+        now_ms: u64,
+    ) -> Option<Step> {
         if let Some(canary) = proposal.canary.clone() {
             if !canary.verdict.is_null() {
                 // Judged already (a restart between steps): go on from the
@@ -726,7 +788,11 @@ impl Pipeline {
                 } else {
                     Stage::RollingBack
                 };
-                return Some(Step::new(proposal, "proposal.stage", json!({ "result": "resumed" })));
+                return Some(Step::new(
+                    proposal,
+                    "proposal.stage",
+                    json!({ "result": "resumed" }),
+                ));
             }
             if now_ms < canary.ends_ms {
                 return None;
@@ -734,21 +800,42 @@ impl Pipeline {
             return Some(self.judge_canary(state, proposal, canary, now_ms));
         }
         if self.policy.canary.duration_ms == 0 {
-            proposal.record(now_ms, "skipped", "the policy's canary duration is 0", Value::Null);
+            proposal.record(
+                now_ms,
+                "skipped",
+                "the policy's canary duration is 0",
+                Value::Null,
+            );
             proposal.stage = Stage::Deploying;
-            return Some(Step::new(proposal, "proposal.stage", json!({ "result": "skipped" })));
+            return Some(Step::new(
+                proposal,
+                "proposal.stage",
+                json!({ "result": "skipped" }),
+            ));
         }
         if let Some(step) = self.hold(state, &mut proposal, now_ms).await {
             return step;
         }
         {
             let target = &self.targets[0];
-            if let Err(detail) = self.apply_all(&mut proposal, std::slice::from_ref(target), now_ms).await {
+            if let Err(detail) = self
+                .apply_all(&mut proposal, std::slice::from_ref(target), now_ms)
+                .await
+            {
                 proposal.record(now_ms, "failed", &detail, Value::Null);
                 proposal.outcome = format!("canary failed to apply: {detail}");
-                return Some(self.finish_or_roll_back(proposal, Stage::Failed, None, json!({ "result": "apply_failed", "detail": detail })));
+                return Some(self.finish_or_roll_back(
+                    proposal,
+                    Stage::Failed,
+                    None,
+                    json!({ "result": "apply_failed", "detail": detail }),
+                ));
             }
-            let baseline = if self.targets.len() > 1 { "instances" } else { "before_after" };
+            let baseline = if self.targets.len() > 1 {
+                "instances"
+            } else {
+                "before_after"
+            };
             let ends_ms = now_ms.saturating_add(self.policy.canary.duration_ms);
             proposal.canary = Some(CanaryRun {
                 target: target.name.clone(),
@@ -767,7 +854,11 @@ impl Pipeline {
                 ),
                 Value::Null,
             );
-            Some(Step::new(proposal, "proposal.canary_started", json!({ "service": target.name, "ends_ms": ends_ms })))
+            Some(Step::new(
+                proposal,
+                "proposal.canary_started",
+                json!({ "service": target.name, "ends_ms": ends_ms }),
+            ))
         }
     }
 
@@ -784,7 +875,11 @@ impl Pipeline {
             Some(reason) => {
                 proposal.held = reason.clone();
                 proposal.record(now_ms, "held", &reason, Value::Null);
-                Some(Some(Step::new(proposal.clone(), "proposal.held", json!({ "reason": reason }))))
+                Some(Some(Step::new(
+                    proposal.clone(),
+                    "proposal.held",
+                    json!({ "reason": reason }),
+                )))
             }
             None => {
                 proposal.held.clear();
@@ -805,7 +900,13 @@ impl Pipeline {
         Some(self.deploy(state, proposal, now_ms).await)
     }
 
-    fn judge_canary(&self, state: &HarnessState, mut proposal: Proposal, mut canary: CanaryRun, now_ms: u64) -> Step {
+    fn judge_canary(
+        &self,
+        state: &HarnessState,
+        mut proposal: Proposal,
+        mut canary: CanaryRun,
+        now_ms: u64,
+    ) -> Step {
         let checks = self.policy.canary_checks();
         let (canary_samples, baseline_samples) = {
             let harness = state.harness();
@@ -813,7 +914,12 @@ impl Pipeline {
             let tsdb = harness.tsdb();
             let duration = canary.ends_ms.saturating_sub(canary.started_ms);
             let step = (duration / SAMPLE_STEPS).max(MIN_SAMPLE_STEP_MS);
-            let others: Vec<&str> = self.targets.iter().skip(1).map(|t| t.name.as_str()).collect();
+            let others: Vec<&str> = self
+                .targets
+                .iter()
+                .skip(1)
+                .map(|t| t.name.as_str())
+                .collect();
             let (baseline_instances, baseline_end): (Vec<&str>, u64) = if others.is_empty() {
                 (vec![canary.target.as_str()], canary.started_ms)
             } else {
@@ -824,19 +930,44 @@ impl Pipeline {
             for check in &checks {
                 canary_samples.insert(
                     check.name.clone(),
-                    samples(registry, tsdb, &check.name, &[canary.target.as_str()], canary.ends_ms, duration, step),
+                    samples(
+                        registry,
+                        tsdb,
+                        &check.name,
+                        &[canary.target.as_str()],
+                        canary.ends_ms,
+                        duration,
+                        step,
+                    ),
                 );
                 baseline_samples.insert(
                     check.name.clone(),
-                    samples(registry, tsdb, &check.name, &baseline_instances, baseline_end, duration, step),
+                    samples(
+                        registry,
+                        tsdb,
+                        &check.name,
+                        &baseline_instances,
+                        baseline_end,
+                        duration,
+                        step,
+                    ),
                 );
             }
             (canary_samples, baseline_samples)
         };
-        let verdict = judge::judge(&checks, &canary_samples, &baseline_samples, self.policy.canary.thresholds);
+        let verdict = judge::judge(
+            &checks,
+            &canary_samples,
+            &baseline_samples,
+            self.policy.canary.thresholds,
+        );
         canary.verdict = serde_json::to_value(&verdict).unwrap_or(Value::Null);
         let outcome = verdict.outcome;
-        let detail = format!("canary judged {}: {}", outcome_name(outcome), verdict.reason);
+        let detail = format!(
+            "canary judged {}: {}",
+            outcome_name(outcome),
+            verdict.reason
+        );
         proposal.canary = Some(canary);
         let data = json!({ "outcome": outcome_name(outcome), "reason": verdict.reason });
         match outcome {
@@ -880,7 +1011,12 @@ impl Pipeline {
     ) -> Result<(), String> {
         for target in targets {
             for (index, call) in proposal.actions.clone().iter().enumerate() {
-                let request = self.request(proposal, call.params.clone(), false, &proposal.rationale.clone());
+                let request = self.request(
+                    proposal,
+                    call.params.clone(),
+                    false,
+                    &proposal.rationale.clone(),
+                );
                 match target.transport.run_action(&call.action, &request).await {
                     Ok(result) => proposal.applied.push(Applied {
                         target: target.name.clone(),
@@ -917,8 +1053,14 @@ impl Pipeline {
         };
         if let Err(detail) = self.apply_all(&mut proposal, &rest, now_ms).await {
             proposal.record(now_ms, "failed", &detail, Value::Null);
-            proposal.outcome = format!("deploy failed: {detail}; everything applied is rolled back");
-            return self.finish_or_roll_back(proposal, Stage::RolledBack, None, json!({ "result": "deploy_failed", "detail": detail }));
+            proposal.outcome =
+                format!("deploy failed: {detail}; everything applied is rolled back");
+            return self.finish_or_roll_back(
+                proposal,
+                Stage::RolledBack,
+                None,
+                json!({ "result": "deploy_failed", "detail": detail }),
+            );
         }
         let longest = {
             let store_ticket = state.store().get(&proposal.ticket_id).ok().flatten();
@@ -951,7 +1093,11 @@ impl Pipeline {
         );
         proposal.verify = Some(verify);
         proposal.stage = Stage::Verifying;
-        let mut step = Step::new(proposal.clone(), "proposal.deployed", json!({ "applied": proposal.applied.len() }));
+        let mut step = Step::new(
+            proposal.clone(),
+            "proposal.deployed",
+            json!({ "applied": proposal.applied.len() }),
+        );
         step.ticket_command = Some(Command::Submit {
             agent: proposal.agent.clone(),
         });
@@ -965,15 +1111,22 @@ impl Pipeline {
         }
         let ticket = state.store().get(&proposal.ticket_id).ok().flatten()?;
         let results = state.harness().evaluate_criteria(&ticket, now_ms);
-        let met = results.iter().all(|r| matches!(r.verdict, CriterionVerdict::Met));
+        let met = results
+            .iter()
+            .all(|r| matches!(r.verdict, CriterionVerdict::Met));
         verify.last = serde_json::to_value(&results).unwrap_or(Value::Null);
         proposal.verify = Some(verify.clone());
         if met {
-            let detail = "every acceptance criterion held for its duration after the deploy".to_owned();
+            let detail =
+                "every acceptance criterion held for its duration after the deploy".to_owned();
             proposal.record(now_ms, "passed", &detail, verify.last.clone());
             proposal.stage = Stage::Succeeded;
             proposal.outcome = detail.clone();
-            let mut step = Step::new(proposal.clone(), "proposal.verified", json!({ "result": "passed", "criteria": verify.last }));
+            let mut step = Step::new(
+                proposal.clone(),
+                "proposal.verified",
+                json!({ "result": "passed", "criteria": verify.last }),
+            );
             step.ticket_command = Some(Command::Resolve {
                 actor: HARNESS_ACTOR.into(),
                 reason: format!("{}: {detail}", proposal.id),
@@ -1000,7 +1153,12 @@ impl Pipeline {
             reason: format!("{}: {detail}; the change was rolled back", proposal.id),
             ttl_ms: REWORK_CLAIM_MS,
         };
-        Some(self.finish_or_roll_back(proposal, Stage::RolledBack, Some(rework), json!({ "result": "failed", "criteria": verify.last })))
+        Some(self.finish_or_roll_back(
+            proposal,
+            Stage::RolledBack,
+            Some(rework),
+            json!({ "result": "failed", "criteria": verify.last }),
+        ))
     }
 
     async fn roll_back(&self, mut proposal: Proposal, now_ms: u64) -> Step {
@@ -1011,12 +1169,18 @@ impl Pipeline {
         let mut notes = Vec::new();
         for (index, applied) in undo {
             let Some(inverse) = &applied.inverse else {
-                notes.push(format!("{} on {} cannot be undone", applied.action, applied.target));
+                notes.push(format!(
+                    "{} on {} cannot be undone",
+                    applied.action, applied.target
+                ));
                 proposal.applied[index].undone = true;
                 continue;
             };
             let Some(target) = self.targets.iter().find(|t| t.name == applied.target) else {
-                notes.push(format!("{} is no longer a service of this harness", applied.target));
+                notes.push(format!(
+                    "{} is no longer a service of this harness",
+                    applied.target
+                ));
                 continue;
             };
             let request = self.request(&proposal, inverse.params.clone(), false, "rollback");
@@ -1033,7 +1197,11 @@ impl Pipeline {
                     proposal.record(now_ms, "error", &detail, Value::Null);
                     proposal.stage = Stage::Error;
                     proposal.outcome = format!("{detail}; a human must restore the service");
-                    let mut step = Step::new(proposal.clone(), "proposal.rollback_failed", json!({ "detail": detail }));
+                    let mut step = Step::new(
+                        proposal.clone(),
+                        "proposal.rollback_failed",
+                        json!({ "detail": detail }),
+                    );
                     step.ticket_command = Some(Command::Escalate {
                         actor: HARNESS_ACTOR.into(),
                         reason: format!("{}: {detail}", proposal.id),
@@ -1051,7 +1219,11 @@ impl Pipeline {
         proposal.record(now_ms, "rolled_back", &detail, Value::Null);
         proposal.stage = then;
         let command = proposal.pending_command.take();
-        let mut step = Step::new(proposal, "proposal.rolled_back", json!({ "detail": detail, "then": then }));
+        let mut step = Step::new(
+            proposal,
+            "proposal.rolled_back",
+            json!({ "detail": detail, "then": then }),
+        );
         step.ticket_command = command;
         step
     }
@@ -1070,7 +1242,10 @@ impl Step {
         let mut data = data;
         if let Value::Object(map) = &mut data {
             map.insert("proposal".into(), Value::String(proposal.id.clone()));
-            map.insert("stage".into(), Value::String(proposal.stage.as_str().into()));
+            map.insert(
+                "stage".into(),
+                Value::String(proposal.stage.as_str().into()),
+            );
         }
         Step {
             proposal,
@@ -1111,8 +1286,14 @@ fn summarize_replay(test: &Value) -> String {
         };
         replayed = true;
         for flip in flips {
-            to_limited += flip.get("allowed_to_limited").and_then(Value::as_u64).unwrap_or(0);
-            to_allowed += flip.get("limited_to_allowed").and_then(Value::as_u64).unwrap_or(0);
+            to_limited += flip
+                .get("allowed_to_limited")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            to_allowed += flip
+                .get("limited_to_allowed")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
         }
     }
     if replayed {

@@ -335,7 +335,10 @@ pub struct BudgetExceeded {
 impl fmt::Display for BudgetExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (used, limit) = match self.which {
-            BudgetKind::Time => (format_duration_ms(self.used), format_duration_ms(self.limit)),
+            BudgetKind::Time => (
+                format_duration_ms(self.used),
+                format_duration_ms(self.limit),
+            ),
             _ => (self.used.to_string(), self.limit.to_string()),
         };
         write!(
@@ -718,10 +721,7 @@ impl RawPolicy {
 
         let budgets = self.budgets.unwrap_or_default();
         let count = |value: Option<u64>, default: u64, field: &str| match value {
-            Some(0) => Err((
-                format!("budgets.{field}"),
-                "must be at least 1".to_string(),
-            )),
+            Some(0) => Err((format!("budgets.{field}"), "must be at least 1".to_string())),
             Some(value) => Ok(value),
             None => Ok(default),
         };
@@ -1006,15 +1006,15 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// `T`/`Z` may be lower case; fractions beyond milliseconds are truncated;
 /// a leap second (`:60`) and moments before 1970 are refused.
 pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
-    let expected = || {
-        format!("{text:?} is not an RFC 3339 timestamp (expected e.g. 2026-12-01T00:00:00Z)")
-    };
+    let expected =
+        || format!("{text:?} is not an RFC 3339 timestamp (expected e.g. 2026-12-01T00:00:00Z)");
     let bytes = text.trim().as_bytes();
     let field = |start: usize, len: usize| -> Option<u32> {
         let part = bytes.get(start..start + len)?;
         digits(std::str::from_utf8(part).ok()?)
     };
-    let separator = |index: usize, allowed: &[u8]| bytes.get(index).is_some_and(|b| allowed.contains(b));
+    let separator =
+        |index: usize, allowed: &[u8]| bytes.get(index).is_some_and(|b| allowed.contains(b));
     if bytes.len() < 20
         || !separator(4, b"-")
         || !separator(7, b"-")
@@ -1076,11 +1076,9 @@ pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
         ));
     }
     let days = days_from_civil(i64::from(year), month, day);
-    let seconds = days * 86_400
-        + i64::from(hour) * 3_600
-        + i64::from(minute) * 60
-        + i64::from(second)
-        - offset_minutes * 60;
+    let seconds =
+        days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second)
+            - offset_minutes * 60;
     if seconds < 0 {
         return Err(format!("{text:?} is before 1970"));
     }
@@ -1111,7 +1109,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year.rem_euclid(400);
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -1126,11 +1125,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 fn line_of(text: &str, path: &str) -> Option<usize> {
     let segments = segments(path);
     let deserializer = serde_norway::Deserializer::from_str(text);
-    match (Find {
-        path: &segments,
-    })
-    .deserialize(deserializer)
-    {
+    match (Find { path: &segments }).deserialize(deserializer) {
         Ok(()) => None,
         Err(error) => error.location().map(|location| location.line()),
     }

@@ -328,8 +328,14 @@ mod tests {
     #[test]
     fn times_format_as_rfc3339_utc() {
         assert_eq!(super::format_time_ms(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::format_time_ms(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(super::format_time_ms(1_795_722_155_999), "2026-11-26T19:42:35Z");
+        assert_eq!(
+            super::format_time_ms(951_782_400_000),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            super::format_time_ms(1_795_722_155_999),
+            "2026-11-26T19:42:35Z"
+        );
     }
 
     use super::*;

@@ -672,8 +672,8 @@ impl Store {
     /// Proposals not yet in a terminal stage, oldest first.
     pub fn active_proposals(&self) -> Result<Vec<Proposal>, StoreError> {
         let conn = self.lock();
-        let mut statement = conn
-            .prepare("SELECT doc FROM proposals WHERE terminal = 0 ORDER BY number LIMIT ?1")?;
+        let mut statement =
+            conn.prepare("SELECT doc FROM proposals WHERE terminal = 0 ORDER BY number LIMIT ?1")?;
         let rows = statement.query_map(params![MAX_LIST as i64], |row| row.get::<_, String>(0))?;
         rows.map(|doc| parse_proposal(&doc?)).collect()
     }
