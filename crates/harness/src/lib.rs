@@ -17,6 +17,8 @@
 //! | [`tickets`] | ticket format, state machine, dedup policy, ticket YAML | yes |
 //! | [`alertmanager`] | Alertmanager webhook v4 → ticket drafts | yes |
 //! | [`harness`] | the tick: [`Observation`] → [`TickOutput`] | yes |
+//! | [`judge`] | the canary judge: effect size, Mann-Whitney U, verdict | yes |
+//! | [`policy`] | the pipeline policy file: approval, freezes, budgets, canary | yes |
 //! | [`store`] | SQLite (WAL, synchronous=FULL) ticket queue | effects |
 //! | [`ledger`] | the hash chain and `verify(data_dir)` | effects |
 //! | [`observe`] | the observe loop: contract client → ticks → tickets | effects |
@@ -36,9 +38,11 @@ pub mod criteria;
 pub mod exposition;
 pub mod harness;
 pub mod invariants;
+pub mod judge;
 pub mod ledger;
 pub mod objectives;
 pub mod observe;
+pub mod policy;
 pub mod prometheus;
 pub mod quantity;
 pub mod selector;
