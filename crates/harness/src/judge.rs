@@ -70,10 +70,16 @@ pub enum Method {
         /// Changes this small or smaller never fail (≥ 0).
         min_absolute_change: f64,
     },
-    /// Mann-Whitney U test: fail when p < `alpha` (0 < alpha < 1).
+    /// Mann-Whitney U test: fail when p < `alpha` (0 < alpha < 1) and the
+    /// medians differ in the bad direction by more than
+    /// `min_absolute_change`: a significant but immaterial shift (tens of
+    /// microseconds of p99) passes.
     MannWhitney {
         /// The significance level.
         alpha: f64,
+        /// Shifts of the median this small or smaller never fail (≥ 0).
+        #[serde(default)]
+        min_absolute_change: f64,
     },
 }
 
@@ -343,9 +349,17 @@ fn validate_check(check: &MetricCheck) -> Result<(), String> {
                 ));
             }
         }
-        Method::MannWhitney { alpha } => {
+        Method::MannWhitney {
+            alpha,
+            min_absolute_change,
+        } => {
             if !(alpha > 0.0 && alpha < 1.0) {
                 return Err(format!("alpha must be above 0 and below 1, not {alpha}"));
+            }
+            if !(min_absolute_change.is_finite() && min_absolute_change >= 0.0) {
+                return Err(format!(
+                    "min_absolute_change must be a number ≥ 0, not {min_absolute_change}"
+                ));
             }
         }
     }
@@ -461,7 +475,10 @@ fn judge_metric(
             };
             (failed, reason)
         }
-        Method::MannWhitney { alpha } => {
+        Method::MannWhitney {
+            alpha,
+            min_absolute_change,
+        } => {
             let test = mann_whitney_u(canary_samples, baseline_samples);
             let (p, alternative) = match check.direction {
                 Direction::Increase => (test.p_greater, "canary greater than baseline"),
@@ -469,14 +486,31 @@ fn judge_metric(
                 Direction::Either => (test.p_two_sided, "canary differs from baseline"),
             };
             verdict.p_value = Some(p);
-            let failed = p < alpha;
-            let reason = format!(
+            let shift = match (verdict.canary.median, verdict.baseline.median) {
+                (Some(canary), Some(baseline)) => match check.direction {
+                    Direction::Increase => canary - baseline,
+                    Direction::Decrease => baseline - canary,
+                    Direction::Either => (canary - baseline).abs(),
+                },
+                _ => f64::INFINITY,
+            };
+            let significant = p < alpha;
+            let material = shift > min_absolute_change;
+            let failed = significant && material;
+            let mut reason = format!(
                 "Mann-Whitney U = {}, p = {} for {alternative}: {} alpha {}",
                 fmt(test.u_a),
                 format_p(p),
-                if failed { "below" } else { "not below" },
+                if significant { "below" } else { "not below" },
                 fmt(alpha)
             );
+            if significant && !material {
+                reason.push_str(&format!(
+                    ", but the median moved {} in the bad direction, within {}",
+                    fmt(shift.max(0.0)),
+                    fmt(min_absolute_change)
+                ));
+            }
             (failed, reason)
         }
     };
@@ -501,12 +535,17 @@ fn signed(value: f64) -> String {
     }
 }
 
+/// A p-value to four significant digits (`0.006093`, `0.05310`), in
+/// scientific notation below 10⁻⁴.
 fn format_p(p: f64) -> String {
     if p != 0.0 && p < 1e-4 {
-        format!("{p:.3e}")
-    } else {
-        fmt(p)
+        return format!("{p:.3e}");
     }
+    if p == 0.0 {
+        return "0".into();
+    }
+    let decimals = (3 - p.log10().floor() as i32).max(0) as usize;
+    format!("{p:.decimals$}")
 }
 
 // ---------------------------------------------------------------------------

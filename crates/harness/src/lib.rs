@@ -17,6 +17,10 @@
 //! | [`tickets`] | ticket format, state machine, dedup policy, ticket YAML | yes |
 //! | [`alertmanager`] | Alertmanager webhook v4 → ticket drafts | yes |
 //! | [`harness`] | the tick: [`Observation`] → [`TickOutput`] | yes |
+//! | [`judge`] | the canary judge: effect size, Mann-Whitney U, verdict | yes |
+//! | [`policy`] | the pipeline policy file: approval, freezes, budgets, canary | yes |
+//! | [`proposal`] | proposals: the one write an agent makes, and their stage records | yes |
+//! | [`pipeline`] | test → canary → deploy → verify, rollback, gates, pause (ADR 0008) | effects |
 //! | [`store`] | SQLite (WAL, synchronous=FULL) ticket queue | effects |
 //! | [`ledger`] | the hash chain and `verify(data_dir)` | effects |
 //! | [`observe`] | the observe loop: contract client → ticks → tickets | effects |

@@ -92,6 +92,10 @@ pub const FREEZE_LOOKAHEAD_MS: u64 = 8 * DAY_MS;
 pub const DEFAULT_MIN_SAMPLES: usize = 5;
 /// The default Mann-Whitney significance level.
 pub const DEFAULT_ALPHA: f64 = 0.05;
+/// The default canary's latency check: a shift of the p99 median this
+/// small (seconds) never fails, however significant (half the 1 ms
+/// latency objective of examples/objectives.yaml).
+pub const DEFAULT_LATENCY_SHIFT_SECONDS: f64 = 0.0005;
 
 // ---------------------------------------------------------------------------
 // the policy
@@ -114,7 +118,8 @@ pub struct Policy {
 impl Default for Policy {
     /// Approval for high-risk actions, 30 minutes to answer; no freeze
     /// windows; 3 proposals, 10 actions and 2 hours per ticket; a 2-minute
-    /// canary judged on `error_ratio` (critical) and `latency_p99` with
+    /// canary judged on `error_ratio` (critical) and `latency_p99` (a
+    /// significant shift above 0.5 ms fails) with
     /// thresholds 95/75; verify waits at most 2 hours.
     fn default() -> Self {
         Policy {
@@ -246,8 +251,11 @@ impl FreezeWindow {
                     .flatten()
                     .filter(|day| days.contains(&Weekday::of_epoch_day(*day)))
                     .filter_map(|day| {
-                        let start = day * DAY_MS + u64::from(*start_minute) * MINUTE_MS;
-                        let end = start + u64::from(*duration_minutes) * MINUTE_MS;
+                        // day · DAY_MS ≤ time_ms: only the additions can
+                        // overflow, near the end of time.
+                        let start =
+                            (day * DAY_MS).saturating_add(u64::from(*start_minute) * MINUTE_MS);
+                        let end = start.saturating_add(u64::from(*duration_minutes) * MINUTE_MS);
                         (start <= time_ms && time_ms < end).then_some(end)
                     })
                     .max()
@@ -384,6 +392,7 @@ impl Default for CanaryPolicy {
                     critical: false,
                     method: Method::MannWhitney {
                         alpha: DEFAULT_ALPHA,
+                        min_absolute_change: DEFAULT_LATENCY_SHIFT_SECONDS,
                     },
                     min_samples: DEFAULT_MIN_SAMPLES,
                 },
@@ -428,7 +437,7 @@ impl Policy {
         let raw: Option<RawPolicy> =
             serde_path_to_error::deserialize(deserializer).map_err(|e| {
                 let (line, path, message) = crate::objectives::yaml_error("", &e);
-                error(line, &path, message)
+                error(line, &path, plain_types(&message))
             })?;
         let raw = raw.unwrap_or_default();
         raw.build()
@@ -607,9 +616,9 @@ struct RawWindow {
 #[serde(deny_unknown_fields)]
 struct RawBudgets {
     #[serde(default)]
-    proposals_per_ticket: Option<u64>,
+    proposals_per_ticket: Option<Count>,
     #[serde(default)]
-    actions_per_ticket: Option<u64>,
+    actions_per_ticket: Option<Count>,
     #[serde(default)]
     time_per_ticket: Option<crate::quantity::Span>,
 }
@@ -637,7 +646,7 @@ struct RawMetric {
     #[serde(default)]
     mann_whitney: Option<RawMannWhitney>,
     #[serde(default)]
-    min_samples: Option<usize>,
+    min_samples: Option<Count>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -653,6 +662,8 @@ struct RawEffectSize {
 struct RawMannWhitney {
     #[serde(default = "default_alpha")]
     alpha: f64,
+    #[serde(default)]
+    min_absolute_change: f64,
 }
 
 fn default_alpha() -> f64 {
@@ -682,13 +693,9 @@ impl RawPolicy {
         }
         for (index, action) in actions.iter().enumerate() {
             if actions::find(action).is_none() {
-                let known: Vec<&str> = actions::CATALOG.iter().map(|def| def.name).collect();
                 return Err((
                     format!("approval.actions[{index}]"),
-                    format!(
-                        "{action:?} is not an action (expected one of {})",
-                        known.join(", ")
-                    ),
+                    format!("{action:?} is not an action of the catalog (docs/catalog/actions.md)"),
                 ));
             }
         }
@@ -720,22 +727,13 @@ impl RawPolicy {
         }
 
         let budgets = self.budgets.unwrap_or_default();
-        let count = |value: Option<u64>, default: u64, field: &str| match value {
-            Some(0) => Err((format!("budgets.{field}"), "must be at least 1".to_string())),
-            Some(value) => Ok(value),
-            None => Ok(default),
-        };
         let budgets = Budgets {
-            proposals_per_ticket: count(
-                budgets.proposals_per_ticket,
-                defaults.budgets.proposals_per_ticket,
-                "proposals_per_ticket",
-            )?,
-            actions_per_ticket: count(
-                budgets.actions_per_ticket,
-                defaults.budgets.actions_per_ticket,
-                "actions_per_ticket",
-            )?,
+            proposals_per_ticket: budgets
+                .proposals_per_ticket
+                .map_or(defaults.budgets.proposals_per_ticket, |count| count.0),
+            actions_per_ticket: budgets
+                .actions_per_ticket
+                .map_or(defaults.budgets.actions_per_ticket, |count| count.0),
             time_per_ticket_ms: budgets
                 .time_per_ticket
                 .map_or(defaults.budgets.time_per_ticket_ms, |span| span.ms()),
@@ -939,12 +937,20 @@ impl RawMetric {
                         format!("must be above 0 and below 1, not {}", test.alpha),
                     );
                 }
-                Method::MannWhitney { alpha: test.alpha }
+                if !(test.min_absolute_change.is_finite() && test.min_absolute_change >= 0.0) {
+                    return refuse(
+                        "mann_whitney.min_absolute_change",
+                        format!("must be a number ≥ 0, not {}", test.min_absolute_change),
+                    );
+                }
+                Method::MannWhitney {
+                    alpha: test.alpha,
+                    min_absolute_change: test.min_absolute_change,
+                }
             }
         };
         let min_samples = match self.min_samples {
-            Some(0) => return refuse("min_samples", "must be at least 1".into()),
-            Some(value) => value,
+            Some(Count(value)) => usize::try_from(value).unwrap_or(usize::MAX),
             None => DEFAULT_MIN_SAMPLES,
         };
         Ok(MetricCheck {
@@ -958,7 +964,27 @@ impl RawMetric {
 }
 
 // ---------------------------------------------------------------------------
-// times of day and timestamps
+// counts, times of day and timestamps
+
+/// A whole number of at least 1 (a budget, a sample count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Count(u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_scalar(
+            deserializer,
+            "a whole number of at least 1",
+            |text| match text.trim().parse::<u64>() {
+                Ok(0) => Err("must be at least 1".into()),
+                Ok(value) => Ok(Count(value)),
+                Err(_) => Err(format!(
+                    "{text:?} is not a count (expected a whole number of at least 1)"
+                )),
+            },
+        )
+    }
+}
 
 /// Minutes after midnight, written `HH:MM` (00:00 to 23:59).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1085,6 +1111,24 @@ pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
     Ok(seconds as u64 * 1_000 + millis)
 }
 
+/// Replaces the Rust type names serde puts in its messages (`expected
+/// struct RawApproval`) with what a reader of the file would call them.
+fn plain_types(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("struct Raw") {
+        out.push_str(&rest[..start]);
+        rest = &rest[start + "struct Raw".len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        out.push_str("a mapping");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// All-ASCII-digit text as a number (no sign, no spaces).
 fn digits(text: &str) -> Option<u32> {
     if text.is_empty() || text.len() > 4 || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -1095,7 +1139,9 @@ fn digits(text: &str) -> Option<u32> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
