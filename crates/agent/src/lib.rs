@@ -17,3 +17,33 @@ pub mod llm;
 pub mod mcp;
 pub mod runbook;
 pub mod tools;
+
+/// `text` cut to at most `max_bytes` bytes on a character boundary; a cut
+/// text ends with a marker saying how long the whole was (the marker fits
+/// within `max_bytes` too, unless `max_bytes` is tiny).
+pub(crate) fn truncate(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let marker = format!("… [{} bytes, cut]", text.len());
+    let mut end = max_bytes.saturating_sub(marker.len());
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncation_respects_the_bound_and_character_boundaries() {
+        assert_eq!(truncate("short", 10), "short");
+        let long = "é".repeat(100);
+        let cut = truncate(&long, 50);
+        assert!(cut.len() <= 50, "{} bytes: {cut}", cut.len());
+        assert!(cut.ends_with("[200 bytes, cut]"), "{cut}");
+        assert!(cut.starts_with('é'));
+    }
+}

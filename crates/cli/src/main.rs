@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod agent_cmd;
 mod ctl;
 mod harness_cmd;
 
@@ -53,6 +54,11 @@ enum Command {
     /// Check the harness's hash-chained ledger.
     #[command(subcommand)]
     Ledger(harness_cmd::LedgerCommand),
+    /// Serve the agent tool catalog over MCP on stdin/stdout, calling a
+    /// running harness (for Claude Desktop and other MCP clients).
+    Mcp(agent_cmd::McpArgs),
+    /// Run an agent that claims tickets from a harness and works them.
+    Agent(agent_cmd::AgentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +200,8 @@ fn main() -> ExitCode {
         Command::Harness(args) => harness_cmd::harness(args),
         Command::Ticket(args) => harness_cmd::ticket(args),
         Command::Ledger(command) => harness_cmd::ledger(command),
+        Command::Mcp(args) => agent_cmd::mcp(args),
+        Command::Agent(args) => agent_cmd::agent(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -416,10 +424,12 @@ pub(crate) async fn shutdown_signal() {
 
 fn catalog(args: &CatalogArgs) -> Result<()> {
     let mut drifted = Vec::new();
-    // The contract's catalogs, and the OpenAPI document built from them.
-    let docs = floodgate_contract::generated_docs()
-        .into_iter()
-        .chain([floodgate_service::openapi::generated_doc()]);
+    // The contract's catalogs, the OpenAPI document built from them, and
+    // the agents' tool catalog.
+    let docs = floodgate_contract::generated_docs().into_iter().chain([
+        floodgate_service::openapi::generated_doc(),
+        floodgate_agent::tools::generated_doc(),
+    ]);
     for doc in docs {
         let path = args.root.join(&doc.path);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
