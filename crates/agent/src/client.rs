@@ -315,6 +315,18 @@ impl HarnessClient {
         .await
     }
 
+    /// `POST /v1/tickets/{id}/questions`: `201 {"proposal"}`, a question to
+    /// a human (no actions), answered by approve or reject.
+    pub async fn ask(&self, id: &str, agent: &str, question: &str) -> Result<Value, ClientError> {
+        let body = serde_json::json!({ "agent": agent, "question": question });
+        self.post(
+            format!("/v1/tickets/{}/questions", segment(id)),
+            &body,
+            &[200, 201],
+        )
+        .await
+    }
+
     /// `GET /v1/proposals/{pid}`: `{"proposal"}`.
     pub async fn get_proposal(&self, id: &str) -> Result<Value, ClientError> {
         self.get(format!("/v1/proposals/{}", segment(id))).await
@@ -359,10 +371,13 @@ impl HarnessClient {
         self.get(params.finish("/v1/observe/series")).await
     }
 
-    /// `GET /v1/observe/state?service=NAME`: that service's `/v1/state`.
+    /// `GET /v1/observe/state?service=NAME`: that service's `/v1/state`
+    /// (an empty name: the harness's first service).
     pub async fn observe_state(&self, service: &str) -> Result<Value, ClientError> {
         let mut params = Query::default();
-        params.add("service", service);
+        if !service.is_empty() {
+            params.add("service", service);
+        }
         self.get(params.finish("/v1/observe/state")).await
     }
 

@@ -28,7 +28,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
 use serde_json::Value;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::CancellationToken;
 
 /// Where the streamable HTTP transport is served on the harness.
 pub const MCP_PATH: &str = "/mcp";

@@ -69,6 +69,9 @@ pub fn mcp(args: McpArgs) -> Result<()> {
 pub enum AgentKind {
     /// A model over an OpenAI-compatible chat-completions API.
     Llm,
+    /// The runbooks of --runbooks (YAML decision trees), one per known
+    /// failure mode; a ticket no runbook matches is escalated.
+    Runbook,
 }
 
 #[derive(Debug, Args)]
@@ -107,13 +110,27 @@ pub struct AgentArgs {
     /// Work one ticket (or find none) and exit.
     #[arg(long)]
     once: bool,
+    /// runbook: the directory of runbooks (every *.yaml is loaded and
+    /// validated at start).
+    #[arg(long, default_value = "runbooks", value_name = "DIR")]
+    runbooks: std::path::PathBuf,
+    /// runbook: the service whose state `state:` observations read (default:
+    /// the harness's first).
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
+    /// runbook: how often the agent looks at its ticket and the queue
+    /// (seconds).
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    interval: u64,
 }
 
 /// Runs an agent until Ctrl-C (or one ticket with --once).
 pub fn agent(args: AgentArgs) -> Result<()> {
     init_logs("info");
+    if args.kind == AgentKind::Runbook {
+        return runbook_agent(args);
+    }
     let client = args.connection.client("llm")?;
-    let AgentKind::Llm = args.kind;
     let endpoint = args
         .endpoint
         .context("--endpoint: required with --kind llm")?;
@@ -144,6 +161,64 @@ pub fn agent(args: AgentArgs) -> Result<()> {
             })?;
         tokio::select! {
             result = agent.run(once, IDLE) => result.map_err(anyhow::Error::new),
+            () = crate::shutdown_signal() => Ok(()),
+        }
+    })
+}
+
+fn runbook_agent(args: AgentArgs) -> Result<()> {
+    use floodgate_agent::runbook::{load_dir, PollReport, RunbookAgent};
+    if args.interval == 0 || args.interval > 300 {
+        bail!("--interval {}: 1 to 300 seconds", args.interval);
+    }
+    let runbooks =
+        load_dir(&args.runbooks).map_err(|error| anyhow::anyhow!("--runbooks: {error}"))?;
+    if runbooks.is_empty() {
+        bail!(
+            "--runbooks {}: no runbook (*.yaml) in it",
+            args.runbooks.display()
+        );
+    }
+    let client = args.connection.client("runbook")?;
+    let name = client.agent().to_owned();
+    let mut agent = RunbookAgent::new(client, name, runbooks);
+    if let Some(service) = args.service {
+        agent = agent.with_service(service);
+    }
+    let once = args.once;
+    let interval = Duration::from_secs(args.interval);
+    runtime()?.block_on(async move {
+        let work = async {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_millis() as u64);
+                match agent.poll(now_ms).await {
+                    Ok(PollReport::Idle) => {
+                        if once {
+                            tracing::info!("no ticket to work");
+                            return Ok(());
+                        }
+                    }
+                    Ok(PollReport::Working { ticket, step }) => {
+                        tracing::debug!(%ticket, %step, "working");
+                    }
+                    Ok(PollReport::Finished { ticket, outcome }) => {
+                        tracing::info!(%ticket, %outcome, "finished");
+                        if once {
+                            return Ok(());
+                        }
+                    }
+                    // The harness unreachable or refusing: say so, try again.
+                    Err(error) => tracing::warn!(%error, "harness"),
+                }
+            }
+        };
+        tokio::select! {
+            result = work => result,
             () = crate::shutdown_signal() => Ok(()),
         }
     })

@@ -9,6 +9,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
+use floodgate_agent::client::HarnessClient;
 use floodgate_contract::client::{HttpTransport, Method, RawRequest, Transport};
 use floodgate_harness::criteria::{Condition, Sustain};
 use floodgate_harness::observe::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
@@ -19,6 +20,7 @@ use floodgate_harness::{
     api, auth, objectives, Harness, HarnessConfig, HarnessState, Observer, Store, SystemClock,
     Target,
 };
+use floodgate_service::inprocess::InProcessTransport;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -456,9 +458,22 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
             crate::shutdown_signal().await;
             let _ = stop.send(true);
         });
-        api::serve_with_tokens(listener, state, Arc::new(tokens), wait(stopped))
-            .await
-            .context("the harness API failed")?;
+        // `/mcp`: the agent tools over MCP's streamable HTTP, each call
+        // handed to the same router in process.
+        let inner = api::router(Arc::clone(&state));
+        let mcp_client = HarnessClient::new(Arc::new(InProcessTransport::new(inner.clone(), None)))
+            .with_agent("mcp");
+        let mcp_shutdown = floodgate_agent::mcp::CancellationToken::new();
+        let app = inner.merge(floodgate_agent::mcp::streamable_http_router_with_shutdown(
+            mcp_client,
+            mcp_shutdown.clone(),
+        ));
+        let stopping = wait(stopped.clone());
+        let serving = api::serve_app(listener, app, Arc::new(tokens), async move {
+            stopping.await;
+            mcp_shutdown.cancel();
+        });
+        serving.await.context("the harness API failed")?;
         let _ = observing.await;
         tracing::info!("stopped");
         Ok(())

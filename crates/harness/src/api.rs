@@ -235,6 +235,19 @@ pub async fn serve(
 
 /// Serves the API behind the access layer: with `tokens` non-empty every
 /// call needs a bearer token whose scope grants it ([`crate::auth`]).
+/// Serves `app` (the harness router, maybe with more routes merged in,
+/// such as `/mcp`) behind the access layer until `shutdown` completes.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tokens: Arc<crate::auth::Tokens>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, crate::auth::layer(app, tokens))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 pub async fn serve_with_tokens(
     listener: tokio::net::TcpListener,
     state: Arc<HarnessState>,

@@ -122,6 +122,11 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/pause", Scope::Admin),
     ("POST", "/v1/resume", Scope::Admin),
     ("POST", "/v1/tickets/*/cancel", Scope::Admin),
+    // MCP over streamable HTTP (mounted by `floodgate harness`): its tools
+    // are the agent interface, so the agent's scope.
+    ("POST", "/mcp", Scope::Operate),
+    ("GET", "/mcp", Scope::Operate),
+    ("DELETE", "/mcp", Scope::Operate),
     ("POST", "/v1/tickets", Scope::Intake),
     ("POST", "/v1/alertmanager", Scope::Intake),
 ];

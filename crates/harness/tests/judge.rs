@@ -182,7 +182,10 @@ fn effect(max_relative_change: f64, min_absolute_change: f64) -> Method {
     }
 }
 
-const MANN_WHITNEY: Method = Method::MannWhitney { alpha: 0.05, min_absolute_change: 0.0 };
+const MANN_WHITNEY: Method = Method::MannWhitney {
+    alpha: 0.05,
+    min_absolute_change: 0.0,
+};
 
 fn data(pairs: &[(&str, Vec<f64>)]) -> BTreeMap<String, Vec<f64>> {
     pairs
@@ -501,7 +504,10 @@ fn errors_make_the_verdict_an_error() {
             "error_ratio",
             Direction::Increase,
             false,
-            Method::MannWhitney { alpha: 1.5, min_absolute_change: 0.0 },
+            Method::MannWhitney {
+                alpha: 1.5,
+                min_absolute_change: 0.0,
+            },
         )],
         &[("error_ratio", steady())],
         &[("error_ratio", steady())],
@@ -714,13 +720,32 @@ fn a_significant_but_immaterial_shift_passes_the_mann_whitney_check() {
         min_samples: 3,
     };
     let maps = |values: &Vec<f64>| BTreeMap::from([("latency_p99".to_owned(), values.clone())]);
-    let strict = judge(&[check(0.0)], &maps(&canary), &maps(&baseline), Thresholds::default());
+    let strict = judge(
+        &[check(0.0)],
+        &maps(&canary),
+        &maps(&baseline),
+        Thresholds::default(),
+    );
     assert_eq!(strict.outcome, Outcome::Failed, "{strict:?}");
-    let floored = judge(&[check(0.0005)], &maps(&canary), &maps(&baseline), Thresholds::default());
+    let floored = judge(
+        &[check(0.0005)],
+        &maps(&canary),
+        &maps(&baseline),
+        Thresholds::default(),
+    );
     assert_eq!(floored.outcome, Outcome::Successful, "{floored:?}");
-    assert!(floored.metrics[0].reason.contains("within 0.0005"), "{}", floored.metrics[0].reason);
+    assert!(
+        floored.metrics[0].reason.contains("within 0.0005"),
+        "{}",
+        floored.metrics[0].reason
+    );
     // Past the floor it fails again.
     let far: Vec<f64> = baseline.iter().map(|v| v + 0.002).collect();
-    let failed = judge(&[check(0.0005)], &maps(&far), &maps(&baseline), Thresholds::default());
+    let failed = judge(
+        &[check(0.0005)],
+        &maps(&far),
+        &maps(&baseline),
+        Thresholds::default(),
+    );
     assert_eq!(failed.outcome, Outcome::Failed, "{failed:?}");
 }

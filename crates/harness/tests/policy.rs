@@ -162,14 +162,20 @@ fn a_full_policy_parses_to_the_expected_values() {
                 name: "throughput".into(),
                 direction: Direction::Decrease,
                 critical: false,
-                method: Method::MannWhitney { alpha: 0.05, min_absolute_change: 0.0 },
+                method: Method::MannWhitney {
+                    alpha: 0.05,
+                    min_absolute_change: 0.0
+                },
                 min_samples: 10,
             },
             MetricCheck {
                 name: "latency_p99".into(),
                 direction: Direction::Either,
                 critical: false,
-                method: Method::MannWhitney { alpha: 0.01, min_absolute_change: 0.0 },
+                method: Method::MannWhitney {
+                    alpha: 0.01,
+                    min_absolute_change: 0.0
+                },
                 min_samples: 5,
             },
         ]

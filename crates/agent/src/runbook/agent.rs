@@ -10,8 +10,7 @@
 //! ticket sees what the agent saw and did.
 
 use super::engine::{Approval, Command, Outcome, ProposalStatus, Run};
-use super::format::Query;
-use super::{select, Runbook};
+use super::format::{select, Query, Runbook};
 use crate::client::{ClaimRequest, ClientError, HarnessClient, ProposalRequest, ProposedAction};
 use serde_json::{json, Value};
 
@@ -72,7 +71,10 @@ impl std::fmt::Debug for RunbookAgent {
 fn describe(error: &ClientError) -> String {
     match error {
         ClientError::Api { status, error } => {
-            format!("HTTP {status}: {}: {}", error.error.field, error.error.message)
+            format!(
+                "HTTP {status}: {}: {}",
+                error.error.field, error.error.message
+            )
         }
         other => other.to_string(),
     }
@@ -83,7 +85,11 @@ fn bounded(text: &str) -> String {
 }
 
 impl RunbookAgent {
-    pub fn new(client: HarnessClient, name: impl Into<String>, runbooks: Vec<Runbook>) -> RunbookAgent {
+    pub fn new(
+        client: HarnessClient,
+        name: impl Into<String>,
+        runbooks: Vec<Runbook>,
+    ) -> RunbookAgent {
         RunbookAgent {
             client,
             name: name.into(),
@@ -181,7 +187,9 @@ impl RunbookAgent {
                 .await
             {
                 Ok(_) => work.renewed_ms = now_ms,
-                Err(error) => tracing::debug!(ticket = %work.ticket_id, error = %describe(&error), "renewing"),
+                Err(error) => {
+                    tracing::debug!(ticket = %work.ticket_id, error = %describe(&error), "renewing")
+                }
             }
         }
         let mut outcome: Option<Outcome> = None;
@@ -202,7 +210,9 @@ impl RunbookAgent {
                     let ended = match (question, stage) {
                         (false, "succeeded") => Some(Outcome::Proposal(ProposalStatus::Succeeded)),
                         (false, "failed") => Some(Outcome::Proposal(ProposalStatus::Failed)),
-                        (false, "rolled_back") => Some(Outcome::Proposal(ProposalStatus::RolledBack)),
+                        (false, "rolled_back") => {
+                            Some(Outcome::Proposal(ProposalStatus::RolledBack))
+                        }
                         (false, "rejected") => Some(Outcome::Proposal(ProposalStatus::Rejected)),
                         (true, "succeeded") => Some(Outcome::Approval(Approval::Approved)),
                         (true, "rejected") => Some(Outcome::Approval(Approval::Rejected)),
@@ -268,11 +278,18 @@ impl RunbookAgent {
                     }
                 }
                 Command::AskApproval { step, question, .. } => {
-                    match self.client.ask(&work.ticket_id, &self.name, &question).await {
+                    match self
+                        .client
+                        .ask(&work.ticket_id, &self.name, &question)
+                        .await
+                    {
                         Ok(answer) => {
                             let pid = answer["proposal"]["id"].as_str().unwrap_or("").to_owned();
-                            self.note(&work.ticket_id, &format!("step {step}: asked a human ({pid}): {question}"))
-                                .await;
+                            self.note(
+                                &work.ticket_id,
+                                &format!("step {step}: asked a human ({pid}): {question}"),
+                            )
+                            .await;
                             work.pending = Pending::Question(pid);
                         }
                         Err(error) => outcome = Some(Outcome::Error(describe(&error))),
@@ -283,7 +300,8 @@ impl RunbookAgent {
                 }
                 Command::Escalate { reason } => {
                     let ticket = work.ticket_id.clone();
-                    self.note(&ticket, &format!("runbook ended: escalate: {reason}")).await;
+                    self.note(&ticket, &format!("runbook ended: escalate: {reason}"))
+                        .await;
                     if let Err(error) = self.client.escalate(&ticket, &self.name, &reason).await {
                         // Resolved or closed meanwhile: nothing to hand over.
                         tracing::info!(%ticket, error = %describe(&error), "escalating");
@@ -295,7 +313,8 @@ impl RunbookAgent {
                 }
                 Command::Done { summary } => {
                     let ticket = work.ticket_id.clone();
-                    self.note(&ticket, &format!("runbook ended: done: {summary}")).await;
+                    self.note(&ticket, &format!("runbook ended: done: {summary}"))
+                        .await;
                     let state = self.client.get_ticket(&ticket).await?["ticket"]["state"]
                         .as_str()
                         .unwrap_or("")
@@ -343,19 +362,21 @@ impl RunbookAgent {
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .filter_map(|point| Some((point.get(0)?.as_u64()?, point.get(1)?.as_f64()?)))
+                        .filter_map(|point| {
+                            Some((point.get(0)?.as_u64()?, point.get(1)?.as_f64()?))
+                        })
                         .collect();
-                    Outcome::Value(reduce.apply(&points).map_or(Value::Null, |value| json!(value)))
+                    Outcome::Value(
+                        reduce
+                            .apply(&points)
+                            .map_or(Value::Null, |value| json!(value)),
+                    )
                 }
                 Err(error) => Outcome::Error(describe(&error)),
             },
             Query::State { .. } => {
                 let service = self.service.clone().unwrap_or_default();
-                let answer = if service.is_empty() {
-                    self.client.observe_state_default().await
-                } else {
-                    self.client.observe_state(&service).await
-                };
+                let answer = self.client.observe_state(&service).await;
                 match answer {
                     Ok(answer) => Outcome::Value(query.resolve_state(&answer["state"])),
                     Err(error) => Outcome::Error(describe(&error)),

@@ -10,15 +10,20 @@
 //!   reachable without an approval, unknown variables.
 //! - [`select`]: the runbook for a ticket, by source and fingerprint, the
 //!   most specific first; `None` when none matches (the agent escalates).
+//! - [`RunbookAgent`]: the runbook agent, driving runs against the harness
+//!   API one [`RunbookAgent::poll`] at a time (no sleeps: simulated or
+//!   real time alike).
 //! - [`Runbook::start`] and [`Run::next`]: the engine. It does no I/O and
 //!   reads no clock: the agent runs each [`Command`], feeds back its
 //!   [`Outcome`] with the time, and the run keeps a [`TraceEntry`] of
 //!   everything for the ticket's record.
 
+mod agent;
 mod engine;
 pub mod expr;
 mod format;
 
+pub use agent::{PollReport, RunbookAgent, CLAIM_TTL_MS, MAX_COMMANDS_PER_POLL};
 pub use engine::{
     Approval, Command, Outcome, ProposalStatus, ProposedAction, Run, TraceEntry, TraceEvent,
     MAX_TRANSITIONS,
