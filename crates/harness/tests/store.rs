@@ -504,3 +504,28 @@ fn the_ledger_pages_in_order() {
         .windows(2)
         .all(|pair| pair[1].prev_hash == pair[0].hash));
 }
+
+#[test]
+fn evidence_with_awkward_floats_verifies() {
+    // Burn rates, ratios and budgets are floats whose shortest spelling
+    // must read back to the same value, or the ledger's canonical form
+    // would not reproduce (found by the runbook agent's end-to-end test).
+    let dir = scratch_dir("floats");
+    let store = open(&dir);
+    let seed = seed(0x5eed_f10a7);
+    let mut rng = Rng::new(seed);
+    let mut draft = draft("floats");
+    let values: Vec<f64> = (0..200)
+        .map(|i| match i % 4 {
+            0 => (rng.next_u64() % 1_000_000) as f64 / 7.0,
+            1 => 1.0 / (1.0 + (rng.next_u64() % 1_000_000) as f64),
+            2 => ((rng.next_u64() % 1_000) as f64) * 1e-9 + 0.1,
+            _ => 0.999_9 + ((rng.next_u64() % 100) as f64) * 1e-17,
+        })
+        .collect();
+    draft.context = serde_json::json!({ "report": { "burn_rates": values } });
+    store.intake(&draft, None, T0_MS).expect("intake");
+    drop(store);
+    let report = ledger::verify(&dir).unwrap_or_else(|error| panic!("seed {seed}: {error:?}"));
+    assert_eq!(report.entries, 1);
+}

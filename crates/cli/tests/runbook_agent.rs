@@ -1,0 +1,163 @@
+//! The runbook agent end to end under simulated time: the shipped
+//! runbooks (`runbooks/`), a real service and the real harness (see
+//! `support/sim.rs`), the agent polling the harness API each tick. The SLO
+//! evaluator files the ticket, the agent picks the runbook by the ticket's
+//! source and fingerprint, and the pipeline tests, canaries, deploys and
+//! verifies its change.
+
+mod support;
+
+use floodgate_agent::client::HarnessClient;
+use floodgate_agent::runbook::{load_dir, PollReport, RunbookAgent};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use support::sim::*;
+
+/// A daily quota the tenant outgrows after 100 minutes at 24 hits a minute.
+const LIMITS: &str = "
+domain: api
+descriptors:
+  - key: tenant
+    rate_limits:
+      - {name: tenant_per_second, unit: second, requests_per_unit: 100}
+      - {name: tenant_per_day, unit: day, requests_per_unit: 2400}
+";
+
+const OBJECTIVES: &str = "
+alerting:
+  min_events: 20
+slos:
+  - name: limiting_correctness
+    service: floodgate
+    target: 99.99%
+    window: 7d
+    sli:
+      ratio:
+        good: floodgate_rate_limit_within_limit_total{domain=\"api\",limit=\"tenant_per_day\"}
+        total: floodgate_rate_limit_hits_total{domain=\"api\",limit=\"tenant_per_day\"}
+";
+
+fn agent(world: &World) -> RunbookAgent {
+    let runbooks = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runbooks"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let client = HarnessClient::new(Arc::new(world.harness.clone())).with_agent("runbook-1");
+    RunbookAgent::new(client, "runbook-1", runbooks)
+}
+
+async fn ticket(world: &World, id: &str) -> Value {
+    world.get(&format!("/v1/tickets/{id}")).await
+}
+
+#[tokio::test]
+async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it() {
+    let mut world = World::build("runbook-outgrown", LIMITS, OBJECTIVES, "", 1);
+    world.traffic = vec![(
+        json!({"domain": "api", "descriptors": [{"entries": [{"key": "tenant", "value": "acme"}]}]}),
+        4,
+    )];
+    let mut agent = agent(&world);
+    let mut finished = None;
+    let mut claimed_at = None;
+    // Three simulated hours at most.
+    for tick in 0..1_080u64 {
+        world.observe().await;
+        let report = agent.poll(world.now()).await.expect("the harness answers");
+        if claimed_at.is_none() && agent.current_ticket().is_some() {
+            claimed_at = Some(tick);
+        }
+        if let PollReport::Finished { ticket, outcome } = report {
+            finished = Some((ticket, outcome));
+            break;
+        }
+        world.advance();
+    }
+    let (id, outcome) = finished.expect("the agent finished its ticket within three hours");
+    // The quota ran out after 100 minutes; the page came soon after.
+    let claimed_at = claimed_at.expect("claimed");
+    assert!(
+        (600..=700).contains(&claimed_at),
+        "claimed at tick {claimed_at}"
+    );
+    assert!(outcome.starts_with("done (resolved)"), "{outcome}");
+
+    let shown = ticket(&world, &id).await;
+    assert_eq!(shown["ticket"]["fingerprint"], "slo:limiting_correctness");
+    assert_eq!(shown["ticket"]["state"], "resolved");
+    let proposals = shown["proposals"].as_array().expect("proposals");
+    assert_eq!(proposals.len(), 1, "{proposals:?}");
+    assert_eq!(proposals[0]["stage"], "succeeded");
+    assert_eq!(proposals[0]["actions"][0]["action"], "set_limit");
+    assert_eq!(
+        proposals[0]["actions"][0]["params"]["requests_per_unit"],
+        4800
+    );
+    // What the agent did is on the ticket.
+    let comments: Vec<&str> = shown["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|entry| entry["kind"] == "ticket.commented")
+        .filter_map(|entry| entry["data"]["text"].as_str())
+        .collect();
+    assert!(
+        comments
+            .iter()
+            .any(|text| text.starts_with("runbook tenant-outgrew-limit v1")),
+        "{comments:?}"
+    );
+    assert!(
+        comments.iter().any(|text| text.contains("proposed P-0001")),
+        "{comments:?}"
+    );
+    let state = world.service_state().await;
+    let quota = state["limits"]
+        .as_array()
+        .expect("limits")
+        .iter()
+        .find(|limit| limit["name"] == "tenant_per_day")
+        .expect("tenant_per_day")["requests_per_unit"]
+        .clone();
+    assert_eq!(quota, 4800);
+    floodgate_harness::verify(&world.data).expect("the ledger verifies");
+}
+
+#[tokio::test]
+async fn a_ticket_no_runbook_matches_is_escalated_not_guessed_at() {
+    let mut world = World::new("runbook-none", "");
+    world.ticks(3).await;
+    let (status, filed) = world
+        .post(
+            "/v1/tickets",
+            json!({
+                "type": "task",
+                "objective": {"description": "Move the limits to a new datacenter"},
+                "acceptance_criteria": [{"metric": "error_ratio", "condition": "< 1%"}],
+                "constraints": [],
+                "priority": "low",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{filed}");
+    let id = filed["ticket"]["id"].as_str().expect("id").to_owned();
+    let mut agent = agent(&world);
+    let report = agent.poll(world.now()).await.expect("poll");
+    match report {
+        PollReport::Finished { ticket, outcome } => {
+            assert_eq!(ticket, id);
+            assert!(
+                outcome.contains("no runbook matches source human"),
+                "{outcome}"
+            );
+        }
+        other => panic!("expected an escalation, got {other:?}"),
+    }
+    assert_eq!(world.ticket_state(&id).await, "escalated");
+    let config_before = world.service_state().await["config"]["version"].clone();
+    assert_eq!(config_before, 1, "nothing was changed");
+    // Nothing left to work.
+    assert_eq!(
+        agent.poll(world.now()).await.expect("poll"),
+        PollReport::Idle
+    );
+}
