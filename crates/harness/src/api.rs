@@ -26,6 +26,8 @@
 //! | `GET /v1/observe/series?selector=S&window_ms=W&step_ms=T&rate=true` | points from the harness's series store |
 //! | `GET /v1/observe/state?service=NAME` · `/v1/observe/events?service=NAME&after=SEQ&limit=N` | a service's state and events, through the harness |
 //! | `GET /v1/pipeline` · `POST /v1/pause` · `POST /v1/resume` | the pipeline: paused?, freeze window, proposals in flight |
+//! | `POST /v1/tickets/{id}/steps` | `{"agent", "message"?, "reasoning"?, "tool_calls"?, "observation"?}`: the claimant records a step of its work |
+//! | `GET /v1/trajectories?after=ID&limit=N` · `GET /v1/trajectories/{id}` | trajectories (ATIF v1.x + operations fields) |
 //!
 //! Errors are the contract's `{"error": {"kind", "field", "message"}}`
 //! (ticket files add `line`). Store calls run on blocking threads.
@@ -205,6 +207,9 @@ pub fn router(state: Arc<HarnessState>) -> Router {
             get(ticket_proposals).post(propose),
         )
         .route("/v1/tickets/{id}/questions", post(ask_question))
+        .route("/v1/tickets/{id}/steps", post(agent_step))
+        .route("/v1/trajectories", get(list_trajectories))
+        .route("/v1/trajectories/{id}", get(show_trajectory))
         .route("/v1/tickets/{id}/approve", post(approve_ticket))
         .route("/v1/tickets/{id}/reject", post(reject_ticket))
         .route("/v1/proposals/{pid}", get(show_proposal))
@@ -689,6 +694,12 @@ async fn agent_claim(State(state): State<Shared>, body: Result<Bytes, BytesRejec
         Ok(None)
     })
     .await?;
+    if let Some(ticket) = &claimed {
+        let snapshot = state.snapshot(Some(ticket), now);
+        let store = Arc::clone(state.store());
+        let id = ticket.id.clone();
+        blocking(move || store.fill_snapshot(&id, true, &snapshot)).await?;
+    }
     ok(json!({ "ticket": claimed }))
 }
 
@@ -1080,4 +1091,105 @@ async fn ask_question(
         .ask(&state, &id, &agent, &body.question, now)
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "proposal": proposal }))).into_response())
+}
+
+/// The largest agent step accepted, serialised.
+pub const MAX_STEP_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepBody {
+    agent: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<crate::trajectory::ToolCall>,
+    #[serde(default)]
+    observation: Option<crate::trajectory::Observation>,
+}
+
+async fn agent_step(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = body?;
+    if body.len() > MAX_STEP_BYTES {
+        return Err(ApiError::invalid(
+            "body",
+            format!("{} bytes, more than {MAX_STEP_BYTES}", body.len()),
+        ));
+    }
+    let step: StepBody = parse_body(&body)?;
+    let agent = actor(Some(step.agent))?;
+    if step.message.as_deref().is_none_or(str::is_empty) && step.tool_calls.is_empty() {
+        return Err(ApiError::invalid(
+            "message",
+            "a step says something or calls a tool",
+        ));
+    }
+    let data = json!({
+        "message": step.message,
+        "reasoning": step.reasoning,
+        "tool_calls": step.tool_calls,
+        "observation": step.observation,
+    });
+    let now = state.now_ms();
+    let store = Arc::clone(state.store());
+    blocking(move || store.agent_step(&id, &agent, &data, now)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "recorded": true }))).into_response())
+}
+
+async fn list_trajectories(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    if let Some(key) = query
+        .keys()
+        .find(|key| !["after", "limit"].contains(&key.as_str()))
+    {
+        return Err(ApiError::invalid(
+            key,
+            "unknown parameter (expected after, limit)",
+        ));
+    }
+    let after = match query.get("after") {
+        Some(after) => crate::tickets::ticket_number(after)
+            .or_else(|| after.parse().ok())
+            .ok_or_else(|| {
+                ApiError::invalid("after", format!("{after:?} is not a ticket id or number"))
+            })?,
+        None => 0,
+    };
+    let limit = parse_u64(&query, "limit")?.map_or(100, |limit| limit.clamp(1, 1000) as usize);
+    let store = Arc::clone(state.store());
+    let trajectories = blocking(move || {
+        let ids = store.trajectory_ids(after, limit)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(trajectory) = store.trajectory(&id)? {
+                out.push(trajectory);
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    ok(json!({ "trajectories": trajectories }))
+}
+
+async fn show_trajectory(State(state): State<Shared>, Path(id): Path<String>) -> Answer {
+    let store = Arc::clone(state.store());
+    let lookup = id.clone();
+    match blocking(move || store.trajectory(&lookup)).await? {
+        Some(trajectory) => ok(json!({ "trajectory": trajectory })),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "id",
+            format!("no trajectory for {id} (no agent has claimed it)"),
+        )),
+    }
 }

@@ -227,6 +227,13 @@ impl Harness {
         }
     }
 
+    /// Each service's last `/v1/state`, by instance.
+    pub fn service_documents(&self) -> impl Iterator<Item = (&str, Option<&serde_json::Value>)> {
+        self.documents
+            .iter()
+            .map(|(instance, documents)| (instance.as_str(), documents.state.as_ref()))
+    }
+
     /// One step: ingest the observation, evaluate everything at its time.
     pub fn tick(&mut self, observation: &Observation) -> TickOutput {
         let now = observation.time_ms;

@@ -55,6 +55,7 @@ pub mod selector;
 pub mod slo;
 pub mod store;
 pub mod tickets;
+pub mod trajectory;
 pub mod tsdb;
 
 pub use harness::{file_violations, Harness, HarnessConfig, Observation, TickOutput, Violation};

@@ -244,6 +244,80 @@ impl HarnessState {
     pub fn status(&self) -> ObserveStatus {
         relock(&self.status).clone()
     }
+
+    /// What a trajectory records as its initial or final state: SLOs and
+    /// budgets, invariants (at the last tick), each service's config
+    /// version and hash and store, and the ticket's criteria now.
+    pub fn snapshot(
+        &self,
+        ticket: Option<&crate::tickets::Ticket>,
+        now_ms: u64,
+    ) -> serde_json::Value {
+        let tick = self.status().last_tick;
+        let harness = self.harness();
+        let slos: Vec<serde_json::Value> = harness
+            .objectives()
+            .slos
+            .iter()
+            .map(|slo| {
+                let report = crate::slo::evaluate(slo, harness.tsdb(), now_ms);
+                serde_json::json!({
+                    "name": report.name,
+                    "sli": report.sli,
+                    "error_budget_remaining": report.error_budget_remaining,
+                    "burn_rates": report.burn_rates,
+                    "firing": report.firing,
+                })
+            })
+            .collect();
+        let invariants: Vec<serde_json::Value> = tick
+            .as_ref()
+            .map(|tick| {
+                tick.invariants
+                    .iter()
+                    .map(|report| serde_json::to_value(report).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let services: Vec<serde_json::Value> = harness
+            .service_documents()
+            .map(|(instance, state)| {
+                serde_json::json!({
+                    "instance": instance,
+                    "config_version": state.and_then(|s| s.pointer("/config/version")).cloned(),
+                    "config_hash": state.and_then(|s| s.pointer("/config/hash")).cloned(),
+                    "store": state.and_then(|s| s.get("store")).cloned(),
+                })
+            })
+            .collect();
+        let criteria = ticket.map(|ticket| harness.evaluate_criteria(ticket, now_ms));
+        serde_json::json!({
+            "time_ms": now_ms,
+            "slos": slos,
+            "invariants": invariants,
+            "services": services,
+            "criteria": criteria,
+        })
+    }
+
+    /// Fills every trajectory snapshot still missing (initial after a
+    /// claim, final after a close). Answers the problems met.
+    pub fn fill_snapshots(&self, now_ms: u64) -> Vec<String> {
+        let store = self.store();
+        let missing = match store.snapshots_missing() {
+            Ok(missing) => missing,
+            Err(error) => return vec![format!("trajectories: {error}")],
+        };
+        let mut errors = Vec::new();
+        for (ticket_id, initial) in missing {
+            let ticket = store.get(&ticket_id).ok().flatten();
+            let snapshot = self.snapshot(ticket.as_ref(), now_ms);
+            if let Err(error) = store.fill_snapshot(&ticket_id, initial, &snapshot) {
+                errors.push(format!("trajectory {ticket_id}: {error}"));
+            }
+        }
+        errors
+    }
 }
 
 struct TargetRuntime {
@@ -561,6 +635,13 @@ impl Observer {
         }
         if let Some(pipeline) = self.state.pipeline().cloned() {
             errors.extend(pipeline.advance(&self.state, now_ms).await);
+        }
+        {
+            let state = Arc::clone(&self.state);
+            match tokio::task::spawn_blocking(move || state.fill_snapshots(now_ms)).await {
+                Ok(problems) => errors.extend(problems),
+                Err(error) => errors.push(format!("trajectories: {error}")),
+            }
         }
         for error in &errors {
             tracing::warn!(%error, "observe");
