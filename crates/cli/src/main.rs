@@ -94,6 +94,10 @@ struct ServeArgs {
     /// 64 MiB, so the two never hold more than 128 MiB).
     #[arg(long, value_name = "FILE")]
     events_file: Option<PathBuf>,
+    /// Check requests kept in the traffic ring (GET /v1/traffic; dry runs
+    /// of config changes replay it); 0 records nothing. At most 10,000,000.
+    #[arg(long, value_name = "N", default_value_t = floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY)]
+    traffic_capacity: usize,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -252,6 +256,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         )
         .init();
     let table = config::load(&read_sources(&args.configs)?).map_err(anyhow::Error::new)?;
+    if args.traffic_capacity > floodgate_service::limits::MAX_TRAFFIC_CAPACITY {
+        bail!(
+            "--traffic-capacity {}: at most {} (0 records nothing)",
+            args.traffic_capacity,
+            floodgate_service::limits::MAX_TRAFFIC_CAPACITY
+        );
+    }
     if args.max_keys == 0 {
         bail!("--max-keys: must be at least 1");
     }
@@ -323,6 +334,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 options,
                 access,
                 control,
+                traffic_capacity: args.traffic_capacity,
             };
             floodgate_service::run(parts, grpc, http, shutdown_signal()).await;
         } else {
@@ -339,6 +351,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 options,
                 access,
                 control,
+                traffic_capacity: args.traffic_capacity,
             };
             floodgate_service::run(parts, grpc, http, shutdown_signal()).await;
         }

@@ -141,6 +141,60 @@ pub struct ActionResult {
     pub config_version: Option<u64>,
     /// The sequence number of the event recording the outcome.
     pub event_seq: u64,
+    /// For a dry run that changes the config: the recorded traffic window
+    /// replayed under the current and the candidate config. Absent for
+    /// applied runs, no-ops, other actions, and when the service records
+    /// no traffic (`serve --traffic-capacity 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayReport>,
+}
+
+/// A recorded window of check requests decided again, with fresh
+/// counters, under the current and the candidate config (each request all
+/// or nothing, as the service decides it; shadow-mode limits never limit).
+/// Counters from before the window are unknown, so its first requests
+/// replay leniently; dropped requests are missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplayReport {
+    /// When the oldest request replayed was decided (0 when none).
+    pub window_start_ms: u64,
+    /// When the newest request replayed was decided (0 when none).
+    pub window_end_ms: u64,
+    /// Requests replayed.
+    pub requests: u64,
+    /// Requests the recorder dropped since start (see `GET /v1/traffic`).
+    pub dropped: u64,
+    /// Requests allowed under the current config.
+    pub allowed_before: u64,
+    /// Requests allowed under the candidate config.
+    pub allowed_after: u64,
+    /// Per limit with at least one flip, most flips first (at most 100). A
+    /// request flipping to limited counts under each candidate limit that
+    /// refused it; one flipping to allowed, under each current limit that
+    /// refused it.
+    pub flips: Vec<LimitFlips>,
+    /// The counter keys with the most flips, most first (at most 10).
+    pub top_keys: Vec<KeyFlips>,
+}
+
+/// The requests one limit flips.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LimitFlips {
+    pub domain: String,
+    pub limit: String,
+    /// Requests of the window the limit applied to, under either config.
+    pub requests: u64,
+    pub allowed_to_limited: u64,
+    pub limited_to_allowed: u64,
+}
+
+/// The requests of one counter key that flip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyFlips {
+    /// `domain|k1=v1|k2=v2#limit`.
+    pub key: String,
+    pub allowed_to_limited: u64,
+    pub limited_to_allowed: u64,
 }
 
 // ---- parameters ------------------------------------------------------------

@@ -10,7 +10,9 @@
 
 use crate::actions::{ActionInfo, ActionRequest, ActionResult};
 use crate::events::EventPage;
-use crate::state::{ConfigApplyRequest, ConfigVersionPage, ConfigView, ErrorBody, Health, State};
+use crate::state::{
+    ConfigApplyRequest, ConfigVersionPage, ConfigView, ErrorBody, Health, State, TrafficPage,
+};
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -120,6 +122,51 @@ impl EventQuery {
     }
 }
 
+/// Query of `GET /v1/traffic`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrafficQuery {
+    /// At most this many requests (the service caps it).
+    pub limit: Option<u64>,
+    /// Only requests of this domain.
+    pub domain: Option<String>,
+    /// Only requests recorded before this sequence number (a page's
+    /// `next_before`).
+    pub before: Option<u64>,
+}
+
+impl TrafficQuery {
+    fn path(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(limit) = self.limit {
+            parts.push(format!("limit={limit}"));
+        }
+        if let Some(domain) = &self.domain {
+            parts.push(format!("domain={}", percent_encode(domain)));
+        }
+        if let Some(before) = self.before {
+            parts.push(format!("before={before}"));
+        }
+        if parts.is_empty() {
+            "/v1/traffic".to_string()
+        } else {
+            format!("/v1/traffic?{}", parts.join("&"))
+        }
+    }
+}
+
+/// A query value with everything but unreserved characters escaped.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// The typed contract. Implemented for every [`Transport`].
 #[async_trait]
 pub trait ServiceApi: Send + Sync {
@@ -147,6 +194,8 @@ pub trait ServiceApi: Send + Sync {
         request: &ActionRequest,
     ) -> Result<ActionResult, ClientError>;
     async fn events(&self, query: &EventQuery) -> Result<EventPage, ClientError>;
+    /// The recorded traffic window and its most recent requests.
+    async fn traffic(&self, query: &TrafficQuery) -> Result<TrafficPage, ClientError>;
     /// `POST /v1/check` with an Envoy request as JSON; answers the JSON
     /// response (200 or 429 alike).
     async fn check(&self, request: &serde_json::Value) -> Result<serde_json::Value, ClientError>;
@@ -286,6 +335,10 @@ impl<T: Transport + ?Sized> ServiceApi for T {
     }
 
     async fn events(&self, query: &EventQuery) -> Result<EventPage, ClientError> {
+        exchange(self, Method::Get, query.path(), NO_BODY, &[200]).await
+    }
+
+    async fn traffic(&self, query: &TrafficQuery) -> Result<TrafficPage, ClientError> {
         exchange(self, Method::Get, query.path(), NO_BODY, &[200]).await
     }
 

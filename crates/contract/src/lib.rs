@@ -57,6 +57,7 @@ pub fn generated_docs() -> Vec<GeneratedDoc> {
         schema_doc::<state::ConfigView>("config"),
         schema_doc::<state::ConfigVersionPage>("config_versions"),
         schema_doc::<state::ConfigApplyRequest>("config_apply_request"),
+        schema_doc::<state::TrafficPage>("traffic"),
         schema_doc::<state::ErrorBody>("error"),
         schema_doc::<actions::ActionInfo>("action_info"),
         schema_doc::<actions::ActionRequest>("action_request"),

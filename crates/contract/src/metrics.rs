@@ -151,6 +151,10 @@ metric!(BACKEND_UP, "floodgate_backend_up", Gauge, "bool", [],
     "1 while the counter backend (Redis) is up, 0 while down or degraded (the failure policy decides); absent with the memory store.");
 metric!(BACKEND_FALLBACK_DECISIONS, "floodgate_backend_fallback_decisions_total", Counter, "requests", ["policy"],
     "Requests decided by the failure policy (fail_open, fail_closed, local_fallback) because the counter backend was unhealthy.");
+metric!(TRAFFIC_RECORDED, "floodgate_traffic_recorded_total", Counter, "requests", [],
+    "Check requests (gRPC and HTTP) the traffic recorder kept in its ring, for GET /v1/traffic and dry-run replays; the ring holds the most recent ones.");
+metric!(TRAFFIC_DROPPED, "floodgate_traffic_dropped_total", Counter, "requests", [],
+    "Check requests the traffic recorder did not keep because their slot was busy (it never waits); a replay misses them.");
 metric!(
     CONFIG_LIMITS,
     "floodgate_config_limits",
@@ -195,6 +199,8 @@ pub const CATALOG: &[MetricDef] = &[
     BACKEND_ERRORS,
     BACKEND_UP,
     BACKEND_FALLBACK_DECISIONS,
+    TRAFFIC_RECORDED,
+    TRAFFIC_DROPPED,
     CONFIG_LIMITS,
     BUILD_INFO,
     START_TIME,

@@ -193,6 +193,77 @@ pub struct ConfigApplyRequest {
     pub actor: String,
 }
 
+/// `GET /v1/traffic`: the recorded window and its most recent requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrafficPage {
+    pub window: TrafficWindow,
+    /// The most recent requests (of `domain` when given; below `before`
+    /// when given), newest first.
+    pub requests: Vec<TrafficRequest>,
+    /// Pass as `before` for the next (older) page; absent when the ring
+    /// holds no more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+}
+
+/// What the traffic recorder holds: the window a dry run replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TrafficWindow {
+    /// When the oldest request held was decided (0 when none is held).
+    pub start_ms: u64,
+    /// When the newest request held was decided (0 when none is held).
+    pub end_ms: u64,
+    /// The most requests the ring holds (`serve --traffic-capacity`; 0:
+    /// recording is off).
+    pub capacity: u64,
+    /// Requests held now.
+    pub held: u64,
+    /// Requests recorded since start.
+    pub recorded: u64,
+    /// Requests not recorded because their slot was busy (the recorder
+    /// never waits); since start.
+    pub dropped: u64,
+}
+
+/// One recorded check request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrafficRequest {
+    /// Its place in the order of recording (`before` pages by it).
+    pub seq: u64,
+    pub time_ms: u64,
+    pub domain: String,
+    pub descriptors: Vec<TrafficDescriptor>,
+    /// The request's hits (0 means 1).
+    pub hits_addend: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrafficDescriptor {
+    pub entries: Vec<TrafficEntry>,
+    /// The descriptor's own hits, overriding the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hits_addend: Option<u64>,
+    /// Hits given back (a released concurrency lease is recorded so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_negative_hits: bool,
+    /// A request-supplied limit (fixed window) instead of the config's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<TrafficOverride>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TrafficEntry {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TrafficOverride {
+    pub requests_per_unit: u32,
+    /// `second` … `year`.
+    pub unit: String,
+}
+
 /// The error body of every refused HTTP call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {

@@ -5,7 +5,9 @@
 //!   and the all-or-nothing decision over several limits;
 //! - [`config`]: envoyproxy/ratelimit's YAML format (plus Floodgate's
 //!   extensions), validated with errors that name the file, path and problem;
-//! - [`table`]: the compiled config, matching request descriptors to limits.
+//! - [`table`]: the compiled config, matching request descriptors to limits;
+//! - [`replay`]: a recorded window of requests decided again under two
+//!   configs, counting the requests that flip between allowed and limited.
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock. Time
 //! comes in as [`model::Nanos`]; files come in as strings.
@@ -13,6 +15,7 @@
 pub mod algo;
 pub mod config;
 pub mod model;
+pub mod replay;
 pub mod table;
 
 pub use algo::{decide, decide_all, Check, Cost, KeyState, Lease, LeaseId, Verdict};

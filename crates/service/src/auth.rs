@@ -129,6 +129,7 @@ pub const READ_PATHS: &[&str] = &[
     "/v1/config",
     "/v1/config/versions",
     "/v1/actions",
+    "/v1/traffic",
     "/v1/openapi.json",
 ];
 

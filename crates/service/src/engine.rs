@@ -11,6 +11,7 @@ use crate::limits::{
     NEAR_LIMIT_PERCENT,
 };
 use crate::stats::{ErrorKind, LimitStats, LimitStatsRegistry, ServiceMetrics, Unmatched};
+use crate::traffic::Traffic;
 use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
@@ -80,6 +81,8 @@ pub struct Engine<S> {
     clock: Arc<dyn Clock>,
     pub metrics: ServiceMetrics,
     options: EngineOptions,
+    /// The recent check requests (disabled unless [`Engine::with_traffic`]).
+    traffic: Traffic,
 }
 
 impl<S> std::fmt::Debug for Engine<S> {
@@ -110,6 +113,28 @@ impl<S: CounterStore> Engine<S> {
             clock,
             metrics: ServiceMetrics::default(),
             options,
+            traffic: Traffic::disabled(),
+        }
+    }
+
+    /// The same engine recording the last `capacity` check requests (0:
+    /// none) for `GET /v1/traffic` and dry-run replays.
+    pub fn with_traffic(mut self, capacity: usize) -> Self {
+        self.traffic = Traffic::new(capacity);
+        self
+    }
+
+    /// The recorder of recent check requests.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Records a decided request (the APIs call this with the request they
+    /// own once it is answered). Cheap and never waits.
+    #[inline]
+    pub fn record(&self, request: RateLimitRequest) {
+        if self.traffic.enabled() {
+            self.traffic.record(self.clock.now(), request);
         }
     }
 

@@ -245,6 +245,8 @@ async fn answer<S: CounterStore>(
                 };
                 Failure::new(error.kind, code, error.to_string())
             })?;
+    // The decoded request is ours: it moves into the traffic ring.
+    engine.record(decoded);
     let length = u32::try_from(framed.len() - 5).unwrap_or(u32::MAX);
     framed[1..5].copy_from_slice(&length.to_be_bytes());
     let outcome = if code == Code::OverLimit {

@@ -241,6 +241,19 @@ fn parse_request(body: &[u8]) -> Result<(RateLimitRequest, Vec<Option<LeaseId>>)
     Ok((request, releases))
 }
 
+/// The request as the traffic recorder keeps it: a descriptor that
+/// released a concurrency lease is kept as a refund of its hits (a replay
+/// has no lease ids), which gives back what the lease held when it held
+/// that many.
+fn recorded_form(mut request: RateLimitRequest, releases: &[Option<LeaseId>]) -> RateLimitRequest {
+    for (descriptor, release) in request.descriptors.iter_mut().zip(releases) {
+        if release.is_some() {
+            descriptor.is_negative_hits = true;
+        }
+    }
+    request
+}
+
 fn to_json(response: &RateLimitResponse, leases: &[Option<LeaseId>]) -> JsonResponse {
     JsonResponse {
         overall_code: code_name(response.overall_code),
@@ -295,11 +308,15 @@ async fn check<S: CounterStore>(State(state): State<Arc<HttpState<S>>>, body: Bo
             })?
             .to_bytes();
         let (request, releases) = parse_request(&body)?;
-        engine.check(&request, &releases).await
+        let checked = engine.check(&request, &releases).await?;
+        Ok::<_, RequestError>((request, releases, checked))
     })
     .await;
     let checked = match decided {
-        Ok(Ok(checked)) => checked,
+        Ok(Ok((request, releases, checked))) => {
+            engine.record(recorded_form(request, &releases));
+            checked
+        }
         Ok(Err(error)) => {
             engine.metrics.error(Api::Http, error.kind);
             return ApiError::from_request(error).into_response();
@@ -366,6 +383,7 @@ async fn metrics<S: CounterStore>(State(state): State<Arc<HttpState<S>>>) -> Res
         store: engine.store_figures(),
         backend: engine.store().resilience().map(|r| r.figures()),
         config_limits: snapshot.table.limits().len() as u64,
+        traffic: engine.traffic().figures(),
         version: crate::VERSION,
         start_time_seconds: state.info.started_at as f64 / 1e9,
     });

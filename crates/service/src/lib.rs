@@ -5,6 +5,8 @@
 //! - [`http`]: the JSON API (`/v1/check`, `/metrics`, `/v1/health`);
 //! - [`engine`]: the wire-independent decision engine both call;
 //! - [`stats`]: metrics, rendered from the catalog in `floodgate-contract`;
+//! - [`traffic`]: the bounded ring of recent check requests (`/v1/traffic`,
+//!   dry-run replays);
 //! - [`auth`]: bearer tokens and scopes on the HTTP API;
 //! - [`openapi`]: the OpenAPI 3.1 document of the HTTP API;
 //! - [`control`]: the control plane (state, health, events, config,
@@ -26,6 +28,7 @@ pub mod limits;
 pub mod openapi;
 pub mod server;
 pub mod stats;
+pub mod traffic;
 
 use crate::clock::Clock;
 use crate::engine::{Engine, EngineOptions};
@@ -58,6 +61,9 @@ pub struct ServiceParts<S> {
     pub access: auth::Access,
     /// The control plane's options (the events file).
     pub control: control::ControlOptions,
+    /// Check requests the traffic recorder keeps (0: record nothing);
+    /// [`limits::DEFAULT_TRAFFIC_CAPACITY`] unless told otherwise.
+    pub traffic_capacity: usize,
 }
 
 /// A service put together but not yet serving: what [`run`] serves, and
@@ -77,12 +83,10 @@ pub fn assemble<S: CounterStore>(parts: ServiceParts<S>) -> Assembled<S> {
         started_at: parts.clock.now(),
     };
     let clock = parts.clock.clone();
-    let engine = Arc::new(Engine::new(
-        parts.table,
-        parts.store,
-        parts.clock,
-        parts.options,
-    ));
+    let engine = Arc::new(
+        Engine::new(parts.table, parts.store, parts.clock, parts.options)
+            .with_traffic(parts.traffic_capacity),
+    );
     let control = Arc::new(control::Control::new(
         engine.clone(),
         clock,

@@ -53,3 +53,16 @@ pub const NEAR_LIMIT_PERCENT: u64 = 80;
 /// so memory stays at most `max_keys` × this; a prefix longer than a cut
 /// text does not match it.
 pub const MAX_KEY_TEXT_BYTES: usize = 192;
+/// Check requests the traffic recorder keeps by default (`serve
+/// --traffic-capacity`): at about 200 bytes a request with its strings,
+/// ~20 MiB, which holds the last second or so at full load and minutes at
+/// ordinary load — the window a dry run replays.
+pub const DEFAULT_TRAFFIC_CAPACITY: usize = 100_000;
+/// The most the recorder may keep: ~2 GiB at about 200 bytes a request,
+/// and a replay of it takes seconds under the action lock.
+pub const MAX_TRAFFIC_CAPACITY: usize = 10_000_000;
+/// Requests `GET /v1/traffic` answers when `limit` is not given.
+pub const TRAFFIC_PAGE_DEFAULT: usize = 100;
+/// The most requests one `GET /v1/traffic` answers (a page of the largest
+/// requests stays within a few MiB).
+pub const TRAFFIC_PAGE_MAX: usize = 1_000;

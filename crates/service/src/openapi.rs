@@ -13,7 +13,7 @@ use axum::http::Method;
 use floodgate_contract::actions::{ActionInfo, ActionRequest, ActionResult, Risk};
 use floodgate_contract::events::EventPage;
 use floodgate_contract::state::{
-    ConfigApplyRequest, ConfigVersionPage, ConfigView, ErrorBody, Health, State,
+    ConfigApplyRequest, ConfigVersionPage, ConfigView, ErrorBody, Health, State, TrafficPage,
 };
 use floodgate_contract::GeneratedDoc;
 use schemars::generate::SchemaSettings;
@@ -321,6 +321,24 @@ fn operations(builder: &mut Builder) -> Vec<Operation> {
             request: None,
             responses: vec![
                 Response { status: 200, description: "A page of versions.", content: Content::Json(builder.output::<ConfigVersionPage>()) },
+                error_response(400, "A bad query parameter, named."),
+            ],
+        },
+        Operation {
+            method: Method::GET,
+            path: "/v1/traffic",
+            id: "traffic",
+            tag: "observe",
+            summary: "The recorded window of recent check requests, and the most recent ones",
+            description: "The service keeps a bounded ring of the most recent check requests, gRPC and HTTP (`serve --traffic-capacity`, default 100000; 0 records nothing); dry runs of config-changing actions replay it (`ActionResult.replay`). Requests come newest first; page to older ones with `before`. The recorder never waits: requests whose slot was busy are counted in `dropped`.",
+            parameters: vec![
+                query("limit", "At most this many requests (default 100, at most 1000).", uint()),
+                query("domain", "Only requests of this domain.", json!({"type": "string", "minLength": 1})),
+                query("before", "Only requests recorded before this sequence number (the previous page's `next_before`).", uint()),
+            ],
+            request: None,
+            responses: vec![
+                Response { status: 200, description: "The window and a page of requests.", content: Content::Json(builder.output::<TrafficPage>()) },
                 error_response(400, "A bad query parameter, named."),
             ],
         },

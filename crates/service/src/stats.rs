@@ -264,6 +264,8 @@ pub struct RenderInput<'a> {
     /// The counter backend's figures (`None` for the memory store).
     pub backend: Option<floodgate_store::BackendFigures>,
     pub config_limits: u64,
+    /// The traffic recorder's figures.
+    pub traffic: crate::traffic::TrafficFigures,
     pub version: &'a str,
     pub start_time_seconds: f64,
 }
@@ -404,6 +406,12 @@ pub fn render(input: &RenderInput<'_>) -> String {
                         series(&mut out, def.name, &[policy.as_str()], def, count);
                     }
                 }
+            }
+            n if n == catalog::TRAFFIC_RECORDED.name => {
+                series(&mut out, def.name, &[], def, input.traffic.recorded)
+            }
+            n if n == catalog::TRAFFIC_DROPPED.name => {
+                series(&mut out, def.name, &[], def, input.traffic.dropped)
             }
             n if n == catalog::CONFIG_LIMITS.name => {
                 series(&mut out, def.name, &[], def, input.config_limits)

@@ -48,6 +48,7 @@ fn parts(tokens: bool) -> ServiceParts<MemoryStore> {
         options: EngineOptions::default(),
         access,
         control: Default::default(),
+        traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
     }
 }
 

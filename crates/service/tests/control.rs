@@ -175,7 +175,16 @@ async fn exercise(
         }
         other => panic!("{other:?}"),
     }
-    if effects.contains(&"config_applied") {
+    // Dry runs of config changes replay the recorded traffic; applied
+    // runs and other actions do not.
+    let config_change = effects.contains(&"config_applied");
+    assert_eq!(
+        preview.replay.is_some(),
+        config_change,
+        "{name}: {preview:?}"
+    );
+    assert!(result.replay.is_none(), "{name}: {result:?}");
+    if config_change {
         assert_eq!(result.config_version, Some(before.config.version + 1));
         assert!(result.diff.as_deref().is_some_and(|diff| !diff.is_empty()));
     }

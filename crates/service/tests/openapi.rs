@@ -71,6 +71,7 @@ impl Server {
             options: EngineOptions::default(),
             access: Access::with_tokens(tokens),
             control: Default::default(),
+            traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
         };
         tokio::spawn(floodgate_service::run(parts, grpc, http, async move {
             let _ = stopped.await;
@@ -350,6 +351,21 @@ async fn every_endpoint_answers_as_the_document_says() {
         )
         .await;
     assert_eq!(answer.status, 400);
+
+    // ---- /v1/traffic ---------------------------------------------------------------
+    let template = "/v1/traffic";
+    let answer = server
+        .call("GET", template, "/v1/traffic?limit=5", Some(READ), None)
+        .await;
+    assert_eq!(answer.status, 200);
+    let answer = server
+        .call("GET", template, "/v1/traffic?limit=0", Some(READ), None)
+        .await;
+    assert_eq!(answer.status, 400);
+    let answer = server
+        .call("GET", template, "/v1/traffic", Some(CHECK), None)
+        .await;
+    assert_eq!(answer.status, 403);
 
     // ---- POST /v1/config ------------------------------------------------------------
     let yaml = CONFIG.replace("requests_per_unit: 100", "requests_per_unit: 200");

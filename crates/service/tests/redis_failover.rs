@@ -78,6 +78,7 @@ impl Service {
             options: EngineOptions::default(),
             access: floodgate_service::auth::Access::open(),
             control: floodgate_service::control::ControlOptions::default(),
+            traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
         };
         let task = tokio::spawn(async move {
             floodgate_service::run(parts, grpc, http, async move {

@@ -17,8 +17,9 @@ use super::Control;
 use axum::http::StatusCode;
 use floodgate_contract::actions::{
     self as catalog, ActionRequest, ActionResult, AddLimitParams, ApplyConfigParams, Change,
-    EvictKeysParams, FailurePolicy, InverseCall, NoParams, RemoveLimitParams, RollbackConfigParams,
-    SetCapacityParams, SetFailurePolicyParams, SetLimitParams, SetShadowParams,
+    EvictKeysParams, FailurePolicy, InverseCall, KeyFlips, LimitFlips, NoParams, RemoveLimitParams,
+    ReplayReport, RollbackConfigParams, SetCapacityParams, SetFailurePolicyParams, SetLimitParams,
+    SetShadowParams,
 };
 use floodgate_contract::events::EventBody;
 use floodgate_contract::state::{ErrorBody, ErrorDetail};
@@ -504,6 +505,10 @@ impl<S: CounterStore> Control<S> {
         let plan = self.plan(def.name, params).map_err(&refuse)?;
 
         if request.dry_run {
+            let replay = match &plan.effect {
+                Effect::Config(change) => self.replay(&change.table),
+                _ => None,
+            };
             let seq = self.events.emit(
                 &actor,
                 &reason,
@@ -521,6 +526,7 @@ impl<S: CounterStore> Control<S> {
                 inverse: None,
                 config_version: None,
                 event_seq: seq,
+                replay,
             });
         }
 
@@ -548,6 +554,48 @@ impl<S: CounterStore> Control<S> {
             inverse,
             config_version,
             event_seq: seq,
+            replay: None,
+        })
+    }
+
+    /// The recorded traffic replayed under the current config and
+    /// `candidate` (`None` when the service records no traffic).
+    fn replay(&self, candidate: &Table) -> Option<ReplayReport> {
+        let traffic = self.engine.traffic();
+        if !traffic.enabled() {
+            return None;
+        }
+        let records = traffic.snapshot();
+        let current = self.engine.snapshot();
+        let report = floodgate_limiter::replay::replay(&current.table, candidate, &records);
+        let ms = |record: Option<&crate::traffic::Record>| record.map_or(0, |r| r.time / 1_000_000);
+        Some(ReplayReport {
+            window_start_ms: ms(records.first()),
+            window_end_ms: ms(records.last()),
+            requests: report.requests,
+            dropped: traffic.figures().dropped,
+            allowed_before: report.allowed_before,
+            allowed_after: report.allowed_after,
+            flips: report
+                .flips
+                .into_iter()
+                .map(|flip| LimitFlips {
+                    domain: flip.domain,
+                    limit: flip.limit,
+                    requests: flip.requests,
+                    allowed_to_limited: flip.allowed_to_limited,
+                    limited_to_allowed: flip.limited_to_allowed,
+                })
+                .collect(),
+            top_keys: report
+                .top_keys
+                .into_iter()
+                .map(|key| KeyFlips {
+                    key: key.key,
+                    allowed_to_limited: key.allowed_to_limited,
+                    limited_to_allowed: key.limited_to_allowed,
+                })
+                .collect(),
         })
     }
 

@@ -6,6 +6,7 @@ use super::events::{TypeFilter, EVENT_PAGE_DEFAULT, EVENT_PAGE_MAX};
 use super::history::{CONFIG_PAGE_DEFAULT, CONFIG_PAGE_MAX};
 use super::{Actor, Control, ANONYMOUS};
 use crate::http::HttpState;
+use crate::limits::{MAX_DOMAIN_BYTES, TRAFFIC_PAGE_DEFAULT, TRAFFIC_PAGE_MAX};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -46,6 +47,7 @@ pub fn routes<S: CounterStore>() -> Router<Arc<HttpState<S>>> {
         .route("/v1/config", get(config::<S>).post(apply_config::<S>))
         .route("/v1/config/versions", get(versions::<S>))
         .route("/v1/config/rollback", post(rollback::<S>))
+        .route("/v1/traffic", get(traffic::<S>))
         .route("/v1/actions", get(actions))
         .route("/v1/actions/{name}", post(run_action::<S>))
 }
@@ -331,6 +333,45 @@ async fn versions<S: CounterStore>(
     })();
     match parsed {
         Ok((before, limit)) => Json(shared.control.config_versions(before, limit)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+// ---- traffic ---------------------------------------------------------------
+
+async fn traffic<S: CounterStore>(State(shared): Shared<S>, RawQuery(query): RawQuery) -> Response {
+    let parsed = (|| {
+        let pairs = query_pairs(query, &["limit", "domain", "before"])?;
+        let domain = match pairs.iter().rev().find(|(key, _)| key == "domain") {
+            None => None,
+            Some((_, domain)) if domain.is_empty() => {
+                return Err(ActionError::invalid("domain", "must not be empty"))
+            }
+            Some((_, domain)) if domain.len() > MAX_DOMAIN_BYTES => {
+                return Err(ActionError::invalid(
+                    "domain",
+                    format!(
+                        "{} bytes, more than the {MAX_DOMAIN_BYTES} allowed",
+                        domain.len()
+                    ),
+                ))
+            }
+            Some((_, domain)) => Some(domain.clone()),
+        };
+        Ok::<_, ActionError>((
+            page_limit(&pairs, TRAFFIC_PAGE_DEFAULT, TRAFFIC_PAGE_MAX)?,
+            domain,
+            number(&pairs, "before")?,
+        ))
+    })();
+    let (limit, domain, before) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
+    };
+    let engine = shared.engine.clone();
+    // The window's figures walk the whole ring.
+    match off_the_workers(move || engine.traffic().page(limit, before, domain.as_deref())).await {
+        Ok(page) => Json(page).into_response(),
         Err(error) => error.into_response(),
     }
 }

@@ -39,6 +39,26 @@ impl TestServer {
     }
 
     pub async fn start_with(config: &str, options: EngineOptions, max_keys: u64) -> TestServer {
+        TestServer::start_full(
+            config,
+            options,
+            max_keys,
+            floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
+        )
+        .await
+    }
+
+    /// A server whose traffic recorder keeps `traffic_capacity` requests.
+    pub async fn start_recording(config: &str, traffic_capacity: usize) -> TestServer {
+        TestServer::start_full(config, EngineOptions::default(), 10_000, traffic_capacity).await
+    }
+
+    pub async fn start_full(
+        config: &str,
+        options: EngineOptions,
+        max_keys: u64,
+        traffic_capacity: usize,
+    ) -> TestServer {
         let table =
             config::load(&[ConfigSource::new("test.yaml", config)]).expect("valid test config");
         let clock = Arc::new(ManualClock::new(T0));
@@ -58,6 +78,7 @@ impl TestServer {
             options,
             access: floodgate_service::auth::Access::open(),
             control: floodgate_service::control::ControlOptions::default(),
+            traffic_capacity,
         };
         let assembled = floodgate_service::assemble(parts);
         let router = assembled.router.clone();
