@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace, installing what it needs on a
-# fresh Debian machine: cargo-nextest if missing, then rustfmt, clippy
+# fresh Debian machine (Debian packages, the Python `mcp` package,
+# cargo-nextest) if missing, then rustfmt, clippy
 # (warnings denied), the catalog drift check, and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
   need_apt+=(prometheus)
+fi
+# python3 and pip for the Python `mcp` package below.
+if ! command -v python3 >/dev/null 2>&1; then
+  need_apt+=(python3 python3-pip)
+elif ! python3 -m pip --version >/dev/null 2>&1; then
+  need_apt+=(python3-pip)
 fi
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} from Debian's packages"
@@ -34,6 +41,20 @@ if ((${#need_apt[@]})); then
     && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl stop prometheus && systemctl disable --quiet prometheus
   fi
+fi
+
+# The official MCP SDK for Python: crates/cli/tests/mcp_e2e.rs drives
+# `floodgate mcp` and the harness's /mcp with it (and fails without it).
+# Debian's python3 is externally managed (PEP 668): pip then needs
+# --break-system-packages to install into it.
+if ! python3 -c 'import mcp' >/dev/null 2>&1; then
+  log "installing the Python mcp package"
+  pip_flags=(--quiet --disable-pip-version-check --root-user-action=ignore)
+  if python3 -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+    pip_flags+=(--break-system-packages)
+  fi
+  python3 -m pip install "${pip_flags[@]}" 'mcp>=1.0,<3'
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

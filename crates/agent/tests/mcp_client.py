@@ -4,11 +4,13 @@
 
 It connects over stdio (spawning a command such as `floodgate mcp --harness
 URL`) or streamable HTTP (a URL such as http://127.0.0.1:8090/mcp), lists the
-tools, and then, unless --list-only: claims a ticket, reads it, proposes the
-change given as JSON on the command line, and polls get_proposal until the
-proposal reaches a terminal state. It prints one JSON document on stdout and
-exits 0 when every step worked (the proposal's final state is in the output,
-whatever it is), 1 otherwise.
+tools and checks their annotations (reading tools `readOnlyHint: true`,
+`propose_change` `destructiveHint: true`), and then, unless --list-only:
+claims a ticket, reads it, proposes the change given as JSON on the command
+line, and polls get_proposal until the proposal reaches a terminal stage. It
+prints one JSON document on stdout and exits 0 when every step worked (the
+proposal's final stage is in the output, whatever it is), 1 otherwise with
+{"error": ...}.
 
     mcp_client.py stdio "floodgate mcp --harness http://127.0.0.1:8090" --list-only
     mcp_client.py http http://127.0.0.1:8090/mcp \\
@@ -31,7 +33,10 @@ try:  # mcp >= 2
 except ImportError:  # mcp 1.x
     from mcp.client.streamable_http import streamablehttp_client as http_client
 
-TERMINAL = {"succeeded", "failed", "error", "rejected", "rolled_back", "cancelled"}
+# The proposal stages that end its pipeline (the harness's `Stage`).
+TERMINAL = {"succeeded", "failed", "error", "rejected", "rolled_back"}
+# Tools that only read: named get_*, list_* or observe_*.
+READ_PREFIXES = ("get_", "list_", "observe_")
 
 
 class StepFailed(Exception):
@@ -66,6 +71,23 @@ async def call(session, tool, arguments):
     return answer_of(result, tool)
 
 
+def check_annotations(tools):
+    """Reading tools are read-only; propose_change is destructive."""
+    names = {tool["name"] for tool in tools}
+    for needed in ("claim_ticket", "get_ticket", "propose_change", "get_proposal"):
+        if needed not in names:
+            raise StepFailed(f"list_tools: no {needed} among {sorted(names)}")
+    for tool in tools:
+        name = tool["name"]
+        if name.startswith(READ_PREFIXES):
+            if tool["readOnlyHint"] is not True or tool["destructiveHint"] is True:
+                raise StepFailed(f"list_tools: {name} should be read-only: {tool}")
+        elif tool["readOnlyHint"] is True:
+            raise StepFailed(f"list_tools: {name} changes things but claims readOnlyHint: {tool}")
+        if name == "propose_change" and tool["destructiveHint"] is not True:
+            raise StepFailed(f"list_tools: propose_change should be destructive: {tool}")
+
+
 async def scenario(session, args):
     await session.initialize()
     listed = await session.list_tools()
@@ -79,6 +101,7 @@ async def scenario(session, args):
                 "destructiveHint": field(annotations, "destructiveHint", "destructive_hint"),
             }
         )
+    check_annotations(tools)
     output = {"tools": tools}
     if args.list_only:
         return output
@@ -95,19 +118,21 @@ async def scenario(session, args):
     change["ticket"] = ticket_id
     proposed = await call(session, "propose_change", change)
     proposal = proposed["proposal"]
-    states = [proposal.get("state")]
+    stages = [proposal.get("stage")]
     deadline = time.monotonic() + args.timeout
-    while proposal.get("state") not in TERMINAL:
+    while proposal.get("stage") not in TERMINAL:
         if time.monotonic() > deadline:
             raise StepFailed(
-                f"get_proposal: {proposal.get('id')} still {proposal.get('state')!r} after {args.timeout} s"
+                f"get_proposal: {proposal.get('id')} still {proposal.get('stage')!r} "
+                f"after {args.timeout} s (stages seen: {stages})"
             )
+        # The pipeline moves on the harness's observe ticks: poll.
         await asyncio.sleep(args.poll)
         proposal = (await call(session, "get_proposal", {"proposal": proposal["id"]}))["proposal"]
-        if proposal.get("state") != states[-1]:
-            states.append(proposal.get("state"))
+        if proposal.get("stage") != stages[-1]:
+            stages.append(proposal.get("stage"))
     output["proposal"] = proposal
-    output["states"] = states
+    output["stages"] = stages
     return output
 
 

@@ -12,7 +12,8 @@
 //!   metric: a latency takes a duration, a ratio a percentage.
 //! - `duration` (`1h sustained`, or `1h`) asks that the condition held over
 //!   every 5-minute slice of the last hour; without it the condition is
-//!   checked over the last 5 minutes.
+//!   checked over the last 5 minutes (the pipeline's verify stage may
+//!   shorten that window: `verify.criteria_window`, [`Criterion::evaluate_over`]).
 
 use crate::objectives::{Objectives, Sli};
 use crate::quantity::{
@@ -664,8 +665,23 @@ impl Criterion {
         }
     }
 
-    /// Evaluates the criterion at `now_ms`.
+    /// Evaluates the criterion at `now_ms`: without a duration, over the
+    /// last [`CRITERIA_STEP_MS`].
     pub fn evaluate(&self, registry: &MetricRegistry, tsdb: &Tsdb, now_ms: u64) -> CriterionResult {
+        self.evaluate_over(registry, tsdb, now_ms, CRITERIA_STEP_MS)
+    }
+
+    /// Evaluates the criterion at `now_ms`, judging one without a duration
+    /// over the last `window_ms` (the pipeline's `verify.criteria_window`);
+    /// a sustained one is judged over every [`CRITERIA_STEP_MS`] slice of
+    /// its duration, whatever `window_ms`.
+    pub fn evaluate_over(
+        &self,
+        registry: &MetricRegistry,
+        tsdb: &Tsdb,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> CriterionResult {
         let mut result = CriterionResult {
             metric: self.metric.clone(),
             condition: self.condition.to_string(),
@@ -681,7 +697,10 @@ impl Criterion {
             };
             return result;
         };
-        let span = self.duration.map_or(CRITERIA_STEP_MS, |sustain| sustain.0);
+        let (span, slice_ms) = match self.duration {
+            Some(sustain) => (sustain.0, CRITERIA_STEP_MS),
+            None => (window_ms.max(1), window_ms.max(1)),
+        };
         let covered = tsdb.coverage_ms(span, now_ms);
         if covered < span {
             result.verdict = Verdict::Pending {
@@ -693,13 +712,14 @@ impl Criterion {
             };
             return result;
         }
-        let slices = span.div_ceil(CRITERIA_STEP_MS).max(1);
+        let slice_text = format_duration_ms(slice_ms);
+        let slices = span.div_ceil(slice_ms).max(1);
         for slice in 0..slices {
-            let end = now_ms.saturating_sub(slice * CRITERIA_STEP_MS);
-            let Some(value) = metric.value(tsdb, CRITERIA_STEP_MS, end) else {
+            let end = now_ms.saturating_sub(slice * slice_ms);
+            let Some(value) = metric.value(tsdb, slice_ms, end) else {
                 result.verdict = Verdict::Pending {
                     reason: format!(
-                        "no data for the 5m ending {} ago",
+                        "no data for the {slice_text} ending {} ago",
                         format_duration_ms(now_ms - end)
                     ),
                 };
@@ -715,9 +735,12 @@ impl Criterion {
                 }
                 Ok(false) => {
                     let when = if slice == 0 {
-                        "the last 5m".to_owned()
+                        format!("the last {slice_text}")
                     } else {
-                        format!("the 5m ending {} ago", format_duration_ms(now_ms - end))
+                        format!(
+                            "the {slice_text} ending {} ago",
+                            format_duration_ms(now_ms - end)
+                        )
                     };
                     result.verdict = Verdict::NotMet {
                         reason: format!("{} was {} over {when}", self.metric, trim_float(value)),
@@ -820,5 +843,65 @@ mod tests {
         );
         assert!(Sustain::parse("4d sustained").is_err());
         assert!(Sustain::parse("soon").is_err());
+    }
+
+    #[test]
+    fn a_criterion_without_a_duration_is_judged_over_the_window_asked_for() {
+        use crate::quantity::SECOND_MS;
+        use crate::tsdb::TsdbLimits;
+        // Ten minutes of half the decisions over the limit, then ten
+        // seconds of none, one scrape a second.
+        let mut tsdb = Tsdb::new(TsdbLimits::default());
+        let (mut ok, mut over) = (0u64, 0u64);
+        for second in 0..=610u64 {
+            ok += 10;
+            if second <= 600 {
+                over += 10;
+            }
+            let text = format!(
+                "# TYPE floodgate_requests_total counter\n\
+                 floodgate_requests_total{{code=\"ok\"}} {ok}\n\
+                 floodgate_requests_total{{code=\"over_limit\"}} {over}\n"
+            );
+            let exposition = crate::exposition::parse(&text).expect("exposition");
+            tsdb.ingest(second * SECOND_MS, "", &exposition);
+        }
+        let registry = MetricRegistry::builtin();
+        let criterion = |duration: Option<Sustain>| Criterion {
+            metric: "over_limit_ratio".into(),
+            condition: Condition::parse("< 1%").expect("parses"),
+            duration,
+            baseline: None,
+        };
+        let now = 610 * SECOND_MS;
+        let plain = criterion(None);
+        // The default window (5m) still holds the rejections.
+        assert!(matches!(
+            plain.evaluate(&registry, &tsdb, now).verdict,
+            Verdict::NotMet { .. }
+        ));
+        // The last ten seconds hold none.
+        let result = plain.evaluate_over(&registry, &tsdb, now, 10 * SECOND_MS);
+        assert_eq!(result.verdict, Verdict::Met, "{result:?}");
+        assert_eq!(result.value, Some(0.0));
+        // Five seconds earlier, the window still reaches back before the
+        // change, and the reason names it.
+        let result = plain.evaluate_over(&registry, &tsdb, now - 5 * SECOND_MS, 10 * SECOND_MS);
+        match result.verdict {
+            Verdict::NotMet { reason } => assert!(
+                reason.starts_with("over_limit_ratio was ")
+                    && reason.ends_with("over the last 10s"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A sustained criterion keeps its duration and 5-minute slices.
+        let sustained = criterion(Some(Sustain(CRITERIA_STEP_MS)));
+        assert!(matches!(
+            sustained
+                .evaluate_over(&registry, &tsdb, now, 10 * SECOND_MS)
+                .verdict,
+            Verdict::NotMet { .. }
+        ));
     }
 }

@@ -494,10 +494,21 @@ impl Harness {
 
     /// Evaluates a ticket's acceptance criteria now.
     pub fn evaluate_criteria(&self, ticket: &Ticket, now_ms: u64) -> Vec<CriterionResult> {
+        self.evaluate_criteria_over(ticket, now_ms, crate::criteria::CRITERIA_STEP_MS)
+    }
+
+    /// As [`Harness::evaluate_criteria`], judging criteria without a
+    /// duration over the last `window_ms` ([`crate::criteria::Criterion::evaluate_over`]).
+    pub fn evaluate_criteria_over(
+        &self,
+        ticket: &Ticket,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Vec<CriterionResult> {
         ticket
             .acceptance_criteria
             .iter()
-            .map(|criterion| criterion.evaluate(&self.registry, &self.tsdb, now_ms))
+            .map(|criterion| criterion.evaluate_over(&self.registry, &self.tsdb, now_ms, window_ms))
             .collect()
     }
 }

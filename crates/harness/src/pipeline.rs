@@ -19,7 +19,7 @@
 //! | verifying | the ticket's acceptance criteria, judged once their whole duration lies after the deploy | succeeded · rolling_back → rolled_back |
 //! | rolling_back | every applied change undone with its recorded inverse, newest first | rolled_back · failed · rejected · error |
 
-use crate::criteria::{MetricRegistry, Verdict as CriterionVerdict, CRITERIA_STEP_MS};
+use crate::criteria::{MetricRegistry, Verdict as CriterionVerdict};
 use crate::judge::{self, Outcome};
 use crate::observe::{HarnessState, Target};
 use crate::policy::{BudgetUsage, Policy};
@@ -1062,15 +1062,18 @@ impl Pipeline {
                 json!({ "result": "deploy_failed", "detail": detail }),
             );
         }
+        // A criterion without a duration is judged over the policy's
+        // criteria window; each must lie wholly after the deploy.
+        let window = self.policy.verify.criteria_window_ms;
         let longest = {
             let store_ticket = state.store().get(&proposal.ticket_id).ok().flatten();
-            store_ticket.map_or(CRITERIA_STEP_MS, |ticket| {
+            store_ticket.map_or(window, |ticket| {
                 ticket
                     .acceptance_criteria
                     .iter()
-                    .map(|c| c.duration.map_or(CRITERIA_STEP_MS, |d| d.0))
+                    .map(|c| c.duration.map_or(window, |d| d.0))
                     .max()
-                    .unwrap_or(CRITERIA_STEP_MS)
+                    .unwrap_or(window)
             })
         };
         let judge_from_ms = now_ms.saturating_add(longest);
@@ -1110,7 +1113,11 @@ impl Pipeline {
             return None;
         }
         let ticket = state.store().get(&proposal.ticket_id).ok().flatten()?;
-        let results = state.harness().evaluate_criteria(&ticket, now_ms);
+        let results = state.harness().evaluate_criteria_over(
+            &ticket,
+            now_ms,
+            self.policy.verify.criteria_window_ms,
+        );
         let met = results
             .iter()
             .all(|r| matches!(r.verdict, CriterionVerdict::Met));

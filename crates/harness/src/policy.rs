@@ -30,6 +30,7 @@
 //!       min_samples: 3
 //! verify:
 //!   max_duration: 2h        # cap on waiting for criteria to be met and held
+//!   criteria_window: 5m     # a criterion without a duration: held over this long after the deploy
 //! ```
 //!
 //! Every section and every field with a default may be omitted; an empty
@@ -53,10 +54,18 @@
 //! | `canary.metrics[].effect_size.min_absolute_change` | 0 |
 //! | `canary.metrics[].mann_whitney.alpha` | 0.05 |
 //! | `verify.max_duration` | `2h` |
+//! | `verify.criteria_window` | `5m` (1s to 5m) |
 //!
 //! Canary metric names are the acceptance-criteria metrics
 //! ([`crate::criteria::MetricRegistry`]): the pipeline samples each on the
 //! canary and on the baseline.
+//!
+//! `verify.criteria_window` is how long after the deploy, and over what
+//! window, the verify stage judges a criterion that states no duration
+//! (everywhere else such a criterion is judged over the last 5 minutes,
+//! [`crate::criteria::CRITERIA_STEP_MS`]). It may only shorten that: a
+//! longer wait belongs in the criterion's own `duration`. Sustained
+//! criteria keep their duration and 5-minute slices.
 //!
 //! Freeze windows: a weekly window starts on each of its `days` at `start`
 //! (UTC) and lasts until `end`; `end` at or before `start` ends on the next
@@ -68,8 +77,9 @@
 //! `policy.yaml:7: freeze_windows[0].start: "25:00" is not a time of day (expected HH:MM, 00:00 to 23:59)`;
 //! unknown fields are refused.
 
+use crate::criteria::CRITERIA_STEP_MS;
 use crate::judge::{Direction, Method, MetricCheck, Thresholds};
-use crate::quantity::{format_duration_ms, parse_scalar, DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::quantity::{format_duration_ms, parse_scalar, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 use floodgate_contract::actions::{self, Risk};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -88,6 +98,9 @@ pub const MAX_APPROVAL_ACTIONS: usize = 64;
 /// overlapping or adjacent windows: a schedule frozen around the clock
 /// reports an end this far ahead (the pipeline asks again every step).
 pub const FREEZE_LOOKAHEAD_MS: u64 = 8 * DAY_MS;
+/// The shortest `verify.criteria_window`: one observe tick or so (a
+/// window with no scrape in it has no value to judge).
+pub const MIN_CRITERIA_WINDOW_MS: u64 = SECOND_MS;
 /// The default `min_samples` of a canary metric.
 pub const DEFAULT_MIN_SAMPLES: usize = 5;
 /// The default Mann-Whitney significance level.
@@ -406,12 +419,17 @@ impl Default for CanaryPolicy {
 pub struct VerifyPolicy {
     /// The longest wait for the criteria to be met and held (default 2h).
     pub max_duration_ms: u64,
+    /// The window a criterion without a duration is judged over, from
+    /// this long after the deploy (default and at most
+    /// [`CRITERIA_STEP_MS`], at least [`MIN_CRITERIA_WINDOW_MS`]).
+    pub criteria_window_ms: u64,
 }
 
 impl Default for VerifyPolicy {
     fn default() -> Self {
         VerifyPolicy {
             max_duration_ms: 2 * HOUR_MS,
+            criteria_window_ms: CRITERIA_STEP_MS,
         }
     }
 }
@@ -675,6 +693,8 @@ fn default_alpha() -> f64 {
 struct RawVerify {
     #[serde(default)]
     max_duration: Option<crate::quantity::Span>,
+    #[serde(default)]
+    criteria_window: Option<crate::quantity::Span>,
 }
 
 /// A refusal found after parsing: the field's path and the problem.
@@ -789,11 +809,26 @@ impl RawPolicy {
             metrics,
         };
 
+        let verify = self.verify.unwrap_or_default();
+        let criteria_window_ms = verify
+            .criteria_window
+            .map_or(defaults.verify.criteria_window_ms, |span| span.ms());
+        if !(MIN_CRITERIA_WINDOW_MS..=CRITERIA_STEP_MS).contains(&criteria_window_ms) {
+            return Err((
+                "verify.criteria_window".into(),
+                format!(
+                    "must be from {} to {} (a longer wait belongs in the criterion's duration), not {}",
+                    format_duration_ms(MIN_CRITERIA_WINDOW_MS),
+                    format_duration_ms(CRITERIA_STEP_MS),
+                    format_duration_ms(criteria_window_ms)
+                ),
+            ));
+        }
         let verify = VerifyPolicy {
-            max_duration_ms: self
-                .verify
-                .and_then(|verify| verify.max_duration)
+            max_duration_ms: verify
+                .max_duration
                 .map_or(defaults.verify.max_duration_ms, |span| span.ms()),
+            criteria_window_ms,
         };
         Ok(Policy {
             approval,

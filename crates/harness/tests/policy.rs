@@ -84,6 +84,7 @@ fn the_example_policy_parses() {
         }]
     );
     assert_eq!(policy.verify.max_duration_ms, 2 * HOUR_MS);
+    assert_eq!(policy.verify.criteria_window_ms, 5 * MINUTE_MS);
 }
 
 #[test]
@@ -209,6 +210,7 @@ fn an_empty_file_is_the_default_policy() {
         .collect();
     assert_eq!(names, ["error_ratio", "latency_p99"]);
     assert_eq!(defaults.verify.max_duration_ms, 2 * HOUR_MS);
+    assert_eq!(defaults.verify.criteria_window_ms, 5 * MINUTE_MS);
     // Sections given in part keep the other fields' defaults.
     let partial = parse(
         "partial.yaml",
@@ -259,6 +261,32 @@ fn every_bad_field_is_reported_with_file_line_and_path() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn the_verify_criteria_window_may_only_shorten_the_default() {
+    let policy = parse("p.yaml", "verify:\n  criteria_window: 2s\n");
+    assert_eq!(policy.verify.criteria_window_ms, 2000);
+    assert_eq!(policy.verify.max_duration_ms, 2 * HOUR_MS);
+    let policy = parse(
+        "p.yaml",
+        "verify: {criteria_window: 5m, max_duration: 1m}\n",
+    );
+    assert_eq!(policy.verify.criteria_window_ms, 5 * MINUTE_MS);
+    assert_eq!(policy.verify.max_duration_ms, MINUTE_MS);
+    for (text, value) in [("6m", "6m"), ("1h", "1h"), ("500ms", "500ms")] {
+        let error = Policy::parse("p.yaml", &format!("verify:\n  criteria_window: {text}\n"))
+            .err()
+            .unwrap_or_else(|| panic!("{text} accepted"));
+        assert_eq!(error.path, "verify.criteria_window", "{text}");
+        assert_eq!(error.line, Some(2), "{text}");
+        assert_eq!(
+            error.message,
+            format!(
+                "must be from 1s to 5m (a longer wait belongs in the criterion's duration), not {value}"
+            )
+        );
+    }
 }
 
 #[test]
@@ -648,6 +676,7 @@ const FRAGMENTS: &[&str] = &[
     "      mann_whitney: {alpha: 0.05}\n",
     "verify:\n",
     "  max_duration: 2h\n",
+    "  criteria_window: 10s\n",
     "- ",
     ": ",
     "[",
