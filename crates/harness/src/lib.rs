@@ -16,6 +16,7 @@
 //! | [`criteria`] | acceptance criteria: metrics, conditions, evaluation | yes |
 //! | [`tickets`] | ticket format, state machine, dedup policy, ticket YAML | yes |
 //! | [`alertmanager`] | Alertmanager webhook v4 → ticket drafts | yes |
+//! | [`reflection`] | self-reflection across tickets: hysteresis, escalating fixes, oscillation, non-convergence, repeated escalation → help tickets | yes |
 //! | [`harness`] | the tick: [`Observation`] → [`TickOutput`] | yes |
 //! | [`store`] | SQLite (WAL, synchronous=FULL) ticket queue | effects |
 //! | [`ledger`] | the hash chain and `verify(data_dir)` | effects |
@@ -47,6 +48,7 @@ pub mod policy;
 pub mod prometheus;
 pub mod proposal;
 pub mod quantity;
+pub mod reflection;
 pub mod selector;
 pub mod slo;
 pub mod store;
