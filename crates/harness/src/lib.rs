@@ -16,6 +16,7 @@
 //! | [`criteria`] | acceptance criteria: metrics, conditions, evaluation | yes |
 //! | [`tickets`] | ticket format, state machine, dedup policy, ticket YAML | yes |
 //! | [`alertmanager`] | Alertmanager webhook v4 → ticket drafts | yes |
+//! | [`reflection`] | self-reflection across tickets: hysteresis, escalating fixes, oscillation, non-convergence, repeated escalation → help tickets | yes |
 //! | [`harness`] | the tick: [`Observation`] → [`TickOutput`] | yes |
 //! | [`judge`] | the canary judge: effect size, Mann-Whitney U, verdict | yes |
 //! | [`policy`] | the pipeline policy file: approval, freezes, budgets, canary | yes |
@@ -51,6 +52,7 @@ pub mod policy;
 pub mod prometheus;
 pub mod proposal;
 pub mod quantity;
+pub mod reflection;
 pub mod selector;
 pub mod slo;
 pub mod store;

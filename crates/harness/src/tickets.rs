@@ -66,6 +66,9 @@ pub enum TicketType {
     Investigation,
     /// A request from a human.
     Task,
+    /// A question for a human, filed by reflection
+    /// ([`crate::reflection::help_ticket`]): a human answers it.
+    Help,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -268,7 +271,14 @@ impl NewTicket {
                 format!("more than {MAX_CRITERIA} criteria"),
             );
         }
-        if self.acceptance_criteria.is_empty() && !matches!(self.source, Source::Alertmanager) {
+        // Alerts carry no criteria (their resolution is the alert's), nor
+        // does reflection's help ticket: a human answers it, no metric
+        // shows that.
+        let help = self.kind == TicketType::Help && self.source == Source::Reflection;
+        if self.acceptance_criteria.is_empty()
+            && !matches!(self.source, Source::Alertmanager)
+            && !help
+        {
             return field(
                 "acceptance_criteria",
                 "a ticket needs at least one acceptance criterion (what shows it is done?)".into(),

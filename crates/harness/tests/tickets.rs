@@ -99,7 +99,7 @@ fn bad_tickets_name_the_line_and_field() {
     );
     check_error(
         "ticket:\n  type: chore\n  objective:\n    description: x\n",
-        "ticket.yaml: line 2: ticket.type: unknown variant chore, expected one of incident, improvement, investigation, task",
+        "ticket.yaml: line 2: ticket.type: unknown variant chore, expected one of incident, improvement, investigation, task, help",
     );
     check_error(
         "ticket:\n  type: task\n  objective:\n    description: x\n  acceptance_criteria:\n    - metric: throughput\n      condition: no regression\n  constrains: []\n",
