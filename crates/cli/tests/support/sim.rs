@@ -95,6 +95,7 @@ impl World {
                     options: EngineOptions::default(),
                     access: Access::open(),
                     control: Default::default(),
+                    traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
                 };
                 InProcessTransport::new(floodgate_service::assemble(parts).router, None)
             })
