@@ -28,6 +28,7 @@
 //! | `GET /v1/pipeline` · `POST /v1/pause` · `POST /v1/resume` | the pipeline: paused?, freeze window, proposals in flight |
 //! | `POST /v1/tickets/{id}/steps` | `{"agent", "message"?, "reasoning"?, "tool_calls"?, "observation"?}`: the claimant records a step of its work |
 //! | `GET /v1/trajectories?after=ID&limit=N` · `GET /v1/trajectories/{id}` | trajectories (ATIF v1.x + operations fields) |
+//! | `POST /v1/reflect` · `GET /v1/reflection` | reflect now (findings, help tickets, suspensions) · what reflection keeps |
 //!
 //! Errors are the contract's `{"error": {"kind", "field", "message"}}`
 //! (ticket files add `line`). Store calls run on blocking threads.
@@ -209,6 +210,8 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .route("/v1/tickets/{id}/questions", post(ask_question))
         .route("/v1/tickets/{id}/steps", post(agent_step))
         .route("/v1/trajectories", get(list_trajectories))
+        .route("/v1/reflect", post(reflect_now))
+        .route("/v1/reflection", get(reflection_state))
         .route("/v1/trajectories/{id}", get(show_trajectory))
         .route("/v1/tickets/{id}/approve", post(approve_ticket))
         .route("/v1/tickets/{id}/reject", post(reject_ticket))
@@ -676,13 +679,38 @@ async fn agent_claim(State(state): State<Shared>, body: Result<Bytes, BytesRejec
             agent: agent.clone(),
             ttl_ms,
         };
+        // Reflection suspends automatic work on a fingerprint until a
+        // human answers its help ticket.
+        let suspended = crate::reflector::suspended(&store)?;
         if let Some(id) = body.ticket {
+            if let Some(ticket) = store.get(&id)? {
+                if ticket.kind == crate::tickets::TicketType::Help {
+                    return Err(StoreError::Invalid {
+                        field: "ticket",
+                        message: format!("{id} is a help ticket: a human answers it, not an agent"),
+                    });
+                }
+                if let Some(help) = suspended.get(&ticket.fingerprint) {
+                    return Err(StoreError::Invalid {
+                        field: "ticket",
+                        message: format!(
+                            "work on {} is suspended until a human answers {help}",
+                            ticket.fingerprint
+                        ),
+                    });
+                }
+            }
             return store.command(&id, &command, now).map(Some);
         }
         // Another agent may take the same ticket between the pick and the
         // claim: try the next one, a bounded number of times.
         for _ in 0..8 {
-            let Some(next) = store.next_open_matching(&body.sources, &|_| false)? else {
+            // Help tickets are addressed to a human, never to an agent.
+            let skip = |ticket: &crate::tickets::Ticket| {
+                ticket.kind == crate::tickets::TicketType::Help
+                    || suspended.contains_key(&ticket.fingerprint)
+            };
+            let Some(next) = store.next_open_matching(&body.sources, &skip)? else {
                 return Ok(None);
             };
             match store.command(&next.id, &command, now) {
@@ -1192,4 +1220,22 @@ async fn show_trajectory(State(state): State<Shared>, Path(id): Path<String>) ->
             format!("no trajectory for {id} (no agent has claimed it)"),
         )),
     }
+}
+
+async fn reflect_now(State(state): State<Shared>) -> Answer {
+    let now = state.now_ms();
+    let shared = Arc::clone(&state);
+    let report = blocking(move || shared.reflect(now)).await?;
+    ok(json!(report))
+}
+
+async fn reflection_state(State(state): State<Shared>) -> Answer {
+    let store = Arc::clone(state.store());
+    let stored = blocking(move || crate::reflector::load(&store)).await?;
+    ok(json!({
+        "last_ms": stored.last_ms,
+        "suspended": stored.suspended,
+        "help": stored.help,
+        "flapping": stored.state.flapping,
+    }))
 }

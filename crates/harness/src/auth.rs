@@ -110,6 +110,7 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/observe/events", Scope::Read),
     ("GET", "/v1/trajectories", Scope::Read),
     ("GET", "/v1/trajectories/*", Scope::Read),
+    ("GET", "/v1/reflection", Scope::Read),
     ("POST", "/v1/agent/claim", Scope::Operate),
     ("POST", "/v1/tickets/*/renew", Scope::Operate),
     ("POST", "/v1/tickets/*/release", Scope::Operate),
@@ -123,6 +124,7 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/proposals/*/approve", Scope::Admin),
     ("POST", "/v1/proposals/*/reject", Scope::Admin),
     ("POST", "/v1/pause", Scope::Admin),
+    ("POST", "/v1/reflect", Scope::Admin),
     ("POST", "/v1/resume", Scope::Admin),
     ("POST", "/v1/tickets/*/cancel", Scope::Admin),
     // MCP over streamable HTTP (mounted by `floodgate harness`): its tools

@@ -21,6 +21,8 @@
 //! | [`judge`] | the canary judge: effect size, Mann-Whitney U, verdict | yes |
 //! | [`policy`] | the pipeline policy file: approval, freezes, budgets, canary | yes |
 //! | [`proposal`] | proposals: the one write an agent makes, and their stage records | yes |
+//! | [`reflector`] | reflection at work: history from the store, help tickets, suspensions | effects |
+//! | [`trajectory`] | trajectories: ATIF steps, outcome, reward | yes |
 //! | [`pipeline`] | test → canary → deploy → verify, rollback, gates, pause (ADR 0008) | effects |
 //! | [`store`] | SQLite (WAL, synchronous=FULL) ticket queue | effects |
 //! | [`ledger`] | the hash chain and `verify(data_dir)` | effects |
@@ -53,6 +55,7 @@ pub mod prometheus;
 pub mod proposal;
 pub mod quantity;
 pub mod reflection;
+pub mod reflector;
 pub mod selector;
 pub mod slo;
 pub mod store;

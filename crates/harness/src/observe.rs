@@ -190,6 +190,8 @@ pub struct HarnessState {
     /// The pipeline agents' proposals go through (absent: the harness
     /// files tickets but changes nothing).
     pipeline: std::sync::OnceLock<Arc<crate::pipeline::Pipeline>>,
+    /// Reflection's thresholds (default until set).
+    reflection: std::sync::OnceLock<crate::reflection::Thresholds>,
 }
 
 impl std::fmt::Debug for HarnessState {
@@ -215,7 +217,27 @@ impl HarnessState {
             clock,
             status: Mutex::new(ObserveStatus::default()),
             pipeline: std::sync::OnceLock::new(),
+            reflection: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets reflection's thresholds (once).
+    pub fn set_reflection(&self, thresholds: crate::reflection::Thresholds) -> Result<(), String> {
+        self.reflection
+            .set(thresholds)
+            .map_err(|_| "the harness already has reflection thresholds".to_owned())
+    }
+
+    pub fn reflection_thresholds(&self) -> crate::reflection::Thresholds {
+        self.reflection.get().cloned().unwrap_or_default()
+    }
+
+    /// Reflects now (blocking: store calls).
+    pub fn reflect(
+        &self,
+        now_ms: u64,
+    ) -> Result<crate::reflector::RunReport, crate::store::StoreError> {
+        crate::reflector::run(&self.store, &self.reflection_thresholds(), now_ms)
     }
 
     /// Installs the pipeline (once; a second call is refused).
@@ -331,6 +353,8 @@ struct TargetRuntime {
 /// The loop. Owns the per-target cursors; shares the rest.
 pub struct Observer {
     state: Arc<HarnessState>,
+    /// When reflection last ran (`None`: at the first tick).
+    last_reflect_ms: Option<u64>,
     targets: Vec<TargetRuntime>,
     prometheus: Option<PrometheusSource>,
 }
@@ -397,6 +421,7 @@ impl Observer {
             .collect();
         Ok(Observer {
             state,
+            last_reflect_ms: None,
             targets,
             prometheus: None,
         })
@@ -641,6 +666,22 @@ impl Observer {
             match tokio::task::spawn_blocking(move || state.fill_snapshots(now_ms)).await {
                 Ok(problems) => errors.extend(problems),
                 Err(error) => errors.push(format!("trajectories: {error}")),
+            }
+        }
+        let due = self.last_reflect_ms.is_none_or(|last| {
+            now_ms >= last.saturating_add(crate::reflector::REFLECT_INTERVAL_MS)
+        });
+        if due {
+            self.last_reflect_ms = Some(now_ms);
+            let state = Arc::clone(&self.state);
+            match tokio::task::spawn_blocking(move || state.reflect(now_ms)).await {
+                Ok(Ok(report)) => {
+                    for finding in &report.findings {
+                        tracing::warn!(kind = ?finding.kind, key = %finding.key, "reflection: {}", finding.message);
+                    }
+                }
+                Ok(Err(error)) => errors.push(format!("reflection: {error}")),
+                Err(error) => errors.push(format!("reflection: {error}")),
             }
         }
         for error in &errors {

@@ -286,6 +286,14 @@ impl Pipeline {
                 }
             )));
         }
+        let store = Arc::clone(state.store());
+        let suspended = blocking(move || crate::reflector::suspended(&store)).await?;
+        if let Some(help) = suspended.get(&ticket.fingerprint) {
+            return Err(PipelineError::Conflict(format!(
+                "automatic work on {} is suspended until a human answers {help}",
+                ticket.fingerprint
+            )));
+        }
         if let Some(active) = earlier.iter().find(|p| !p.stage.is_terminal()) {
             return Err(PipelineError::Conflict(format!(
                 "{} is still {} for {}: one change at a time, and a failed one is undone before the next",

@@ -798,6 +798,17 @@ impl Store {
             .optional()?)
     }
 
+    /// Changes a setting without a ledger entry (bookkeeping that records
+    /// no decision: reflection's counters).
+    pub fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![format!("setting:{key}"), value],
+        )?;
+        Ok(())
+    }
+
     /// Changes a setting and records it in the ledger (`subject`, `kind`,
     /// `data`) in one transaction.
     pub fn set_setting(
