@@ -19,6 +19,7 @@ use std::sync::Arc;
 mod agent_cmd;
 mod ctl;
 mod harness_cmd;
+mod trajectory_cmd;
 
 /// mimalloc: the hot path allocates a few small buffers per request (prost
 /// strings, hyper's header maps), and mimalloc's thread-local free lists
@@ -59,6 +60,12 @@ enum Command {
     Mcp(agent_cmd::McpArgs),
     /// Run an agent that claims tickets from a harness and works them.
     Agent(agent_cmd::AgentArgs),
+    /// Trajectories of a harness's data directory: list, show, export.
+    #[command(subcommand)]
+    Trajectory(trajectory_cmd::TrajectoryCommand),
+    /// Ask a running harness to reflect now: repeated fixes, oscillation,
+    /// non-convergence, repeated escalations.
+    Reflect(trajectory_cmd::ReflectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +211,8 @@ fn main() -> ExitCode {
         Command::Harness(args) => harness_cmd::harness(args),
         Command::Ticket(args) => harness_cmd::ticket(args),
         Command::Ledger(command) => harness_cmd::ledger(command),
+        Command::Trajectory(command) => trajectory_cmd::trajectory(command),
+        Command::Reflect(args) => trajectory_cmd::reflect(args),
         Command::Mcp(args) => agent_cmd::mcp(args),
         Command::Agent(args) => agent_cmd::agent(args),
     };
@@ -442,6 +451,7 @@ fn catalog(args: &CatalogArgs) -> Result<()> {
     let docs = floodgate_contract::generated_docs().into_iter().chain([
         floodgate_service::openapi::generated_doc(),
         floodgate_agent::tools::generated_doc(),
+        floodgate_harness::trajectory::generated_doc(),
     ]);
     for doc in docs {
         let path = args.root.join(&doc.path);

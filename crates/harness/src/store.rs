@@ -1132,3 +1132,76 @@ pub(crate) fn read_trajectory(
         },
     }))
 }
+
+/// A data directory opened read-only (for `floodgate trajectory`,
+/// `floodgate report`): never writes, safe beside a running harness.
+pub struct Archive {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Archive").finish_non_exhaustive()
+    }
+}
+
+impl Archive {
+    pub fn open(data_dir: &Path) -> Result<Archive, StoreError> {
+        let conn = open_connection(data_dir, true)?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'trajectories'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        if !has_table {
+            return Err(StoreError::Corrupt(
+                "no trajectories table (a harness data directory from before trajectories?)".into(),
+            ));
+        }
+        Ok(Archive { conn })
+    }
+
+    /// Trajectory ids (ticket ids), oldest ticket first.
+    pub fn trajectory_ids(
+        &self,
+        after_number: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT t.ticket_id FROM trajectories t JOIN tickets k ON k.id = t.ticket_id
+             WHERE k.number > ?1 ORDER BY k.number LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![after_number as i64, limit as i64], |row| {
+            row.get::<_, String>(0)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every trajectory, oldest first (paged internally).
+    pub fn trajectories(&self) -> Result<Vec<Trajectory>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let ids = self.trajectory_ids(after, MAX_LIST)?;
+            let Some(last) = ids.last() else {
+                break;
+            };
+            after = crate::tickets::ticket_number(last).unwrap_or(u64::MAX);
+            for id in &ids {
+                if let Some(trajectory) = read_trajectory(&self.conn, id)? {
+                    out.push(trajectory);
+                }
+            }
+            if ids.len() < MAX_LIST {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn trajectory(&self, ticket_id: &str) -> Result<Option<Trajectory>, StoreError> {
+        read_trajectory(&self.conn, ticket_id)
+    }
+}

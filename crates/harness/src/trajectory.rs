@@ -554,3 +554,86 @@ pub fn final_metrics(
         duration_ms: closed_ms.map(|closed| closed.saturating_sub(started_ms)),
     }
 }
+
+/// Reads trajectories back from JSON Lines (one per line, as `floodgate
+/// trajectory export` writes them); errors name the line.
+pub fn parse_jsonl(text: &str) -> Result<Vec<Trajectory>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            serde_json::from_str(line).map_err(|error| format!("line {}: {error}", index + 1))
+        })
+        .collect()
+}
+
+/// Export statistics: count, success rate, steps and time per outcome.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub count: u64,
+    /// resolved / closed (open ones excluded); `None` when none closed.
+    pub success_rate: Option<f64>,
+    /// Per outcome: how many, mean steps, mean milliseconds from claim to close.
+    pub by_outcome: Vec<OutcomeStats>,
+    pub human_decisions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutcomeStats {
+    pub outcome: Outcome,
+    pub count: u64,
+    pub mean_steps: f64,
+    pub mean_duration_ms: Option<f64>,
+}
+
+pub fn summarize(trajectories: &[Trajectory]) -> Summary {
+    let mut summary = Summary {
+        count: trajectories.len() as u64,
+        ..Summary::default()
+    };
+    let mut groups: std::collections::BTreeMap<&str, Vec<&Trajectory>> = Default::default();
+    for trajectory in trajectories {
+        groups
+            .entry(trajectory.extra.outcome.as_str())
+            .or_default()
+            .push(trajectory);
+        summary.human_decisions += trajectory.final_metrics.human_decisions;
+    }
+    for (name, group) in groups {
+        let Some(outcome) = Outcome::parse(name) else {
+            continue;
+        };
+        let durations: Vec<f64> = group
+            .iter()
+            .filter_map(|t| t.final_metrics.duration_ms.map(|d| d as f64))
+            .collect();
+        summary.by_outcome.push(OutcomeStats {
+            outcome,
+            count: group.len() as u64,
+            mean_steps: group.iter().map(|t| t.steps.len() as f64).sum::<f64>()
+                / group.len() as f64,
+            mean_duration_ms: (!durations.is_empty())
+                .then(|| durations.iter().sum::<f64>() / durations.len() as f64),
+        });
+    }
+    let closed = trajectories
+        .iter()
+        .filter(|t| t.extra.outcome != Outcome::Open)
+        .count();
+    let resolved = trajectories
+        .iter()
+        .filter(|t| t.extra.outcome == Outcome::Resolved)
+        .count();
+    summary.success_rate = (closed > 0).then(|| resolved as f64 / closed as f64);
+    summary
+}
+
+/// The generated schema file (docs/catalog/schemas/trajectory.json).
+pub fn generated_doc() -> floodgate_contract::GeneratedDoc {
+    let mut content = serde_json::to_string_pretty(&schema()).unwrap_or_default();
+    content.push('\n');
+    floodgate_contract::GeneratedDoc {
+        path: "docs/catalog/schemas/trajectory.json".into(),
+        content,
+    }
+}
