@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 mod agent_cmd;
 mod ctl;
+mod demo;
 mod harness_cmd;
 mod trajectory_cmd;
 
@@ -66,6 +67,9 @@ enum Command {
     /// Ask a running harness to reflect now: repeated fixes, oscillation,
     /// non-convergence, repeated escalations.
     Reflect(trajectory_cmd::ReflectArgs),
+    /// The whole loop in one command: a service, the harness, the runbook
+    /// agent and a workload; a fault, the ticket, the pipeline, the fix.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +217,7 @@ fn main() -> ExitCode {
         Command::Ledger(command) => harness_cmd::ledger(command),
         Command::Trajectory(command) => trajectory_cmd::trajectory(command),
         Command::Reflect(args) => trajectory_cmd::reflect(args),
+        Command::Demo(args) => demo::demo(args),
         Command::Mcp(args) => agent_cmd::mcp(args),
         Command::Agent(args) => agent_cmd::agent(args),
     };

@@ -18,7 +18,8 @@ use crate::quantity::{trim_float, HOUR_MS, MINUTE_MS};
 use crate::slo::{SloAlert, SloEvaluator, SloReport};
 use crate::store::{IntakeOutcome, Store, StoreError};
 use crate::tickets::{
-    bound_context, FieldError, NewTicket, Objective, Priority, Source, Ticket, TicketType,
+    bound_context, FieldError, NewTicket, Objective, Priority, Source, Ticket, TicketState,
+    TicketType,
 };
 use crate::tsdb::{SeriesKind, Tsdb, TsdbLimits};
 use serde::Serialize;
@@ -615,6 +616,32 @@ pub fn file_violations(
 ) -> Result<Vec<IntakeOutcome>, (Vec<IntakeOutcome>, StoreError)> {
     let mut filed = Vec::with_capacity(violations.len());
     for violation in violations {
+        if violation.reminder {
+            // A reminder of an alert that was already firing when its
+            // ticket was resolved is the tail of the episode the verified
+            // fix ended (long burn-rate windows remember it for hours), not
+            // a recurrence: it must not reopen the ticket. A new episode
+            // (the alert cleared and fired again) has a later `since_ms`.
+            let since = violation
+                .draft
+                .context
+                .get("since_ms")
+                .and_then(serde_json::Value::as_u64);
+            let stale = match (
+                since,
+                store.latest_with_fingerprint(&violation.draft.fingerprint),
+            ) {
+                (Some(since), Ok(Some(latest))) => {
+                    latest.state == TicketState::Resolved
+                        && latest.closed_ms.is_some_and(|closed| since <= closed)
+                }
+                (_, Err(error)) => return Err((filed, error)),
+                _ => false,
+            };
+            if stale {
+                continue;
+            }
+        }
         match store.intake(&violation.draft, None, now_ms) {
             Ok(outcome) => filed.push(outcome),
             Err(error) => return Err((filed, error)),

@@ -433,6 +433,19 @@ impl Store {
         Ok(outcome)
     }
 
+    /// The newest ticket with this fingerprint.
+    pub fn latest_with_fingerprint(&self, fingerprint: &str) -> Result<Option<Ticket>, StoreError> {
+        let conn = self.lock();
+        let doc: Option<String> = conn
+            .query_row(
+                "SELECT doc FROM tickets WHERE fingerprint = ?1 ORDER BY number DESC LIMIT 1",
+                params![fingerprint],
+                |row| row.get(0),
+            )
+            .optional()?;
+        doc.map(|doc| parse_doc(&doc)).transpose()
+    }
+
     /// Runs a command on a ticket (claim, start, resolve, comment, …).
     pub fn command(&self, id: &str, command: &Command, now_ms: u64) -> Result<Ticket, StoreError> {
         let mut conn = self.lock();

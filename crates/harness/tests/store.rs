@@ -529,3 +529,53 @@ fn evidence_with_awkward_floats_verifies() {
     let report = ledger::verify(&dir).unwrap_or_else(|error| panic!("seed {seed}: {error:?}"));
     assert_eq!(report.entries, 1);
 }
+
+#[test]
+fn a_reminder_of_an_episode_a_verified_fix_ended_does_not_reopen_its_ticket() {
+    use floodgate_harness::harness::{file_violations, Violation};
+    let dir = scratch_dir("stale-reminder");
+    let store = open(&dir);
+    let mut first = draft("slo:demo");
+    first.context = serde_json::json!({"since_ms": T0_MS});
+    let filed = store.intake(&first, None, T0_MS).expect("intake");
+    let id = filed.ticket.id.clone();
+    for command in [
+        claim("agent-1"),
+        Command::Start {
+            agent: "agent-1".into(),
+        },
+        Command::Submit {
+            agent: "agent-1".into(),
+        },
+        Command::Resolve {
+            actor: "harness".into(),
+            reason: "verified".into(),
+        },
+    ] {
+        store
+            .command(&id, &command, T0_MS + 1_000)
+            .expect("command");
+    }
+    // The alert that was firing since T0 reminds an hour later: the tail
+    // of the episode the fix ended.
+    let stale = Violation {
+        draft: first.clone(),
+        reminder: true,
+    };
+    let outcomes = file_violations(&store, &[stale], T0_MS + 3_600_000).expect("filed");
+    assert!(outcomes.is_empty(), "{outcomes:?}");
+    assert_eq!(
+        store.get(&id).expect("get").expect("ticket").state,
+        TicketState::Resolved
+    );
+    // A new episode (the alert fired again after the fix) reopens it.
+    let mut fresh = first.clone();
+    fresh.context = serde_json::json!({"since_ms": T0_MS + 7_200_000});
+    let again = Violation {
+        draft: fresh,
+        reminder: true,
+    };
+    let outcomes = file_violations(&store, &[again], T0_MS + 7_300_000).expect("filed");
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].action, IntakeAction::Reopened);
+}
