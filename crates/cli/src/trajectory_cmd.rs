@@ -53,7 +53,7 @@ pub enum ExportFormat {
     Jsonl,
 }
 
-fn open(data: &PathBuf) -> Result<Archive> {
+fn open(data: &std::path::Path) -> Result<Archive> {
     Archive::open(data).map_err(|error| anyhow!("--data {}: {error}", data.display()))
 }
 
