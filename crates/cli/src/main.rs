@@ -19,6 +19,7 @@ use std::sync::Arc;
 mod agent_cmd;
 mod ctl;
 mod harness_cmd;
+mod report_cmd;
 
 /// mimalloc: the hot path allocates a few small buffers per request (prost
 /// strings, hyper's header maps), and mimalloc's thread-local free lists
@@ -54,6 +55,10 @@ enum Command {
     /// Check the harness's hash-chained ledger.
     #[command(subcommand)]
     Ledger(harness_cmd::LedgerCommand),
+    /// Write the human review of a harness's data directory (report.md and
+    /// report.html): tickets, SLO budgets, changes, findings, what waits
+    /// on a human.
+    Report(report_cmd::ReportArgs),
     /// Serve the agent tool catalog over MCP on stdin/stdout, calling a
     /// running harness (for Claude Desktop and other MCP clients).
     Mcp(agent_cmd::McpArgs),
@@ -204,6 +209,7 @@ fn main() -> ExitCode {
         Command::Harness(args) => harness_cmd::harness(args),
         Command::Ticket(args) => harness_cmd::ticket(args),
         Command::Ledger(command) => harness_cmd::ledger(command),
+        Command::Report(args) => report_cmd::report(args),
         Command::Mcp(args) => agent_cmd::mcp(args),
         Command::Agent(args) => agent_cmd::agent(args),
     };
