@@ -20,6 +20,7 @@ mod agent_cmd;
 mod ctl;
 mod demo;
 mod harness_cmd;
+mod report_cmd;
 mod trajectory_cmd;
 
 /// mimalloc: the hot path allocates a few small buffers per request (prost
@@ -56,6 +57,10 @@ enum Command {
     /// Check the harness's hash-chained ledger.
     #[command(subcommand)]
     Ledger(harness_cmd::LedgerCommand),
+    /// Write the human review of a harness's data directory (report.md and
+    /// report.html): tickets, SLO budgets, changes, findings, what waits
+    /// on a human.
+    Report(report_cmd::ReportArgs),
     /// Serve the agent tool catalog over MCP on stdin/stdout, calling a
     /// running harness (for Claude Desktop and other MCP clients).
     Mcp(agent_cmd::McpArgs),
@@ -218,6 +223,7 @@ fn main() -> ExitCode {
         Command::Trajectory(command) => trajectory_cmd::trajectory(command),
         Command::Reflect(args) => trajectory_cmd::reflect(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Report(args) => report_cmd::report(args),
         Command::Mcp(args) => agent_cmd::mcp(args),
         Command::Agent(args) => agent_cmd::agent(args),
     };

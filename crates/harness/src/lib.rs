@@ -17,6 +17,7 @@
 //! | [`tickets`] | ticket format, state machine, dedup policy, ticket YAML | yes |
 //! | [`alertmanager`] | Alertmanager webhook v4 → ticket drafts | yes |
 //! | [`reflection`] | self-reflection across tickets: hysteresis, escalating fixes, oscillation, non-convergence, repeated escalation → help tickets | yes |
+//! | [`report`] | the human review: Markdown and a standalone HTML page | yes |
 //! | [`harness`] | the tick: [`Observation`] → [`TickOutput`] | yes |
 //! | [`judge`] | the canary judge: effect size, Mann-Whitney U, verdict | yes |
 //! | [`policy`] | the pipeline policy file: approval, freezes, budgets, canary | yes |
@@ -56,6 +57,7 @@ pub mod proposal;
 pub mod quantity;
 pub mod reflection;
 pub mod reflector;
+pub mod report;
 pub mod selector;
 pub mod slo;
 pub mod store;

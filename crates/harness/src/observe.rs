@@ -25,7 +25,7 @@ use crate::harness::{file_violations, AnomalyReport, Harness, HarnessEvent, Obse
 use crate::invariants::InvariantReport;
 use crate::prometheus::PrometheusSource;
 use crate::slo::SloReport;
-use crate::store::{IntakeAction, Store};
+use crate::store::{IntakeAction, SloSnapshot, Store};
 use crate::tickets::bound_context;
 use crate::tsdb::SeriesKind;
 use floodgate_contract::client::{ClientError, EventQuery, ServiceApi, Transport};
@@ -339,6 +339,26 @@ impl HarnessState {
             }
         }
         errors
+    }
+}
+
+/// Keeps the tick's SLO budgets for reports (`slo_snapshots`: at most one
+/// per SLO per [`crate::store::SLO_SNAPSHOT_INTERVAL_MS`]), on a blocking
+/// thread. Answers the problem met, if any.
+async fn keep_slo_history(
+    state: &Arc<HarnessState>,
+    slos: &[SloReport],
+    now_ms: u64,
+) -> Option<String> {
+    if slos.is_empty() {
+        return None;
+    }
+    let snapshots: Vec<SloSnapshot> = slos.iter().map(|r| SloSnapshot::of(r, now_ms)).collect();
+    let store = Arc::clone(state.store());
+    match tokio::task::spawn_blocking(move || store.record_slo_snapshots(&snapshots)).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(format!("store: SLO history: {error}")),
+        Err(error) => Some(format!("store: the SLO history task failed: {error}")),
     }
 }
 
@@ -658,6 +678,7 @@ impl Observer {
             }
             Err(error) => errors.push(format!("store: the filing task failed: {error}")),
         }
+        errors.extend(keep_slo_history(&self.state, &output.slos, now_ms).await);
         if let Some(pipeline) = self.state.pipeline().cloned() {
             errors.extend(pipeline.advance(&self.state, now_ms).await);
         }

@@ -16,15 +16,22 @@
 //! code.
 
 use crate::ledger::{self, LedgerEntry, GENESIS_HASH};
-use crate::proposal::Proposal;
+use crate::proposal::{Proposal, Stage};
+use crate::reflection::Finding;
+use crate::report::{
+    cut_chars, AppliedItem, ApprovalItem, ChangeItem, EscalatedItem, FindingItem, HelpItem,
+    OutcomeCounts, ReportData, SloBudget, StageLine, Waiting, MAX_DETAIL_CHARS, MAX_REPORT_ITEMS,
+};
+use crate::slo::SloReport;
 use crate::tickets::{
     apply, decide, expire_claim, new_ticket, plan_intake, ticket_id, Command, IntakePlan,
-    IntakePolicy, NewTicket, Source, Ticket, TicketEvent, TicketState, TransitionError,
+    IntakePolicy, NewTicket, Source, Ticket, TicketEvent, TicketState, TicketType, TransitionError,
     MAX_FINGERPRINT_BYTES,
 };
 use crate::trajectory::{self, Trajectory};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -42,6 +49,15 @@ pub const MAX_EXPIRE_BATCH: usize = 256;
 pub const MAX_INTAKE_KEY_BYTES: usize = 256;
 /// How long a call waits for SQLite's lock (another process reading).
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// The observe loop keeps at most one snapshot of each SLO per this much
+/// of the injected clock's time (`slo_snapshots`; what a report's budgets
+/// over a period read).
+pub const SLO_SNAPSHOT_INTERVAL_MS: u64 = 5 * 60_000;
+/// Snapshots older than this are deleted when new ones are written: a
+/// 30-day SLO window and a few days' margin (at most 10,080 rows per SLO).
+pub const SLO_SNAPSHOT_RETENTION_MS: u64 = 35 * 24 * 3_600_000;
+/// The most snapshots one [`Store::slo_history`] call answers.
+pub const MAX_SLO_HISTORY: usize = 100_000;
 
 /// Why a store call failed.
 #[derive(Debug)]
@@ -160,6 +176,16 @@ CREATE TABLE IF NOT EXISTS trajectory_steps (
     doc       TEXT NOT NULL,
     PRIMARY KEY (ticket_id, step_id)
 );
+CREATE TABLE IF NOT EXISTS slo_snapshots (
+    name                   TEXT NOT NULL,
+    time_ms                INTEGER NOT NULL,
+    sli                    REAL,
+    error_budget_remaining REAL,
+    firing                 TEXT,
+    burn_rates             TEXT NOT NULL,
+    PRIMARY KEY (name, time_ms)
+);
+CREATE INDEX IF NOT EXISTS slo_snapshots_by_time ON slo_snapshots (time_ms);
 CREATE TABLE IF NOT EXISTS intake_keys (
     key       TEXT PRIMARY KEY,
     ticket_id TEXT NOT NULL,
@@ -230,6 +256,51 @@ pub struct TicketFilter {
     pub after_number: u64,
     /// At most this many (capped at [`MAX_LIST`]; 0 means the cap).
     pub limit: usize,
+}
+
+/// One SLO at one moment, as the observe loop keeps it for reports
+/// (`slo_snapshots`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloSnapshot {
+    pub time_ms: u64,
+    pub name: String,
+    pub sli: Option<f64>,
+    /// Fraction of the error budget left (negative when overspent).
+    pub error_budget_remaining: Option<f64>,
+    /// The loudest severity firing (`page`, `ticket`), if any.
+    pub firing: Option<String>,
+    /// `[{"window": "5m", "burn_rate": 0.4}, …]`, shortest window first.
+    pub burn_rates: serde_json::Value,
+}
+
+impl SloSnapshot {
+    /// The snapshot of an SLO's report at `time_ms`.
+    pub fn of(report: &SloReport, time_ms: u64) -> SloSnapshot {
+        let burn_rates = report
+            .burn_rates
+            .iter()
+            .map(|burn| {
+                serde_json::json!({
+                    "window": burn.window,
+                    "burn_rate": burn.burn_rate.filter(|rate| rate.is_finite()),
+                })
+            })
+            .collect();
+        SloSnapshot {
+            time_ms,
+            name: report.name.clone(),
+            sli: report.sli.filter(|sli| sli.is_finite()),
+            error_budget_remaining: report
+                .error_budget_remaining
+                .filter(|budget| budget.is_finite()),
+            firing: report.firing.and_then(|severity| {
+                serde_json::to_value(severity)
+                    .ok()
+                    .and_then(|value| value.as_str().map(str::to_owned))
+            }),
+            burn_rates: serde_json::Value::Array(burn_rates),
+        }
+    }
 }
 
 /// The ticket queue.
@@ -799,6 +870,76 @@ impl Store {
         read_trajectory(&self.lock(), ticket_id)
     }
 
+    /// Keeps SLO snapshots, each unless its SLO has one younger than
+    /// [`SLO_SNAPSHOT_INTERVAL_MS`] (by the snapshots' own times: the
+    /// injected clock's), and deletes those older than
+    /// [`SLO_SNAPSHOT_RETENTION_MS`] before the newest, in one
+    /// transaction. Answers how many were written.
+    pub fn record_slo_snapshots(&self, snapshots: &[SloSnapshot]) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut written = 0;
+        let mut newest = 0;
+        for snapshot in snapshots {
+            let last: Option<i64> = tx.query_row(
+                "SELECT MAX(time_ms) FROM slo_snapshots WHERE name = ?1",
+                params![snapshot.name],
+                |row| row.get(0),
+            )?;
+            let due = last.is_none_or(|last| {
+                snapshot.time_ms >= (last.max(0) as u64).saturating_add(SLO_SNAPSHOT_INTERVAL_MS)
+            });
+            if !due {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO slo_snapshots (name, time_ms, sli, error_budget_remaining, firing, burn_rates)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    snapshot.name,
+                    snapshot.time_ms.min(i64::MAX as u64) as i64,
+                    snapshot.sli,
+                    snapshot.error_budget_remaining,
+                    snapshot.firing,
+                    to_text(&snapshot.burn_rates)?,
+                ],
+            )?;
+            written += 1;
+            newest = newest.max(snapshot.time_ms);
+        }
+        if written > 0 {
+            let horizon = newest.saturating_sub(SLO_SNAPSHOT_RETENTION_MS);
+            tx.execute(
+                "DELETE FROM slo_snapshots WHERE time_ms < ?1",
+                params![horizon.min(i64::MAX as u64) as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(written)
+    }
+
+    /// SLO snapshots taken at or after `since_ms`, oldest first (then by
+    /// name), at most [`MAX_SLO_HISTORY`].
+    pub fn slo_history(&self, since_ms: u64) -> Result<Vec<SloSnapshot>, StoreError> {
+        let conn = self.lock();
+        let mut out = Vec::new();
+        for_each_slo_snapshot(
+            &conn,
+            "time_ms, name",
+            since_ms,
+            u64::MAX,
+            MAX_SLO_HISTORY,
+            |snapshot| out.push(snapshot),
+        )?;
+        Ok(out)
+    }
+
+    /// The human review of the period from `since_ms` to `now_ms` (see
+    /// [`ReportData::load`]).
+    pub fn report(&self, since_ms: u64, now_ms: u64) -> Result<ReportData, StoreError> {
+        ReportData::load(&self.lock(), since_ms, now_ms)
+    }
+
     /// A setting of the harness kept with the queue (`pipeline.paused`).
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let conn = self.lock();
@@ -1216,5 +1357,453 @@ impl Archive {
 
     pub fn trajectory(&self, ticket_id: &str) -> Result<Option<Trajectory>, StoreError> {
         read_trajectory(&self.conn, ticket_id)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Human review (read-only)
+
+/// Opens a data directory read-only and reads its human review (see
+/// [`ReportData::load`]); a directory without a harness database, or with
+/// something else in its place, is refused naming what is missing.
+pub fn read_report(data_dir: &Path, since_ms: u64, now_ms: u64) -> Result<ReportData, StoreError> {
+    if !data_dir.is_dir() {
+        return Err(StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} is not a directory", data_dir.display()),
+        )));
+    }
+    let conn = open_connection(data_dir, true).map_err(|error| match error {
+        StoreError::Io(_) => StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} holds no {DB_FILE}: not a harness data directory",
+                data_dir.display()
+            ),
+        )),
+        other => other,
+    })?;
+    ReportData::load(&conn, since_ms, now_ms)
+}
+
+fn check_schema(conn: &Connection) -> Result<(), StoreError> {
+    let version: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|error| StoreError::Corrupt(format!("no readable meta table ({error})")))?;
+    match version {
+        Some(version) if version == SCHEMA_VERSION => Ok(()),
+        Some(version) => Err(StoreError::Corrupt(format!(
+            "schema version {version}, this build reads {SCHEMA_VERSION}"
+        ))),
+        None => Err(StoreError::Corrupt("no schema version".into())),
+    }
+}
+
+fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            params![name],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Calls `each` with the snapshots taken from `since_ms` to `until_ms`
+/// (inclusive), ordered by `order` (a fixed column list), at most `limit`.
+fn for_each_slo_snapshot(
+    conn: &Connection,
+    order: &'static str,
+    since_ms: u64,
+    until_ms: u64,
+    limit: usize,
+    mut each: impl FnMut(SloSnapshot),
+) -> Result<(), StoreError> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT time_ms, name, sli, error_budget_remaining, firing, burn_rates FROM slo_snapshots
+         WHERE time_ms >= ?1 AND time_ms <= ?2 ORDER BY {order} LIMIT ?3"
+    ))?;
+    let mut rows = statement.query(params![
+        since_ms.min(i64::MAX as u64) as i64,
+        until_ms.min(i64::MAX as u64) as i64,
+        limit.min(i64::MAX as usize) as i64
+    ])?;
+    while let Some(row) = rows.next()? {
+        let burn_rates: String = row.get(5)?;
+        each(SloSnapshot {
+            time_ms: row.get::<_, i64>(0)?.max(0) as u64,
+            name: row.get(1)?,
+            sli: row.get(2)?,
+            error_budget_remaining: row.get(3)?,
+            firing: row.get(4)?,
+            burn_rates: serde_json::from_str(&burn_rates).map_err(|error| {
+                StoreError::Corrupt(format!("an slo_snapshots row's burn_rates: {error}"))
+            })?,
+        });
+    }
+    Ok(())
+}
+
+/// Parses each `doc` the query answers, keeps those `keep` accepts (at
+/// most [`MAX_REPORT_ITEMS`]) and counts the rest under `list`.
+fn report_docs<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    list: &str,
+    omitted: &mut BTreeMap<String, usize>,
+    mut keep: impl FnMut(&str) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut out = Vec::new();
+    let mut left_out = 0;
+    while let Some(row) = rows.next()? {
+        let doc: String = row.get(0)?;
+        if let Some(item) = keep(&doc)? {
+            if out.len() < MAX_REPORT_ITEMS {
+                out.push(item);
+            } else {
+                left_out += 1;
+            }
+        }
+    }
+    if left_out > 0 {
+        omitted.insert(list.to_owned(), left_out);
+    }
+    Ok(out)
+}
+
+fn compact(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn reflection_finding(ticket: &Ticket) -> Option<Finding> {
+    ticket
+        .context
+        .get("reflection")
+        .and_then(|finding| serde_json::from_value(finding.clone()).ok())
+}
+
+fn change_item(conn: &Connection, proposal: &Proposal) -> Result<ChangeItem, StoreError> {
+    let ticket = load(conn, &proposal.ticket_id)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "proposal {} names missing ticket {}",
+            proposal.id, proposal.ticket_id
+        ))
+    })?;
+    let decision = proposal
+        .approval
+        .as_ref()
+        .and_then(|approval| approval.decision.as_ref())
+        .map(|decision| {
+            format!(
+                "{} by {}: {}",
+                if decision.approved {
+                    "approved"
+                } else {
+                    "rejected"
+                },
+                decision.actor,
+                decision.reason
+            )
+        });
+    Ok(ChangeItem {
+        proposal: proposal.id.clone(),
+        ticket: ticket.id.clone(),
+        ticket_description: ticket.objective.description.clone(),
+        ticket_source: source_name(ticket.source),
+        ticket_state: ticket.state.as_str().to_owned(),
+        agent: proposal.agent.clone(),
+        rationale: proposal.rationale.clone(),
+        stage: proposal.stage.as_str().to_owned(),
+        outcome: proposal.outcome.clone(),
+        created_ms: proposal.created_ms,
+        stages: proposal
+            .records
+            .iter()
+            .map(|record| StageLine {
+                stage: record.stage.as_str().to_owned(),
+                result: record.result.clone(),
+                time_ms: record.time_ms,
+                detail: cut_chars(&record.detail, MAX_DETAIL_CHARS),
+            })
+            .collect(),
+        applied: proposal
+            .applied
+            .iter()
+            .map(|applied| AppliedItem {
+                target: applied.target.clone(),
+                action: applied.action.clone(),
+                params: compact(&applied.params),
+                time_ms: applied.time_ms,
+                inverse: applied
+                    .inverse
+                    .as_ref()
+                    .map(|inverse| (inverse.action.clone(), compact(&inverse.params))),
+                undone: applied.undone,
+            })
+            .collect(),
+        decision,
+    })
+}
+
+fn escalated_item(conn: &Connection, ticket: &Ticket) -> Result<EscalatedItem, StoreError> {
+    let mut statement = conn.prepare(
+        "SELECT time_ms, body FROM ledger WHERE subject = ?1 AND kind = 'ticket.transitioned'
+         ORDER BY seq DESC",
+    )?;
+    let mut rows = statement.query(params![ticket.id])?;
+    let mut found = None;
+    while let Some(row) = rows.next()? {
+        let body: String = row.get(1)?;
+        let data = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|body| body.get("data").cloned())
+            .unwrap_or_default();
+        if data.get("to").and_then(serde_json::Value::as_str) == Some("escalated") {
+            let text = |key: &str| {
+                data.get(key)
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            found = Some((
+                row.get::<_, i64>(0)?.max(0) as u64,
+                text("actor"),
+                text("reason"),
+            ));
+            break;
+        }
+    }
+    let (since_ms, by, reason) =
+        found.unwrap_or((ticket.updated_ms, "unknown".to_owned(), String::new()));
+    Ok(EscalatedItem {
+        ticket: ticket.id.clone(),
+        description: ticket.objective.description.clone(),
+        source: source_name(ticket.source),
+        since_ms,
+        by,
+        reason,
+    })
+}
+
+impl ReportData {
+    /// Reads the human review of the period from `since_ms` to `now_ms`
+    /// (both inclusive) from a harness database (the caller opened it,
+    /// read-only or not):
+    ///
+    /// - tickets filed during the period, by source and by their outcome
+    ///   now;
+    /// - per SLO, the first, last and lowest error budget among the
+    ///   snapshots the observe loop kept during the period;
+    /// - every proposal that applied something during the period, with
+    ///   its rationale, agent, stage records, applied changes and
+    ///   inverses;
+    /// - the help tickets reflection filed during the period (each
+    ///   ticket's context carries its finding);
+    /// - what waits on a human now, whatever the period: proposals in
+    ///   `awaiting_approval`, escalated tickets, help tickets not closed.
+    ///
+    /// Each list holds at most [`MAX_REPORT_ITEMS`] (the rest are counted
+    /// in `omitted`).
+    pub fn load(conn: &Connection, since_ms: u64, now_ms: u64) -> Result<ReportData, StoreError> {
+        if since_ms > now_ms {
+            return Err(StoreError::Invalid {
+                field: "since",
+                message: format!("{since_ms} is after the period's end {now_ms}"),
+            });
+        }
+        check_schema(conn)?;
+        let since = since_ms.min(i64::MAX as u64) as i64;
+        let now = now_ms.min(i64::MAX as u64) as i64;
+        let mut omitted = BTreeMap::new();
+
+        let mut tickets: BTreeMap<String, OutcomeCounts> = BTreeMap::new();
+        {
+            let mut statement = conn.prepare(
+                "SELECT source, state, COUNT(*) FROM tickets
+                 WHERE created_ms >= ?1 AND created_ms <= ?2 GROUP BY source, state",
+            )?;
+            let mut rows = statement.query(params![since, now])?;
+            while let Some(row) = rows.next()? {
+                let source: String = row.get(0)?;
+                let state: String = row.get(1)?;
+                let count: i64 = row.get(2)?;
+                let state = TicketState::parse(&state).ok_or_else(|| {
+                    StoreError::Corrupt(format!("a ticket row's state {state:?}"))
+                })?;
+                tickets
+                    .entry(source)
+                    .or_default()
+                    .add(trajectory::outcome_of(state), count.max(0) as u64);
+            }
+        }
+
+        let slo_history_kept = table_exists(conn, "slo_snapshots")?;
+        let mut budgets: BTreeMap<String, SloBudget> = BTreeMap::new();
+        if slo_history_kept {
+            for_each_slo_snapshot(
+                conn,
+                "name, time_ms",
+                since_ms,
+                now_ms,
+                usize::MAX,
+                |snapshot| match budgets.get_mut(&snapshot.name) {
+                    Some(budget) => budget.add(&snapshot),
+                    None => {
+                        budgets.insert(snapshot.name.clone(), SloBudget::start(&snapshot));
+                    }
+                },
+            )?;
+        }
+
+        // Proposals updated during the period include every one that
+        // applied something then (an application updates the proposal).
+        let changes = report_docs(
+            conn,
+            "SELECT doc FROM proposals WHERE updated_ms >= ?1 ORDER BY number",
+            params![since],
+            "changes",
+            &mut omitted,
+            |doc| {
+                let proposal = parse_proposal(doc)?;
+                let applied_then = proposal
+                    .applied
+                    .iter()
+                    .any(|applied| (since_ms..=now_ms).contains(&applied.time_ms));
+                if applied_then {
+                    Ok(Some(change_item(conn, &proposal)?))
+                } else {
+                    Ok(None)
+                }
+            },
+        )?;
+
+        let findings = report_docs(
+            conn,
+            "SELECT doc FROM tickets WHERE source = 'reflection' AND created_ms >= ?1 AND created_ms <= ?2 ORDER BY number",
+            params![since, now],
+            "findings",
+            &mut omitted,
+            |doc| {
+                let ticket = parse_doc(doc)?;
+                if ticket.kind != TicketType::Help {
+                    return Ok(None);
+                }
+                let finding = reflection_finding(&ticket);
+                Ok(Some(FindingItem {
+                    ticket: ticket.id.clone(),
+                    state: ticket.state.as_str().to_owned(),
+                    created_ms: ticket.created_ms,
+                    kind: finding.as_ref().map(|f| f.kind.as_str().to_owned()),
+                    key: finding.as_ref().map(|f| f.key.clone()),
+                    message: finding
+                        .as_ref()
+                        .map_or_else(|| ticket.objective.description.clone(), |f| f.message.clone()),
+                    fingerprints: finding
+                        .as_ref()
+                        .map(|f| f.fingerprints.clone())
+                        .unwrap_or_default(),
+                    suspend: finding.as_ref().is_some_and(|f| f.suspend),
+                    tickets: finding
+                        .as_ref()
+                        .map(|f| f.evidence.tickets.clone())
+                        .unwrap_or_default(),
+                    tried: finding
+                        .as_ref()
+                        .map(|f| f.evidence.tried.clone())
+                        .unwrap_or_default(),
+                }))
+            },
+        )?;
+
+        let approvals = report_docs(
+            conn,
+            "SELECT doc FROM proposals WHERE terminal = 0 AND stage = ?1 ORDER BY number",
+            params![Stage::AwaitingApproval.as_str()],
+            "approvals",
+            &mut omitted,
+            |doc| {
+                let proposal = parse_proposal(doc)?;
+                Ok(Some(ApprovalItem {
+                    proposal: proposal.id.clone(),
+                    ticket: proposal.ticket_id.clone(),
+                    agent: proposal.agent.clone(),
+                    rationale: proposal.rationale.clone(),
+                    actions: proposal
+                        .actions
+                        .iter()
+                        .map(|call| format!("{} {}", call.action, compact(&call.params)))
+                        .collect(),
+                    reasons: proposal
+                        .approval
+                        .as_ref()
+                        .map(|approval| approval.reasons.clone())
+                        .unwrap_or_default(),
+                    requested_ms: proposal.approval.as_ref().map(|a| a.requested_ms),
+                    deadline_ms: proposal.approval.as_ref().map(|a| a.deadline_ms),
+                }))
+            },
+        )?;
+
+        let escalated = report_docs(
+            conn,
+            "SELECT doc FROM tickets WHERE state = 'escalated' ORDER BY number",
+            params![],
+            "escalated",
+            &mut omitted,
+            |doc| {
+                let ticket = parse_doc(doc)?;
+                if ticket.kind == TicketType::Help {
+                    return Ok(None);
+                }
+                Ok(Some(escalated_item(conn, &ticket)?))
+            },
+        )?;
+
+        let help = report_docs(
+            conn,
+            "SELECT doc FROM tickets WHERE source = 'reflection'
+             AND state IN ('open', 'claimed', 'in_progress', 'verifying', 'escalated') ORDER BY number",
+            params![],
+            "help tickets",
+            &mut omitted,
+            |doc| {
+                let ticket = parse_doc(doc)?;
+                if ticket.kind != TicketType::Help {
+                    return Ok(None);
+                }
+                Ok(Some(HelpItem {
+                    ticket: ticket.id.clone(),
+                    state: ticket.state.as_str().to_owned(),
+                    created_ms: ticket.created_ms,
+                    kind: reflection_finding(&ticket).map(|f| f.kind.as_str().to_owned()),
+                    description: ticket.objective.description.clone(),
+                }))
+            },
+        )?;
+
+        Ok(ReportData {
+            since_ms,
+            now_ms,
+            tickets,
+            slos: budgets.into_values().collect(),
+            slo_history_kept,
+            changes,
+            findings,
+            waiting: Waiting {
+                approvals,
+                escalated,
+                help,
+            },
+            omitted,
+        })
     }
 }

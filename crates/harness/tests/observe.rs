@@ -10,7 +10,7 @@ use common::{scratch_dir, SyntheticService, T0_MS, TICK_MS};
 use floodgate_contract::client::{ClientError, Method, RawRequest, RawResponse, Transport};
 use floodgate_harness::observe::{Observer, Target, UP_SERIES};
 use floodgate_harness::selector::Selector;
-use floodgate_harness::store::TicketFilter;
+use floodgate_harness::store::{TicketFilter, SLO_SNAPSHOT_INTERVAL_MS};
 use floodgate_harness::tickets::Source;
 use floodgate_harness::{
     objectives, Clock, Harness, HarnessConfig, HarnessState, ManualClock, Store,
@@ -212,6 +212,44 @@ async fn a_reachable_service_is_scraped_and_its_events_followed() {
             Some(1.0)
         );
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_loop_keeps_one_slo_snapshot_per_interval() {
+    let (state, clock, dir) = setup("observe-slo-history");
+    let service = FakeService::new();
+    let mut observer = Observer::new(
+        state.clone(),
+        vec![Target {
+            name: "svc-a".into(),
+            transport: service.clone(),
+        }],
+    )
+    .expect("observer");
+    // 12 minutes of ticks: snapshots at 0, 5 and 10 minutes.
+    let ticks = 12 * 60_000 / TICK_MS;
+    for tick in 0..ticks {
+        service.metrics.lock().expect("metrics").serve(1000, 1, 0);
+        let report = observer.observe_once(clock.now_ms()).await;
+        assert!(report.errors.is_empty(), "tick {tick}: {:?}", report.errors);
+        clock.advance(TICK_MS);
+    }
+    let history = state.store().slo_history(0).expect("history");
+    let times: Vec<u64> = history.iter().map(|s| s.time_ms - T0_MS).collect();
+    assert_eq!(
+        times,
+        vec![0, SLO_SNAPSHOT_INTERVAL_MS, 2 * SLO_SNAPSHOT_INTERVAL_MS]
+    );
+    assert!(history.iter().all(|s| s.name == "availability"));
+    let last = history.last().expect("a snapshot");
+    let report = state.status().last_tick.expect("a tick");
+    assert!(last.sli.is_some(), "{last:?}");
+    assert!(last
+        .burn_rates
+        .as_array()
+        .is_some_and(|rates| !rates.is_empty() && rates[0]["window"].is_string()));
+    assert_eq!(report.slos[0].name, last.name);
     let _ = std::fs::remove_dir_all(dir);
 }
 
