@@ -53,6 +53,7 @@ pub mod prometheus;
 pub mod proposal;
 pub mod quantity;
 pub mod reflection;
+pub mod revert;
 pub mod selector;
 pub mod slo;
 pub mod store;
