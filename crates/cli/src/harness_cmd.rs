@@ -1,10 +1,12 @@
-//! `floodgate harness`, `floodgate ticket …` and `floodgate ledger verify`:
-//! argument parsing and wiring over the `floodgate-harness` crate.
+//! `floodgate harness`, `floodgate ticket …`, `floodgate revert` and
+//! `floodgate ledger verify`: argument parsing and wiring over the
+//! `floodgate-harness` crate.
 //!
 //! - `harness` runs the observe loop ([`Observer`]) and the harness HTTP API
 //!   ([`floodgate_harness::api`]) over one SQLite queue under `--data`.
-//! - `ticket` is a client of that API (through the contract's raw HTTP
-//!   transport), so what it does is exactly what `POST /v1/tickets` etc. do.
+//! - `ticket` and `revert` are clients of that API (through the contract's
+//!   raw HTTP transport), so what they do is exactly what `POST /v1/tickets`,
+//!   `POST /v1/proposals/{pid}/revert` etc. do.
 //! - `ledger verify` reads the data directory directly (read-only).
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -323,6 +325,93 @@ impl TicketFlags {
                 Some(flag.to_owned())
             })
     }
+}
+
+/// `floodgate revert CHANGE_ID`: undo a change from the ledger.
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// The change to undo: the id of the proposal that made it (`P-0003`,
+    /// as `floodgate ticket show` and the ledger name it).
+    #[arg(value_name = "CHANGE_ID", value_parser = parse_change_id)]
+    change: String,
+    /// The harness HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8090", value_name = "URL")]
+    harness: String,
+    /// The environment variable holding the bearer token sent to the
+    /// harness (an `admin` token when access control is on; unset or
+    /// empty: none).
+    #[arg(long, default_value = "FLOODGATE_TOKEN", value_name = "VAR")]
+    token_env: String,
+    /// Why the change is undone (recorded on both tickets and sent to the
+    /// services with each inverse call).
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    /// Who asks (default: $USER); the revert ticket is claimed in this name.
+    #[arg(long, value_name = "NAME")]
+    actor: Option<String>,
+    /// Print the harness's raw JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `P-` and digits: the proposal ids the harness assigns.
+fn parse_change_id(text: &str) -> Result<String, String> {
+    let digits = text.strip_prefix("P-").unwrap_or("");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 20 {
+        return Err(format!(
+            "{text:?} is not a change id: expected the id of the proposal that made the change, \
+             such as P-0003 (`floodgate ticket show TICKET` lists a ticket's proposals)"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// `floodgate revert`: `POST /v1/proposals/{CHANGE_ID}/revert`.
+pub fn revert(args: RevertArgs) -> Result<()> {
+    let harness = HarnessApi {
+        base: args.harness.trim_end_matches('/').to_owned(),
+        token: std::env::var(&args.token_env)
+            .ok()
+            .filter(|token| !token.is_empty()),
+    };
+    let mut body = serde_json::json!({ "actor": default_actor(args.actor) });
+    if let Some(reason) = args.reason {
+        body["reason"] = Value::String(reason);
+    }
+    let answer = call(
+        &harness,
+        Method::Post,
+        format!("/v1/proposals/{}/revert", encode(&args.change)),
+        Some(serde_json::to_vec(&body)?),
+    )
+    .map_err(|error| anyhow!("revert {}: {error:#}", args.change))?;
+    if args.json {
+        return print_json(&answer);
+    }
+    let ticket = answer["ticket"]["id"].as_str().unwrap_or("?");
+    let proposal = &answer["proposal"];
+    let stage = proposal["stage"].as_str().unwrap_or("?");
+    println!(
+        "{}: reverting as ticket {ticket}, proposal {} ({stage})",
+        args.change,
+        proposal["id"].as_str().unwrap_or("?")
+    );
+    if let Some(held) = proposal["held"].as_str().filter(|held| !held.is_empty()) {
+        println!("held: {held}");
+    }
+    match stage {
+        "awaiting_approval" => {
+            println!("it waits for a human: floodgate ticket approve {ticket} (or reject)")
+        }
+        "failed" => println!(
+            "{}",
+            proposal["outcome"]
+                .as_str()
+                .unwrap_or("the test stage refused it")
+        ),
+        _ => {}
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,6 +54,9 @@ enum Command {
     Harness(harness_cmd::HarnessArgs),
     /// File and manage tickets through a running harness's HTTP API.
     Ticket(harness_cmd::TicketArgs),
+    /// Undo a change an agent made (a proposal id, `P-0003`): its recorded
+    /// inverses run through the same pipeline as a new, recorded proposal.
+    Revert(harness_cmd::RevertArgs),
     /// Check the harness's hash-chained ledger.
     #[command(subcommand)]
     Ledger(harness_cmd::LedgerCommand),
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
         Command::Ctl(args) => ctl::run(args),
         Command::Harness(args) => harness_cmd::harness(args),
         Command::Ticket(args) => harness_cmd::ticket(args),
+        Command::Revert(args) => harness_cmd::revert(args),
         Command::Ledger(command) => harness_cmd::ledger(command),
         Command::Trajectory(command) => trajectory_cmd::trajectory(command),
         Command::Reflect(args) => trajectory_cmd::reflect(args),

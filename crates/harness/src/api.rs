@@ -22,6 +22,7 @@
 //! | `POST /v1/tickets/{id}/questions` | `{"agent", "question"}`: ask a human (a proposal with no actions, awaiting approval) |
 //! | `GET /v1/tickets/{id}/proposals` · `GET /v1/proposals/{pid}` | proposals with every stage's record |
 //! | `POST /v1/proposals/{pid}/approve` · `/reject` (or `/v1/tickets/{id}/approve` · `/reject`) | `{"actor"?, "reason"?}`: a human's answer |
+//! | `POST /v1/proposals/{pid}/revert` | `{"actor"?, "reason"?}`: undo a finished proposal's applied changes with their recorded inverses, as a new ticket and proposal through the pipeline (`201 {ticket, proposal}`; 409 naming why not) |
 //! | `GET /v1/actions` | the service action catalog, with risk and whether the policy gates it |
 //! | `GET /v1/observe/series?selector=S&window_ms=W&step_ms=T&rate=true` | points from the harness's series store |
 //! | `GET /v1/observe/state?service=NAME` · `/v1/observe/events?service=NAME&after=SEQ&limit=N` | a service's state and events, through the harness |
@@ -218,6 +219,7 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .route("/v1/proposals/{pid}", get(show_proposal))
         .route("/v1/proposals/{pid}/approve", post(approve_proposal))
         .route("/v1/proposals/{pid}/reject", post(reject_proposal))
+        .route("/v1/proposals/{pid}/revert", post(revert_proposal))
         .route("/v1/actions", get(actions))
         .route("/v1/observe/series", get(observe_series))
         .route("/v1/observe/state", get(observe_state))
@@ -861,6 +863,26 @@ async fn reject_proposal(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     decide_proposal(&state, &pid, false, &body?).await
+}
+
+/// `POST /v1/proposals/{pid}/revert` ([`Pipeline::revert`]).
+async fn revert_proposal(
+    State(state): State<Shared>,
+    Path(pid): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body: ReasonBody = body_or_default(&body?)?;
+    let who = actor(body.actor)?;
+    let pipeline = pipeline_of(&state)?;
+    let now = state.now_ms();
+    let (ticket, proposal) = pipeline
+        .revert(&state, &pid, &who, body.reason.as_deref(), now)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "ticket": ticket, "proposal": proposal })),
+    )
+        .into_response())
 }
 
 /// The ticket's proposal awaiting approval (`floodgate ticket approve ID`).

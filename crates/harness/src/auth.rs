@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `read` | every `GET` of the table below (health, SLOs, invariants, anomalies, tickets, criteria, ledger, proposals, pipeline, observe) |
 //! | `operate` | `read`, and the agent calls: claim, renew, release, comment, escalate, propose |
-//! | `admin` | everything: approve / reject proposals, pause / resume, cancel tickets, any route not in the table |
+//! | `admin` | everything: approve / reject / revert proposals, pause / resume, cancel tickets, any route not in the table |
 //! | `intake` | `POST /v1/tickets`, `POST /v1/alertmanager` (filing only: no reading) |
 //!
 //! `admin ⊇ operate ⊇ read`; `intake` is separate (an Alertmanager's token
@@ -123,6 +123,7 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/tickets/*/reject", Scope::Admin),
     ("POST", "/v1/proposals/*/approve", Scope::Admin),
     ("POST", "/v1/proposals/*/reject", Scope::Admin),
+    ("POST", "/v1/proposals/*/revert", Scope::Admin),
     ("POST", "/v1/pause", Scope::Admin),
     ("POST", "/v1/reflect", Scope::Admin),
     ("POST", "/v1/resume", Scope::Admin),
@@ -419,6 +420,7 @@ mod tests {
                 Scope::Operate,
             ),
             (Method::POST, "/v1/proposals/P-1/approve", Scope::Admin),
+            (Method::POST, "/v1/proposals/P-1/revert", Scope::Admin),
             (Method::POST, "/v1/pause", Scope::Admin),
             (Method::POST, "/v1/tickets/INF-0001/cancel", Scope::Admin),
             (Method::POST, "/v1/tickets", Scope::Intake),

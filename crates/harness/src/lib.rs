@@ -58,6 +58,7 @@ pub mod quantity;
 pub mod reflection;
 pub mod reflector;
 pub mod report;
+pub mod revert;
 pub mod selector;
 pub mod slo;
 pub mod store;

@@ -28,8 +28,9 @@ use crate::proposal::{
     VerifyRun,
 };
 use crate::quantity::{format_duration_ms, MINUTE_MS, SECOND_MS};
+use crate::revert;
 use crate::store::StoreError;
-use crate::tickets::{Command, TicketState, HARNESS_ACTOR};
+use crate::tickets::{Command, Ticket, TicketState, HARNESS_ACTOR};
 use floodgate_contract::actions::ActionRequest;
 use floodgate_contract::client::{ClientError, ServiceApi};
 use serde::Serialize;
@@ -440,6 +441,141 @@ impl Pipeline {
         let store = Arc::clone(state.store());
         let proposal = blocking(move || store.create_proposal(&proposal, None, now_ms)).await?;
         Ok(proposal)
+    }
+
+    /// Reverts a finished proposal ([`crate::revert`]): files a revert
+    /// ticket (fingerprint `revert:{pid}`), claims it for `actor`, and
+    /// proposes the recorded inverses of the original's applied changes,
+    /// newest first, which then pass every stage like any change. A comment
+    /// on the original ticket points at the revert. Answers the revert
+    /// ticket (as it is after the test stage) and its proposal.
+    pub async fn revert(
+        &self,
+        state: &HarnessState,
+        proposal_id: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(Ticket, Proposal), PipelineError> {
+        if actor.trim().is_empty() || actor.len() > crate::tickets::MAX_ACTOR_BYTES {
+            return Err(PipelineError::Invalid {
+                field: "actor".into(),
+                message: format!("must be 1 to {} bytes", crate::tickets::MAX_ACTOR_BYTES),
+            });
+        }
+        let reason = match reason.map(str::trim) {
+            Some(reason) if reason.len() > revert::MAX_REASON_BYTES => {
+                return Err(PipelineError::Invalid {
+                    field: "reason".into(),
+                    message: format!("longer than {} bytes", revert::MAX_REASON_BYTES),
+                })
+            }
+            Some(reason) if !reason.is_empty() => reason.to_owned(),
+            _ => format!("requested by {actor}"),
+        };
+        let store = Arc::clone(state.store());
+        let id = proposal_id.to_owned();
+        let fingerprint = revert::fingerprint(proposal_id);
+        let lookup = fingerprint.clone();
+        let (original, earlier) = blocking(move || {
+            let original = store
+                .get_proposal(&id)?
+                .ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))?;
+            Ok((original, store.latest_with_fingerprint(&lookup)?))
+        })
+        .await?;
+        let services: Vec<String> = self.targets.iter().map(|t| t.name.clone()).collect();
+        let plan = revert::plan(&original, &services).map_err(PipelineError::Conflict)?;
+        if let Some(earlier) = &earlier {
+            match earlier.state {
+                TicketState::Resolved => {
+                    return Err(PipelineError::Conflict(format!(
+                        "{} was already reverted: {} is resolved (revert that ticket's proposal to undo the revert)",
+                        original.id, earlier.id
+                    )))
+                }
+                state if state.is_active() => {
+                    return Err(PipelineError::Conflict(format!(
+                        "{} is already reverting {} ({}): let it finish, or cancel it first",
+                        earlier.id,
+                        original.id,
+                        state.as_str()
+                    )))
+                }
+                // Failed or cancelled: a new revert ticket links it.
+                _ => {}
+            }
+        }
+        if self.paused(state).await? {
+            return Err(PipelineError::Conflict(
+                "the pipeline is paused: no proposal is taken until a human resumes it".into(),
+            ));
+        }
+        let mut draft = revert::draft(&original, &plan, actor, &reason);
+        state
+            .harness()
+            .prepare(&mut draft, now_ms)
+            .map_err(|refused| PipelineError::Invalid {
+                field: format!("ticket.{}", refused.path),
+                message: refused.message,
+            })?;
+        let store = Arc::clone(state.store());
+        let claim = Command::Claim {
+            agent: actor.to_owned(),
+            ttl_ms: CLAIM_RENEW_MS,
+        };
+        let ticket = blocking(move || store.file_and_run(&draft, &claim, now_ms)).await?;
+        let snapshot = state.snapshot(Some(&ticket), now_ms);
+        let store = Arc::clone(state.store());
+        let snapshot_of = ticket.id.clone();
+        blocking(move || store.fill_snapshot(&snapshot_of, true, &snapshot)).await?;
+        tracing::info!(proposal = %original.id, ticket = %ticket.id, actor, "revert");
+
+        let request = ProposalRequest {
+            agent: actor.to_owned(),
+            rationale: revert::rationale(&original, &reason),
+            actions: plan.actions,
+        };
+        let proposal = match self.propose(state, &ticket.id, request, now_ms).await {
+            Ok(proposal) => proposal,
+            Err(error) => {
+                // Nothing reached a service: close the revert ticket so a
+                // later revert files afresh.
+                let store = Arc::clone(state.store());
+                let cancel = Command::Cancel {
+                    actor: HARNESS_ACTOR.into(),
+                    reason: format!("the revert proposal was refused: {error}"),
+                };
+                let revert_id = ticket.id.clone();
+                if let Err(cancel_error) =
+                    blocking(move || store.command(&revert_id, &cancel, now_ms)).await
+                {
+                    tracing::error!(ticket = %ticket.id, %cancel_error, "cancelling a refused revert");
+                }
+                return Err(error);
+            }
+        };
+        let store = Arc::clone(state.store());
+        let comment = Command::Comment {
+            actor: actor.to_owned(),
+            text: format!(
+                "{} is being reverted: ticket {}, proposal {} ({}): {reason}",
+                original.id,
+                ticket.id,
+                proposal.id,
+                proposal.stage.as_str()
+            ),
+        };
+        let original_ticket = original.ticket_id.clone();
+        let revert_id = ticket.id.clone();
+        let ticket = blocking(move || {
+            store.command(&original_ticket, &comment, now_ms)?;
+            store
+                .get(&revert_id)?
+                .ok_or_else(|| StoreError::NotFound(revert_id.clone()))
+        })
+        .await?;
+        Ok((ticket, proposal))
     }
 
     /// A human's answer to a proposal awaiting approval.

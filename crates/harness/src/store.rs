@@ -405,6 +405,49 @@ impl Store {
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcome = self.intake_in(&tx, draft, intake_key, now_ms)?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Files a new ticket and runs `command` on it (a claim) in one
+    /// transaction: nobody else can take it in between. Refused, filing
+    /// nothing, when the draft's fingerprint has an active ticket or a
+    /// recently resolved one (it would be absorbed or reopened instead).
+    pub fn file_and_run(
+        &self,
+        draft: &NewTicket,
+        command: &Command,
+        now_ms: u64,
+    ) -> Result<Ticket, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcome = self.intake_in(&tx, draft, None, now_ms)?;
+        if outcome.action != IntakeAction::Created {
+            return Err(StoreError::Transition(TransitionError::Invalid {
+                field: "fingerprint",
+                message: format!(
+                    "{} already has ticket {} ({})",
+                    draft.fingerprint,
+                    outcome.ticket.id,
+                    outcome.ticket.state.as_str()
+                ),
+            }));
+        }
+        run_ticket_command(&tx, &outcome.ticket.id, command, now_ms)?;
+        let ticket = load(&tx, &outcome.ticket.id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("{} vanished", outcome.ticket.id)))?;
+        tx.commit()?;
+        Ok(ticket)
+    }
+
+    fn intake_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        draft: &NewTicket,
+        intake_key: Option<&str>,
+        now_ms: u64,
+    ) -> Result<IntakeOutcome, StoreError> {
         if let Some(key) = intake_key {
             let seen: Option<String> = tx
                 .query_row(
@@ -414,7 +457,7 @@ impl Store {
                 )
                 .optional()?;
             if let Some(id) = seen {
-                let ticket = load(&tx, &id)?
+                let ticket = load(tx, &id)?
                     .ok_or_else(|| StoreError::Corrupt(format!("intake key names missing {id}")))?;
                 return Ok(IntakeOutcome {
                     action: IntakeAction::Duplicate,
@@ -451,7 +494,7 @@ impl Store {
                 };
                 let ticket =
                     apply(None, &event, now_ms).map_err(|error| StoreError::Corrupt(error.0))?;
-                record(&tx, now_ms, &ticket.id, event.kind(), &to_json(&event)?)?;
+                record(tx, now_ms, &ticket.id, event.kind(), &to_json(&event)?)?;
                 tx.execute(
                     "INSERT INTO tickets (number, id, fingerprint, state, source, priority_rank, claim_expires_ms, created_ms, updated_ms, doc)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -483,9 +526,9 @@ impl Store {
                 for event in &events {
                     ticket = apply(Some(ticket), event, now_ms)
                         .map_err(|error| StoreError::Corrupt(error.0))?;
-                    record(&tx, now_ms, &id, event.kind(), &to_json(event)?)?;
+                    record(tx, now_ms, &id, event.kind(), &to_json(event)?)?;
                 }
-                save(&tx, &ticket)?;
+                save(tx, &ticket)?;
                 let action = if reopened {
                     IntakeAction::Reopened
                 } else {
@@ -500,7 +543,6 @@ impl Store {
                 params![key, outcome.ticket.id, now_ms as i64],
             )?;
         }
-        tx.commit()?;
         Ok(outcome)
     }
 
