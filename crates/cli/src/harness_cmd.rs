@@ -75,6 +75,11 @@ pub struct HarnessArgs {
     /// documented defaults).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Reflection's thresholds (repeated fixes, escalation, flapping,
+    /// non-convergence, repeated escalations; ADR 0009). Default: the
+    /// documented defaults.
+    #[arg(long, value_name = "FILE")]
+    reflection: Option<PathBuf>,
 }
 
 fn parse_interval(text: &str) -> Result<u64, String> {
@@ -484,6 +489,14 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
             .map_err(|error| anyhow!("{error}"))?,
         None => Policy::default(),
     };
+    let thresholds = match &args.reflection {
+        Some(path) => floodgate_harness::reflection::Thresholds::parse(
+            &path.display().to_string(),
+            &read_file(path)?,
+        )
+        .map_err(|error| anyhow!("--reflection {error}"))?,
+        None => floodgate_harness::reflection::Thresholds::default(),
+    };
     let store = Store::open(&args.data)
         .map_err(|error| anyhow!("--data {}: {error}", args.data.display()))?;
     let token = std::env::var(&args.token_env)
@@ -506,6 +519,9 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
             .await
             .with_context(|| format!("--http-addr {}: cannot bind", args.http_addr))?;
         let state = HarnessState::new(harness, store, Arc::new(SystemClock));
+        state
+            .set_reflection(thresholds)
+            .map_err(|error| anyhow!("{error}"))?;
         if !targets.is_empty() {
             let pipeline = Pipeline::new(&state, targets.clone(), policy)
                 .map_err(|error| anyhow!("--policy: {error}"))?;

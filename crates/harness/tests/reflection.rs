@@ -1242,3 +1242,14 @@ fn reflect_never_panics_and_is_deterministic_on_arbitrary_histories() {
         panic!("seed {seed} (rerun with FLOODGATE_PROPTEST_SEED={seed}): {failure}");
     }
 }
+
+#[test]
+fn the_example_thresholds_file_is_the_defaults() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/reflection.yaml");
+    let text = std::fs::read_to_string(&path).expect("examples/reflection.yaml");
+    let parsed =
+        floodgate_harness::reflection::Thresholds::parse("examples/reflection.yaml", &text)
+            .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(parsed, floodgate_harness::reflection::Thresholds::default());
+}
