@@ -19,6 +19,7 @@ use std::sync::Arc;
 mod agent_cmd;
 mod ctl;
 mod harness_cmd;
+mod scenarios_cmd;
 mod trajectory_cmd;
 
 /// mimalloc: the hot path allocates a few small buffers per request (prost
@@ -66,6 +67,10 @@ enum Command {
     /// Ask a running harness to reflect now: repeated fixes, oscillation,
     /// non-convergence, repeated escalations.
     Reflect(trajectory_cmd::ReflectArgs),
+    /// Fault scenarios in simulated time: run a suite, judge every run
+    /// against its oracle, write the figures.
+    #[command(subcommand)]
+    Scenarios(scenarios_cmd::ScenariosCommand),
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
         Command::Ledger(command) => harness_cmd::ledger(command),
         Command::Trajectory(command) => trajectory_cmd::trajectory(command),
         Command::Reflect(args) => trajectory_cmd::reflect(args),
+        Command::Scenarios(command) => scenarios_cmd::scenarios(command),
         Command::Mcp(args) => agent_cmd::mcp(args),
         Command::Agent(args) => agent_cmd::agent(args),
     };
