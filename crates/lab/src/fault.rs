@@ -131,50 +131,52 @@ impl FaultSpec {
                     )
                 })
         };
-        let kind =
-            match self.kind.as_str() {
-                "surge" => FaultKind::Surge {
-                    tenant: tenant()?,
-                    per_minute: per_minute()?,
-                    for_ms,
-                },
-                "growth" => FaultKind::Growth {
-                    tenant: tenant()?,
-                    per_minute: per_minute()?,
-                },
-                "key_flood" => FaultKind::KeyFlood {
-                    keys_per_tick: self
-                        .keys_per_tick
-                        .filter(|keys| (1..=1000).contains(keys))
-                        .ok_or_else(|| {
-                            (
-                                "keys_per_tick".to_owned(),
-                                "key_flood needs keys_per_tick (1 to 1000)".to_owned(),
-                            )
-                        })?,
-                    for_ms: for_ms
-                        .ok_or_else(|| ("for".to_owned(), "key_flood needs for".to_owned()))?,
-                },
-                "bad_config" => {
-                    let limits = self.limits.clone().ok_or_else(|| {
-                        ("limits".to_owned(), "bad_config needs limits".to_owned())
-                    })?;
-                    floodgate_limiter::config::load(&[
-                        floodgate_limiter::config::ConfigSource::new("limits", &limits),
-                    ])
-                    .map_err(|error| ("limits".to_owned(), error.to_string()))?;
-                    FaultKind::BadConfig {
-                        limits,
-                        ticket: self.ticket.unwrap_or(true),
-                    }
+        let kind = match self.kind.as_str() {
+            "surge" => FaultKind::Surge {
+                tenant: tenant()?,
+                per_minute: per_minute()?,
+                for_ms,
+            },
+            "growth" => FaultKind::Growth {
+                tenant: tenant()?,
+                per_minute: per_minute()?,
+            },
+            "key_flood" => FaultKind::KeyFlood {
+                keys_per_tick: self
+                    .keys_per_tick
+                    .filter(|keys| (1..=1000).contains(keys))
+                    .ok_or_else(|| {
+                        (
+                            "keys_per_tick".to_owned(),
+                            "key_flood needs keys_per_tick (1 to 1000)".to_owned(),
+                        )
+                    })?,
+                for_ms: for_ms
+                    .ok_or_else(|| ("for".to_owned(), "key_flood needs for".to_owned()))?,
+            },
+            "bad_config" => {
+                let limits = self
+                    .limits
+                    .clone()
+                    .ok_or_else(|| ("limits".to_owned(), "bad_config needs limits".to_owned()))?;
+                floodgate_limiter::config::load(&[floodgate_limiter::config::ConfigSource::new(
+                    "limits", &limits,
+                )])
+                .map_err(|error| ("limits".to_owned(), error.to_string()))?;
+                FaultKind::BadConfig {
+                    limits,
+                    ticket: self.ticket.unwrap_or(true),
                 }
-                other => return Err((
+            }
+            other => {
+                return Err((
                     "kind".into(),
                     format!(
                         "{other:?} is not a fault (expected surge, growth, key_flood, bad_config)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         Ok(Fault {
             at_ms,
             every_ms,

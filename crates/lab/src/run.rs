@@ -97,7 +97,9 @@ pub struct RunResult {
 /// (agent questions and gated actions). Help tickets are left for real
 /// humans: suspensions stay.
 async fn human_approves(world: &World) -> anyhow::Result<()> {
-    let listed = world.get("/v1/tickets?state=open,claimed&limit=50").await?;
+    let listed = world
+        .get("/v1/tickets?state=open,claimed,in_progress&limit=50")
+        .await?;
     for ticket in listed["tickets"].as_array().into_iter().flatten() {
         let Some(id) = ticket["id"].as_str() else {
             continue;
