@@ -187,7 +187,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     }
     let duration_ms =
         parse_duration_ms(&raw.duration).map_err(|e| err("duration", "duration", e))?;
-    if duration_ms < TICK_MS || duration_ms > MAX_DURATION_MS {
+    if !(TICK_MS..=MAX_DURATION_MS).contains(&duration_ms) {
         return Err(err(
             "duration",
             "duration",
