@@ -21,6 +21,7 @@ mod ctl;
 mod demo;
 mod harness_cmd;
 mod report_cmd;
+mod scenarios_cmd;
 mod trajectory_cmd;
 
 /// mimalloc: the hot path allocates a few small buffers per request (prost
@@ -78,6 +79,10 @@ enum Command {
     /// The whole loop in one command: a service, the harness, the runbook
     /// agent and a workload; a fault, the ticket, the pipeline, the fix.
     Demo(demo::DemoArgs),
+    /// Fault scenarios in simulated time: run a suite, judge every run
+    /// against its oracle, write the figures.
+    #[command(subcommand)]
+    Scenarios(scenarios_cmd::ScenariosCommand),
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +233,7 @@ fn main() -> ExitCode {
         Command::Reflect(args) => trajectory_cmd::reflect(args),
         Command::Demo(args) => demo::demo(args),
         Command::Report(args) => report_cmd::report(args),
+        Command::Scenarios(command) => scenarios_cmd::scenarios(command),
         Command::Mcp(args) => agent_cmd::mcp(args),
         Command::Agent(args) => agent_cmd::agent(args),
     };

@@ -1,0 +1,95 @@
+//! `floodgate scenarios run`: the fault-scenario suite (crates/lab) in
+//! simulated time; prints the table and writes results.json, results.md,
+//! chart.svg and every run's harness data to `--out`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use floodgate_lab::run::{run_suite, suite, AgentKind, Options};
+use floodgate_lab::{load_dir, report};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum ScenariosCommand {
+    /// Run a suite of scenarios and judge every run.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The suite: scenarios whose `suites` name it.
+    #[arg(long, default_value = "default")]
+    suite: String,
+    /// runbook | none.
+    #[arg(long, default_value = "runbook")]
+    agent: String,
+    /// Seeds per scenario (at least each scenario's `min_seeds`).
+    #[arg(long, default_value_t = 1)]
+    seeds: u32,
+    /// Where results and every run's harness data go.
+    #[arg(long, default_value = "scenario-results")]
+    out: PathBuf,
+    /// The scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// The runbooks the runbook agent uses.
+    #[arg(long, default_value = "runbooks")]
+    runbooks: PathBuf,
+}
+
+pub fn scenarios(command: ScenariosCommand) -> Result<()> {
+    let ScenariosCommand::Run(args) = command;
+    let agent = AgentKind::parse(&args.agent)
+        .ok_or_else(|| anyhow!("--agent {:?}: expected runbook or none", args.agent))?;
+    let all = load_dir(&args.scenarios)?;
+    let chosen = suite(&all, &args.suite);
+    if chosen.is_empty() {
+        bail!(
+            "no scenario in {} is in suite {:?}",
+            args.scenarios.display(),
+            args.suite
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let options = Options {
+        runbooks: args.runbooks.clone(),
+        out: args.out.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = std::time::Instant::now();
+    let results = runtime.block_on(run_suite(&chosen, args.seeds, agent, &options))?;
+    let elapsed = started.elapsed();
+    let command = format!(
+        "floodgate scenarios run --suite {} --agent {} --seeds {}",
+        args.suite,
+        agent.as_str(),
+        args.seeds
+    );
+    let table = report::table(&results);
+    let aggregate = report::aggregate(&results);
+    println!("{table}");
+    println!("{}", report::aggregate_table(&aggregate));
+    println!(
+        "{} runs in {:.1}s (wall clock)",
+        results.len(),
+        elapsed.as_secs_f64()
+    );
+    let json = serde_json::json!({"command": command, "aggregate": aggregate, "runs": results});
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    std::fs::write(
+        args.out.join("results.md"),
+        report::markdown(&command, &results),
+    )?;
+    std::fs::write(args.out.join("chart.svg"), report::chart(&results))?;
+    println!(
+        "wrote {0}/results.json, {0}/results.md, {0}/chart.svg; harness data per run under {0}/runs/",
+        args.out.display()
+    );
+    Ok(())
+}

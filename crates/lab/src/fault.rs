@@ -1,0 +1,186 @@
+//! Faults the lab injects through its own fault API
+//! ([`crate::world::World::inject`]): never through the service's action
+//! catalog, and never wired by `floodgate serve`.
+
+use floodgate_harness::quantity::parse_duration_ms;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+
+/// What goes wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// An abusive tenant surges to `per_minute` (for a while, or for good).
+    Surge {
+        tenant: String,
+        per_minute: u64,
+        for_ms: Option<u64>,
+    },
+    /// A tenant's legitimate traffic grows to `per_minute`, for good.
+    Growth { tenant: String, per_minute: u64 },
+    /// Unique keys, `keys_per_tick` new ones each tick, for `for_ms`.
+    KeyFlood { keys_per_tick: u32, for_ms: u64 },
+    /// A human pushes `limits` (a whole config) and, if `ticket`, files a
+    /// ticket `config:…` naming the version just pushed.
+    BadConfig { limits: String, ticket: bool },
+}
+
+impl FaultKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Surge { .. } => "surge",
+            FaultKind::Growth { .. } => "growth",
+            FaultKind::KeyFlood { .. } => "key_flood",
+            FaultKind::BadConfig { .. } => "bad_config",
+        }
+    }
+
+    /// The tenant the fault is about, if one.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            FaultKind::Surge { tenant, .. } | FaultKind::Growth { tenant, .. } => Some(tenant),
+            _ => None,
+        }
+    }
+}
+
+/// A fault and when it is injected (again every `every_ms`, if set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub at_ms: u64,
+    pub every_ms: Option<u64>,
+    pub kind: FaultKind,
+}
+
+impl Fault {
+    /// Whether the fault is injected at run time `t_ms` (a multiple of the tick).
+    pub fn fires_at(&self, t_ms: u64, tick_ms: u64) -> bool {
+        if t_ms < self.at_ms {
+            return false;
+        }
+        match self.every_ms {
+            None => t_ms < self.at_ms + tick_ms,
+            Some(every) => (t_ms - self.at_ms) % every < tick_ms,
+        }
+    }
+}
+
+/// A fault as written in a scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub at: String,
+    #[serde(default)]
+    pub every: Option<String>,
+    pub kind: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub per_minute: Option<u64>,
+    #[serde(default, rename = "for")]
+    pub for_: Option<String>,
+    #[serde(default)]
+    pub keys_per_tick: Option<u32>,
+    #[serde(default)]
+    pub limits: Option<String>,
+    #[serde(default)]
+    pub ticket: Option<bool>,
+}
+
+type FieldError = (String, String);
+
+impl FaultSpec {
+    /// Checks and compiles against the workload's tenant names.
+    pub fn compile(&self, tenants: &BTreeSet<String>) -> Result<Fault, FieldError> {
+        let duration = |field: &str, text: &str| {
+            parse_duration_ms(text).map_err(|error| (field.to_owned(), error))
+        };
+        let at_ms = duration("at", &self.at)?;
+        let every_ms = self
+            .every
+            .as_deref()
+            .map(|every| duration("every", every))
+            .transpose()?;
+        if every_ms.is_some_and(|every| every < 60_000) {
+            return Err(("every".into(), "at least 1m".into()));
+        }
+        let for_ms = self
+            .for_
+            .as_deref()
+            .map(|f| duration("for", f))
+            .transpose()?;
+        let tenant = || -> Result<String, FieldError> {
+            let tenant = self
+                .tenant
+                .clone()
+                .ok_or_else(|| ("tenant".to_owned(), format!("{} needs a tenant", self.kind)))?;
+            if !tenants.contains(&tenant) {
+                return Err((
+                    "tenant".into(),
+                    format!("{tenant:?} is not a tenant of the workload"),
+                ));
+            }
+            Ok(tenant)
+        };
+        let per_minute = || {
+            self.per_minute
+                .filter(|rate| *rate <= 60_000)
+                .ok_or_else(|| {
+                    (
+                        "per_minute".to_owned(),
+                        format!("{} needs per_minute (at most 60000)", self.kind),
+                    )
+                })
+        };
+        let kind = match self.kind.as_str() {
+            "surge" => FaultKind::Surge {
+                tenant: tenant()?,
+                per_minute: per_minute()?,
+                for_ms,
+            },
+            "growth" => FaultKind::Growth {
+                tenant: tenant()?,
+                per_minute: per_minute()?,
+            },
+            "key_flood" => FaultKind::KeyFlood {
+                keys_per_tick: self
+                    .keys_per_tick
+                    .filter(|keys| (1..=1000).contains(keys))
+                    .ok_or_else(|| {
+                        (
+                            "keys_per_tick".to_owned(),
+                            "key_flood needs keys_per_tick (1 to 1000)".to_owned(),
+                        )
+                    })?,
+                for_ms: for_ms
+                    .ok_or_else(|| ("for".to_owned(), "key_flood needs for".to_owned()))?,
+            },
+            "bad_config" => {
+                let limits = self
+                    .limits
+                    .clone()
+                    .ok_or_else(|| ("limits".to_owned(), "bad_config needs limits".to_owned()))?;
+                floodgate_limiter::config::load(&[floodgate_limiter::config::ConfigSource::new(
+                    "limits", &limits,
+                )])
+                .map_err(|error| ("limits".to_owned(), error.to_string()))?;
+                FaultKind::BadConfig {
+                    limits,
+                    ticket: self.ticket.unwrap_or(true),
+                }
+            }
+            other => {
+                return Err((
+                    "kind".into(),
+                    format!(
+                        "{other:?} is not a fault (expected surge, growth, key_flood, bad_config)"
+                    ),
+                ))
+            }
+        };
+        Ok(Fault {
+            at_ms,
+            every_ms,
+            kind,
+        })
+    }
+}

@@ -1,0 +1,329 @@
+//! Running scenarios: one run is a scenario, a seed and an agent in a fresh
+//! world; every run with an agent is paired with a no-agent baseline of the
+//! same seed, and the verifier ([`crate::oracle`]) judges the pair.
+
+use crate::oracle::{judge, Expectation, Figures, RunRecord, Sample, TicketView, Verdict};
+use crate::scenario::{Scenario, TICK_MS};
+use crate::workload::Generator;
+use crate::world::{World, WorldSpec, DEFAULT_LIMITS, OBJECTIVES};
+use anyhow::anyhow;
+use floodgate_agent::client::HarnessClient;
+use floodgate_agent::runbook::{load_dir, RunbookAgent};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which agent works the tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    /// The runbook agent with the runbooks of a directory.
+    Runbook,
+    /// No agent: the baseline.
+    None,
+}
+
+impl AgentKind {
+    pub fn parse(text: &str) -> Option<AgentKind> {
+        match text {
+            "runbook" => Some(AgentKind::Runbook),
+            "none" => Some(AgentKind::None),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::Runbook => "runbook",
+            AgentKind::None => "none",
+        }
+    }
+}
+
+/// The agent driver: polled once a tick, after the harness observed.
+pub enum Driver {
+    Runbook(Box<RunbookAgent>),
+    None,
+}
+
+impl Driver {
+    pub fn new(kind: AgentKind, world: &World, runbooks: &Path) -> anyhow::Result<Driver> {
+        Ok(match kind {
+            AgentKind::None => Driver::None,
+            AgentKind::Runbook => {
+                let runbooks = load_dir(runbooks).map_err(|error| anyhow!("{error}"))?;
+                let client =
+                    HarnessClient::new(Arc::new(world.harness.clone())).with_agent("runbook-1");
+                Driver::Runbook(Box::new(RunbookAgent::new(client, "runbook-1", runbooks)))
+            }
+        })
+    }
+
+    pub async fn poll(&mut self, now_ms: u64) -> anyhow::Result<()> {
+        match self {
+            Driver::None => Ok(()),
+            Driver::Runbook(agent) => agent
+                .poll(now_ms)
+                .await
+                .map(|_| ())
+                .map_err(|error| anyhow!("the harness did not answer the agent: {error}")),
+        }
+    }
+}
+
+/// Where the suite keeps things.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub runbooks: PathBuf,
+    /// Each run's harness data goes in `out/runs/NAME-sSEED-AGENT`.
+    pub out: PathBuf,
+}
+
+/// One judged run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub scenario: String,
+    pub seed: u64,
+    pub agent: AgentKind,
+    pub expected: String,
+    pub verdict: Verdict,
+    pub why: String,
+    pub figures: Figures,
+    /// The run's harness data (tickets, ledger, trajectories).
+    pub data: String,
+}
+
+/// The simulated on-call: approves every proposal waiting for a human
+/// (agent questions and gated actions). Help tickets are left for real
+/// humans: suspensions stay.
+async fn human_approves(world: &World) -> anyhow::Result<()> {
+    let listed = world
+        .get("/v1/tickets?state=open,claimed,in_progress&limit=50")
+        .await?;
+    for ticket in listed["tickets"].as_array().into_iter().flatten() {
+        let Some(id) = ticket["id"].as_str() else {
+            continue;
+        };
+        let shown = world.get(&format!("/v1/tickets/{id}")).await?;
+        for proposal in shown["proposals"].as_array().into_iter().flatten() {
+            if proposal["stage"] == "awaiting_approval" {
+                let pid = proposal["id"].as_str().unwrap_or_default();
+                let (status, answer) = world
+                    .post(
+                        &format!("/v1/proposals/{pid}/approve"),
+                        json!({"actor": "human:on-call", "reason": "approved by the scenario's on-call"}),
+                    )
+                    .await?;
+                if status != 200 {
+                    return Err(anyhow!("approving {pid}: {status} {answer}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn tickets(world: &World) -> anyhow::Result<Vec<TicketView>> {
+    let listed = world.get("/v1/tickets?limit=1000").await?;
+    let mut out = Vec::new();
+    for ticket in listed["tickets"].as_array().into_iter().flatten() {
+        let id = ticket["id"].as_str().unwrap_or_default();
+        let shown = world.get(&format!("/v1/tickets/{id}")).await?;
+        let text = |pointer: &str| {
+            shown
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        out.push(TicketView {
+            id: id.to_owned(),
+            kind: text("/ticket/type"),
+            source: text("/ticket/source"),
+            fingerprint: text("/ticket/fingerprint"),
+            state: text("/ticket/state"),
+            created_t_ms: shown["ticket"]["created_ms"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(crate::world::T0_MS),
+            proposals: shown["proposals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p["stage"].as_str().unwrap_or_default().to_owned(),
+                        p["actions"].as_array().map_or(0, Vec::len),
+                    )
+                })
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs one scenario with one seed and one agent; never panics: a world or
+/// harness error ends the run with [`RunRecord::error`] set.
+pub async fn run_once(
+    scenario: &Scenario,
+    seed: u64,
+    agent: AgentKind,
+    options: &Options,
+) -> (RunRecord, PathBuf) {
+    let data =
+        options
+            .out
+            .join("runs")
+            .join(format!("{}-s{seed}-{}", scenario.name, agent.as_str()));
+    let mut record = RunRecord::default();
+    if let Err(error) = drive(scenario, seed, agent, options, &data, &mut record).await {
+        record.error = Some(format!("{error:#}"));
+    }
+    (record, data)
+}
+
+async fn drive(
+    scenario: &Scenario,
+    seed: u64,
+    agent: AgentKind,
+    options: &Options,
+    data: &Path,
+    record: &mut RunRecord,
+) -> anyhow::Result<()> {
+    let spec = WorldSpec {
+        limits: scenario
+            .limits
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LIMITS.to_owned()),
+        objectives: OBJECTIVES.to_owned(),
+        policy: scenario.policy.clone(),
+        store_capacity: scenario.store_capacity,
+        data: data.to_owned(),
+    };
+    let generator = Generator::new(scenario.workload.clone(), seed);
+    let mut world = World::build(&spec, generator)?;
+    let mut driver = Driver::new(agent, &world, &options.runbooks)?;
+    let mut t = 0;
+    while t < scenario.duration_ms {
+        for fault in &scenario.faults {
+            if fault.fires_at(t, TICK_MS) {
+                world.inject(&fault.kind).await?;
+            }
+        }
+        let now = world.now();
+        let plan = world.generator.plan(now, TICK_MS);
+        let traffic = world.send(&plan).await?;
+        world.observe().await?;
+        driver.poll(now).await?;
+        if scenario.human_approves && agent != AgentKind::None {
+            human_approves(&world).await?;
+        }
+        let state = world.service_state().await?;
+        for (tenant, (sent, admitted)) in &traffic.tenants {
+            let entry = record.tenants.entry(tenant.clone()).or_default();
+            entry.0 += u64::from(*sent);
+            entry.1 += u64::from(*admitted);
+        }
+        record.samples.push(Sample {
+            t_ms: t,
+            good_sent: traffic.good_sent,
+            good_rejected: traffic.good_rejected,
+            total_sent: traffic.total_sent,
+            used_ratio: state.store.used_ratio,
+        });
+        world.advance(TICK_MS);
+        t += TICK_MS;
+    }
+    record.tickets = tickets(&world).await?;
+    record.ledger_ok = floodgate_harness::verify(world.data()).is_ok();
+    Ok(())
+}
+
+/// The expectation the verifier is given for a scenario.
+pub fn expectation(scenario: &Scenario) -> Expectation {
+    Expectation {
+        outcome: scenario.outcome,
+        hold_ms: scenario.hold_ms,
+        injected_ms: scenario.faults.iter().map(|fault| fault.at_ms).min(),
+        max_load_per_minute: scenario.max_load_per_minute,
+        faulted_tenants: scenario
+            .faults
+            .iter()
+            .filter_map(|fault| fault.kind.tenant().map(str::to_owned))
+            .collect(),
+        store_fault: scenario
+            .faults
+            .iter()
+            .any(|fault| matches!(fault.kind, crate::fault::FaultKind::KeyFlood { .. })),
+    }
+}
+
+/// Runs `scenario` with `seed`: the no-agent baseline, then `agent` (when it
+/// is not `none` itself), and judges the pair.
+pub async fn run_scenario(
+    scenario: &Scenario,
+    seed: u64,
+    agent: AgentKind,
+    options: &Options,
+) -> RunResult {
+    let (baseline, baseline_data) = run_once(scenario, seed, AgentKind::None, options).await;
+    let (run, data) = if agent == AgentKind::None {
+        (baseline.clone(), baseline_data)
+    } else {
+        run_once(scenario, seed, agent, options).await
+    };
+    let (verdict, why, figures) = judge(&run, &baseline, &expectation(scenario));
+    RunResult {
+        scenario: scenario.name.clone(),
+        seed,
+        agent,
+        expected: scenario.outcome.as_str().to_owned(),
+        verdict,
+        why,
+        figures,
+        data: data.display().to_string(),
+    }
+}
+
+/// The seeds a scenario runs with: `seeds` of them (at least its
+/// `min_seeds`), starting at its own.
+pub fn seeds_of(scenario: &Scenario, seeds: u32) -> Vec<u64> {
+    let count = seeds.max(scenario.min_seeds);
+    (0..u64::from(count)).map(|i| scenario.seed + i).collect()
+}
+
+/// The scenarios of `suite`, in file order.
+pub fn suite<'a>(scenarios: &'a [Scenario], suite: &str) -> Vec<&'a Scenario> {
+    scenarios
+        .iter()
+        .filter(|scenario| scenario.suites.iter().any(|name| name == suite))
+        .collect()
+}
+
+/// Runs every scenario with its seeds, concurrently (each run is its own
+/// world; the results do not depend on the interleaving), and returns the
+/// results in scenario and seed order.
+pub async fn run_suite(
+    scenarios: &[&Scenario],
+    seeds: u32,
+    agent: AgentKind,
+    options: &Options,
+) -> anyhow::Result<Vec<RunResult>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut index = 0usize;
+    for scenario in scenarios {
+        for seed in seeds_of(scenario, seeds) {
+            let scenario = (*scenario).clone();
+            let options = options.clone();
+            let at = index;
+            index += 1;
+            tasks.spawn(async move { (at, run_scenario(&scenario, seed, agent, &options).await) });
+        }
+    }
+    let mut results: Vec<(usize, RunResult)> = Vec::with_capacity(index);
+    while let Some(joined) = tasks.join_next().await {
+        results.push(joined.map_err(|error| anyhow!("a run panicked: {error}"))?);
+    }
+    results.sort_by_key(|(at, _)| *at);
+    Ok(results.into_iter().map(|(_, result)| result).collect())
+}

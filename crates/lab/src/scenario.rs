@@ -1,0 +1,331 @@
+//! Scenarios as data: one YAML file each (`scenarios/*.yaml`). Parsing is
+//! pure; every error names the file, the line (when it can be found) and
+//! the field.
+
+use crate::fault::{Fault, FaultSpec};
+use crate::workload::{Contract, TenantSpec, Workload};
+use floodgate_harness::quantity::parse_duration_ms;
+use serde::Deserialize;
+use std::fmt;
+use std::path::Path;
+
+/// The simulated tick: traffic is sent and the harness observes once per tick.
+pub const TICK_MS: u64 = 10_000;
+/// The longest scenario (bounds a run's cost).
+pub const MAX_DURATION_MS: u64 = 12 * 3_600_000;
+
+/// Why a scenario file was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ": line {line}")?;
+        }
+        write!(f, ": {}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// What the oracle expects the loop to end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The objective holds again, and keeps holding for the hold window.
+    Mitigate,
+    /// A human is asked: the fault's ticket is escalated, or reflection
+    /// files a help ticket; never an endless series of fixes.
+    Escalate,
+    /// Control: no ticket at all.
+    Quiet,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Mitigate => "mitigate",
+            Outcome::Escalate => "escalate",
+            Outcome::Quiet => "quiet",
+        }
+    }
+}
+
+/// One scenario, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub file: String,
+    pub name: String,
+    pub description: String,
+    pub suites: Vec<String>,
+    pub duration_ms: u64,
+    pub seed: u64,
+    /// Seeds this scenario always runs with at least (control runs: 2).
+    pub min_seeds: u32,
+    pub workload: Workload,
+    pub store_capacity: u64,
+    pub limits: Option<String>,
+    pub policy: String,
+    /// The simulated on-call approves what agents and the pipeline ask.
+    pub human_approves: bool,
+    pub faults: Vec<Fault>,
+    pub outcome: Outcome,
+    pub hold_ms: u64,
+    /// Requests per minute the service is planned for (an objective of the
+    /// lab's own: the load it takes from every tenant together).
+    pub max_load_per_minute: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: String,
+    description: String,
+    #[serde(default)]
+    suites: Option<Vec<String>>,
+    duration: String,
+    seed: u64,
+    #[serde(default)]
+    min_seeds: Option<u32>,
+    workload: RawWorkload,
+    #[serde(default)]
+    store_capacity: Option<u64>,
+    #[serde(default)]
+    limits: Option<String>,
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    human: Option<RawHuman>,
+    #[serde(default)]
+    faults: Vec<FaultSpec>,
+    expect: RawExpect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHuman {
+    #[serde(default)]
+    approve: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    tenants: Vec<TenantSpec>,
+    #[serde(default)]
+    diurnal_amplitude: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    outcome: Outcome,
+    hold: String,
+    #[serde(default)]
+    max_load_per_minute: Option<u64>,
+}
+
+/// The first line (1-based) on which `key:` is written, searching from the
+/// line `after` (0: the top).
+pub fn find_line(text: &str, key: &str, after: usize) -> Option<usize> {
+    let needle = format!("{key}:");
+    text.lines()
+        .enumerate()
+        .skip(after.saturating_sub(1))
+        .find(|(_, line)| {
+            let trimmed = line.trim_start().trim_start_matches("- ");
+            trimmed.starts_with(&needle) || trimmed.starts_with(&format!("{{{needle}"))
+        })
+        .map(|(index, _)| index + 1)
+}
+
+/// Parses `text` (the contents of `file`).
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let deserializer = serde_norway::Deserializer::from_str(text);
+    let raw: Raw = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let line = error.inner().location().map(|location| location.line());
+        let field = error.path().to_string();
+        let mut message = error.inner().to_string();
+        if let Some(at) = message.find(" at line ") {
+            message.truncate(at);
+        }
+        ScenarioError {
+            file: file.to_owned(),
+            line,
+            field: if field.is_empty() || field == "." {
+                "(document)".into()
+            } else {
+                field
+            },
+            message,
+        }
+    })?;
+    let err = |field: &str, key: &str, message: String| ScenarioError {
+        file: file.to_owned(),
+        line: find_line(text, key, 0),
+        field: field.to_owned(),
+        message,
+    };
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(err(
+            "name",
+            "name",
+            format!("{:?}: lowercase letters, digits and - only", raw.name),
+        ));
+    }
+    let duration_ms =
+        parse_duration_ms(&raw.duration).map_err(|e| err("duration", "duration", e))?;
+    if !(TICK_MS..=MAX_DURATION_MS).contains(&duration_ms) {
+        return Err(err(
+            "duration",
+            "duration",
+            format!("{}: must be between 10s and 12h", raw.duration),
+        ));
+    }
+    let hold_ms = parse_duration_ms(&raw.expect.hold).map_err(|e| err("expect.hold", "hold", e))?;
+    if raw.workload.tenants.is_empty() {
+        return Err(err(
+            "workload.tenants",
+            "tenants",
+            "at least one tenant".into(),
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (index, tenant) in raw.workload.tenants.iter().enumerate() {
+        let line = find_line(text, "name", find_line(text, "tenants", 0).unwrap_or(0));
+        let field = |f: &str| format!("workload.tenants[{index}].{f}");
+        if !names.insert(tenant.name.clone()) {
+            return Err(ScenarioError {
+                file: file.into(),
+                line,
+                field: field("name"),
+                message: format!("{:?} appears twice", tenant.name),
+            });
+        }
+        if tenant.per_minute > 6_000 {
+            return Err(ScenarioError {
+                file: file.into(),
+                line: find_line(text, "per_minute", 0),
+                field: field("per_minute"),
+                message: format!("{}: at most 6000", tenant.per_minute),
+            });
+        }
+        if tenant.contract == Contract::Bursty && tenant.burst_every.is_none() {
+            return Err(ScenarioError {
+                file: file.into(),
+                line,
+                field: field("burst_every"),
+                message: "a bursty tenant needs burst_every".into(),
+            });
+        }
+    }
+    let amplitude = raw.workload.diurnal_amplitude.unwrap_or(0.0);
+    if !(0.0..=0.9).contains(&amplitude) {
+        return Err(err(
+            "workload.diurnal_amplitude",
+            "diurnal_amplitude",
+            format!("{amplitude}: between 0 and 0.9"),
+        ));
+    }
+    let tenants = raw
+        .workload
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            spec.compile().map_err(|(f, message)| ScenarioError {
+                file: file.into(),
+                line: find_line(text, &f, 0),
+                field: format!("workload.tenants[{index}].{f}"),
+                message,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut faults = Vec::new();
+    let faults_line = find_line(text, "faults", 0).unwrap_or(0);
+    for (index, spec) in raw.faults.iter().enumerate() {
+        let fault = spec.compile(&names).map_err(|(f, message)| ScenarioError {
+            file: file.into(),
+            line: find_line(text, &f, faults_line),
+            field: format!("faults[{index}].{f}"),
+            message,
+        })?;
+        if fault.at_ms >= duration_ms {
+            return Err(ScenarioError {
+                file: file.into(),
+                line: find_line(text, "at", faults_line),
+                field: format!("faults[{index}].at"),
+                message: format!("{}: not before the end of the run", spec.at),
+            });
+        }
+        faults.push(fault);
+    }
+    if raw.expect.outcome != Outcome::Quiet && faults.is_empty() {
+        return Err(err(
+            "expect.outcome",
+            "outcome",
+            "a scenario without faults can only expect `quiet`".into(),
+        ));
+    }
+    if let Some(policy) = &raw.policy {
+        floodgate_harness::policy::Policy::parse("policy", policy)
+            .map_err(|error| err("policy", "policy", error.to_string()))?;
+    }
+    if let Some(limits) = &raw.limits {
+        floodgate_limiter::config::load(&[floodgate_limiter::config::ConfigSource::new(
+            "limits", limits,
+        )])
+        .map_err(|error| err("limits", "limits", error.to_string()))?;
+    }
+    Ok(Scenario {
+        file: file.to_owned(),
+        name: raw.name,
+        description: raw.description.trim().to_owned(),
+        suites: raw.suites.unwrap_or_else(|| vec!["default".into()]),
+        duration_ms,
+        seed: raw.seed,
+        min_seeds: raw.min_seeds.unwrap_or(1).max(1),
+        workload: Workload {
+            tenants,
+            diurnal_amplitude: amplitude,
+        },
+        store_capacity: raw.store_capacity.unwrap_or(10_000),
+        limits: raw.limits,
+        policy: raw.policy.unwrap_or_default(),
+        human_approves: raw.human.map(|h| h.approve).unwrap_or(false),
+        faults,
+        outcome: raw.expect.outcome,
+        hold_ms,
+        max_load_per_minute: raw.expect.max_load_per_minute,
+    })
+}
+
+/// Every `*.yaml` in `dir` (sorted by file name), parsed; the first bad
+/// file is the error.
+pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        out.push(parse(&path.display().to_string(), &text)?);
+    }
+    Ok(out)
+}
