@@ -190,6 +190,13 @@ fn selection_picks_by_source_and_fingerprint() {
             Some("capacity-headroom"),
         ),
         ("invariant", "invariant:store_healthy", Some("backend-down")),
+        // per-service invariants name the service after the invariant
+        (
+            "invariant",
+            "invariant:store_healthy:svc-b",
+            Some("backend-down"),
+        ),
+        ("invariant", "invariant:store_healthyish", None),
         ("human", "config:bad-rollout", Some("bad-config")),
         // unknown fingerprints, wrong sources, partial matches: no runbook
         ("invariant", "invariant:something_new", None),
