@@ -183,7 +183,10 @@ pub fn run(store: &Store, thresholds: &Thresholds, now_ms: u64) -> Result<RunRep
         }
     }
 
+    // The newest tickets: reflection is about what happens now.
+    let last = store.last_ticket_number()?;
     let tickets = store.list(&TicketFilter {
+        after_number: last.saturating_sub(MAX_TICKETS_READ as u64),
         limit: MAX_TICKETS_READ,
         ..TicketFilter::default()
     })?;

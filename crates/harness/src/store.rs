@@ -546,6 +546,14 @@ impl Store {
         Ok(outcome)
     }
 
+    /// The highest ticket number filed (0 when none).
+    pub fn last_ticket_number(&self) -> Result<u64, StoreError> {
+        let conn = self.lock();
+        let number: Option<i64> =
+            conn.query_row("SELECT MAX(number) FROM tickets", [], |row| row.get(0))?;
+        Ok(number.unwrap_or(0).max(0) as u64)
+    }
+
     /// The newest ticket with this fingerprint.
     pub fn latest_with_fingerprint(&self, fingerprint: &str) -> Result<Option<Ticket>, StoreError> {
         let conn = self.lock();
