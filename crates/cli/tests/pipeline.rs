@@ -7,30 +7,8 @@
 mod support;
 
 use floodgate_contract::client::ServiceApi;
-use serde_json::{json, Value};
+use serde_json::json;
 use support::sim::*;
-
-fn raise_to(value: u64) -> Value {
-    json!([{
-        "action": "set_limit",
-        "params": {"domain": "api", "limit": "per_tenant", "requests_per_unit": value},
-    }])
-}
-
-fn stages(proposal: &Value) -> Vec<String> {
-    proposal["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .map(|record| {
-            format!(
-                "{}:{}",
-                record["stage"].as_str().unwrap_or("?"),
-                record["result"].as_str().unwrap_or("?")
-            )
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn a_good_fix_is_tested_canaried_deployed_verified_and_resolves_the_ticket() {

@@ -11,28 +11,6 @@ use serde_json::{json, Value};
 use std::process::Command;
 use support::sim::*;
 
-fn raise_to(value: u64) -> Value {
-    json!([{
-        "action": "set_limit",
-        "params": {"domain": "api", "limit": "per_tenant", "requests_per_unit": value},
-    }])
-}
-
-fn stages(proposal: &Value) -> Vec<String> {
-    proposal["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .map(|record| {
-            format!(
-                "{}:{}",
-                record["stage"].as_str().unwrap_or("?"),
-                record["result"].as_str().unwrap_or("?")
-            )
-        })
-        .collect()
-}
-
 /// What defines each limit in `/v1/state` (everything but its counters).
 async fn definitions(service: &floodgate_service::inprocess::InProcessTransport) -> Vec<Value> {
     let state = service.state().await.expect("state");

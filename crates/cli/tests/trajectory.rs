@@ -9,10 +9,6 @@ use serde_json::{json, Value};
 use std::process::Command;
 use support::sim::*;
 
-fn raise(value: u64) -> Value {
-    json!([{"action": "set_limit", "params": {"domain": "api", "limit": "per_tenant", "requests_per_unit": value}}])
-}
-
 async fn trajectories(world: &World) -> Vec<Value> {
     world.get("/v1/trajectories").await["trajectories"]
         .as_array()
@@ -58,7 +54,7 @@ async fn every_ticket_worked_is_a_trajectory_written_as_it_happens() {
         early["extra"]["initial_state"]
     );
 
-    let (_, answer) = world.propose(&first, raise(120)).await;
+    let (_, answer) = world.propose(&first, raise_to(120)).await;
     let pid = answer["proposal"]["id"].as_str().expect("id").to_owned();
     let (status, _) = world
         .post(
@@ -72,7 +68,7 @@ async fn every_ticket_worked_is_a_trajectory_written_as_it_happens() {
 
     // One rolled back (too small a raise) and then escalated by its agent.
     let second = world.file_and_claim("< 2%").await;
-    let (_, answer) = world.propose(&second, raise(65)).await;
+    let (_, answer) = world.propose(&second, raise_to(65)).await;
     let pid = answer["proposal"]["id"].as_str().expect("id").to_owned();
     world
         .post(

@@ -260,49 +260,9 @@ impl Pipeline {
                 "the pipeline is paused: no proposal is taken until a human resumes it".into(),
             ));
         }
-        let store = Arc::clone(state.store());
-        let id = ticket_id.to_owned();
-        let (ticket, earlier) = blocking(move || {
-            let ticket = store
-                .get(&id)?
-                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-            Ok((ticket, store.proposals_of(&id)?))
-        })
-        .await?;
-        let holder = ticket
-            .claim
-            .as_ref()
-            .filter(|claim| claim.expires_ms > now_ms)
-            .map(|claim| claim.agent.as_str());
-        if !matches!(ticket.state, TicketState::Claimed | TicketState::InProgress)
-            || holder != Some(request.agent.as_str())
-        {
-            return Err(PipelineError::Conflict(format!(
-                "{} is {} and {}: claim it first (POST /v1/agent/claim)",
-                ticket.id,
-                ticket.state.as_str(),
-                match holder {
-                    Some(agent) => format!("held by {agent}"),
-                    None => "not held".to_owned(),
-                }
-            )));
-        }
-        let store = Arc::clone(state.store());
-        let suspended = blocking(move || crate::reflector::suspended(&store)).await?;
-        if let Some(help) = suspended.get(&ticket.fingerprint) {
-            return Err(PipelineError::Conflict(format!(
-                "automatic work on {} is suspended until a human answers {help}",
-                ticket.fingerprint
-            )));
-        }
-        if let Some(active) = earlier.iter().find(|p| !p.stage.is_terminal()) {
-            return Err(PipelineError::Conflict(format!(
-                "{} is still {} for {}: one change at a time, and a failed one is undone before the next",
-                active.id,
-                active.stage.as_str(),
-                ticket.id
-            )));
-        }
+        let (ticket, earlier) = self
+            .held_ticket(state, ticket_id, &request.agent, now_ms, true)
+            .await?;
         let usage = BudgetUsage {
             proposals: earlier.len() as u64 + 1,
             actions: earlier.iter().map(|p| p.actions.len() as u64).sum::<u64>()
@@ -358,6 +318,65 @@ impl Pipeline {
         Ok(proposal)
     }
 
+    /// The ticket `agent` holds, with its proposals: refused (naming why)
+    /// when another holds it or nobody does, when a proposal of it is still
+    /// in flight (one change at a time: a failed one is undone before the
+    /// next), and — for changes — when reflection suspended its fingerprint.
+    async fn held_ticket(
+        &self,
+        state: &HarnessState,
+        ticket_id: &str,
+        agent: &str,
+        now_ms: u64,
+        for_change: bool,
+    ) -> Result<(crate::tickets::Ticket, Vec<Proposal>), PipelineError> {
+        let store = Arc::clone(state.store());
+        let id = ticket_id.to_owned();
+        let (ticket, earlier, suspended) = blocking(move || {
+            let ticket = store
+                .get(&id)?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let earlier = store.proposals_of(&id)?;
+            Ok((ticket, earlier, crate::reflector::suspended(&store)?))
+        })
+        .await?;
+        let holder = ticket
+            .claim
+            .as_ref()
+            .filter(|claim| claim.expires_ms > now_ms)
+            .map(|claim| claim.agent.as_str());
+        if !matches!(ticket.state, TicketState::Claimed | TicketState::InProgress)
+            || holder != Some(agent)
+        {
+            return Err(PipelineError::Conflict(format!(
+                "{} is {} and {}: claim it first (POST /v1/agent/claim)",
+                ticket.id,
+                ticket.state.as_str(),
+                match holder {
+                    Some(agent) => format!("held by {agent}"),
+                    None => "not held".to_owned(),
+                }
+            )));
+        }
+        if for_change {
+            if let Some(help) = suspended.get(&ticket.fingerprint) {
+                return Err(PipelineError::Conflict(format!(
+                    "automatic work on {} is suspended until a human answers {help}",
+                    ticket.fingerprint
+                )));
+            }
+        }
+        if let Some(active) = earlier.iter().find(|p| !p.stage.is_terminal()) {
+            return Err(PipelineError::Conflict(format!(
+                "{} is still {} for {}: one change at a time, and a failed one is undone before the next",
+                active.id,
+                active.stage.as_str(),
+                ticket.id
+            )));
+        }
+        Ok((ticket, earlier))
+    }
+
     /// An agent's question to a human on a ticket it holds (a runbook's
     /// approval step): stored as a proposal with no actions awaiting
     /// approval, answered with the same approve / reject calls, and timing
@@ -380,35 +399,9 @@ impl Pipeline {
             });
         }
         let _gate = self.gate.lock().await;
-        let store = Arc::clone(state.store());
-        let id = ticket_id.to_owned();
-        let (ticket, earlier) = blocking(move || {
-            let ticket = store
-                .get(&id)?
-                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-            Ok((ticket, store.proposals_of(&id)?))
-        })
-        .await?;
-        let holder = ticket
-            .claim
-            .as_ref()
-            .filter(|claim| claim.expires_ms > now_ms)
-            .map(|claim| claim.agent.as_str());
-        if holder != Some(agent) || !ticket.state.is_claimed() {
-            return Err(PipelineError::Conflict(format!(
-                "{} is {} and not held by {agent}: claim it first",
-                ticket.id,
-                ticket.state.as_str()
-            )));
-        }
-        if let Some(active) = earlier.iter().find(|p| !p.stage.is_terminal()) {
-            return Err(PipelineError::Conflict(format!(
-                "{} is still {} for {}",
-                active.id,
-                active.stage.as_str(),
-                ticket.id
-            )));
-        }
+        let (ticket, _) = self
+            .held_ticket(state, ticket_id, agent, now_ms, false)
+            .await?;
         let mut proposal = Proposal {
             id: String::new(),
             ticket_id: ticket.id.clone(),

@@ -278,3 +278,27 @@ impl World {
         self.service.state().await.expect("state").config.hash
     }
 }
+
+/// One `set_limit` of per_tenant to `value`, as a proposal's actions.
+pub fn raise_to(value: u64) -> Value {
+    json!([{
+        "action": "set_limit",
+        "params": {"domain": "api", "limit": "per_tenant", "requests_per_unit": value},
+    }])
+}
+
+/// A proposal's records as `stage:result`, oldest first.
+pub fn stages(proposal: &Value) -> Vec<String> {
+    proposal["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|record| {
+            format!(
+                "{}:{}",
+                record["stage"].as_str().unwrap_or("?"),
+                record["result"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
