@@ -327,6 +327,18 @@ impl HarnessClient {
         .await
     }
 
+    /// `POST /v1/tickets/{id}/steps`: records one step of the agent's work
+    /// (message, reasoning, tool calls, observation) in the ticket's
+    /// trajectory.
+    pub async fn step(&self, id: &str, step: &Value) -> Result<Value, ClientError> {
+        self.post(
+            format!("/v1/tickets/{}/steps", segment(id)),
+            step,
+            &[200, 201],
+        )
+        .await
+    }
+
     /// `GET /v1/proposals/{pid}`: `{"proposal"}`.
     pub async fn get_proposal(&self, id: &str) -> Result<Value, ClientError> {
         self.get(format!("/v1/proposals/{}", segment(id))).await

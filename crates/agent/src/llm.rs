@@ -11,7 +11,9 @@
 //!    carrying the call's `tool_call_id` (a refused call answers the error
 //!    document, so the model can correct itself), until the model answers
 //!    without calling a tool or a bound is hit;
-//! 4. every message and tool call is recorded on the ticket as a comment
+//! 4. every message is recorded on the ticket as a comment, and every tool
+//!    call as a structured step of its trajectory (`POST /v1/tickets/{id}/steps`,
+//!    a comment when the harness takes no steps)
 //!    (compact, at most [`TRANSCRIPT_ENTRY_BYTES`] each);
 //! 5. on a bound — model calls ([`Bounds::max_steps`]), total tokens from
 //!    `usage` ([`Bounds::max_tokens`]) or wall time ([`Bounds::max_wall`],
@@ -459,16 +461,36 @@ impl LlmAgent {
                     Err(_) => call.raw_arguments.clone(),
                 };
                 let verdict = if outcome.is_ok() { "ok" } else { "error" };
-                self.record(
-                    id,
-                    &format!(
-                        "[step {}] tool {} {} -> {verdict}: {content}",
-                        run.steps,
-                        call.name,
-                        crate::truncate(&arguments, TRANSCRIPT_ENTRY_BYTES / 2)
-                    ),
-                )
-                .await?;
+                // A structured step in the ticket's trajectory (the tool
+                // call, its arguments and what came back); a harness that
+                // takes no steps gets the same as a comment.
+                let step = json!({
+                    "agent": self.harness.agent(),
+                    "message": format!("[step {}] tool {} -> {verdict}", run.steps, call.name),
+                    "tool_calls": [{
+                        "tool_call_id": call.id,
+                        "function_name": call.name,
+                        "arguments": call.arguments.clone().unwrap_or_else(|_| Value::String(
+                            crate::truncate(&call.raw_arguments, TRANSCRIPT_ENTRY_BYTES / 2),
+                        )),
+                    }],
+                    "observation": {"results": [{
+                        "source_call_id": call.id,
+                        "content": crate::truncate(&content, TRANSCRIPT_ENTRY_BYTES),
+                    }]},
+                });
+                if self.harness.step(id, &step).await.is_err() {
+                    self.record(
+                        id,
+                        &format!(
+                            "[step {}] tool {} {} -> {verdict}: {content}",
+                            run.steps,
+                            call.name,
+                            crate::truncate(&arguments, TRANSCRIPT_ENTRY_BYTES / 2)
+                        ),
+                    )
+                    .await?;
+                }
                 messages.push(json!({
                     "role": "tool",
                     "tool_call_id": call.id,
