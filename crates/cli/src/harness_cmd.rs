@@ -660,6 +660,16 @@ fn default_actor(actor: Option<String>) -> String {
         .unwrap_or_else(|| "human".to_owned())
 }
 
+/// `{"actor", "reason"?}` for commands a person runs (cancel, approve,
+/// reject, pause, resume); the actor defaults to `$USER`.
+fn actor_body(actor: Option<String>, reason: Option<String>) -> Result<Vec<u8>> {
+    let mut body = serde_json::json!({ "actor": default_actor(actor) });
+    if let Some(reason) = reason {
+        body["reason"] = Value::String(reason);
+    }
+    Ok(serde_json::to_vec(&body)?)
+}
+
 fn print_json(value: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -794,15 +804,12 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             println!("{id}: commented");
         }
         TicketCommand::Cancel { id, reason, actor } => {
-            let mut body = serde_json::json!({ "actor": default_actor(actor) });
-            if let Some(reason) = reason {
-                body["reason"] = Value::String(reason);
-            }
+            let body = actor_body(actor, reason)?;
             let answer = call(
                 base,
                 Method::Post,
                 format!("/v1/tickets/{}/cancel", encode(&id)),
-                Some(serde_json::to_vec(&body)?),
+                Some(body),
             )?;
             if args.json {
                 return print_json(&answer);
@@ -815,15 +822,12 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
         TicketCommand::Approve { id, reason, actor }
         | TicketCommand::Reject { id, reason, actor } => {
             let verb = if approving { "approve" } else { "reject" };
-            let mut body = serde_json::json!({ "actor": default_actor(actor) });
-            if let Some(reason) = reason {
-                body["reason"] = Value::String(reason);
-            }
+            let body = actor_body(actor, reason)?;
             let answer = call(
                 base,
                 Method::Post,
                 format!("/v1/tickets/{}/{verb}", encode(&id)),
-                Some(serde_json::to_vec(&body)?),
+                Some(body),
             )?;
             if args.json {
                 return print_json(&answer);
@@ -836,16 +840,8 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
         }
         TicketCommand::Pause { reason, actor } | TicketCommand::Resume { reason, actor } => {
             let path = if pausing { "/v1/pause" } else { "/v1/resume" };
-            let mut body = serde_json::json!({ "actor": default_actor(actor) });
-            if let Some(reason) = reason {
-                body["reason"] = Value::String(reason);
-            }
-            let answer = call(
-                base,
-                Method::Post,
-                path.into(),
-                Some(serde_json::to_vec(&body)?),
-            )?;
+            let body = actor_body(actor, reason)?;
+            let answer = call(base, Method::Post, path.into(), Some(body))?;
             if args.json {
                 return print_json(&answer);
             }
