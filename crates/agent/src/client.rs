@@ -77,6 +77,10 @@ pub struct ProposalRequest {
     pub rationale: String,
     /// What to change, in order.
     pub actions: Vec<ProposedAction>,
+    /// An interim mitigation: once verified the ticket stays with the
+    /// agent (in progress) instead of resolving.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interim: bool,
 }
 
 /// The body of approve, reject, pause and resume.

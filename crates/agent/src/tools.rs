@@ -184,6 +184,11 @@ pub struct ProposeChangeArgs {
     pub rationale: String,
     /// The service actions to run, in order.
     pub actions: Vec<ActionArgs>,
+    /// True for an interim mitigation rather than the fix: once verified,
+    /// the ticket stays with this agent (in progress) so it can finish the
+    /// work, instead of resolving.
+    #[serde(default)]
+    pub interim: bool,
 }
 
 /// Arguments naming one proposal.
@@ -321,6 +326,8 @@ pub static CATALOG: &[ToolDef] = &[
         description: "Propose service actions that fix a claimed ticket. The pipeline \
             tests them (dry run and replay) at once, then canaries, deploys and verifies \
             them, rolling back on failure; risky actions wait for a human approval. \
+            A verified proposal resolves the ticket, unless it is marked interim (a \
+            mitigation: the ticket stays with you to finish the work). \
             Answers the proposal; follow it with get_proposal.",
         input_schema: schema::<ProposeChangeArgs>,
         read_only: false,
@@ -644,6 +651,7 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
                 agent,
                 rationale: args.rationale,
                 actions,
+                interim: args.interim,
             };
             Ok(client.propose(&args.ticket, &request).await?)
         }

@@ -76,6 +76,7 @@ async fn every_call_reaches_its_endpoint_with_its_body() {
                     action: "set_limit".into(),
                     params: json!({"domain": "checkout", "limit": "per_user", "requests_per_unit": 200}),
                 }],
+                interim: false,
             },
         )
         .await

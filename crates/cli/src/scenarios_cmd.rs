@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
+use floodgate_agent::llm::LlmOptions;
 use floodgate_lab::run::{run_suite, suite, AgentKind, Options};
 use floodgate_lab::{load_dir, report};
 use std::path::PathBuf;
@@ -19,9 +20,22 @@ pub struct RunArgs {
     /// The suite: scenarios whose `suites` name it.
     #[arg(long, default_value = "default")]
     suite: String,
-    /// runbook | none.
+    /// Only the scenarios of these names (repeatable; default: the whole
+    /// suite).
+    #[arg(long = "scenario", value_name = "NAME")]
+    only: Vec<String>,
+    /// runbook | llm | none.
     #[arg(long, default_value = "runbook")]
     agent: String,
+    /// llm: the chat-completions API base (like http://127.0.0.1:11434/v1).
+    #[arg(long, value_name = "URL")]
+    llm_endpoint: Option<String>,
+    /// llm: the model's name at the endpoint.
+    #[arg(long, value_name = "NAME")]
+    llm_model: Option<String>,
+    /// llm: the environment variable holding the API key (unset: no key).
+    #[arg(long, default_value = "FLOODGATE_LLM_API_KEY", value_name = "VAR")]
+    llm_api_key_env: String,
     /// Seeds per scenario (at least each scenario's `min_seeds`).
     #[arg(long, default_value_t = 1)]
     seeds: u32,
@@ -39,9 +53,41 @@ pub struct RunArgs {
 pub fn scenarios(command: ScenariosCommand) -> Result<()> {
     let ScenariosCommand::Run(args) = command;
     let agent = AgentKind::parse(&args.agent)
-        .ok_or_else(|| anyhow!("--agent {:?}: expected runbook or none", args.agent))?;
+        .ok_or_else(|| anyhow!("--agent {:?}: expected runbook, llm or none", args.agent))?;
+    let llm = if agent == AgentKind::Llm {
+        let endpoint = args
+            .llm_endpoint
+            .clone()
+            .context("--llm-endpoint: required with --agent llm")?;
+        let model = args
+            .llm_model
+            .clone()
+            .context("--llm-model: required with --agent llm")?;
+        let mut options = LlmOptions::new(endpoint, model);
+        options.api_key = std::env::var(&args.llm_api_key_env)
+            .ok()
+            .filter(|key| !key.is_empty());
+        options
+            .validate()
+            .map_err(|error| anyhow!("--llm-{}", error.replace('_', "-")))?;
+        Some(options)
+    } else {
+        None
+    };
     let all = load_dir(&args.scenarios)?;
-    let chosen = suite(&all, &args.suite);
+    let mut chosen = suite(&all, &args.suite);
+    for name in &args.only {
+        if !chosen.iter().any(|scenario| &scenario.name == name) {
+            bail!(
+                "--scenario {name:?}: no such scenario in suite {:?} of {}",
+                args.suite,
+                args.scenarios.display()
+            );
+        }
+    }
+    if !args.only.is_empty() {
+        chosen.retain(|scenario| args.only.contains(&scenario.name));
+    }
     if chosen.is_empty() {
         bail!(
             "no scenario in {} is in suite {:?}",
@@ -53,6 +99,7 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let options = Options {
         runbooks: args.runbooks.clone(),
+        llm,
         out: args.out.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -62,12 +109,15 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
     let started = std::time::Instant::now();
     let results = runtime.block_on(run_suite(&chosen, args.seeds, agent, &options))?;
     let elapsed = started.elapsed();
-    let command = format!(
+    let mut command = format!(
         "floodgate scenarios run --suite {} --agent {} --seeds {}",
         args.suite,
         agent.as_str(),
         args.seeds
     );
+    for name in &args.only {
+        command.push_str(&format!(" --scenario {name}"));
+    }
     let table = report::table(&results);
     let aggregate = report::aggregate(&results);
     println!("{table}");

@@ -146,3 +146,61 @@ async fn the_llm_agent_proposes_through_the_pipeline_and_its_tool_calls_are_traj
         floodgate_harness::trajectory::Outcome::Resolved
     );
 }
+
+/// The lab drives the LLM agent like the runbook agent: the bad-config
+/// scenario (a human pushes a config blocking acme and files a ticket),
+/// the scripted model rolls the config back, the on-call approves, and the
+/// verifier (not the agent) judges the run against its no-agent baseline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lab_runs_a_scenario_with_the_llm_agent_and_the_verifier_judges_it() {
+    use floodgate_lab::run::{run_scenario, AgentKind, Options};
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(repo.join("scenarios/bad-config.yaml")).expect("scenario");
+    let scenario = floodgate_lab::parse("scenarios/bad-config.yaml", &text).expect("parses");
+    let (base, seen) = scripted(vec![
+        reply(json!({"role": "assistant", "content": null, "tool_calls": [
+            call("c1", "propose_change", json!({
+                "ticket": "INF-0001",
+                "rationale": "version 2 blocks acme (0 a second); version 1 admitted it",
+                "actions": [{"action": "rollback_config", "params": {"to_version": 1}}],
+            })),
+        ]})),
+        reply(json!({"role": "assistant", "content": "Rolled back to version 1; the pipeline verifies it."})),
+    ])
+    .await;
+    let out = std::env::temp_dir().join(format!("floodgate-lab-llm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let options = Options {
+        runbooks: repo.join("runbooks"),
+        llm: Some(LlmOptions::new(base, "scripted")),
+        out: out.clone(),
+    };
+    let result = run_scenario(&scenario, scenario.seed, AgentKind::Llm, &options).await;
+    assert_eq!(result.agent, AgentKind::Llm);
+    assert_eq!(
+        result.verdict,
+        floodgate_lab::Verdict::Pass,
+        "{}: {:?}",
+        result.why,
+        result.figures
+    );
+    assert_eq!(result.figures.actions, 1, "{:?}", result.figures);
+    assert!(result.figures.bad_minutes < result.figures.baseline_bad_minutes);
+    // The model was asked about the human's ticket, with the tool catalog.
+    let seen = seen.lock().expect("seen").clone();
+    assert!(seen.len() >= 2, "{} model calls", seen.len());
+    assert!(seen[0].to_string().contains("INF-0001"), "{}", seen[0]);
+    assert!(seen[0]["tools"]
+        .as_array()
+        .is_some_and(|tools| !tools.is_empty()));
+    // Its tool call is a structured step of the ticket's trajectory.
+    let archive =
+        floodgate_harness::store::Archive::open(std::path::Path::new(&result.data)).expect("data");
+    let trajectory = archive
+        .trajectory("INF-0001")
+        .expect("read")
+        .expect("stored");
+    let text = serde_json::to_string(&trajectory).expect("json");
+    assert!(text.contains("propose_change"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -83,6 +83,44 @@ async fn a_good_fix_is_tested_canaried_deployed_verified_and_resolves_the_ticket
 }
 
 #[tokio::test]
+async fn an_interim_mitigation_verified_leaves_the_ticket_with_the_agent_and_the_fix_resolves_it() {
+    let mut world = World::new("interim", "");
+    world.ticks(40).await;
+    let ticket = world.file_and_claim("< 1%").await;
+
+    let (status, answer) = world
+        .post(
+            &format!("/v1/tickets/{ticket}/proposals"),
+            json!({
+                "agent": "agent-1",
+                "rationale": "a mitigation while the real fix is prepared",
+                "actions": raise_to(120),
+                "interim": true,
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["proposal"]["interim"], true, "{answer}");
+    let first = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    world.ticks(44).await;
+    let proposal = world.proposal(&first).await;
+    assert_eq!(proposal["stage"], "succeeded", "{:?}", stages(&proposal));
+    // Verified, but interim: the ticket is back with its agent, not resolved.
+    assert_eq!(world.ticket_state(&ticket).await, "in_progress");
+
+    // The agent still holds it: the next proposal is the fix, and resolves.
+    let (status, answer) = world.propose(&ticket, raise_to(130)).await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer["proposal"].get("interim").is_none(), "{answer}");
+    let second = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    world.ticks(44).await;
+    let proposal = world.proposal(&second).await;
+    assert_eq!(proposal["stage"], "succeeded", "{:?}", stages(&proposal));
+    assert_eq!(world.ticket_state(&ticket).await, "resolved");
+    assert_eq!(world.limit().await, 130);
+}
+
+#[tokio::test]
 async fn a_fix_that_does_not_meet_the_criteria_is_rolled_back_to_the_exact_prior_state() {
     let mut world = World::new("rollback", "verify:\n  max_duration: 5m\n");
     world.ticks(40).await;

@@ -98,6 +98,7 @@ fn proposal(ticket: &str, rationale: &str, actions: Vec<ActionCall>, at: u64) ->
         approval: None,
         canary: None,
         canary_passed: false,
+        interim: false,
         applied: Vec::new(),
         verify: None,
         outcome: String::new(),

@@ -80,8 +80,11 @@ impl DetectorConfig {
                 self.consecutive
             ));
         }
-        if !(self.min_relative_scale.is_finite() && self.min_relative_scale >= 0.0) {
-            return Err("min_relative_scale must be 0 or more".into());
+        if !(0.0..=1.0).contains(&self.min_relative_scale) {
+            return Err(format!(
+                "min_relative_scale {} must be between 0 and 1",
+                self.min_relative_scale
+            ));
         }
         Ok(())
     }

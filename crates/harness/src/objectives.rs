@@ -541,6 +541,8 @@ struct CompactAnomaly {
     consecutive: Option<u32>,
     #[serde(default)]
     direction: Option<Direction>,
+    #[serde(default)]
+    min_relative_scale: Option<f64>,
     #[serde(default = "default_on_violation")]
     on_violation: OnViolation,
 }
@@ -1028,6 +1030,9 @@ impl Loader<'_> {
             }
             if let Some(direction) = anomaly.direction {
                 detector.direction = direction;
+            }
+            if let Some(floor) = anomaly.min_relative_scale {
+                detector.min_relative_scale = floor;
             }
             if let Err(message) = detector.validate() {
                 let line = find_line(self.text, range, &format!("name: {}", anomaly.name.0));

@@ -263,8 +263,10 @@ impl Pipeline {
         let (ticket, earlier) = self
             .held_ticket(state, ticket_id, &request.agent, now_ms, true)
             .await?;
+        // Questions to a human (proposals without actions) change nothing:
+        // they do not count against the proposals budget.
         let usage = BudgetUsage {
-            proposals: earlier.len() as u64 + 1,
+            proposals: earlier.iter().filter(|p| !p.actions.is_empty()).count() as u64 + 1,
             actions: earlier.iter().map(|p| p.actions.len() as u64).sum::<u64>()
                 + request.actions.len() as u64,
             elapsed_ms: earlier
@@ -300,6 +302,7 @@ impl Pipeline {
             approval: None,
             canary: None,
             canary_passed: false,
+            interim: request.interim,
             applied: Vec::new(),
             verify: None,
             outcome: String::new(),
@@ -423,6 +426,7 @@ impl Pipeline {
             }),
             canary: None,
             canary_passed: false,
+            interim: false,
             applied: Vec::new(),
             verify: None,
             outcome: String::new(),
@@ -528,6 +532,7 @@ impl Pipeline {
             agent: actor.to_owned(),
             rationale: revert::rationale(&original, &reason),
             actions: plan.actions,
+            interim: false,
         };
         let proposal = match self.propose(state, &ticket.id, request, now_ms).await {
             Ok(proposal) => proposal,
@@ -1271,9 +1276,22 @@ impl Pipeline {
                 "proposal.verified",
                 json!({ "result": "passed", "criteria": verify.last }),
             );
-            step.ticket_command = Some(Command::Resolve {
-                actor: HARNESS_ACTOR.into(),
-                reason: format!("{}: {detail}", proposal.id),
+            step.ticket_command = Some(if proposal.interim {
+                // A mitigation: the agent still holds the ticket and
+                // finishes the work.
+                Command::Rework {
+                    actor: HARNESS_ACTOR.into(),
+                    reason: format!(
+                        "{}: {detail}; an interim mitigation: the agent continues",
+                        proposal.id
+                    ),
+                    ttl_ms: REWORK_CLAIM_MS,
+                }
+            } else {
+                Command::Resolve {
+                    actor: HARNESS_ACTOR.into(),
+                    reason: format!("{}: {detail}", proposal.id),
+                }
             });
             return Some(step);
         }

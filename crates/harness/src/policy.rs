@@ -290,7 +290,8 @@ pub struct ActiveFreeze {
 /// Per-ticket budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Budgets {
-    /// Proposals one ticket may have (default 3).
+    /// Change proposals one ticket may have (default 3); questions to a
+    /// human (proposals without actions) do not count.
     pub proposals_per_ticket: u64,
     /// Actions its proposals may hold in all (default 10).
     pub actions_per_ticket: u64,

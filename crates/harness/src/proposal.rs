@@ -37,6 +37,12 @@ pub struct ProposalRequest {
     /// to the service as the action's reason).
     pub rationale: String,
     pub actions: Vec<ActionCall>,
+    /// An interim mitigation, not the fix: once verified, the ticket goes
+    /// back to the agent (in progress) instead of resolving, so it can
+    /// finish the work (e.g. restore a failure policy once the backend is
+    /// back). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interim: bool,
 }
 
 /// Where a proposal is.
@@ -203,6 +209,9 @@ pub struct Proposal {
     /// Whether the canary window passed (deploy then covers the rest).
     #[serde(default)]
     pub canary_passed: bool,
+    /// An interim mitigation ([`ProposalRequest::interim`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interim: bool,
     /// Every change applied, in order, with its inverse.
     pub applied: Vec<Applied>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -319,6 +319,7 @@ mod tests {
             approval: None,
             canary: None,
             canary_passed: true,
+            interim: false,
             applied,
             verify: None,
             outcome: String::new(),

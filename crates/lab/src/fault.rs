@@ -22,6 +22,14 @@ pub enum FaultKind {
     /// A human pushes `limits` (a whole config) and, if `ticket`, files a
     /// ticket `config:…` naming the version just pushed.
     BadConfig { limits: String, ticket: bool },
+    /// The remote counter backend refuses connections for `for_ms`.
+    BackendOutage { for_ms: u64 },
+    /// Every backend command takes `latency_ms` for `for_ms` (past the
+    /// command timeout, commands time out).
+    BackendLatency { latency_ms: u64, for_ms: u64 },
+    /// New keys that live long (a day limit each), `keys_per_tick` of them
+    /// each tick, for good: the store's memory grows slowly.
+    KeyGrowth { keys_per_tick: u32 },
 }
 
 impl FaultKind {
@@ -31,6 +39,32 @@ impl FaultKind {
             FaultKind::Growth { .. } => "growth",
             FaultKind::KeyFlood { .. } => "key_flood",
             FaultKind::BadConfig { .. } => "bad_config",
+            FaultKind::BackendOutage { .. } => "backend_outage",
+            FaultKind::BackendLatency { .. } => "backend_latency",
+            FaultKind::KeyGrowth { .. } => "key_growth",
+        }
+    }
+
+    /// Whether the fault is the counter backend's (the world needs a
+    /// remote backend for it).
+    pub fn needs_remote_backend(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::BackendOutage { .. } | FaultKind::BackendLatency { .. }
+        )
+    }
+
+    /// The invariants the fault is meant to break (their tickets are the
+    /// fault's, not a breakage the agent caused).
+    pub fn breaks_invariants(&self) -> &'static [&'static str] {
+        match self {
+            FaultKind::KeyFlood { .. } | FaultKind::KeyGrowth { .. } => {
+                &["capacity_headroom", "store_below_capacity"]
+            }
+            FaultKind::BackendOutage { .. } | FaultKind::BackendLatency { .. } => {
+                &["store_healthy"]
+            }
+            _ => &[],
         }
     }
 
@@ -42,6 +76,17 @@ impl FaultKind {
         }
     }
 }
+
+/// Every fault kind a scenario may name.
+pub const KINDS: [&str; 7] = [
+    "surge",
+    "growth",
+    "key_flood",
+    "key_growth",
+    "bad_config",
+    "backend_outage",
+    "backend_latency",
+];
 
 /// A fault and when it is injected (again every `every_ms`, if set).
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +129,8 @@ pub struct FaultSpec {
     pub limits: Option<String>,
     #[serde(default)]
     pub ticket: Option<bool>,
+    #[serde(default)]
+    pub latency: Option<String>,
 }
 
 type FieldError = (String, String);
@@ -131,6 +178,18 @@ impl FaultSpec {
                     )
                 })
         };
+        let keys_per_tick = || {
+            self.keys_per_tick
+                .filter(|keys| (1..=1000).contains(keys))
+                .ok_or_else(|| {
+                    (
+                        "keys_per_tick".to_owned(),
+                        format!("{} needs keys_per_tick (1 to 1000)", self.kind),
+                    )
+                })
+        };
+        let for_ms_needed =
+            || for_ms.ok_or_else(|| ("for".to_owned(), format!("{} needs for", self.kind)));
         let kind = match self.kind.as_str() {
             "surge" => FaultKind::Surge {
                 tenant: tenant()?,
@@ -142,17 +201,26 @@ impl FaultSpec {
                 per_minute: per_minute()?,
             },
             "key_flood" => FaultKind::KeyFlood {
-                keys_per_tick: self
-                    .keys_per_tick
-                    .filter(|keys| (1..=1000).contains(keys))
-                    .ok_or_else(|| {
+                keys_per_tick: keys_per_tick()?,
+                for_ms: for_ms_needed()?,
+            },
+            "key_growth" => FaultKind::KeyGrowth {
+                keys_per_tick: keys_per_tick()?,
+            },
+            "backend_outage" => FaultKind::BackendOutage {
+                for_ms: for_ms_needed()?,
+            },
+            "backend_latency" => FaultKind::BackendLatency {
+                latency_ms: duration(
+                    "latency",
+                    self.latency.as_deref().ok_or_else(|| {
                         (
-                            "keys_per_tick".to_owned(),
-                            "key_flood needs keys_per_tick (1 to 1000)".to_owned(),
+                            "latency".to_owned(),
+                            "backend_latency needs latency".to_owned(),
                         )
                     })?,
-                for_ms: for_ms
-                    .ok_or_else(|| ("for".to_owned(), "key_flood needs for".to_owned()))?,
+                )?,
+                for_ms: for_ms_needed()?,
             },
             "bad_config" => {
                 let limits = self
@@ -172,7 +240,8 @@ impl FaultSpec {
                 return Err((
                     "kind".into(),
                     format!(
-                        "{other:?} is not a fault (expected surge, growth, key_flood, bad_config)"
+                        "{other:?} is not a fault (expected one of {})",
+                        KINDS.join(", ")
                     ),
                 ))
             }

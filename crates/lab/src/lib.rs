@@ -4,6 +4,7 @@
 //! figures. Only simulation and tests use it: `floodgate serve` never
 //! wires it, and its faults are not in the service's action catalog.
 
+pub mod backend;
 pub mod fault;
 pub mod oracle;
 pub mod report;

@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 /// The store's used ratio at or past which the lab counts a tick as bad
 /// (the capacity invariant's 20% headroom).
 pub const MAX_USED_RATIO: f64 = 0.8;
+/// The lab's objective as a time-based SLO: it holds in 99.9% of the
+/// minutes of a 30-day window, so the window's error budget is 43.2
+/// minutes. A run's budget burned is its bad minutes over that budget.
+pub const BUDGET_MINUTES: f64 = 30.0 * 24.0 * 60.0 * 0.001;
+
 /// How much a tenant's admitted ratio may fall below the no-agent baseline
 /// before it counts as regressed.
 pub const REGRESSION_TOLERANCE: f64 = 0.005;
@@ -37,6 +42,9 @@ pub struct TicketView {
     pub created_t_ms: u64,
     /// Its proposals: (stage, number of actions).
     pub proposals: Vec<(String, usize)>,
+    /// Run times at which its proposals applied a change to a service
+    /// (canary or deploy; undoing one is not held by a freeze).
+    pub applied_t_ms: Vec<u64>,
 }
 
 /// Everything the verifier reads about one run.
@@ -61,8 +69,11 @@ pub struct Expectation {
     pub max_load_per_minute: Option<u64>,
     /// Tenants a fault names (they are not judged for regression).
     pub faulted_tenants: Vec<String>,
-    /// Whether a fault is meant to break a store invariant.
-    pub store_fault: bool,
+    /// Invariants a fault is meant to break (their tickets are expected).
+    pub expected_invariants: Vec<String>,
+    /// Freeze windows in force during the run, as run-time intervals
+    /// `[from, until)`: nothing may be applied inside one.
+    pub frozen: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,7 +105,8 @@ pub struct Figures {
     pub ttm_s: Option<u64>,
     pub mitigated: bool,
     pub escalated: bool,
-    /// Tickets filed on a control run.
+    /// Tickets filed with no fault in force: every ticket of a control run,
+    /// and those filed before the first injection of a fault run.
     pub false_alarms: usize,
     pub tickets: usize,
     pub help_tickets: usize,
@@ -103,8 +115,14 @@ pub struct Figures {
     /// Minutes the objective was broken, with the agent and without.
     pub bad_minutes: f64,
     pub baseline_bad_minutes: f64,
+    /// Error budget burned (% of [`BUDGET_MINUTES`]), with the agent and
+    /// without.
+    pub budget_burned_pct: f64,
+    pub baseline_budget_burned_pct: f64,
     pub regressed: Vec<String>,
     pub invariants_ok: bool,
+    /// Changes applied inside a freeze window (must be 0).
+    pub applied_in_freeze: usize,
 }
 
 /// Whether the lab's objective held in one tick.
@@ -212,21 +230,35 @@ pub fn judge(
     let invariants_ok = run.ledger_ok
         && real.iter().all(|ticket| {
             !ticket.fingerprint.starts_with("invariant:")
-                || (expect.store_fault
-                    && (ticket.fingerprint.contains("capacity")
-                        || ticket.fingerprint.contains("store_below")))
+                || expect.expected_invariants.iter().any(|name| {
+                    let invariant = format!("invariant:{name}");
+                    ticket.fingerprint == invariant
+                        || ticket.fingerprint.starts_with(&format!("{invariant}:"))
+                })
         });
+    let applied_in_freeze = real
+        .iter()
+        .flat_map(|ticket| &ticket.applied_t_ms)
+        .filter(|t| {
+            expect
+                .frozen
+                .iter()
+                .any(|(from, until)| (*from..*until).contains(*t))
+        })
+        .count();
     let figures = Figures {
+        applied_in_freeze,
         witnessed,
         detected: detection.is_some(),
         ttd_s: detection.map(|ms| ms / 1000),
         ttm_s: ttm.map(|ms| ms / 1000),
         mitigated: ttm.is_some(),
         escalated,
-        false_alarms: if expect.outcome == Outcome::Quiet {
-            run.tickets.len()
-        } else {
-            0
+        // Every ticket of a control run; tickets filed before the first
+        // injection of a fault run.
+        false_alarms: match injected {
+            None => run.tickets.len(),
+            Some(at) => run.tickets.iter().filter(|t| t.created_t_ms < at).count(),
         },
         tickets: real.len(),
         help_tickets,
@@ -234,6 +266,8 @@ pub fn judge(
         rollbacks,
         bad_minutes: bad_minutes(run, max),
         baseline_bad_minutes: bad_minutes(baseline, max),
+        budget_burned_pct: bad_minutes(run, max) / BUDGET_MINUTES * 100.0,
+        baseline_budget_burned_pct: bad_minutes(baseline, max) / BUDGET_MINUTES * 100.0,
         regressed: regressed.clone(),
         invariants_ok,
     };
@@ -265,6 +299,10 @@ pub fn judge(
         _ if !witnessed => (
             Verdict::Error,
             "the fault never took effect (the objective never broke): a scenario error".into(),
+        ),
+        _ if applied_in_freeze > 0 => (
+            Verdict::Fail,
+            format!("{applied_in_freeze} change(s) applied inside a freeze window"),
         ),
         _ if !invariants_ok => (
             Verdict::Fail,
@@ -333,6 +371,7 @@ mod tests {
             state: state.into(),
             created_t_ms: at_tick * TICK_MS,
             proposals: vec![("succeeded".into(), 1)],
+            applied_t_ms: vec![(at_tick + 1) * TICK_MS],
         }
     }
 
@@ -343,7 +382,8 @@ mod tests {
             injected_ms: Some(10 * TICK_MS),
             max_load_per_minute: None,
             faulted_tenants: vec![],
-            store_fault: false,
+            expected_invariants: vec![],
+            frozen: vec![],
         }
     }
 
@@ -375,6 +415,20 @@ mod tests {
         let run = record(0..0, 40);
         let (verdict, _, _) = judge(&run, &run, &expect(Outcome::Mitigate));
         assert_eq!(verdict, Verdict::Error);
+    }
+
+    #[test]
+    fn a_change_applied_inside_a_freeze_window_fails() {
+        let mut run = record(12..20, 40);
+        run.tickets.push(ticket("incident", "resolved", 14));
+        let baseline = record(12..40, 40);
+        let mut expectation = expect(Outcome::Mitigate);
+        expectation.frozen = vec![(10 * TICK_MS, 16 * TICK_MS)];
+        let (verdict, why, figures) = judge(&run, &baseline, &expectation);
+        assert_eq!(verdict, Verdict::Fail, "{why}");
+        assert_eq!(figures.applied_in_freeze, 1);
+        expectation.frozen = vec![(16 * TICK_MS, 30 * TICK_MS)];
+        assert_eq!(judge(&run, &baseline, &expectation).0, Verdict::Pass);
     }
 
     #[test]

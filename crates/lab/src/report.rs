@@ -22,7 +22,10 @@ pub struct Aggregate {
     pub escalate_runs: usize,
     pub escalated_correctly: usize,
     pub control_runs: usize,
+    /// Tickets on control runs (CI fails on any).
     pub false_alarms: usize,
+    /// Tickets filed before the first injection of fault runs.
+    pub early_alarms: usize,
     pub detected: usize,
     pub fault_runs: usize,
     pub mean_ttd_s: Option<f64>,
@@ -31,6 +34,8 @@ pub struct Aggregate {
     pub rollbacks: usize,
     pub bad_minutes: f64,
     pub baseline_bad_minutes: f64,
+    pub budget_burned_pct: f64,
+    pub baseline_budget_burned_pct: f64,
 }
 
 fn mean(values: &[u64]) -> Option<f64> {
@@ -80,6 +85,7 @@ pub fn aggregate(results: &[RunResult]) -> Aggregate {
             .count(),
         control_runs: with(Outcome::Quiet).count(),
         false_alarms: with(Outcome::Quiet).map(|r| r.figures.false_alarms).sum(),
+        early_alarms: faults.iter().map(|r| r.figures.false_alarms).sum(),
         detected: faults.iter().filter(|r| r.figures.detected).count(),
         fault_runs: faults.len(),
         mean_ttd_s: mean(&ttd),
@@ -88,6 +94,11 @@ pub fn aggregate(results: &[RunResult]) -> Aggregate {
         rollbacks: results.iter().map(|r| r.figures.rollbacks).sum(),
         bad_minutes: results.iter().map(|r| r.figures.bad_minutes).sum(),
         baseline_bad_minutes: results.iter().map(|r| r.figures.baseline_bad_minutes).sum(),
+        budget_burned_pct: results.iter().map(|r| r.figures.budget_burned_pct).sum(),
+        baseline_budget_burned_pct: results
+            .iter()
+            .map(|r| r.figures.baseline_budget_burned_pct)
+            .sum(),
     }
 }
 
@@ -98,13 +109,13 @@ fn opt(value: Option<u64>) -> String {
 /// The results table (Markdown; also what the command prints).
 pub fn table(results: &[RunResult]) -> String {
     let mut out = String::new();
-    out.push_str("| scenario | seed | agent | expected | verdict | detected | TTD | TTM | escalated | false alarms | actions | rollbacks | bad min (agent / none) | why |\n");
+    out.push_str("| scenario | seed | agent | expected | verdict | detected | TTD | TTM | escalated | false alarms | actions | rollbacks | budget burned (agent / none) | why |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {
         let f = &r.figures;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% / {:.0}% | {} |",
             r.scenario,
             r.seed,
             r.agent.as_str(),
@@ -117,8 +128,8 @@ pub fn table(results: &[RunResult]) -> String {
             f.false_alarms,
             f.actions,
             f.rollbacks,
-            f.bad_minutes,
-            f.baseline_bad_minutes,
+            f.budget_burned_pct,
+            f.baseline_budget_burned_pct,
             r.why.replace('|', "/"),
         );
     }
@@ -128,9 +139,9 @@ pub fn table(results: &[RunResult]) -> String {
 pub fn aggregate_table(a: &Aggregate) -> String {
     let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}s"));
     format!(
-        "| runs | pass | fail | error | mitigated | escalated correctly | detected | false alarms (control runs) | mean TTD | mean TTM | actions | rollbacks | bad minutes (agent / none) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
-         | {} | {} | {} | {} | {}/{} ({:.0}%) | {}/{} | {}/{} | {} ({}) | {} | {} | {} | {} | {:.1} / {:.1} |\n",
+        "| runs | pass | fail | error | mitigated | escalated correctly | detected | false alarms (control runs) | alarms before a fault | mean TTD | mean TTM | actions | rollbacks | budget burned (agent / none) | bad minutes (agent / none) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {} | {} | {}/{} ({:.0}%) | {}/{} | {}/{} | {} ({}) | {} | {} | {} | {} | {} | {:.0}% / {:.0}% | {:.1} / {:.1} |\n",
         a.runs,
         a.pass,
         a.fail,
@@ -144,10 +155,13 @@ pub fn aggregate_table(a: &Aggregate) -> String {
         a.fault_runs,
         a.false_alarms,
         a.control_runs,
+        a.early_alarms,
         secs(a.mean_ttd_s),
         secs(a.mean_ttm_s),
         a.actions,
         a.rollbacks,
+        a.budget_burned_pct,
+        a.baseline_budget_burned_pct,
         a.bad_minutes,
         a.baseline_bad_minutes,
     )
@@ -159,8 +173,8 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Two bar groups per run: minutes of broken objective with and without
-/// the agent, and TTD / TTM in minutes.
+/// Two bar groups per run: error budget burned with and without the
+/// agent (% of the 30-day budget), and TTD / TTM in minutes.
 pub fn chart(results: &[RunResult]) -> String {
     let row = 28.0;
     let label_w = 230.0;
@@ -169,7 +183,11 @@ pub fn chart(results: &[RunResult]) -> String {
     let width = label_w + 2.0 * (bar_w + 40.0);
     let max_bad = results
         .iter()
-        .map(|r| r.figures.bad_minutes.max(r.figures.baseline_bad_minutes))
+        .map(|r| {
+            r.figures
+                .budget_burned_pct
+                .max(r.figures.baseline_budget_burned_pct)
+        })
         .fold(1.0, f64::max);
     let max_time = results
         .iter()
@@ -188,7 +206,7 @@ pub fn chart(results: &[RunResult]) -> String {
     let x2 = label_w + bar_w + 40.0;
     let _ = writeln!(
         svg,
-        r##"<text x="{x1}" y="16" font-weight="bold">objective broken (min): <tspan fill="#c0392b">no agent</tspan> / <tspan fill="#27ae60">agent</tspan> (max {max_bad:.0})</text>"##
+        r##"<text x="{x1}" y="16" font-weight="bold">error budget burned (% of 30 days): <tspan fill="#c0392b">no agent</tspan> / <tspan fill="#27ae60">agent</tspan></text>"##
     );
     let _ = writeln!(
         svg,
@@ -207,8 +225,8 @@ pub fn chart(results: &[RunResult]) -> String {
         );
         let f = &r.figures;
         for (j, (value, colour)) in [
-            (f.baseline_bad_minutes, "#c0392b"),
-            (f.bad_minutes, "#27ae60"),
+            (f.baseline_budget_burned_pct, "#c0392b"),
+            (f.budget_burned_pct, "#27ae60"),
         ]
         .into_iter()
         .enumerate()
@@ -216,7 +234,7 @@ pub fn chart(results: &[RunResult]) -> String {
             let w = bar_w * value / max_bad;
             let _ = writeln!(
                 svg,
-                r#"<rect x="{x1}" y="{}" width="{w:.1}" height="10" fill="{colour}"/><text x="{}" y="{}">{value:.1}</text>"#,
+                r#"<rect x="{x1}" y="{}" width="{w:.1}" height="10" fill="{colour}"/><text x="{}" y="{}">{value:.0}%</text>"#,
                 y + 11.0 * j as f64,
                 x1 + w + 3.0,
                 y + 9.0 + 11.0 * j as f64

@@ -8,6 +8,7 @@ use crate::workload::Generator;
 use crate::world::{World, WorldSpec, DEFAULT_LIMITS, OBJECTIVES};
 use anyhow::anyhow;
 use floodgate_agent::client::HarnessClient;
+use floodgate_agent::llm::{LlmAgent, LlmOptions};
 use floodgate_agent::runbook::{load_dir, RunbookAgent};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -20,6 +21,9 @@ use std::sync::Arc;
 pub enum AgentKind {
     /// The runbook agent with the runbooks of a directory.
     Runbook,
+    /// The LLM agent, against the chat-completions endpoint of
+    /// [`Options::llm`].
+    Llm,
     /// No agent: the baseline.
     None,
 }
@@ -28,6 +32,7 @@ impl AgentKind {
     pub fn parse(text: &str) -> Option<AgentKind> {
         match text {
             "runbook" => Some(AgentKind::Runbook),
+            "llm" => Some(AgentKind::Llm),
             "none" => Some(AgentKind::None),
             _ => None,
         }
@@ -35,26 +40,53 @@ impl AgentKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AgentKind::Runbook => "runbook",
+            AgentKind::Llm => "llm",
             AgentKind::None => "none",
         }
     }
 }
 
+/// Runbook agents working tickets side by side: one may wait on a
+/// pipeline (verification lasts many minutes) while another takes the next
+/// ticket.
+pub const RUNBOOK_WORKERS: usize = 2;
+
 /// The agent driver: polled once a tick, after the harness observed.
 pub enum Driver {
-    Runbook(Box<RunbookAgent>),
+    Runbook(Vec<RunbookAgent>),
+    Llm(Box<LlmAgent>),
     None,
 }
 
 impl Driver {
-    pub fn new(kind: AgentKind, world: &World, runbooks: &Path) -> anyhow::Result<Driver> {
+    pub fn new(kind: AgentKind, world: &World, options: &Options) -> anyhow::Result<Driver> {
+        let runbooks = options.runbooks.as_path();
         Ok(match kind {
             AgentKind::None => Driver::None,
+            AgentKind::Llm => {
+                let llm = options
+                    .llm
+                    .clone()
+                    .ok_or_else(|| anyhow!("the llm agent needs an endpoint and a model"))?;
+                let client =
+                    HarnessClient::new(Arc::new(world.harness.clone())).with_agent("llm-1");
+                Driver::Llm(Box::new(
+                    LlmAgent::new(client, llm, Arc::new(floodgate_agent::llm::SystemClock))
+                        .map_err(|error| anyhow!("{error}"))?,
+                ))
+            }
             AgentKind::Runbook => {
                 let runbooks = load_dir(runbooks).map_err(|error| anyhow!("{error}"))?;
-                let client =
-                    HarnessClient::new(Arc::new(world.harness.clone())).with_agent("runbook-1");
-                Driver::Runbook(Box::new(RunbookAgent::new(client, "runbook-1", runbooks)))
+                Driver::Runbook(
+                    (1..=RUNBOOK_WORKERS)
+                        .map(|worker| {
+                            let name = format!("runbook-{worker}");
+                            let client = HarnessClient::new(Arc::new(world.harness.clone()))
+                                .with_agent(&name);
+                            RunbookAgent::new(client, name, runbooks.clone())
+                        })
+                        .collect(),
+                )
             }
         })
     }
@@ -62,11 +94,20 @@ impl Driver {
     pub async fn poll(&mut self, now_ms: u64) -> anyhow::Result<()> {
         match self {
             Driver::None => Ok(()),
-            Driver::Runbook(agent) => agent
-                .poll(now_ms)
-                .await
-                .map(|_| ())
-                .map_err(|error| anyhow!("the harness did not answer the agent: {error}")),
+            Driver::Runbook(agents) => {
+                for agent in agents {
+                    agent.poll(now_ms).await.map_err(|error| {
+                        anyhow!("the harness did not answer {}: {error}", agent.name())
+                    })?;
+                }
+                Ok(())
+            }
+            // One ticket a tick at most: the model works it to a proposal
+            // (or an escalation) in wall time while simulated time stands.
+            Driver::Llm(agent) => match agent.work_one().await {
+                Ok(_) => Ok(()),
+                Err(error) => Err(anyhow!("the llm agent could not work: {error}")),
+            },
         }
     }
 }
@@ -75,6 +116,8 @@ impl Driver {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub runbooks: PathBuf,
+    /// The LLM agent's endpoint, model and bounds (`--agent llm`).
+    pub llm: Option<LlmOptions>,
     /// Each run's harness data goes in `out/runs/NAME-sSEED-AGENT`.
     pub out: PathBuf,
 }
@@ -146,6 +189,15 @@ async fn tickets(world: &World) -> anyhow::Result<Vec<TicketView>> {
                 .as_u64()
                 .unwrap_or(0)
                 .saturating_sub(crate::world::T0_MS),
+            applied_t_ms: shown["proposals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["records"].as_array().into_iter().flatten())
+                .filter(|record| record["result"] == "applied")
+                .filter_map(|record| record["time_ms"].as_u64())
+                .map(|ms| ms.saturating_sub(crate::world::T0_MS))
+                .collect(),
             proposals: shown["proposals"]
                 .as_array()
                 .into_iter()
@@ -198,11 +250,12 @@ async fn drive(
         objectives: OBJECTIVES.to_owned(),
         policy: scenario.policy.clone(),
         store_capacity: scenario.store_capacity,
+        backend: scenario.backend,
         data: data.to_owned(),
     };
     let generator = Generator::new(scenario.workload.clone(), seed);
     let mut world = World::build(&spec, generator)?;
-    let mut driver = Driver::new(agent, &world, &options.runbooks)?;
+    let mut driver = Driver::new(agent, &world, options)?;
     let mut t = 0;
     while t < scenario.duration_ms {
         for fault in &scenario.faults {
@@ -210,6 +263,7 @@ async fn drive(
                 world.inject(&fault.kind).await?;
             }
         }
+        world.backend_tick().await;
         let now = world.now();
         let plan = world.generator.plan(now, TICK_MS);
         let traffic = world.send(&plan).await?;
@@ -239,9 +293,31 @@ async fn drive(
     Ok(())
 }
 
+/// The freeze windows of the scenario's policy in force during the run,
+/// as run-time intervals (tick resolution).
+fn frozen(scenario: &Scenario) -> Vec<(u64, u64)> {
+    let Ok(policy) = floodgate_harness::policy::Policy::parse("policy.yaml", &scenario.policy)
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut t = 0;
+    while t < scenario.duration_ms {
+        if policy.active_freeze(crate::world::T0_MS + t).is_some() {
+            match out.last_mut() {
+                Some((_, until)) if *until == t => *until = t + TICK_MS,
+                _ => out.push((t, t + TICK_MS)),
+            }
+        }
+        t += TICK_MS;
+    }
+    out
+}
+
 /// The expectation the verifier is given for a scenario.
 pub fn expectation(scenario: &Scenario) -> Expectation {
     Expectation {
+        frozen: frozen(scenario),
         outcome: scenario.outcome,
         hold_ms: scenario.hold_ms,
         injected_ms: scenario.faults.iter().map(|fault| fault.at_ms).min(),
@@ -251,10 +327,12 @@ pub fn expectation(scenario: &Scenario) -> Expectation {
             .iter()
             .filter_map(|fault| fault.kind.tenant().map(str::to_owned))
             .collect(),
-        store_fault: scenario
+        expected_invariants: scenario
             .faults
             .iter()
-            .any(|fault| matches!(fault.kind, crate::fault::FaultKind::KeyFlood { .. })),
+            .flat_map(|fault| fault.kind.breaks_invariants().iter().copied())
+            .map(str::to_owned)
+            .collect(),
     }
 }
 

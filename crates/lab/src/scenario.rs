@@ -4,7 +4,9 @@
 
 use crate::fault::{Fault, FaultSpec};
 use crate::workload::{Contract, TenantSpec, Workload};
+use crate::world::BackendSpec;
 use floodgate_harness::quantity::parse_duration_ms;
+use floodgate_store::FailurePolicy;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
@@ -71,6 +73,8 @@ pub struct Scenario {
     pub min_seeds: u32,
     pub workload: Workload,
     pub store_capacity: u64,
+    /// Where the service keeps its counters (memory unless told).
+    pub backend: BackendSpec,
     pub limits: Option<String>,
     pub policy: String,
     /// The simulated on-call approves what agents and the pipeline ask.
@@ -98,6 +102,8 @@ struct Raw {
     #[serde(default)]
     store_capacity: Option<u64>,
     #[serde(default)]
+    backend: Option<RawBackend>,
+    #[serde(default)]
     limits: Option<String>,
     #[serde(default)]
     policy: Option<String>,
@@ -106,6 +112,29 @@ struct Raw {
     #[serde(default)]
     faults: Vec<FaultSpec>,
     expect: RawExpect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawBackendKind {
+    Memory,
+    Remote,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawFailurePolicy {
+    FailOpen,
+    FailClosed,
+    LocalFallback,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    kind: RawBackendKind,
+    #[serde(default)]
+    failure_policy: Option<RawFailurePolicy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +301,46 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         }
         faults.push(fault);
     }
+    let backend = match &raw.backend {
+        None
+        | Some(RawBackend {
+            kind: RawBackendKind::Memory,
+            failure_policy: None,
+        }) => BackendSpec::Memory,
+        Some(RawBackend {
+            kind: RawBackendKind::Memory,
+            failure_policy: Some(_),
+        }) => {
+            return Err(err(
+                "backend.failure_policy",
+                "failure_policy",
+                "only a remote backend has a failure policy".into(),
+            ))
+        }
+        Some(RawBackend {
+            kind: RawBackendKind::Remote,
+            failure_policy,
+        }) => BackendSpec::Remote {
+            failure_policy: match failure_policy {
+                None | Some(RawFailurePolicy::FailOpen) => FailurePolicy::FailOpen,
+                Some(RawFailurePolicy::FailClosed) => FailurePolicy::FailClosed,
+                Some(RawFailurePolicy::LocalFallback) => FailurePolicy::LocalFallback,
+            },
+        },
+    };
+    if backend == BackendSpec::Memory {
+        if let Some(index) = faults.iter().position(|f| f.kind.needs_remote_backend()) {
+            return Err(ScenarioError {
+                file: file.into(),
+                line: find_line(text, "kind", faults_line),
+                field: format!("faults[{index}].kind"),
+                message: format!(
+                    "{} needs a remote backend (backend: {{kind: remote}})",
+                    faults[index].kind.name()
+                ),
+            });
+        }
+    }
     if raw.expect.outcome != Outcome::Quiet && faults.is_empty() {
         return Err(err(
             "expect.outcome",
@@ -302,6 +371,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             diurnal_amplitude: amplitude,
         },
         store_capacity: raw.store_capacity.unwrap_or(10_000),
+        backend,
         limits: raw.limits,
         policy: raw.policy.unwrap_or_default(),
         human_approves: raw.human.map(|h| h.approve).unwrap_or(false),

@@ -4,6 +4,7 @@
 //! sending checks each tick, and the fault API. Only the clocks are
 //! driven; nothing sleeps.
 
+use crate::backend::{Condition, SimBackend, Switch};
 use crate::fault::FaultKind;
 use crate::workload::{Generator, Send};
 use anyhow::{anyhow, Context as _};
@@ -20,7 +21,7 @@ use floodgate_service::clock::ManualClock as ServiceClock;
 use floodgate_service::engine::EngineOptions;
 use floodgate_service::inprocess::InProcessTransport;
 use floodgate_service::ServiceParts;
-use floodgate_store::MemoryStore;
+use floodgate_store::{FailurePolicy, MemoryStore, Prober, ResilientOptions, ResilientStore};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,8 +70,19 @@ anomalies:
     series: floodgate_requests_total
     rate_window: 1m
     threshold: 6
+    min_relative_scale: 0.05
     on_violation: ticket
 ";
+
+/// Where the service keeps its counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendSpec {
+    /// The in-process memory store (it cannot fail).
+    Memory,
+    /// A simulated remote backend ([`crate::backend::SimBackend`]) behind
+    /// the production failure handling, starting with this failure policy.
+    Remote { failure_policy: FailurePolicy },
+}
 
 /// What a world is built from.
 #[derive(Debug, Clone)]
@@ -79,6 +91,7 @@ pub struct WorldSpec {
     pub objectives: String,
     pub policy: String,
     pub store_capacity: u64,
+    pub backend: BackendSpec,
     /// The harness's data directory (created; must not hold another run).
     pub data: PathBuf,
 }
@@ -93,7 +106,17 @@ pub struct Traffic {
     pub total_sent: u32,
 }
 
+/// The remote backend's handles: the fault switch and the prober (the
+/// world probes once a tick, on its own clock).
+pub struct RemoteBackend {
+    pub switch: Arc<Switch>,
+    pub prober: Prober<SimBackend>,
+    /// When the current backend fault ends (world time, ms).
+    pub fault_until: Option<u64>,
+}
+
 pub struct World {
+    pub remote: Option<RemoteBackend>,
     pub service_clock: Arc<ServiceClock>,
     pub clock: Arc<ManualClock>,
     pub service: InProcessTransport,
@@ -106,17 +129,52 @@ pub struct World {
 impl World {
     pub fn build(spec: &WorldSpec, generator: Generator) -> anyhow::Result<World> {
         let service_clock = Arc::new(ServiceClock::new(T0_MS * 1_000_000));
-        let parts = ServiceParts {
-            table: config::load(&[ConfigSource::new("limits.yaml", &spec.limits)])
-                .map_err(|error| anyhow!("limits: {error}"))?,
-            store: MemoryStore::new(spec.store_capacity),
-            clock: service_clock.clone(),
-            options: EngineOptions::default(),
-            access: Access::open(),
-            control: Default::default(),
-            traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
+        let table = config::load(&[ConfigSource::new("limits.yaml", &spec.limits)])
+            .map_err(|error| anyhow!("limits: {error}"))?;
+        fn parts<S>(
+            table: floodgate_limiter::table::Table,
+            store: S,
+            clock: Arc<ServiceClock>,
+        ) -> ServiceParts<S> {
+            ServiceParts {
+                table,
+                store,
+                clock,
+                options: EngineOptions::default(),
+                access: Access::open(),
+                control: Default::default(),
+                traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
+            }
+        }
+        let (router, remote) = match spec.backend {
+            BackendSpec::Memory => {
+                let store = MemoryStore::new(spec.store_capacity);
+                let service = parts(table, store, service_clock.clone());
+                (floodgate_service::assemble(service).router, None)
+            }
+            BackendSpec::Remote { failure_policy } => {
+                let switch = Arc::new(Switch::default());
+                let store = ResilientStore::new(
+                    SimBackend::new(spec.store_capacity, switch.clone()),
+                    ResilientOptions {
+                        policy: failure_policy,
+                        fallback_max_keys: spec.store_capacity,
+                        background_probe: false,
+                        ..ResilientOptions::default()
+                    },
+                )
+                .map_err(|error| anyhow!("backend: {error}"))?;
+                let prober = store.prober();
+                let service = parts(table, store, service_clock.clone());
+                let remote = RemoteBackend {
+                    switch,
+                    prober,
+                    fault_until: None,
+                };
+                (floodgate_service::assemble(service).router, Some(remote))
+            }
         };
-        let service = InProcessTransport::new(floodgate_service::assemble(parts).router, None);
+        let service = InProcessTransport::new(router, None);
         let objectives = objectives::parse("objectives.yaml", &spec.objectives)
             .map_err(|error| anyhow!("objectives: {error}"))?;
         let harness = Harness::new(objectives, HarnessConfig::default())
@@ -145,6 +203,7 @@ impl World {
             Observer::new(state.clone(), targets).map_err(|error| anyhow!("observer: {error}"))?;
         let harness = InProcessTransport::new(api::router(state), None);
         Ok(World {
+            remote,
             service_clock,
             clock,
             service,
@@ -157,6 +216,20 @@ impl World {
 
     pub fn now(&self) -> u64 {
         floodgate_harness::Clock::now_ms(self.clock.as_ref())
+    }
+
+    /// The backend's tick: a backend fault that has run its course ends,
+    /// and an unhealthy backend is probed once (the service's own probe,
+    /// on the world's clock instead of a timer).
+    pub async fn backend_tick(&mut self) {
+        let now = self.now();
+        if let Some(remote) = &mut self.remote {
+            if remote.fault_until.is_some_and(|until| now >= until) {
+                remote.switch.set(Condition::Up);
+                remote.fault_until = None;
+            }
+            remote.prober.probe().await;
+        }
     }
 
     /// Sends this tick's checks (in process, through the service's HTTP
@@ -242,6 +315,20 @@ impl World {
             } => {
                 self.generator.flood = Some((*keys_per_tick, now + for_ms));
             }
+            FaultKind::KeyGrowth { keys_per_tick } => {
+                self.generator.flood = Some((*keys_per_tick, u64::MAX));
+            }
+            FaultKind::BackendOutage { for_ms } => {
+                self.backend_fault(Condition::Down, now + for_ms)?;
+            }
+            FaultKind::BackendLatency { latency_ms, for_ms } => {
+                self.backend_fault(
+                    Condition::Slow {
+                        latency_ms: *latency_ms,
+                    },
+                    now + for_ms,
+                )?;
+            }
             FaultKind::BadConfig { limits, ticket } => {
                 let applied = self
                     .service
@@ -279,6 +366,16 @@ impl World {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn backend_fault(&mut self, condition: Condition, until: u64) -> anyhow::Result<()> {
+        let remote = self
+            .remote
+            .as_mut()
+            .ok_or_else(|| anyhow!("a backend fault needs a remote backend (backend: remote)"))?;
+        remote.switch.set(condition);
+        remote.fault_until = Some(until);
         Ok(())
     }
 

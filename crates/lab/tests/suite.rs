@@ -17,6 +17,7 @@ fn options(name: &str) -> Options {
     let _ = std::fs::remove_dir_all(&out);
     Options {
         runbooks: repo().join("runbooks"),
+        llm: None,
         out,
     }
 }

@@ -27,8 +27,8 @@ pub mod resilient;
 pub use memory::{Evictions, MemoryStore, EVICTION_SCAN, SHARDS_PER_CPU};
 pub use redis::{RedisOptions, RedisStore, RedisTarget};
 pub use resilient::{
-    BackendFigures, BackendHealth, FailurePolicy, HealthChange, Resilience, ResilientOptions,
-    ResilientStore,
+    Backend, BackendFigures, BackendHealth, FailurePolicy, HealthChange, Prober, Resilience,
+    ResilientOptions, ResilientStore,
 };
 
 /// What a store keeps about a key besides its counter: which limit it

@@ -1,4 +1,5 @@
-//! [`ResilientStore`]: a [`RedisStore`] with a failure policy.
+//! [`ResilientStore`]: a remote [`Backend`] (a [`RedisStore`] in
+//! production) with a failure policy.
 //!
 //! Decisions go to Redis while it is healthy. On a transient error
 //! ([`StoreError::is_transient`]: unreachable or timed out) the store marks
@@ -7,7 +8,10 @@
 //! every request after it, with the active [`FailurePolicy`] without
 //! calling Redis. One background probe then sends `PING` every
 //! `probe_interval` (never per request); the first success marks the
-//! backend `up` again and decisions go back to Redis. So no request waits
+//! backend `up` again and decisions go back to Redis. (With
+//! [`ResilientOptions::background_probe`] off, nothing is spawned: the
+//! owner probes through a [`Prober`] on its own clock, as the lab's
+//! simulated worlds do.) So no request waits
 //! on a dead Redis more than once per outage, and that once is bounded by
 //! the command timeout.
 //!
@@ -18,7 +22,9 @@
 //!
 //! Why here and not in the service: it is a [`CounterStore`] made of two
 //! stores of this crate, the engine stays generic over the trait, and the
-//! store's own tests can drive it against a real Redis.
+//! store's own tests can drive it against a real Redis. Why generic over
+//! [`Backend`]: the fault lab puts a simulated backend it can slow down or
+//! take away behind the very same failure handling production runs.
 
 use crate::{
     CounterStore, Describe, Item, KeySelect, LimitUsage, MemoryStore, RedisStore, StoreError,
@@ -272,6 +278,10 @@ pub struct ResilientOptions {
     pub probe_interval: Duration,
     /// Upper bounds of the backend latency histogram, in seconds.
     pub latency_bounds_seconds: &'static [f64],
+    /// Whether an unhealthy backend is probed by a spawned task every
+    /// `probe_interval` (true), or only when the owner calls
+    /// [`Prober::probe`] (false: deterministic, for simulated time).
+    pub background_probe: bool,
 }
 
 impl Default for ResilientOptions {
@@ -282,33 +292,99 @@ impl Default for ResilientOptions {
             fallback_max_keys: 100_000,
             probe_interval: PROBE_INTERVAL,
             latency_bounds_seconds: &[0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05],
+            background_probe: true,
         }
     }
 }
 
-/// A Redis store that keeps deciding when Redis cannot: see the module
-/// docs.
-pub struct ResilientStore {
-    redis: Arc<RedisStore>,
+/// A remote counter store the [`ResilientStore`] can front: it decides
+/// like any [`CounterStore`], may fail with transient errors, and answers
+/// a cheap health probe.
+pub trait Backend: CounterStore + std::fmt::Debug {
+    /// One health probe (Redis: `PING`), bounded by the backend's own
+    /// timeout. Returns the round-trip time.
+    fn ping(&self) -> impl Future<Output = Result<Duration, StoreError>> + Send + '_;
+}
+
+impl Backend for RedisStore {
+    fn ping(&self) -> impl Future<Output = Result<Duration, StoreError>> + Send + '_ {
+        RedisStore::ping(self)
+    }
+}
+
+/// A remote store that keeps deciding when the remote cannot: see the
+/// module docs.
+pub struct ResilientStore<B: Backend = RedisStore> {
+    backend: Arc<B>,
     fallback: MemoryStore,
     share: f64,
     shared: Arc<Resilience>,
+    background_probe: bool,
 }
 
-impl std::fmt::Debug for ResilientStore {
+impl<B: Backend> std::fmt::Debug for ResilientStore<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResilientStore")
-            .field("redis", &self.redis)
+            .field("backend", &self.backend)
             .field("share", &self.share)
             .field("resilience", &self.shared)
             .finish_non_exhaustive()
     }
 }
 
-impl ResilientStore {
+/// Probes a [`ResilientStore`]'s backend on the owner's schedule (see
+/// [`ResilientOptions::background_probe`]). Cheap to clone; holds the
+/// store's shared state, not the store.
+pub struct Prober<B: Backend = RedisStore> {
+    backend: Arc<B>,
+    shared: Arc<Resilience>,
+}
+
+impl<B: Backend> Clone for Prober<B> {
+    fn clone(&self) -> Prober<B> {
+        Prober {
+            backend: self.backend.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B: Backend> Prober<B> {
+    /// Probes once if the backend is not up (a healthy backend is never
+    /// probed: requests are its probe), moving the health as the answer
+    /// says. Returns the health after.
+    pub async fn probe(&self) -> BackendHealth {
+        let current = self.shared.health();
+        if current != BackendHealth::Up {
+            probe_once(self.backend.as_ref(), &self.shared, current).await;
+        }
+        self.shared.health()
+    }
+}
+
+/// One probe of an unhealthy backend: up on an answer, otherwise the health
+/// the error says. Returns whether the backend answered.
+async fn probe_once<B: Backend>(backend: &B, shared: &Resilience, current: BackendHealth) -> bool {
+    match backend.ping().await {
+        Ok(rtt) => {
+            shared.transition(
+                current,
+                BackendHealth::Up,
+                format!("probe answered in {rtt:?}"),
+            );
+            true
+        }
+        Err(error) => {
+            shared.transition(current, BackendHealth::of(&error), error.to_string());
+            false
+        }
+    }
+}
+
+impl<B: Backend> ResilientStore<B> {
     /// Wraps `redis`. Fails (naming the option) when `local_share` is not
     /// in (0, 1] or `fallback_max_keys` is 0.
-    pub fn new(redis: RedisStore, options: ResilientOptions) -> Result<ResilientStore, String> {
+    pub fn new(redis: B, options: ResilientOptions) -> Result<ResilientStore<B>, String> {
         if !(options.local_share > 0.0 && options.local_share <= 1.0) {
             return Err(format!(
                 "local_share: {} is not in (0, 1]",
@@ -320,7 +396,7 @@ impl ResilientStore {
         }
         let bounds = options.latency_bounds_seconds;
         Ok(ResilientStore {
-            redis: Arc::new(redis),
+            backend: Arc::new(redis),
             fallback: MemoryStore::new(options.fallback_max_keys),
             share: options.local_share,
             shared: Arc::new(Resilience {
@@ -335,11 +411,21 @@ impl ResilientStore {
                 fallback: Default::default(),
                 probe_interval: options.probe_interval,
             }),
+            background_probe: options.background_probe,
         })
     }
 
-    pub fn redis(&self) -> &RedisStore {
-        &self.redis
+    /// The remote backend (the Redis store).
+    pub fn redis(&self) -> &B {
+        &self.backend
+    }
+
+    /// A handle that probes the backend on the caller's schedule.
+    pub fn prober(&self) -> Prober<B> {
+        Prober {
+            backend: self.backend.clone(),
+            shared: self.shared.clone(),
+        }
     }
 
     pub fn fallback(&self) -> &MemoryStore {
@@ -360,7 +446,7 @@ impl ResilientStore {
         let shared = &self.shared;
         if shared.health() == BackendHealth::Up {
             let started = Instant::now();
-            let result = self.redis.decide(items, now, verdicts, describe).await;
+            let result = self.backend.decide(items, now, verdicts, describe).await;
             shared.observe(started.elapsed());
             match result {
                 Ok(admitted) => return Ok(admitted),
@@ -399,9 +485,13 @@ impl ResilientStore {
     }
 
     /// Starts the probe: `PING` every `probe_interval` until one succeeds
-    /// (then the backend is up again) or the store is dropped.
+    /// (then the backend is up again) or the store is dropped. Nothing when
+    /// the owner probes ([`ResilientOptions::background_probe`] off).
     fn spawn_probe(&self) {
-        let redis = self.redis.clone();
+        if !self.background_probe {
+            return;
+        }
+        let backend = self.backend.clone();
         let shared: Weak<Resilience> = Arc::downgrade(&self.shared);
         let interval = self.shared.probe_interval;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -414,18 +504,8 @@ impl ResilientStore {
                     return;
                 };
                 let current = shared.health();
-                match redis.ping().await {
-                    Ok(rtt) => {
-                        shared.transition(
-                            current,
-                            BackendHealth::Up,
-                            format!("probe answered in {rtt:?}"),
-                        );
-                        return;
-                    }
-                    Err(error) => {
-                        shared.transition(current, BackendHealth::of(&error), error.to_string());
-                    }
+                if probe_once(backend.as_ref(), &shared, current).await {
+                    return;
                 }
             }
         });
@@ -465,7 +545,7 @@ fn closed(items: &[Item], verdicts: &mut Vec<Verdict>) -> bool {
     admitted
 }
 
-impl CounterStore for ResilientStore {
+impl<B: Backend> CounterStore for ResilientStore<B> {
     fn decide<'a>(
         &'a self,
         items: &'a [Item],
@@ -479,7 +559,7 @@ impl CounterStore for ResilientStore {
     /// The Redis store's figures (`backend: "redis"`); the fallback's keys
     /// are not counted (they live only through an outage).
     fn stats(&self) -> StoreStats {
-        self.redis.stats()
+        self.backend.stats()
     }
 
     /// Sets the fallback store's capacity (Redis has none).
@@ -488,15 +568,15 @@ impl CounterStore for ResilientStore {
     }
 
     fn count_keys(&self, select: KeySelect<'_>) -> u64 {
-        self.redis.count_keys(select) + self.fallback.count_keys(select)
+        self.backend.count_keys(select) + self.fallback.count_keys(select)
     }
 
     fn evict_keys(&self, select: KeySelect<'_>) -> u64 {
-        self.redis.evict_keys(select) + self.fallback.evict_keys(select)
+        self.backend.evict_keys(select) + self.fallback.evict_keys(select)
     }
 
     fn usage(&self, per_limit: usize, now: Nanos) -> Vec<LimitUsage> {
-        self.redis.usage(per_limit, now)
+        self.backend.usage(per_limit, now)
     }
 
     fn resilience(&self) -> Option<&Arc<Resilience>> {

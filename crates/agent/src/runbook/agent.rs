@@ -249,8 +249,10 @@ impl RunbookAgent {
                     actions,
                     rationale,
                     risk,
+                    interim,
                 } => {
                     let request = ProposalRequest {
+                        interim,
                         agent: self.name.clone(),
                         rationale: rationale.clone(),
                         actions: actions

@@ -50,6 +50,9 @@ pub enum Command {
         actions: Vec<ProposedAction>,
         rationale: String,
         risk: Risk,
+        /// An interim mitigation (the ticket stays with the agent).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        interim: bool,
     },
     /// Ask a human; answer [`Outcome::Approval`]. `deadline_ms` is when the
     /// step times out, if it has a timeout.
@@ -483,6 +486,7 @@ impl Run {
                 actions,
                 risk,
                 rationale,
+                interim,
                 ..
             } => {
                 let mut proposed = Vec::with_capacity(actions.len());
@@ -507,6 +511,7 @@ impl Run {
                         actions: proposed,
                         rationale,
                         risk: *risk,
+                        interim: *interim,
                     }),
                     Err(error) => Flow::Fail(format!("rationale: {error}")),
                 }

@@ -148,6 +148,7 @@ struct RawStep {
     default: Option<String>,
     risk: Option<Risk>,
     rationale: Option<String>,
+    interim: Option<bool>,
     on_success: Option<String>,
     on_approve: Option<String>,
     on_reject: Option<String>,
@@ -341,6 +342,9 @@ pub enum StepKind {
         actions: Vec<ActionSpec>,
         risk: Risk,
         rationale: Template,
+        /// An interim mitigation: verified, the ticket stays with the
+        /// agent instead of resolving.
+        interim: bool,
         on_success: String,
     },
     Approval {
@@ -930,7 +934,14 @@ impl Validator<'_> {
         let allowed: &[&str] = match kind {
             "observe" => &["into", "next", "timeout", "on_failure"],
             "branch" => &["default", "timeout", "on_failure"],
-            "propose" => &["risk", "rationale", "on_success", "timeout", "on_failure"],
+            "propose" => &[
+                "risk",
+                "rationale",
+                "interim",
+                "on_success",
+                "timeout",
+                "on_failure",
+            ],
             "approval" => &["on_approve", "on_reject", "timeout", "on_failure"],
             "wait" => &["next", "timeout", "on_failure"],
             _ => &[],
@@ -941,6 +952,7 @@ impl Validator<'_> {
             ("default", raw.default.is_some()),
             ("risk", raw.risk.is_some()),
             ("rationale", raw.rationale.is_some()),
+            ("interim", raw.interim.is_some()),
             ("on_success", raw.on_success.is_some()),
             ("on_approve", raw.on_approve.is_some()),
             ("on_reject", raw.on_reject.is_some()),
@@ -1042,6 +1054,7 @@ impl Validator<'_> {
                     actions: specs,
                     risk,
                     rationale: text(need(raw.rationale, "rationale")?, "rationale")?,
+                    interim: raw.interim.unwrap_or(false),
                     on_success: need(raw.on_success, "on_success")?,
                 }
             }
