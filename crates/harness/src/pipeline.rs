@@ -263,13 +263,19 @@ impl Pipeline {
         let (ticket, earlier) = self
             .held_ticket(state, ticket_id, &request.agent, now_ms, true)
             .await?;
-        // Questions to a human (proposals without actions) change nothing:
-        // they do not count against the proposals budget.
+        // Budgets count the current episode: the proposals since the ticket
+        // was last closed (a reopened ticket starts afresh; recurrences are
+        // reflection's and the reopen limit's to judge). Questions to a
+        // human (proposals without actions) change nothing and do not count.
+        let episode: Vec<&Proposal> = earlier
+            .iter()
+            .filter(|p| ticket.closed_ms.is_none_or(|closed| p.created_ms >= closed))
+            .collect();
         let usage = BudgetUsage {
-            proposals: earlier.iter().filter(|p| !p.actions.is_empty()).count() as u64 + 1,
-            actions: earlier.iter().map(|p| p.actions.len() as u64).sum::<u64>()
+            proposals: episode.iter().filter(|p| !p.actions.is_empty()).count() as u64 + 1,
+            actions: episode.iter().map(|p| p.actions.len() as u64).sum::<u64>()
                 + request.actions.len() as u64,
-            elapsed_ms: earlier
+            elapsed_ms: episode
                 .first()
                 .map_or(0, |first| now_ms.saturating_sub(first.created_ms)),
         };

@@ -287,7 +287,8 @@ pub struct ActiveFreeze {
     pub ends_ms: u64,
 }
 
-/// Per-ticket budgets.
+/// Per-ticket budgets, counted over the ticket's current episode (the
+/// proposals since it was last closed: a reopened ticket starts afresh).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Budgets {
     /// Change proposals one ticket may have (default 3); questions to a

@@ -180,7 +180,8 @@ pub fn chart(results: &[RunResult]) -> String {
     let label_w = 230.0;
     let bar_w = 260.0;
     let height = 70.0 + row * results.len() as f64;
-    let width = label_w + 2.0 * (bar_w + 40.0);
+    let gap = 120.0;
+    let width = label_w + 2.0 * bar_w + gap + 60.0;
     let max_bad = results
         .iter()
         .map(|r| {
@@ -203,10 +204,10 @@ pub fn chart(results: &[RunResult]) -> String {
     );
     let _ = writeln!(svg, r##"<rect width="100%" height="100%" fill="#fff"/>"##);
     let x1 = label_w;
-    let x2 = label_w + bar_w + 40.0;
+    let x2 = label_w + bar_w + gap;
     let _ = writeln!(
         svg,
-        r##"<text x="{x1}" y="16" font-weight="bold">error budget burned (% of 30 days): <tspan fill="#c0392b">no agent</tspan> / <tspan fill="#27ae60">agent</tspan></text>"##
+        r##"<text x="{x1}" y="16" font-weight="bold">budget burned (% of 30 days): <tspan fill="#c0392b">no agent</tspan> / <tspan fill="#27ae60">agent</tspan></text>"##
     );
     let _ = writeln!(
         svg,

@@ -287,7 +287,8 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     for (index, spec) in raw.faults.iter().enumerate() {
         let fault = spec.compile(&names).map_err(|(f, message)| ScenarioError {
             file: file.into(),
-            line: find_line(text, &f, faults_line),
+            // A missing field has no line of its own: name the faults block.
+            line: find_line(text, &f, faults_line).or(Some(faults_line).filter(|l| *l > 0)),
             field: format!("faults[{index}].{f}"),
             message,
         })?;
@@ -311,11 +312,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             kind: RawBackendKind::Memory,
             failure_policy: Some(_),
         }) => {
-            return Err(err(
-                "backend.failure_policy",
-                "failure_policy",
-                "only a remote backend has a failure policy".into(),
-            ))
+            return Err(ScenarioError {
+                file: file.into(),
+                line: find_line(text, "failure_policy", 0).or(find_line(text, "backend", 0)),
+                field: "backend.failure_policy".into(),
+                message: "only a remote backend has a failure policy".into(),
+            })
         }
         Some(RawBackend {
             kind: RawBackendKind::Remote,

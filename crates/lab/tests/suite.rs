@@ -26,7 +26,7 @@ fn options(name: &str) -> Options {
 async fn the_default_suite_meets_the_committed_baseline() {
     let scenarios = load_dir(&repo().join("scenarios")).expect("scenarios parse");
     let chosen = suite(&scenarios, "default");
-    assert!(chosen.len() >= 8, "{} scenarios", chosen.len());
+    assert!(chosen.len() >= 11, "{} scenarios", chosen.len());
     let options = options("suite");
     let started = std::time::Instant::now();
     let results = run_suite(&chosen, 1, AgentKind::Runbook, &options)
@@ -118,6 +118,44 @@ fn bad_scenario_files_are_refused_with_file_line_and_field() {
             good.replace("at: 30m", "at: 3h"),
             "faults[0].at",
             "not before the end",
+        ),
+        (
+            good.replace(
+                "kind: surge\n    tenant: mallory\n    per_minute: 480",
+                "kind: backend_outage\n    for: 10m",
+            ),
+            "faults[0].kind",
+            "needs a remote backend",
+        ),
+        (
+            good.replace(
+                "kind: surge\n    tenant: mallory\n    per_minute: 480",
+                "kind: backend_latency\n    for: 10m",
+            )
+            .replace("seed: 11", "seed: 11\nbackend: {kind: remote}"),
+            "faults[0].latency",
+            "needs latency",
+        ),
+        (
+            good.replace(
+                "seed: 11",
+                "seed: 11\nbackend: {kind: memory, failure_policy: fail_open}",
+            ),
+            "backend.failure_policy",
+            "only a remote backend",
+        ),
+        (
+            good.replace(
+                "seed: 11",
+                "seed: 11\nbackend: {kind: remote, failure_policy: fail_sometimes}",
+            ),
+            "backend.failure_policy",
+            "fail_sometimes",
+        ),
+        (
+            good.replace("kind: surge", "kind: meteor"),
+            "faults[0].kind",
+            "backend_outage",
         ),
     ];
     for (text, field, message) in cases {
