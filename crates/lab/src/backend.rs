@@ -15,6 +15,8 @@ use floodgate_store::{
     Backend, CounterStore, Describe, Item, KeySelect, LimitUsage, MemoryStore, StoreError,
     StoreStats,
 };
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -95,6 +97,11 @@ impl Switch {
 pub struct SimBackend {
     store: MemoryStore,
     switch: Arc<Switch>,
+    /// Commands one key takes per window before timing out (0: no bound).
+    key_ops: u64,
+    window_ns: u64,
+    /// (window, key → commands in it).
+    load: Mutex<(u64, HashMap<u128, u64>)>,
 }
 
 impl SimBackend {
@@ -103,7 +110,42 @@ impl SimBackend {
         SimBackend {
             store: MemoryStore::new(max_keys),
             switch,
+            key_ops: 0,
+            window_ns: 1,
+            load: Mutex::new((0, HashMap::new())),
         }
+    }
+
+    /// One key takes at most `ops` commands per `window_ns` of decision
+    /// time; past that, its commands time out (a hot key saturating the
+    /// shard that holds it). 0: no bound.
+    pub fn with_key_ops_per_tick(mut self, ops: u64, window_ns: u64) -> SimBackend {
+        self.key_ops = ops;
+        self.window_ns = window_ns.max(1);
+        self
+    }
+
+    /// Counts one command on each distinct key of `items`; whether one of
+    /// them is past its bound.
+    fn overloaded(&self, items: &[Item], now: Nanos) -> bool {
+        if self.key_ops == 0 {
+            return false;
+        }
+        let window = now / self.window_ns;
+        let mut load = self.load.lock();
+        if load.0 != window {
+            *load = (window, HashMap::new());
+        }
+        let mut over = false;
+        for (index, item) in items.iter().enumerate() {
+            if items[..index].iter().any(|earlier| earlier.key == item.key) {
+                continue;
+            }
+            let count = load.1.entry(item.key).or_insert(0);
+            *count += 1;
+            over |= *count > self.key_ops;
+        }
+        over
     }
 }
 
@@ -117,6 +159,10 @@ impl CounterStore for SimBackend {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'a {
         let result = match self.switch.fault() {
             Some(error) => Err(error),
+            None if self.overloaded(items, now) => {
+                self.switch.failed.fetch_add(1, Ordering::Relaxed);
+                Err(StoreError::Timeout(COMMAND_TIMEOUT))
+            }
             None => Ok(self
                 .store
                 .decide_sync_described(items, now, verdicts, describe)),
@@ -209,6 +255,34 @@ mod tests {
         switch.set(Condition::Up);
         assert_eq!(prober.probe().await, BackendHealth::Up);
         assert!(switch.failed() >= 2);
+    }
+
+    #[tokio::test]
+    async fn a_hot_key_times_out_past_its_bound_and_recovers_in_the_next_window() {
+        let switch = Arc::new(Switch::default());
+        let backend = SimBackend::new(100, switch.clone()).with_key_ops_per_tick(2, 10);
+        let rate = Rate::new(Algorithm::FixedWindow, 100, Unit::Hour);
+        let hot = [Item::new(1, rate, Cost::Consume(1))];
+        let cold = [Item::new(2, rate, Cost::Consume(1))];
+        let mut verdicts = Vec::new();
+        for _ in 0..2 {
+            assert!(backend
+                .decide(&hot, 3, &mut verdicts, &undescribed)
+                .await
+                .is_ok());
+        }
+        let third = backend.decide(&hot, 3, &mut verdicts, &undescribed).await;
+        assert!(matches!(third, Err(StoreError::Timeout(_))), "{third:?}");
+        assert!(backend
+            .decide(&cold, 3, &mut verdicts, &undescribed)
+            .await
+            .is_ok());
+        assert!(backend.ping().await.is_ok(), "a ping touches no key");
+        assert!(backend
+            .decide(&hot, 12, &mut verdicts, &undescribed)
+            .await
+            .is_ok());
+        assert_eq!(switch.failed(), 1);
     }
 
     #[tokio::test]

@@ -20,13 +20,28 @@ pub enum FaultKind {
     /// Unique keys, `keys_per_tick` new ones each tick, for `for_ms`.
     KeyFlood { keys_per_tick: u32, for_ms: u64 },
     /// A human pushes `limits` (a whole config) and, if `ticket`, files a
-    /// ticket `config:…` naming the version just pushed.
-    BadConfig { limits: String, ticket: bool },
+    /// ticket `config:…` naming the version just pushed. With
+    /// `reconcile_ms`, a deploy controller holds that config as its desired
+    /// state and pushes it again (with the ticket) once the service has
+    /// drifted from it that long: fixing the config provokes its return.
+    BadConfig {
+        limits: String,
+        ticket: bool,
+        reconcile_ms: Option<u64>,
+    },
     /// The remote counter backend refuses connections for `for_ms`.
     BackendOutage { for_ms: u64 },
     /// Every backend command takes `latency_ms` for `for_ms` (past the
     /// command timeout, commands time out).
     BackendLatency { latency_ms: u64, for_ms: u64 },
+    /// A client hammers one key (`key`, a descriptor value no workload
+    /// tenant uses) at `per_minute`, for `for_ms` or for good. Its checks
+    /// are sent first each tick and never count as good traffic.
+    HotKey {
+        key: String,
+        per_minute: u64,
+        for_ms: Option<u64>,
+    },
     /// New keys that live long (a day limit each), `keys_per_tick` of them
     /// each tick, for good: the store's memory grows slowly.
     KeyGrowth { keys_per_tick: u32 },
@@ -42,6 +57,7 @@ impl FaultKind {
             FaultKind::BackendOutage { .. } => "backend_outage",
             FaultKind::BackendLatency { .. } => "backend_latency",
             FaultKind::KeyGrowth { .. } => "key_growth",
+            FaultKind::HotKey { .. } => "hot_key",
         }
     }
 
@@ -61,9 +77,9 @@ impl FaultKind {
             FaultKind::KeyFlood { .. } | FaultKind::KeyGrowth { .. } => {
                 &["capacity_headroom", "store_below_capacity"]
             }
-            FaultKind::BackendOutage { .. } | FaultKind::BackendLatency { .. } => {
-                &["store_healthy"]
-            }
+            FaultKind::BackendOutage { .. }
+            | FaultKind::BackendLatency { .. }
+            | FaultKind::HotKey { .. } => &["store_healthy"],
             _ => &[],
         }
     }
@@ -72,17 +88,19 @@ impl FaultKind {
     pub fn tenant(&self) -> Option<&str> {
         match self {
             FaultKind::Surge { tenant, .. } | FaultKind::Growth { tenant, .. } => Some(tenant),
+            FaultKind::HotKey { key, .. } => Some(key),
             _ => None,
         }
     }
 }
 
 /// Every fault kind a scenario may name.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "surge",
     "growth",
     "key_flood",
     "key_growth",
+    "hot_key",
     "bad_config",
     "backend_outage",
     "backend_latency",
@@ -131,6 +149,10 @@ pub struct FaultSpec {
     pub ticket: Option<bool>,
     #[serde(default)]
     pub latency: Option<String>,
+    #[serde(default)]
+    pub reconcile_after: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 type FieldError = (String, String);
@@ -204,6 +226,37 @@ impl FaultSpec {
                 keys_per_tick: keys_per_tick()?,
                 for_ms: for_ms_needed()?,
             },
+            "hot_key" => {
+                let key = self
+                    .key
+                    .clone()
+                    .filter(|key| {
+                        !key.is_empty()
+                            && key.len() <= 64
+                            && key
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    })
+                    .ok_or_else(|| {
+                        (
+                            "key".to_owned(),
+                            "hot_key needs key: letters, digits, - and _ (at most 64)".to_owned(),
+                        )
+                    })?;
+                if tenants.contains(&key) || key.starts_with("flood-") {
+                    return Err((
+                        "key".into(),
+                        format!(
+                            "{key:?} is a workload tenant's key: a hot key is a key of its own"
+                        ),
+                    ));
+                }
+                FaultKind::HotKey {
+                    key,
+                    per_minute: per_minute()?,
+                    for_ms,
+                }
+            }
             "key_growth" => FaultKind::KeyGrowth {
                 keys_per_tick: keys_per_tick()?,
             },
@@ -234,6 +287,11 @@ impl FaultSpec {
                 FaultKind::BadConfig {
                     limits,
                     ticket: self.ticket.unwrap_or(true),
+                    reconcile_ms: self
+                        .reconcile_after
+                        .as_deref()
+                        .map(|text| duration("reconcile_after", text))
+                        .transpose()?,
                 }
             }
             other => {

@@ -264,6 +264,7 @@ async fn drive(
             }
         }
         world.backend_tick().await;
+        world.reconcile().await?;
         let now = world.now();
         let plan = world.generator.plan(now, TICK_MS);
         let traffic = world.send(&plan).await?;

@@ -135,6 +135,8 @@ struct RawBackend {
     kind: RawBackendKind,
     #[serde(default)]
     failure_policy: Option<RawFailurePolicy>,
+    #[serde(default)]
+    key_ops_per_tick: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,22 +309,31 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         | Some(RawBackend {
             kind: RawBackendKind::Memory,
             failure_policy: None,
+            key_ops_per_tick: None,
         }) => BackendSpec::Memory,
         Some(RawBackend {
             kind: RawBackendKind::Memory,
-            failure_policy: Some(_),
+            failure_policy,
+            ..
         }) => {
+            let field = if failure_policy.is_some() {
+                "failure_policy"
+            } else {
+                "key_ops_per_tick"
+            };
             return Err(ScenarioError {
                 file: file.into(),
-                line: find_line(text, "failure_policy", 0).or(find_line(text, "backend", 0)),
-                field: "backend.failure_policy".into(),
-                message: "only a remote backend has a failure policy".into(),
-            })
+                line: find_line(text, field, 0).or(find_line(text, "backend", 0)),
+                field: format!("backend.{field}"),
+                message: "only a remote backend has a failure policy or key_ops_per_tick".into(),
+            });
         }
         Some(RawBackend {
             kind: RawBackendKind::Remote,
             failure_policy,
+            key_ops_per_tick,
         }) => BackendSpec::Remote {
+            key_ops_per_tick: key_ops_per_tick.unwrap_or(0),
             failure_policy: match failure_policy {
                 None | Some(RawFailurePolicy::FailOpen) => FailurePolicy::FailOpen,
                 Some(RawFailurePolicy::FailClosed) => FailurePolicy::FailClosed,

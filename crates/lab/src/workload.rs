@@ -116,6 +116,8 @@ pub struct Generator {
     pub overrides_until: BTreeMap<String, u64>,
     /// Unique keys to send each tick (a key flood), and until when.
     pub flood: Option<(u32, u64)>,
+    /// A hot key: (key, per minute, until when).
+    pub hot: Option<(String, u64, u64)>,
     flood_next: u64,
     burst_until: BTreeMap<String, u64>,
     /// Tenant → (sent, admitted) in the last tick.
@@ -132,6 +134,7 @@ impl Generator {
             overrides: BTreeMap::new(),
             overrides_until: BTreeMap::new(),
             flood: None,
+            hot: None,
             flood_next: 0,
             burst_until: BTreeMap::new(),
             last: BTreeMap::new(),
@@ -161,7 +164,19 @@ impl Generator {
             self.overrides.remove(&tenant);
             self.overrides_until.remove(&tenant);
         }
-        let mut out = Vec::with_capacity(self.workload.tenants.len() + 1);
+        let mut out = Vec::with_capacity(self.workload.tenants.len() + 2);
+        if let Some((key, per_minute, until)) = self.hot.clone() {
+            if now_ms < until {
+                let mean = per_minute as f64 * tick_ms as f64 / 60_000.0;
+                out.push(Send {
+                    tenant: key,
+                    count: (mean + self.rng.unit()).floor() as u32,
+                    good: false,
+                });
+            } else {
+                self.hot = None;
+            }
+        }
         let tenants = self.workload.tenants.clone();
         for tenant in &tenants {
             let per_minute = self

@@ -81,7 +81,12 @@ pub enum BackendSpec {
     Memory,
     /// A simulated remote backend ([`crate::backend::SimBackend`]) behind
     /// the production failure handling, starting with this failure policy.
-    Remote { failure_policy: FailurePolicy },
+    Remote {
+        failure_policy: FailurePolicy,
+        /// Commands one key takes in a tick before it times out (0: no
+        /// bound): a hot key saturates the backend.
+        key_ops_per_tick: u64,
+    },
 }
 
 /// What a world is built from.
@@ -115,8 +120,21 @@ pub struct RemoteBackend {
     pub fault_until: Option<u64>,
 }
 
+/// A deploy controller holding a config as its desired state: it pushes it
+/// again whenever the service drifts from it for `delay_ms`.
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    pub limits: String,
+    pub ticket: bool,
+    pub delay_ms: u64,
+    pub desired_hash: String,
+    /// When the service's config was first seen to differ.
+    pub drift_since: Option<u64>,
+}
+
 pub struct World {
     pub remote: Option<RemoteBackend>,
+    pub reconciler: Option<Reconciler>,
     pub service_clock: Arc<ServiceClock>,
     pub clock: Arc<ManualClock>,
     pub service: InProcessTransport,
@@ -152,10 +170,15 @@ impl World {
                 let service = parts(table, store, service_clock.clone());
                 (floodgate_service::assemble(service).router, None)
             }
-            BackendSpec::Remote { failure_policy } => {
+            BackendSpec::Remote {
+                failure_policy,
+                key_ops_per_tick,
+            } => {
                 let switch = Arc::new(Switch::default());
+                let backend = SimBackend::new(spec.store_capacity, switch.clone())
+                    .with_key_ops_per_tick(key_ops_per_tick, crate::scenario::TICK_MS * 1_000_000);
                 let store = ResilientStore::new(
-                    SimBackend::new(spec.store_capacity, switch.clone()),
+                    backend,
                     ResilientOptions {
                         policy: failure_policy,
                         fallback_max_keys: spec.store_capacity,
@@ -204,6 +227,7 @@ impl World {
         let harness = InProcessTransport::new(api::router(state), None);
         Ok(World {
             remote,
+            reconciler: None,
             service_clock,
             clock,
             service,
@@ -315,6 +339,14 @@ impl World {
             } => {
                 self.generator.flood = Some((*keys_per_tick, now + for_ms));
             }
+            FaultKind::HotKey {
+                key,
+                per_minute,
+                for_ms,
+            } => {
+                let until = for_ms.map_or(u64::MAX, |for_ms| now + for_ms);
+                self.generator.hot = Some((key.clone(), *per_minute, until));
+            }
             FaultKind::KeyGrowth { keys_per_tick } => {
                 self.generator.flood = Some((*keys_per_tick, u64::MAX));
             }
@@ -329,43 +361,91 @@ impl World {
                     now + for_ms,
                 )?;
             }
-            FaultKind::BadConfig { limits, ticket } => {
-                let applied = self
-                    .service
-                    .apply_config(&ConfigApplyRequest {
-                        yaml: Some(limits.clone()),
-                        patch: None,
-                        dry_run: false,
-                        reason: "tightening limits".into(),
-                        actor: "human:operator".into(),
-                    })
-                    .await
-                    .map_err(|error| anyhow!("the human's config push: {error}"))?;
-                let version = serde_json::to_value(&applied)?
-                    .pointer("/version")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                if *ticket {
-                    let (status, filed) = self
-                        .post(
-                            "/v1/tickets",
-                            json!({
-                                "type": "incident",
-                                "objective": {"description": "a good tenant is rejected since the last config push"},
-                                "acceptance_criteria": [{"metric": "error_ratio", "condition": "< 1%"}],
-                                "constraints": [],
-                                "priority": "high",
-                                "fingerprint": "config:bad-push",
-                                "context": {"config_version": version},
-                            }),
-                        )
-                        .await?;
-                    if !(200..300).contains(&status) {
-                        return Err(anyhow!("the human's ticket: {status} {filed}"));
-                    }
+            FaultKind::BadConfig {
+                limits,
+                ticket,
+                reconcile_ms,
+            } => {
+                let hash = self.push_config(limits, *ticket, "human:operator").await?;
+                if let Some(delay_ms) = reconcile_ms {
+                    self.reconciler = Some(Reconciler {
+                        limits: limits.clone(),
+                        ticket: *ticket,
+                        delay_ms: *delay_ms,
+                        desired_hash: hash,
+                        drift_since: None,
+                    });
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Pushes `limits` as `actor` through the config API (as `floodgate
+    /// ctl` does) and, if `ticket`, files the human's ticket naming the
+    /// version pushed. Returns the config hash now current.
+    async fn push_config(
+        &mut self,
+        limits: &str,
+        ticket: bool,
+        actor: &str,
+    ) -> anyhow::Result<String> {
+        let applied = self
+            .service
+            .apply_config(&ConfigApplyRequest {
+                yaml: Some(limits.to_owned()),
+                patch: None,
+                dry_run: false,
+                reason: "tightening limits".into(),
+                actor: actor.into(),
+            })
+            .await
+            .map_err(|error| anyhow!("the config push by {actor}: {error}"))?;
+        let applied = serde_json::to_value(&applied)?;
+        let version = applied.pointer("/version").cloned().unwrap_or(Value::Null);
+        if ticket {
+            let (status, filed) = self
+                .post(
+                    "/v1/tickets",
+                    json!({
+                        "type": "incident",
+                        "objective": {"description": "a good tenant is rejected since the last config push"},
+                        "acceptance_criteria": [{"metric": "over_limit_ratio", "condition": "< 1%", "duration": "5m sustained"}],
+                        "constraints": [],
+                        "priority": "high",
+                        "fingerprint": "config:bad-push",
+                        "context": {"config_version": version},
+                    }),
+                )
+                .await?;
+            if !(200..300).contains(&status) {
+                return Err(anyhow!("the ticket of {actor}: {status} {filed}"));
+            }
+        }
+        Ok(self.service_state().await?.config.hash)
+    }
+
+    /// The reconciler's tick: once the service's config has differed from
+    /// the one it holds for its delay, it pushes that config again (and its
+    /// deploy job files the ticket again).
+    pub async fn reconcile(&mut self) -> anyhow::Result<()> {
+        let Some(mut reconciler) = self.reconciler.take() else {
+            return Ok(());
+        };
+        let now = self.now();
+        let current = self.service_state().await?.config.hash;
+        if current == reconciler.desired_hash {
+            reconciler.drift_since = None;
+        } else {
+            let since = *reconciler.drift_since.get_or_insert(now);
+            if now.saturating_sub(since) >= reconciler.delay_ms {
+                reconciler.desired_hash = self
+                    .push_config(&reconciler.limits, reconciler.ticket, "controller:deploy")
+                    .await?;
+                reconciler.drift_since = None;
+            }
+        }
+        self.reconciler = Some(reconciler);
         Ok(())
     }
 

@@ -26,7 +26,7 @@ fn options(name: &str) -> Options {
 async fn the_default_suite_meets_the_committed_baseline() {
     let scenarios = load_dir(&repo().join("scenarios")).expect("scenarios parse");
     let chosen = suite(&scenarios, "default");
-    assert!(chosen.len() >= 11, "{} scenarios", chosen.len());
+    assert!(chosen.len() >= 13, "{} scenarios", chosen.len());
     let options = options("suite");
     let started = std::time::Instant::now();
     let results = run_suite(&chosen, 1, AgentKind::Runbook, &options)
