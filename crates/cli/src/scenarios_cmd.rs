@@ -24,7 +24,7 @@ pub struct RunArgs {
     /// suite).
     #[arg(long = "scenario", value_name = "NAME")]
     only: Vec<String>,
-    /// runbook | llm | none.
+    /// runbook | llm | mcp | none.
     #[arg(long, default_value = "runbook")]
     agent: String,
     /// llm: the chat-completions API base (like http://127.0.0.1:11434/v1).
@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// llm: the environment variable holding the API key (unset: no key).
     #[arg(long, default_value = "FLOODGATE_LLM_API_KEY", value_name = "VAR")]
     llm_api_key_env: String,
+    /// mcp: the external agent's command line (run with `sh -c` once a tick
+    /// while a ticket waits, with FLOODGATE_MCP_URL naming the harness's MCP
+    /// endpoint on loopback; the simulated world waits for it to exit).
+    #[arg(long, value_name = "COMMAND")]
+    mcp_command: Option<String>,
     /// Seeds per scenario (at least each scenario's `min_seeds`).
     #[arg(long, default_value_t = 1)]
     seeds: u32,
@@ -52,8 +57,15 @@ pub struct RunArgs {
 
 pub fn scenarios(command: ScenariosCommand) -> Result<()> {
     let ScenariosCommand::Run(args) = command;
-    let agent = AgentKind::parse(&args.agent)
-        .ok_or_else(|| anyhow!("--agent {:?}: expected runbook, llm or none", args.agent))?;
+    let agent = AgentKind::parse(&args.agent).ok_or_else(|| {
+        anyhow!(
+            "--agent {:?}: expected runbook, llm, mcp or none",
+            args.agent
+        )
+    })?;
+    if agent == AgentKind::Mcp && args.mcp_command.is_none() {
+        bail!("--mcp-command: required with --agent mcp");
+    }
     let llm = if agent == AgentKind::Llm {
         let endpoint = args
             .llm_endpoint
@@ -100,6 +112,7 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
     let options = Options {
         runbooks: args.runbooks.clone(),
         llm,
+        mcp_command: args.mcp_command.clone(),
         out: args.out.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

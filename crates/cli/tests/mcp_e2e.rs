@@ -572,3 +572,57 @@ fn the_python_sdk_over_stdio_takes_a_ticket_from_claim_to_verified() {
 fn the_python_sdk_over_streamable_http_takes_a_ticket_from_claim_to_verified() {
     one_ticket_from_claim_to_verified(Transport::StreamableHttp);
 }
+
+/// `floodgate scenarios run --agent mcp`: the lab serves the harness's MCP
+/// endpoint on loopback and runs an external agent (a Python script on the
+/// official SDK) once a simulated tick while a ticket waits. On the
+/// bad-config scenario it rolls the human's push back through the pipeline,
+/// and the verifier (not the agent) passes the run against its baseline; on
+/// the control runs it is never started for want of a ticket.
+#[test]
+fn an_external_mcp_agent_works_the_lab_scenarios() {
+    require_python_mcp();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::env::temp_dir().join(format!("floodgate-lab-mcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/mcp_step_agent.py");
+    let output = floodgate()
+        .current_dir(&repo)
+        .args(["scenarios", "run", "--agent", "mcp", "--mcp-command"])
+        .arg(format!("python3 {}", script.display()))
+        .args(["--scenario", "bad-config", "--scenario", "control", "--out"])
+        .arg(&out)
+        .output()
+        .expect("floodgate runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
+    )
+    .expect("JSON");
+    let runs = results["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3, "{stdout}");
+    for run in runs {
+        assert_eq!(run["agent"], "mcp", "{run}");
+        assert_eq!(run["verdict"], "PASS", "{run}");
+    }
+    let bad = runs
+        .iter()
+        .find(|run| run["scenario"] == "bad-config")
+        .expect("bad-config ran");
+    assert_eq!(bad["figures"]["actions"], 1, "{bad}");
+    // The external agent's calls are in the ticket's trajectory, under its name.
+    let data = bad["data"].as_str().expect("data");
+    let exported = floodgate()
+        .args(["trajectory", "export", "--data", data])
+        .output()
+        .expect("export");
+    let text = String::from_utf8_lossy(&exported.stdout);
+    assert!(text.contains("\"name\":\"mcp\""), "{text}");
+    assert!(text.contains("rollback_config"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}

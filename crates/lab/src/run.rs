@@ -24,6 +24,10 @@ pub enum AgentKind {
     /// The LLM agent, against the chat-completions endpoint of
     /// [`Options::llm`].
     Llm,
+    /// An external agent over MCP: [`Options::mcp_command`] is run (with
+    /// `FLOODGATE_MCP_URL` naming the harness's MCP endpoint on loopback)
+    /// once a tick while a ticket waits.
+    Mcp,
     /// No agent: the baseline.
     None,
 }
@@ -33,6 +37,7 @@ impl AgentKind {
         match text {
             "runbook" => Some(AgentKind::Runbook),
             "llm" => Some(AgentKind::Llm),
+            "mcp" => Some(AgentKind::Mcp),
             "none" => Some(AgentKind::None),
             _ => None,
         }
@@ -41,6 +46,7 @@ impl AgentKind {
         match self {
             AgentKind::Runbook => "runbook",
             AgentKind::Llm => "llm",
+            AgentKind::Mcp => "mcp",
             AgentKind::None => "none",
         }
     }
@@ -55,14 +61,108 @@ pub const RUNBOOK_WORKERS: usize = 2;
 pub enum Driver {
     Runbook(Vec<RunbookAgent>),
     Llm(Box<LlmAgent>),
+    Mcp(McpDriver),
     None,
 }
 
+/// How long one step of an external MCP agent may take (wall time).
+pub const MCP_STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The harness's MCP endpoint served on loopback for one run, and the
+/// external agent's command.
+pub struct McpDriver {
+    url: String,
+    command: String,
+    shutdown: floodgate_agent::mcp::CancellationToken,
+    /// Steps run (the command's runs).
+    pub steps: u32,
+}
+
+impl Drop for McpDriver {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl McpDriver {
+    async fn start(world: &World, command: String) -> anyhow::Result<McpDriver> {
+        let client = HarnessClient::new(Arc::new(world.harness.clone())).with_agent("mcp");
+        let shutdown = floodgate_agent::mcp::CancellationToken::new();
+        let router =
+            floodgate_agent::mcp::streamable_http_router_with_shutdown(client, shutdown.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|error| anyhow!("binding the MCP endpoint on 127.0.0.1: {error}"))?;
+        let url = format!(
+            "http://{}{}",
+            listener.local_addr()?,
+            floodgate_agent::mcp::MCP_PATH
+        );
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+        Ok(McpDriver {
+            url,
+            command,
+            shutdown,
+            steps: 0,
+        })
+    }
+
+    /// Runs the agent's command once if a ticket waits for an agent (open,
+    /// not a help ticket). The world stands still until it exits.
+    async fn step(&mut self, world: &World, now_ms: u64) -> anyhow::Result<()> {
+        let open = world.get("/v1/tickets?state=open&limit=50").await?;
+        let waiting = open["tickets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|ticket| ticket["type"] != "help");
+        if !waiting {
+            return Ok(());
+        }
+        self.steps += 1;
+        let run = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .env("FLOODGATE_MCP_URL", &self.url)
+            .env("FLOODGATE_TIME_MS", now_ms.to_string())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(MCP_STEP_TIMEOUT, run)
+            .await
+            .map_err(|_| anyhow!("the mcp agent's command ran past {MCP_STEP_TIMEOUT:?}"))?
+            .map_err(|error| anyhow!("running the mcp agent's command: {error}"))?;
+        if !output.status.success() {
+            return Err(anyhow!(
+                "the mcp agent's command failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+                    .chars()
+                    .take(2000)
+                    .collect::<String>()
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Driver {
-    pub fn new(kind: AgentKind, world: &World, options: &Options) -> anyhow::Result<Driver> {
+    pub async fn new(kind: AgentKind, world: &World, options: &Options) -> anyhow::Result<Driver> {
         let runbooks = options.runbooks.as_path();
         Ok(match kind {
             AgentKind::None => Driver::None,
+            AgentKind::Mcp => {
+                let command = options
+                    .mcp_command
+                    .clone()
+                    .ok_or_else(|| anyhow!("the mcp agent needs a command"))?;
+                Driver::Mcp(McpDriver::start(world, command).await?)
+            }
             AgentKind::Llm => {
                 let llm = options
                     .llm
@@ -91,9 +191,10 @@ impl Driver {
         })
     }
 
-    pub async fn poll(&mut self, now_ms: u64) -> anyhow::Result<()> {
+    pub async fn poll(&mut self, world: &World, now_ms: u64) -> anyhow::Result<()> {
         match self {
             Driver::None => Ok(()),
+            Driver::Mcp(driver) => driver.step(world, now_ms).await,
             Driver::Runbook(agents) => {
                 for agent in agents {
                     agent.poll(now_ms).await.map_err(|error| {
@@ -118,6 +219,9 @@ pub struct Options {
     pub runbooks: PathBuf,
     /// The LLM agent's endpoint, model and bounds (`--agent llm`).
     pub llm: Option<LlmOptions>,
+    /// The external MCP agent's command line, run with `sh -c` (`--agent
+    /// mcp`).
+    pub mcp_command: Option<String>,
     /// Each run's harness data goes in `out/runs/NAME-sSEED-AGENT`.
     pub out: PathBuf,
 }
@@ -255,7 +359,7 @@ async fn drive(
     };
     let generator = Generator::new(scenario.workload.clone(), seed);
     let mut world = World::build(&spec, generator)?;
-    let mut driver = Driver::new(agent, &world, options)?;
+    let mut driver = Driver::new(agent, &world, options).await?;
     let mut t = 0;
     while t < scenario.duration_ms {
         for fault in &scenario.faults {
@@ -269,7 +373,7 @@ async fn drive(
         let plan = world.generator.plan(now, TICK_MS);
         let traffic = world.send(&plan).await?;
         world.observe().await?;
-        driver.poll(now).await?;
+        driver.poll(&world, now).await?;
         if scenario.human_approves && agent != AgentKind::None {
             human_approves(&world).await?;
         }

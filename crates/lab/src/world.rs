@@ -402,7 +402,10 @@ impl World {
             .await
             .map_err(|error| anyhow!("the config push by {actor}: {error}"))?;
         let applied = serde_json::to_value(&applied)?;
-        let version = applied.pointer("/version").cloned().unwrap_or(Value::Null);
+        let version = applied
+            .pointer("/config_version")
+            .cloned()
+            .unwrap_or(Value::Null);
         if ticket {
             let (status, filed) = self
                 .post(

@@ -18,6 +18,7 @@ fn options(name: &str) -> Options {
     Options {
         runbooks: repo().join("runbooks"),
         llm: None,
+        mcp_command: None,
         out,
     }
 }
