@@ -36,6 +36,15 @@ pub struct RunArgs {
     /// llm: the environment variable holding the API key (unset: no key).
     #[arg(long, default_value = "FLOODGATE_LLM_API_KEY", value_name = "VAR")]
     llm_api_key_env: String,
+    /// Real time: the service and the harness served on 127.0.0.1 and
+    /// spoken to over HTTP, each 10 s tick paced by the wall clock.
+    #[arg(long)]
+    realtime: bool,
+    /// With --realtime: wall time runs this many times faster (1: real
+    /// time; a 1h30m scenario takes 1h30m, and twice that with its
+    /// baseline run).
+    #[arg(long, default_value_t = 1.0, value_name = "N", requires = "realtime")]
+    speed: f64,
     /// mcp: the external agent's command line (run with `sh -c` once a tick
     /// while a ticket waits, with FLOODGATE_MCP_URL naming the harness's MCP
     /// endpoint on loopback; the simulated world waits for it to exit).
@@ -63,6 +72,9 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
             args.agent
         )
     })?;
+    if !(args.speed.is_finite() && (0.01..=100_000.0).contains(&args.speed)) {
+        bail!("--speed {}: between 0.01 and 100000", args.speed);
+    }
     if agent == AgentKind::Mcp && args.mcp_command.is_none() {
         bail!("--mcp-command: required with --agent mcp");
     }
@@ -113,6 +125,7 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
         runbooks: args.runbooks.clone(),
         llm,
         mcp_command: args.mcp_command.clone(),
+        realtime: args.realtime.then_some(args.speed),
         out: args.out.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -130,6 +143,9 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
     );
     for name in &args.only {
         command.push_str(&format!(" --scenario {name}"));
+    }
+    if args.realtime {
+        command.push_str(&format!(" --realtime --speed {}", args.speed));
     }
     let table = report::table(&results);
     let aggregate = report::aggregate(&results);

@@ -174,6 +174,7 @@ async fn the_lab_runs_a_scenario_with_the_llm_agent_and_the_verifier_judges_it()
         runbooks: repo.join("runbooks"),
         llm: Some(LlmOptions::new(base, "scripted")),
         mcp_command: None,
+        realtime: None,
         out: out.clone(),
     };
     let result = run_scenario(&scenario, scenario.seed, AgentKind::Llm, &options).await;

@@ -86,7 +86,7 @@ impl Drop for McpDriver {
 
 impl McpDriver {
     async fn start(world: &World, command: String) -> anyhow::Result<McpDriver> {
-        let client = HarnessClient::new(Arc::new(world.harness.clone())).with_agent("mcp");
+        let client = HarnessClient::new(world.harness.clone()).with_agent("mcp");
         let shutdown = floodgate_agent::mcp::CancellationToken::new();
         let router =
             floodgate_agent::mcp::streamable_http_router_with_shutdown(client, shutdown.clone());
@@ -168,8 +168,7 @@ impl Driver {
                     .llm
                     .clone()
                     .ok_or_else(|| anyhow!("the llm agent needs an endpoint and a model"))?;
-                let client =
-                    HarnessClient::new(Arc::new(world.harness.clone())).with_agent("llm-1");
+                let client = HarnessClient::new(world.harness.clone()).with_agent("llm-1");
                 Driver::Llm(Box::new(
                     LlmAgent::new(client, llm, Arc::new(floodgate_agent::llm::SystemClock))
                         .map_err(|error| anyhow!("{error}"))?,
@@ -181,8 +180,8 @@ impl Driver {
                     (1..=RUNBOOK_WORKERS)
                         .map(|worker| {
                             let name = format!("runbook-{worker}");
-                            let client = HarnessClient::new(Arc::new(world.harness.clone()))
-                                .with_agent(&name);
+                            let client =
+                                HarnessClient::new(world.harness.clone()).with_agent(&name);
                             RunbookAgent::new(client, name, runbooks.clone())
                         })
                         .collect(),
@@ -222,6 +221,9 @@ pub struct Options {
     /// The external MCP agent's command line, run with `sh -c` (`--agent
     /// mcp`).
     pub mcp_command: Option<String>,
+    /// `--realtime`: the service and the harness on loopback HTTP, and each
+    /// 10 s tick paced to 10 s of wall time divided by this speed.
+    pub realtime: Option<f64>,
     /// Each run's harness data goes in `out/runs/NAME-sSEED-AGENT`.
     pub out: PathBuf,
 }
@@ -318,6 +320,33 @@ async fn tickets(world: &World) -> anyhow::Result<Vec<TicketView>> {
     Ok(out)
 }
 
+/// The canary the lab judges with unless a scenario sets its own: the
+/// production default judges `latency_p99` too, and latency in a simulated
+/// world is the host's (a debug build on a busy machine), not the
+/// scenario's: it would make a run's verdict depend on the machine. Error
+/// and rejection ratios are the scenario's own.
+pub const LAB_CANARY: &str = "
+canary:
+  metrics:
+    - name: error_ratio
+      direction: increase
+      critical: true
+      effect_size: {max_relative_change: 0.1, min_absolute_change: 0.001}
+      min_samples: 3
+";
+
+/// The scenario's policy, with [`LAB_CANARY`] when it sets no canary.
+pub fn lab_policy(policy: &str) -> String {
+    let sets_canary = policy
+        .lines()
+        .any(|line| line.trim_end().starts_with("canary:"));
+    if sets_canary {
+        policy.to_owned()
+    } else {
+        format!("{policy}\n{LAB_CANARY}")
+    }
+}
+
 /// Runs one scenario with one seed and one agent; never panics: a world or
 /// harness error ends the run with [`RunRecord::error`] set.
 pub async fn run_once(
@@ -352,16 +381,23 @@ async fn drive(
             .clone()
             .unwrap_or_else(|| DEFAULT_LIMITS.to_owned()),
         objectives: OBJECTIVES.to_owned(),
-        policy: scenario.policy.clone(),
+        policy: lab_policy(&scenario.policy),
         store_capacity: scenario.store_capacity,
         backend: scenario.backend,
         data: data.to_owned(),
+        network: options.realtime.is_some(),
     };
     let generator = Generator::new(scenario.workload.clone(), seed);
     let mut world = World::build(&spec, generator)?;
     let mut driver = Driver::new(agent, &world, options).await?;
+    let started = tokio::time::Instant::now();
     let mut t = 0;
     while t < scenario.duration_ms {
+        if let Some(speed) = options.realtime {
+            // Real time: this tick starts when the wall clock says so.
+            let due = std::time::Duration::from_secs_f64(t as f64 / 1000.0 / speed);
+            tokio::time::sleep_until(started + due).await;
+        }
         for fault in &scenario.faults {
             if fault.fires_at(t, TICK_MS) {
                 world.inject(&fault.kind).await?;

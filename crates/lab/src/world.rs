@@ -8,7 +8,8 @@ use crate::backend::{Condition, SimBackend, Switch};
 use crate::fault::FaultKind;
 use crate::workload::{Generator, Send};
 use anyhow::{anyhow, Context as _};
-use floodgate_contract::client::{Method, RawRequest, ServiceApi, Transport};
+use floodgate_agent::mcp::CancellationToken;
+use floodgate_contract::client::{HttpTransport, Method, RawRequest, ServiceApi, Transport};
 use floodgate_contract::state::ConfigApplyRequest;
 use floodgate_harness::policy::Policy;
 use floodgate_harness::{
@@ -99,6 +100,9 @@ pub struct WorldSpec {
     pub backend: BackendSpec,
     /// The harness's data directory (created; must not hold another run).
     pub data: PathBuf,
+    /// Serve the service's and the harness's HTTP APIs on 127.0.0.1 and
+    /// speak to them over real HTTP (`--realtime`); in process otherwise.
+    pub network: bool,
 }
 
 /// One tick's traffic as sent: tenant → (sent, admitted).
@@ -137,11 +141,37 @@ pub struct World {
     pub reconciler: Option<Reconciler>,
     pub service_clock: Arc<ServiceClock>,
     pub clock: Arc<ManualClock>,
-    pub service: InProcessTransport,
-    pub harness: InProcessTransport,
+    pub service: Arc<dyn Transport>,
+    pub harness: Arc<dyn Transport>,
+    /// Where the APIs are served when the world is on the network.
+    pub service_url: Option<String>,
+    pub harness_url: Option<String>,
+    shutdown: CancellationToken,
     pub observer: Observer,
     pub data: PathBuf,
     pub generator: Generator,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Serves `router` over HTTP on an ephemeral port of 127.0.0.1 until
+/// `shutdown`; returns its base URL. Must run inside the runtime.
+fn expose(router: axum::Router, shutdown: &CancellationToken) -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1")?;
+    listener.set_nonblocking(true)?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    Ok(url)
 }
 
 impl World {
@@ -197,7 +227,13 @@ impl World {
                 (floodgate_service::assemble(service).router, Some(remote))
             }
         };
-        let service = InProcessTransport::new(router, None);
+        let shutdown = CancellationToken::new();
+        let (service, service_url): (Arc<dyn Transport>, Option<String>) = if spec.network {
+            let url = expose(router, &shutdown)?;
+            (Arc::new(HttpTransport::new(url.clone(), None)), Some(url))
+        } else {
+            (Arc::new(InProcessTransport::new(router, None)), None)
+        };
         let objectives = objectives::parse("objectives.yaml", &spec.objectives)
             .map_err(|error| anyhow!("objectives: {error}"))?;
         let harness = Harness::new(objectives, HarnessConfig::default())
@@ -213,7 +249,7 @@ impl World {
         let state = HarnessState::new(harness, store, clock.clone());
         let targets = vec![Target {
             name: "svc-a".into(),
-            transport: Arc::new(service.clone()),
+            transport: service.clone(),
         }];
         let policy =
             Policy::parse("policy.yaml", &spec.policy).map_err(|error| anyhow!("{error}"))?;
@@ -224,8 +260,19 @@ impl World {
             .map_err(|_| anyhow!("one pipeline"))?;
         let observer =
             Observer::new(state.clone(), targets).map_err(|error| anyhow!("observer: {error}"))?;
-        let harness = InProcessTransport::new(api::router(state), None);
+        let (harness, harness_url): (Arc<dyn Transport>, Option<String>) = if spec.network {
+            let url = expose(api::router(state), &shutdown)?;
+            (Arc::new(HttpTransport::new(url.clone(), None)), Some(url))
+        } else {
+            (
+                Arc::new(InProcessTransport::new(api::router(state), None)),
+                None,
+            )
+        };
         Ok(World {
+            service_url,
+            harness_url,
+            shutdown,
             remote,
             reconciler: None,
             service_clock,

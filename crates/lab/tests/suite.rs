@@ -19,6 +19,7 @@ fn options(name: &str) -> Options {
         runbooks: repo().join("runbooks"),
         llm: None,
         mcp_command: None,
+        realtime: None,
         out,
     }
 }
