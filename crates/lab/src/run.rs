@@ -74,8 +74,6 @@ pub struct McpDriver {
     url: String,
     command: String,
     shutdown: floodgate_agent::mcp::CancellationToken,
-    /// Steps run (the command's runs).
-    pub steps: u32,
 }
 
 impl Drop for McpDriver {
@@ -108,13 +106,12 @@ impl McpDriver {
             url,
             command,
             shutdown,
-            steps: 0,
         })
     }
 
     /// Runs the agent's command once if a ticket waits for an agent (open,
     /// not a help ticket). The world stands still until it exits.
-    async fn step(&mut self, world: &World, now_ms: u64) -> anyhow::Result<()> {
+    async fn step(&self, world: &World, now_ms: u64) -> anyhow::Result<()> {
         let open = world.get("/v1/tickets?state=open&limit=50").await?;
         let waiting = open["tickets"]
             .as_array()
@@ -124,7 +121,6 @@ impl McpDriver {
         if !waiting {
             return Ok(());
         }
-        self.steps += 1;
         let run = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&self.command)
@@ -153,7 +149,6 @@ impl McpDriver {
 
 impl Driver {
     pub async fn new(kind: AgentKind, world: &World, options: &Options) -> anyhow::Result<Driver> {
-        let runbooks = options.runbooks.as_path();
         Ok(match kind {
             AgentKind::None => Driver::None,
             AgentKind::Mcp => {
@@ -175,7 +170,7 @@ impl Driver {
                 ))
             }
             AgentKind::Runbook => {
-                let runbooks = load_dir(runbooks).map_err(|error| anyhow!("{error}"))?;
+                let runbooks = load_dir(&options.runbooks).map_err(|error| anyhow!("{error}"))?;
                 Driver::Runbook(
                     (1..=RUNBOOK_WORKERS)
                         .map(|worker| {
