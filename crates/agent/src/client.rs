@@ -105,6 +105,39 @@ pub struct ServiceEventsQuery {
     pub limit: Option<u64>,
 }
 
+/// One matcher of a notice: `name` (service, limit, tenant, metric,
+/// anomaly, slo, invariant) and either an exact `value` or a `regex`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoticeMatcher {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// `POST /v1/notices`: an expected change (docs/adr/0011-expected-change-notices.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NoticeRequest {
+    pub matchers: Vec<NoticeMatcher>,
+    /// When it starts (ms since the epoch; the harness's now when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_ms: Option<u64>,
+    /// When it ends; give this or `duration_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_ms: Option<u64>,
+    /// How long it lasts from its start; give this or `ends_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    pub reason: String,
+    /// `KIND:NAME`: `human:alice`, `deploy:ci`, `agent:runbook`.
+    pub author: String,
+    /// How many times its level the matched series may move and still be
+    /// covered (above 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_factor: Option<f64>,
+}
+
 /// The harness's agent API over one transport.
 #[derive(Clone)]
 pub struct HarnessClient {
@@ -423,6 +456,38 @@ impl HarnessClient {
     /// `GET /v1/anomalies`.
     pub async fn anomalies(&self) -> Result<Value, ClientError> {
         self.get("/v1/anomalies".into()).await
+    }
+
+    /// `GET /v1/notices?state=…`: `{time_ms, notices}` (`state`: active,
+    /// pending, expired or all; all when absent).
+    pub async fn list_notices(&self, state: Option<&str>) -> Result<Value, ClientError> {
+        let mut params = Query::default();
+        if let Some(state) = state {
+            params.add("state", state);
+        }
+        self.get(params.finish("/v1/notices")).await
+    }
+
+    /// `GET /v1/notices/{id}`: `{notice, history}`.
+    pub async fn get_notice(&self, id: &str) -> Result<Value, ClientError> {
+        self.get(format!("/v1/notices/{}", segment(id))).await
+    }
+
+    /// `POST /v1/notices`: `201 {"notice"}` (needs the `intake` scope).
+    pub async fn create_notice(&self, request: &NoticeRequest) -> Result<Value, ClientError> {
+        self.post("/v1/notices".into(), request, &[201]).await
+    }
+
+    /// `POST /v1/notices/{id}/expire`: `{"notice"}` (needs `intake`).
+    pub async fn expire_notice(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::json!({ "actor": actor, "reason": reason });
+        self.post(format!("/v1/notices/{}/expire", segment(id)), &body, &[200])
+            .await
     }
 
     /// `GET /v1/pipeline`: paused?, the active freeze window, proposals in

@@ -13,8 +13,8 @@
 //! ([`tools_markdown`], `floodgate catalog --write`).
 
 use crate::client::{
-    ClaimRequest, ClientError, HarnessClient, ProposalRequest, ProposedAction, ServiceEventsQuery,
-    TicketQuery,
+    ClaimRequest, ClientError, HarnessClient, NoticeMatcher, NoticeRequest, ProposalRequest,
+    ProposedAction, ServiceEventsQuery, TicketQuery,
 };
 use floodgate_contract::GeneratedDoc;
 use schemars::JsonSchema;
@@ -31,8 +31,13 @@ pub const MAX_TEXT_BYTES: usize = 8192;
 pub const MAX_SELECTOR_BYTES: usize = 1024;
 /// The most actions in one proposal.
 pub const MAX_ACTIONS: usize = 16;
-/// The most sources or states in one filter.
+/// The most sources or states in one filter, and the most matchers of a
+/// notice (the harness's bound).
 pub const MAX_FILTER_ITEMS: usize = 16;
+/// The longest notice matcher value or regex (the harness's bound).
+pub const MAX_MATCHER_BYTES: usize = 256;
+/// The longest notice reason (the harness's bound).
+pub const MAX_REASON_BYTES: usize = 1024;
 /// The longest claim accepted (the harness's bound: a day).
 pub const MAX_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -219,6 +224,59 @@ pub struct EscalateArgs {
     pub reason: String,
 }
 
+/// Arguments of `list_notices`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListNoticesArgs {
+    /// Only notices in this state now: active, pending, expired or all
+    /// (all when absent).
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// One matcher of a notice.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeMatcherArgs {
+    /// The label: service, limit, tenant, metric, anomaly, slo or
+    /// invariant (an anomaly carries anomaly, metric, and service, limit,
+    /// tenant when its series pins them).
+    pub name: String,
+    /// The exact value (give this or `regex`).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// A regex the whole value must match (give this or `value`).
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// Arguments of `create_notice`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNoticeArgs {
+    /// What the expected change touches: 1 to 16 matchers, all of those
+    /// on labels a signal carries must match it.
+    pub matchers: Vec<NoticeMatcherArgs>,
+    /// When the change starts, in milliseconds since the epoch (now when
+    /// absent).
+    #[serde(default)]
+    pub starts_ms: Option<u64>,
+    /// When it stops being expected (give this or `duration_ms`; at most
+    /// 7 days after the start).
+    #[serde(default)]
+    pub ends_ms: Option<u64>,
+    /// How long it is expected, in milliseconds (give this or `ends_ms`).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// What change is expected and why.
+    pub reason: String,
+    /// How many times its level the matched series may move and still be
+    /// expected (above 1); beyond it the anomaly is ticketed, naming the
+    /// notice. Absent: any move is expected.
+    #[serde(default)]
+    pub max_factor: Option<f64>,
+}
+
 // ---- the catalog ------------------------------------------------------------
 
 /// Every tool, in the order they are listed.
@@ -368,6 +426,31 @@ pub static CATALOG: &[ToolDef] = &[
         read_only: false,
         destructive: false,
     },
+    ToolDef {
+        name: "list_notices",
+        title: "List expected-change notices",
+        description: "Notices of expected changes (a launch, a migration): what each \
+            matches, its window, author, reason, max_factor, state (pending, active, \
+            expired) and how many anomaly episodes it kept from filing a ticket. An \
+            anomaly an active notice covers files no ticket; SLO and invariant tickets \
+            are never held back.",
+        input_schema: schema::<ListNoticesArgs>,
+        read_only: true,
+        destructive: false,
+    },
+    ToolDef {
+        name: "create_notice",
+        title: "Announce an expected change",
+        description: "Announce a planned change so that the anomalies it causes do not \
+            file tickets while it lasts (never SLO or invariant tickets). Give matchers \
+            (e.g. [{\"name\": \"tenant\", \"value\": \"acme\"}]), a window (ends_ms or \
+            duration_ms, at most 7 days), a reason, and a max_factor to widen the \
+            thresholds rather than silence them. The author is this agent. Needs the \
+            harness's intake scope. Answers {\"notice\": Notice}.",
+        input_schema: schema::<CreateNoticeArgs>,
+        read_only: false,
+        destructive: false,
+    },
 ];
 
 /// The tool named `name`.
@@ -458,22 +541,9 @@ fn parse<T: DeserializeOwned>(args: Value) -> Result<T, ToolError> {
         ));
     }
     serde_path_to_error::deserialize(args).map_err(|error| {
-        let path = error.path().to_string();
         let message = error.inner().to_string();
-        let mut field = if path == "." { String::new() } else { path };
-        // A missing field is reported at its parent: name the field itself.
-        if let Some(missing) = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            if !field.is_empty() {
-                field.push('.');
-            }
-            field.push_str(missing);
-        }
-        if field.is_empty() {
-            field = "arguments".to_owned();
-        }
+        let field = floodgate_contract::state::error_field(&error.path().to_string(), &message)
+            .unwrap_or_else(|| "arguments".to_owned());
         ToolError::InvalidArgument { field, message }
     })
 }
@@ -622,6 +692,62 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
         "list_actions" => {
             parse::<NoArgs>(args)?;
             Ok(client.actions().await?)
+        }
+        "list_notices" => {
+            let args: ListNoticesArgs = parse(args)?;
+            if let Some(state) = &args.state {
+                check_id("state", state)?;
+            }
+            Ok(client.list_notices(args.state.as_deref()).await?)
+        }
+        "create_notice" => {
+            let args: CreateNoticeArgs = parse(args)?;
+            if args.matchers.is_empty() || args.matchers.len() > MAX_FILTER_ITEMS {
+                return Err(ToolError::invalid(
+                    "matchers",
+                    format!("1 to {MAX_FILTER_ITEMS} matchers"),
+                ));
+            }
+            let mut matchers = Vec::with_capacity(args.matchers.len());
+            for (index, matcher) in args.matchers.into_iter().enumerate() {
+                check_id(&format!("matchers[{index}].name"), &matcher.name)?;
+                match (&matcher.value, &matcher.regex) {
+                    (Some(text), None) => {
+                        check_text(&format!("matchers[{index}].value"), text, MAX_MATCHER_BYTES)?;
+                    }
+                    (None, Some(text)) => {
+                        check_text(&format!("matchers[{index}].regex"), text, MAX_MATCHER_BYTES)?;
+                    }
+                    _ => {
+                        return Err(ToolError::invalid(
+                            format!("matchers[{index}]"),
+                            "give exactly one of value or regex",
+                        ))
+                    }
+                }
+                matchers.push(NoticeMatcher {
+                    name: matcher.name,
+                    value: matcher.value,
+                    regex: matcher.regex,
+                });
+            }
+            check_text("reason", &args.reason, MAX_REASON_BYTES)?;
+            if args
+                .max_factor
+                .is_some_and(|factor| !(factor.is_finite() && factor > 1.0))
+            {
+                return Err(ToolError::invalid("max_factor", "must be above 1"));
+            }
+            let request = NoticeRequest {
+                matchers,
+                starts_ms: args.starts_ms,
+                ends_ms: args.ends_ms,
+                duration_ms: args.duration_ms,
+                reason: args.reason,
+                author: format!("agent:{agent}"),
+                max_factor: args.max_factor,
+            };
+            Ok(client.create_notice(&request).await?)
         }
         "propose_change" => {
             let args: ProposeChangeArgs = parse(args)?;

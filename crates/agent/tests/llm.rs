@@ -154,7 +154,7 @@ async fn a_conversation_calls_tools_proposes_and_records_its_transcript() {
     assert_eq!(first["model"], "scripted-1");
     assert_eq!(first["tool_choice"], "auto");
     let tools = first["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 16);
+    assert_eq!(tools.len(), floodgate_agent::tools::CATALOG.len());
     assert_eq!(tools[0]["type"], "function");
     assert_eq!(tools[0]["function"]["name"], "claim_ticket");
     assert_eq!(tools[0]["function"]["parameters"]["type"], "object");

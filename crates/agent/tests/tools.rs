@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use support::StandInHarness;
 
-const EXPECTED: [&str; 16] = [
+const EXPECTED: [&str; 18] = [
     "claim_ticket",
     "get_ticket",
     "list_tickets",
@@ -27,6 +27,8 @@ const EXPECTED: [&str; 16] = [
     "comment_ticket",
     "escalate_ticket",
     "release_ticket",
+    "list_notices",
+    "create_notice",
 ];
 
 #[test]
@@ -65,7 +67,8 @@ fn the_catalog_has_every_tool_once_with_object_schemas_and_coherent_flags() {
             "list_invariants",
             "list_anomalies",
             "list_actions",
-            "get_proposal"
+            "get_proposal",
+            "list_notices"
         ]
     );
     let destructive: Vec<&str> = CATALOG
@@ -190,6 +193,31 @@ async fn bad_arguments_name_the_field_and_send_nothing() {
             "reason",
             "missing field",
         ),
+        (
+            "create_notice",
+            json!({"matchers": [{"name": "tenant", "value": "acme"}], "duration_ms": 1000}),
+            "reason",
+            "missing field",
+        ),
+        (
+            "create_notice",
+            json!({"matchers": [], "duration_ms": 1000, "reason": "launch"}),
+            "matchers",
+            "1 to 16",
+        ),
+        (
+            "create_notice",
+            json!({"matchers": [{"name": "tenant", "value": "a", "regex": "a"}], "reason": "launch"}),
+            "matchers[0]",
+            "exactly one",
+        ),
+        (
+            "create_notice",
+            json!({"matchers": [{"name": "tenant", "value": "a"}], "reason": "launch", "max_factor": 0.5}),
+            "max_factor",
+            "above 1",
+        ),
+        ("list_notices", json!({"state": ""}), "state", "empty"),
     ];
     for (name, args, field, needle) in cases {
         let (got_field, message) = invalid(&client, name, args.clone()).await;
@@ -252,6 +280,18 @@ async fn calls_reach_the_harness_as_the_clients_agent() {
     )
     .await
     .unwrap();
+    let notice = tools::call(
+        &client,
+        "create_notice",
+        json!({"matchers": [{"name": "tenant", "value": "acme"}], "duration_ms": 7_200_000,
+               "reason": "acme launches", "max_factor": 10.0}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(notice["notice"]["author"], "agent:claude");
+    tools::call(&client, "list_notices", json!({"state": "active"}))
+        .await
+        .unwrap();
 
     let bodies: Vec<(String, Value)> = harness
         .calls()
@@ -284,6 +324,12 @@ async fn calls_reach_the_harness_as_the_clients_agent() {
                 "/v1/observe/events?service=edge&after=3".into(),
                 Value::Null
             ),
+            (
+                "/v1/notices".into(),
+                json!({"matchers": [{"name": "tenant", "value": "acme"}], "duration_ms": 7_200_000,
+                       "reason": "acme launches", "author": "agent:claude", "max_factor": 10.0})
+            ),
+            ("/v1/notices?state=active".into(), Value::Null),
         ]
     );
 

@@ -94,14 +94,16 @@ fn parse_interval(text: &str) -> Result<u64, String> {
     Ok(ms)
 }
 
+/// How a client command reaches the harness API: `--harness URL`,
+/// `--token-env VAR`, `--json` (global: before or after the subcommand).
 #[derive(Debug, Args)]
-pub struct TicketArgs {
+pub(crate) struct HarnessFlags {
     /// The harness HTTP API.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8090")]
-    harness: String,
+    pub harness: String,
     /// Print the harness's raw JSON instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
     /// The environment variable holding the bearer token sent to the
     /// harness (unset or empty: none).
     #[arg(
@@ -110,7 +112,19 @@ pub struct TicketArgs {
         default_value = "FLOODGATE_TOKEN",
         value_name = "VAR"
     )]
-    token_env: String,
+    pub token_env: String,
+}
+
+impl HarnessFlags {
+    pub(crate) fn api(&self) -> HarnessApi {
+        HarnessApi::new(&self.harness, &self.token_env)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TicketArgs {
+    #[command(flatten)]
+    flags: HarnessFlags,
     #[command(subcommand)]
     command: TicketCommand,
 }
@@ -373,12 +387,7 @@ fn parse_change_id(text: &str) -> Result<String, String> {
 
 /// `floodgate revert`: `POST /v1/proposals/{CHANGE_ID}/revert`.
 pub fn revert(args: RevertArgs) -> Result<()> {
-    let harness = HarnessApi {
-        base: args.harness.trim_end_matches('/').to_owned(),
-        token: std::env::var(&args.token_env)
-            .ok()
-            .filter(|token| !token.is_empty()),
-    };
+    let harness = HarnessApi::new(&args.harness, &args.token_env);
     let mut body = serde_json::json!({ "actor": default_actor(args.actor) });
     if let Some(reason) = args.reason {
         body["reason"] = Value::String(reason);
@@ -564,9 +573,21 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
             let _ = stop.send(true);
         });
         // `/mcp`: the agent tools over MCP's streamable HTTP, each call
-        // handed to the same router in process.
+        // handed to the same router in process. With tokens, `/mcp` needs
+        // `operate`, and the tools act with `operate` (no more).
         let inner = api::router(Arc::clone(&state));
-        let mcp_client = HarnessClient::new(Arc::new(InProcessTransport::new(inner.clone(), None)))
+        let tools_router = if tokens.is_empty() {
+            inner.clone()
+        } else {
+            auth::layer_as(
+                inner.clone(),
+                auth::Caller {
+                    name: "mcp".to_owned(),
+                    scope: auth::Scope::Operate,
+                },
+            )
+        };
+        let mcp_client = HarnessClient::new(Arc::new(InProcessTransport::new(tools_router, None)))
             .with_agent("mcp");
         let mcp_shutdown = floodgate_agent::mcp::CancellationToken::new();
         let app = inner.merge(floodgate_agent::mcp::streamable_http_router_with_shutdown(
@@ -586,7 +607,7 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
 }
 
 /// Percent-encodes a query parameter value.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
@@ -597,15 +618,28 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// Where the `ticket` commands send their calls.
-struct HarnessApi {
+/// Where the `ticket`, `revert` and `notice` commands send their calls.
+pub(crate) struct HarnessApi {
     base: String,
     token: Option<String>,
 }
 
+impl HarnessApi {
+    /// The harness at `base`, with the bearer token the environment
+    /// variable `token_env` holds (unset or empty: none).
+    pub(crate) fn new(base: &str, token_env: &str) -> HarnessApi {
+        HarnessApi {
+            base: base.trim_end_matches('/').to_owned(),
+            token: std::env::var(token_env)
+                .ok()
+                .filter(|token| !token.is_empty()),
+        }
+    }
+}
+
 /// One call to the harness API; answers the JSON of a 2xx, or fails with
 /// the API's error message.
-fn call(
+pub(crate) fn call(
     harness: &HarnessApi,
     method: Method,
     path: String,
@@ -626,7 +660,7 @@ fn call(
 }
 
 /// One call: the status and the JSON answer (or the body as a string).
-fn send(
+pub(crate) fn send(
     harness: &HarnessApi,
     method: Method,
     path: String,
@@ -653,7 +687,7 @@ fn send(
     Ok((response.status, value))
 }
 
-fn default_actor(actor: Option<String>) -> String {
+pub(crate) fn default_actor(actor: Option<String>) -> String {
     actor
         .or_else(|| std::env::var("USER").ok())
         .filter(|actor| !actor.is_empty())
@@ -670,7 +704,22 @@ fn actor_body(actor: Option<String>, reason: Option<String>) -> Result<Vec<u8>> 
     Ok(serde_json::to_vec(&body)?)
 }
 
-fn print_json(value: &Value) -> Result<()> {
+/// Ledger entries as `#SEQ KIND TIME`, one a line.
+pub(crate) fn print_history(history: &Value) {
+    for entry in history.as_array().into_iter().flatten() {
+        println!(
+            "#{} {} {}",
+            entry["seq"],
+            entry["kind"].as_str().unwrap_or("?"),
+            entry["time_ms"].as_u64().map_or_else(
+                || "?".to_owned(),
+                floodgate_harness::quantity::format_time_ms
+            )
+        );
+    }
+}
+
+pub(crate) fn print_json(value: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -693,11 +742,17 @@ fn ticket_line(ticket: &Value) -> String {
     )
 }
 
-/// Files a ticket from flags; a refusal names the flag behind the field.
-fn create_from_flags(harness: &HarnessApi, flags: &TicketFlags) -> Result<Value> {
-    let ticket = flags.to_ticket()?;
-    let body = serde_json::to_vec(&ticket)?;
-    let (status, answer) = send(harness, Method::Post, "/v1/tickets".into(), Some(body))?;
+/// POSTs `body` to `path`; a refusal names the flag `flag_of` maps its
+/// field to, with `why` of the harness's message.
+pub(crate) fn post_from_flags(
+    harness: &HarnessApi,
+    path: &str,
+    body: &Value,
+    flag_of: impl Fn(&str) -> Option<String>,
+    why: fn(&str) -> &str,
+) -> Result<Value> {
+    let body = serde_json::to_vec(body)?;
+    let (status, answer) = send(harness, Method::Post, path.to_owned(), Some(body))?;
     if (200..300).contains(&status) {
         return Ok(answer);
     }
@@ -706,28 +761,28 @@ fn create_from_flags(harness: &HarnessApi, flags: &TicketFlags) -> Result<Value>
         bail!("HTTP {status}: {answer}");
     };
     let kind = error["kind"].as_str().unwrap_or("error");
-    match error["field"]
-        .as_str()
-        .and_then(|field| flags.flag_of(field))
-    {
-        Some(flag) => {
-            // "request body: line 9: ticket.x: why" → "why".
-            let why = message.rsplit(": ").next().unwrap_or(message);
-            bail!("{flag}: {why} (HTTP {status} {kind})")
-        }
+    match error["field"].as_str().and_then(flag_of) {
+        Some(flag) => bail!("{flag}: {} (HTTP {status} {kind})", why(message)),
         None => bail!("{message} (HTTP {status} {kind})"),
     }
+}
+
+/// Files a ticket from flags; a refusal names the flag behind the field.
+fn create_from_flags(harness: &HarnessApi, flags: &TicketFlags) -> Result<Value> {
+    post_from_flags(
+        harness,
+        "/v1/tickets",
+        &flags.to_ticket()?,
+        |field| flags.flag_of(field),
+        // "request body: line 9: ticket.x: why" → "why".
+        |message| message.rsplit(": ").next().unwrap_or(message),
+    )
 }
 
 pub fn ticket(args: TicketArgs) -> Result<()> {
     let approving = matches!(args.command, TicketCommand::Approve { .. });
     let pausing = matches!(args.command, TicketCommand::Pause { .. });
-    let harness = HarnessApi {
-        base: args.harness.trim_end_matches('/').to_owned(),
-        token: std::env::var(&args.token_env)
-            .ok()
-            .filter(|token| !token.is_empty()),
-    };
+    let harness = args.flags.api();
     let base = &harness;
     match args.command {
         TicketCommand::Create { file, flags } => {
@@ -739,7 +794,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 }
                 None => create_from_flags(base, &flags)?,
             };
-            if args.json {
+            if args.flags.json {
                 return print_json(&answer);
             }
             let id = answer["ticket"]["id"].as_str().unwrap_or("?");
@@ -763,7 +818,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 format!("/v1/tickets?{}", query.join("&"))
             };
             let answer = call(base, Method::Get, path, None)?;
-            if args.json {
+            if args.flags.json {
                 return print_json(&answer);
             }
             for ticket in answer["tickets"].as_array().into_iter().flatten() {
@@ -777,18 +832,11 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 format!("/v1/tickets/{}", encode(&id)),
                 None,
             )?;
-            if args.json {
+            if args.flags.json {
                 return print_json(&answer);
             }
             print_json(&answer["ticket"])?;
-            for entry in answer["history"].as_array().into_iter().flatten() {
-                println!(
-                    "#{} {} {}",
-                    entry["seq"],
-                    entry["kind"].as_str().unwrap_or("?"),
-                    entry["time_ms"]
-                );
-            }
+            print_history(&answer["history"]);
         }
         TicketCommand::Comment { id, text, actor } => {
             let body = serde_json::json!({ "text": text, "actor": default_actor(actor) });
@@ -798,7 +846,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 format!("/v1/tickets/{}/comment", encode(&id)),
                 Some(serde_json::to_vec(&body)?),
             )?;
-            if args.json {
+            if args.flags.json {
                 return print_json(&answer);
             }
             println!("{id}: commented");
@@ -811,7 +859,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 format!("/v1/tickets/{}/cancel", encode(&id)),
                 Some(body),
             )?;
-            if args.json {
+            if args.flags.json {
                 return print_json(&answer);
             }
             println!(
@@ -829,7 +877,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 format!("/v1/tickets/{}/{verb}", encode(&id)),
                 Some(body),
             )?;
-            if args.json {
+            if args.flags.json {
                 return print_json(&answer);
             }
             println!(
@@ -842,7 +890,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             let path = if pausing { "/v1/pause" } else { "/v1/resume" };
             let body = actor_body(actor, reason)?;
             let answer = call(base, Method::Post, path.into(), Some(body))?;
-            if args.json {
+            if args.flags.json {
                 return print_json(&answer);
             }
             println!(
@@ -856,7 +904,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
         }
         TicketCommand::Pipeline => {
             let answer = call(base, Method::Get, "/v1/pipeline".into(), None)?;
-            if args.json {
+            if args.flags.json {
                 return print_json(&answer);
             }
             println!(
@@ -890,8 +938,8 @@ pub fn ledger(command: LedgerCommand) -> Result<()> {
         LedgerCommand::Verify { data } => {
             let report = floodgate_harness::verify(&data).map_err(|error| anyhow!("{error}"))?;
             println!(
-                "ok: {} entries, {} tickets; head seq {} hash {}",
-                report.entries, report.tickets, report.head_seq, report.head_hash
+                "ok: {} entries, {} tickets, {} notices; head seq {} hash {}",
+                report.entries, report.tickets, report.notices, report.head_seq, report.head_hash
             );
             Ok(())
         }

@@ -20,6 +20,7 @@ mod agent_cmd;
 mod ctl;
 mod demo;
 mod harness_cmd;
+mod notice_cmd;
 mod report_cmd;
 mod scenarios_cmd;
 mod trajectory_cmd;
@@ -55,6 +56,9 @@ enum Command {
     Harness(harness_cmd::HarnessArgs),
     /// File and manage tickets through a running harness's HTTP API.
     Ticket(harness_cmd::TicketArgs),
+    /// Announce expected changes (a launch, a migration) through a running
+    /// harness's HTTP API, so the anomalies they cause do not page.
+    Notice(notice_cmd::NoticeArgs),
     /// Undo a change an agent made (a proposal id, `P-0003`): its recorded
     /// inverses run through the same pipeline as a new, recorded proposal.
     Revert(harness_cmd::RevertArgs),
@@ -62,8 +66,8 @@ enum Command {
     #[command(subcommand)]
     Ledger(harness_cmd::LedgerCommand),
     /// Write the human review of a harness's data directory (report.md and
-    /// report.html): tickets, SLO budgets, changes, findings, what waits
-    /// on a human.
+    /// report.html): tickets, SLO budgets, expected-change notices, changes,
+    /// findings, what waits on a human.
     Report(report_cmd::ReportArgs),
     /// Serve the agent tool catalog over MCP on stdin/stdout, calling a
     /// running harness (for Claude Desktop and other MCP clients).
@@ -227,6 +231,7 @@ fn main() -> ExitCode {
         Command::Ctl(args) => ctl::run(args),
         Command::Harness(args) => harness_cmd::harness(args),
         Command::Ticket(args) => harness_cmd::ticket(args),
+        Command::Notice(args) => notice_cmd::notice(args),
         Command::Revert(args) => harness_cmd::revert(args),
         Command::Ledger(command) => harness_cmd::ledger(command),
         Command::Trajectory(command) => trajectory_cmd::trajectory(command),

@@ -1,5 +1,6 @@
 //! `floodgate report`: the human review of a harness's data directory —
-//! tickets by source and outcome, SLO budgets over the period, every
+//! tickets by source and outcome, SLO budgets over the period, the
+//! expected-change notices of the period and what they held back, every
 //! change with its reasoning and trajectory, reflection findings, and what
 //! waits on a human — written as `report.md` and `report.html`.
 //!

@@ -2,25 +2,19 @@
 //! a user runs them: real `floodgate serve` and `floodgate harness`
 //! processes on free loopback ports, and real data directories.
 
+#[path = "support/process.rs"]
+mod process;
+
 use floodgate_harness::criteria::MetricRegistry;
 use floodgate_harness::tickets::parse_ticket_yaml;
 use floodgate_harness::Store;
+use process::{
+    failed, floodgate, free_port, http, http_get, repo, run, scratch, start_harness, stdout,
+    Process, READY_POLL,
+};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-/// Readiness polls before giving up on a starting process.
-const READY_ATTEMPTS: u32 = 400;
-/// Between two readiness polls.
-const READY_POLL: Duration = Duration::from_millis(25);
-/// The longest one HTTP answer may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest HTTP answer read.
-const MAX_ANSWER_BYTES: u64 = 4 * 1024 * 1024;
+use std::path::PathBuf;
+use std::process::Command;
 
 const TICKET: &str = "ticket:
   type: improvement
@@ -33,146 +27,6 @@ const TICKET: &str = "ticket:
   constraints:
     - Must not change the external API
 ";
-
-fn floodgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_floodgate"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn scratch() -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "floodgate-harness-e2e-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// One HTTP/1.1 GET over a plain socket: status and body, if any answer.
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream
-        .take(MAX_ANSWER_BYTES)
-        .read_to_string(&mut answer)
-        .ok()?;
-    let status = answer.get(9..12)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
-
-/// One HTTP/1.1 request over a plain socket with an optional bearer token:
-/// status and body, if any answer.
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT)).ok()?;
-    let auth = token.map_or_else(String::new, |token| {
-        format!("Authorization: Bearer {token}\r\n")
-    });
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream
-        .take(MAX_ANSWER_BYTES)
-        .read_to_string(&mut answer)
-        .ok()?;
-    let status = answer.get(9..12)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
-
-/// A child process killed (and reaped) on drop, its output in a log file.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(mut command: Command, log: PathBuf) -> Process {
-        let file = std::fs::File::create(&log).expect("log file");
-        command
-            .env_remove("FLOODGATE_TOKENS")
-            .env_remove("FLOODGATE_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        Process {
-            child: command.spawn().expect("spawn floodgate"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Polls `path` until `ready` accepts the answer (a bounded number of
-    /// times; fails naming the log if the process exits or never gets there).
-    fn wait_for(&mut self, addr: &str, path: &str, ready: impl Fn(u16, &str) -> bool) {
-        for _ in 0..READY_ATTEMPTS {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("floodgate exited ({status}): {}", self.log());
-            }
-            if let Some((status, body)) = http_get(addr, path) {
-                if ready(status, &body) {
-                    return;
-                }
-            }
-            std::thread::sleep(READY_POLL);
-        }
-        panic!("not ready ({path}): {}", self.log());
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    floodgate().args(args).output().expect("run floodgate")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 #[test]
 fn a_human_ticket_is_filed_through_a_running_harness_and_the_ledger_verifies() {
@@ -303,7 +157,7 @@ fn ledger_verify_passes_a_good_data_dir_and_names_the_first_bad_entry() {
     let data = dir.display().to_string();
     let good = stdout(&run(&["ledger", "verify", "--data", &data]));
     assert!(
-        good.starts_with("ok: 1 entries, 1 tickets; head seq 1 hash "),
+        good.starts_with("ok: 1 entries, 1 tickets, 0 notices; head seq 1 hash "),
         "{good}"
     );
 
@@ -351,36 +205,6 @@ fn ledger_verify_passes_a_good_data_dir_and_names_the_first_bad_entry() {
         String::from_utf8_lossy(&missing.stderr)
     );
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A `floodgate harness` on a free loopback port observing `service` (a
-/// URL; nothing needs to answer there), with `extra` arguments; ready once
-/// its API answers `ready_status` on `/v1/health`.
-fn start_harness(dir: &Path, extra: &[&str], ready_status: u16) -> (Process, String) {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut command = floodgate();
-    command
-        .arg("harness")
-        .args(["--service", &format!("http://127.0.0.1:{}", free_port())])
-        .arg("--objectives")
-        .arg(repo().join("examples/objectives.yaml"))
-        .arg("--data")
-        .arg(dir.join("data"))
-        .args(["--http-addr", &addr, "--interval", "1s"])
-        .args(extra);
-    let mut process = Process::spawn(command, dir.join("harness.log"));
-    process.wait_for(&addr, "/v1/health", |status, _| status == ready_status);
-    (process, addr)
-}
-
-fn failed(output: &Output) -> String {
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]

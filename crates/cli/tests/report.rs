@@ -4,6 +4,7 @@
 //! SLO snapshots), read back by the library and by the real binary.
 
 use floodgate_contract::actions::{InverseCall, Risk};
+use floodgate_harness::notices::{NoticeDraft, NoticeEvent};
 use floodgate_harness::proposal::{ActionCall, Applied, Approval, Proposal, Stage};
 use floodgate_harness::reflection::{help_ticket, Evidence, Finding, FindingKind};
 use floodgate_harness::report::{render_html, render_markdown, ReportData};
@@ -32,6 +33,10 @@ const APPROVAL_RATIONALE: &str = "Fail closed while Redis flaps";
 const APPROVAL_REASON: &str = "set_failure_policy is high risk: the policy asks a human";
 const ESCALATION_REASON: &str = "budget exhausted: 3 proposals";
 const FINDING_MESSAGE: &str = "I have fixed this three times and it keeps coming back";
+const OLD_NOTICE_REASON: &str = "initech moves region";
+const LAUNCH_REASON: &str = "acme launches: five times the traffic";
+const BEYOND: &str =
+    "the change went beyond what was announced: 5000 is outside what N-0002 allowed [10, 1000]";
 
 fn scratch(name: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -509,6 +514,65 @@ fn build(dir: &Path, now: u64) -> Built {
         store.slo_history(now - 7 * DAY).expect("history").len(),
         4 + 2
     );
+
+    // Expected-change notices: one twenty days ago (outside), one for a
+    // launch three days ago that held back an episode and saw another go
+    // beyond it, one expired early yesterday.
+    let notice = |matchers: serde_json::Value, reason: &str, at: u64, max_factor: Option<f64>| {
+        let draft: NoticeDraft = serde_json::from_value(json!({
+            "matchers": matchers,
+            "duration_ms": 6 * HOUR,
+            "reason": reason,
+            "author": "deploy:ci",
+            "max_factor": max_factor,
+        }))
+        .expect("a draft");
+        store
+            .create_notice(&draft.validate(at).expect("valid"), at)
+            .expect("notice")
+            .id
+    };
+    notice(
+        json!([{"name": "tenant", "value": "initech"}]),
+        OLD_NOTICE_REASON,
+        now - 20 * DAY,
+        None,
+    );
+    let launch = notice(
+        json!([{"name": "tenant", "value": "acme"}, {"name": "anomaly", "regex": "request_.*"}]),
+        LAUNCH_REASON,
+        now - 3 * DAY,
+        Some(10.0),
+    );
+    store
+        .record_notice_event(
+            &launch,
+            &NoticeEvent::Suppressed {
+                anomaly: "request_rate".into(),
+                detail: json!({"value": 512.5, "notice": launch}),
+            },
+            now - 3 * DAY + HOUR,
+        )
+        .expect("suppressed");
+    store
+        .record_notice_event(
+            &launch,
+            &NoticeEvent::Exceeded {
+                anomaly: "request_rate".into(),
+                detail: json!({"value": 5000, "beyond": BEYOND}),
+            },
+            now - 3 * DAY + 2 * HOUR,
+        )
+        .expect("exceeded");
+    let migration = notice(
+        json!([{"name": "service", "value": "edge-1"}]),
+        "migrate <b>edge-1</b>",
+        now - DAY,
+        None,
+    );
+    store
+        .expire_notice(&migration, "human:alice", "postponed", now - DAY + HOUR)
+        .expect("expired");
     drop(store);
     Built {
         old,
@@ -607,6 +671,38 @@ fn the_report_counts_lists_and_links_what_happened_in_the_period() {
     assert_eq!(data.waiting.help[0].ticket, built.help);
     assert!(data.omitted.is_empty());
 
+    // Notices of the period, with what they held back.
+    let notices: Vec<(&str, &str, usize, usize)> = data
+        .notices
+        .iter()
+        .map(|n| {
+            (
+                n.id.as_str(),
+                n.state.as_str(),
+                n.suppressed.len(),
+                n.exceeded.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        notices,
+        vec![("N-0002", "expired", 1, 1), ("N-0003", "expired", 0, 0)]
+    );
+    let launch = &data.notices[0];
+    assert_eq!(launch.matchers, "tenant=acme, anomaly=~request_.*");
+    assert_eq!(launch.max_factor, Some(10.0));
+    assert_eq!(launch.suppressed[0].anomaly, "request_rate");
+    assert_eq!(launch.suppressed[0].value, Some(512.5));
+    assert_eq!(launch.exceeded[0].beyond, BEYOND);
+    assert_eq!(
+        data.notices[1].expired,
+        Some((
+            NOW_MS - DAY + HOUR,
+            "human:alice".into(),
+            "postponed".into()
+        ))
+    );
+
     // Markdown.
     let md = render_markdown(&data);
     assert!(md.contains("| slo | 0 | 1 | 0 | 1 | 0 | 2 |"), "{md}");
@@ -641,6 +737,21 @@ fn the_report_counts_lists_and_links_what_happened_in_the_period() {
         !md.contains(OLD_RATIONALE),
         "the old change is outside the period"
     );
+    assert!(md.contains("## Expected changes (2)"), "{md}");
+    assert!(
+        md.contains(&format!("### N-0002 (expired): {LAUNCH_REASON}")),
+        "{md}"
+    );
+    assert!(md.contains("- held back 1 anomaly episode:"), "{md}");
+    assert!(md.contains("request_rate at 512.5"), "{md}");
+    assert!(md.contains("- went beyond it (ticketed): "), "{md}");
+    assert!(md.contains("expired early "), "{md}");
+    assert!(md.contains("migrate \\<b\\>edge-1\\</b\\>"), "{md}");
+    assert!(!md.contains(OLD_NOTICE_REASON), "{md}");
+    assert!(
+        md.contains("2 expected-change notices (1 anomaly held back)"),
+        "{md}"
+    );
 
     // HTML: standalone, escaped.
     let html = render_html(&data);
@@ -656,6 +767,9 @@ fn the_report_counts_lists_and_links_what_happened_in_the_period() {
     assert!(html.contains(APPROVAL_REASON));
     assert!(html.contains(&built.help));
     assert!(!html.contains(OLD_RATIONALE));
+    assert!(html.contains("<section id=\"notices\">"));
+    assert!(html.contains(LAUNCH_REASON));
+    assert!(html.contains("migrate &lt;b&gt;edge-1&lt;/b&gt;"));
 
     // A longer window takes the old ticket and its change in.
     let month = load(&dir, NOW_MS - 30 * DAY);
@@ -666,6 +780,8 @@ fn the_report_counts_lists_and_links_what_happened_in_the_period() {
     assert!(render_markdown(&month).contains(OLD_RATIONALE));
     // The availability budget's first snapshot in 30 days is 8 days old.
     assert_eq!(month.slos[0].first.budget, Some(0.97));
+    assert_eq!(month.notices.len(), 3);
+    assert_eq!(month.notices[0].reason, OLD_NOTICE_REASON);
 
     // The store answers the same as the read-only path.
     let store = Store::open(&dir).expect("store");

@@ -264,6 +264,29 @@ pub struct TrafficOverride {
     pub unit: String,
 }
 
+/// The field a deserialization error names, from `serde_path_to_error`'s
+/// path and the inner message: the path, and for a missing field the
+/// field itself, which serde names only in its message
+/// (`actions[0].action`). `None` when the document as a whole is at fault
+/// (the caller names it: `body`, `arguments`, …).
+pub fn error_field(path: &str, message: &str) -> Option<String> {
+    let mut field = if matches!(path, "." | "?" | "") {
+        String::new()
+    } else {
+        path.to_owned()
+    };
+    if let Some(missing) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        if !field.is_empty() {
+            field.push('.');
+        }
+        field.push_str(missing);
+    }
+    (!field.is_empty()).then_some(field)
+}
+
 /// The error body of every refused HTTP call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
@@ -279,4 +302,27 @@ pub struct ErrorDetail {
     /// what was refused.
     pub field: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod error_field_tests {
+    use super::error_field;
+
+    #[test]
+    fn a_missing_field_is_named_in_full() {
+        assert_eq!(error_field(".", "invalid type"), None);
+        assert_eq!(error_field("?", "x"), None);
+        assert_eq!(
+            error_field(".", "missing field `reason`").as_deref(),
+            Some("reason")
+        );
+        assert_eq!(
+            error_field("actions[0]", "missing field `action`").as_deref(),
+            Some("actions[0].action")
+        );
+        assert_eq!(
+            error_field("matchers[1].name", "unknown variant `x`").as_deref(),
+            Some("matchers[1].name")
+        );
+    }
 }

@@ -220,6 +220,25 @@ impl Detector {
         verdict
     }
 
+    /// Where the detector stands now (after its last value).
+    pub fn state(&self) -> DetectorState {
+        self.current_state()
+    }
+
+    /// Re-learns the reference from the last `keep` values only: older
+    /// values are forgotten and any run or episode ends. With fewer than
+    /// `warmup` values left the detector warms up again. (The end of an
+    /// expected-change notice: the values seen during the window become
+    /// the new normal; see `crate::notices`.)
+    pub fn rebase(&mut self, keep: usize) {
+        while self.window.len() > keep {
+            self.window.pop_front();
+        }
+        self.run = 0;
+        self.episode_since = None;
+        self.episode_values = 0;
+    }
+
     fn current_state(&self) -> DetectorState {
         if self.window.len() < self.config.warmup {
             return DetectorState::WarmingUp {
@@ -290,6 +309,38 @@ mod tests {
             let value = if t > 50 { 100.5 } else { 100.0 };
             assert!(!detector.observe(t, value).alarm, "{t}");
         }
+    }
+
+    #[test]
+    fn a_rebase_forgets_the_old_level_and_ends_the_episode() {
+        let mut detector = Detector::new(DetectorConfig::default());
+        for t in 0..60u64 {
+            detector.observe(t, 100.0 + (t % 7) as f64);
+        }
+        // A step to 500: an episode that the old window keeps alive.
+        for t in 60..70u64 {
+            detector.observe(t, 500.0 + (t % 7) as f64);
+        }
+        assert!(matches!(detector.state(), DetectorState::Anomalous { .. }));
+        // Re-learning from the last 10 values: warming up on the new level…
+        detector.rebase(10);
+        assert_eq!(
+            detector.state(),
+            DetectorState::WarmingUp {
+                seen: 10,
+                needed: 30
+            }
+        );
+        for t in 70..100u64 {
+            assert!(!detector.observe(t, 500.0 + (t % 7) as f64).alarm, "{t}");
+        }
+        // …which is then normal, and the old level is the anomaly.
+        assert_eq!(detector.state(), DetectorState::Normal);
+        let mut alarmed = false;
+        for t in 100..105u64 {
+            alarmed |= detector.observe(t, 100.0).alarm;
+        }
+        assert!(alarmed);
     }
 
     #[test]

@@ -30,6 +30,9 @@
 //! | `POST /v1/tickets/{id}/steps` | `{"agent", "message"?, "reasoning"?, "tool_calls"?, "observation"?}`: the claimant records a step of its work |
 //! | `GET /v1/trajectories?after=ID&limit=N` · `GET /v1/trajectories/{id}` | trajectories (ATIF v1.x + operations fields) |
 //! | `POST /v1/reflect` · `GET /v1/reflection` | reflect now (findings, help tickets, suspensions) · what reflection keeps |
+//! | `POST /v1/notices` | announce an expected change (`201 {notice}`; ADR 0011) |
+//! | `GET /v1/notices?state=active\|pending\|expired\|all&after=ID&limit=N` · `GET /v1/notices/{id}` | notices, oldest first · `{notice, history}` |
+//! | `POST /v1/notices/{id}/expire` | `{"actor"?, "reason"}`: end a notice now (`{notice}`; 409 when already expired) |
 //!
 //! Errors are the contract's `{"error": {"kind", "field", "message"}}`
 //! (ticket files add `line`). Store calls run on blocking threads.
@@ -39,11 +42,12 @@
 
 use crate::alertmanager;
 use crate::ledger::MAX_PAGE;
+use crate::notices::{NoticeDraft, NoticeState};
 use crate::observe::{HarnessState, Target};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::proposal::{ProposalRequest, Stage};
 use crate::selector::Selector;
-use crate::store::{IntakeAction, StoreError, TicketFilter, MAX_LIST};
+use crate::store::{IntakeAction, NoticeFilter, StoreError, TicketFilter, MAX_LIST};
 use crate::tickets::{
     parse_ticket_yaml, Command, Source, TicketFileError, TicketState, MAX_ACTOR_BYTES,
 };
@@ -123,6 +127,12 @@ impl From<StoreError> for ApiError {
                 "id",
                 format!("no ticket {id}"),
             ),
+            StoreError::NoSuch { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "id", message)
+            }
+            StoreError::Conflict { field, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "precondition_failed", field, message)
+            }
             StoreError::Transition(_) => ApiError::new(
                 StatusCode::CONFLICT,
                 "precondition_failed",
@@ -225,6 +235,9 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .route("/v1/observe/state", get(observe_state))
         .route("/v1/observe/events", get(observe_events))
         .route("/v1/pipeline", get(pipeline_status))
+        .route("/v1/notices", get(list_notices).post(create_notice))
+        .route("/v1/notices/{id}", get(show_notice))
+        .route("/v1/notices/{id}/expire", post(expire_notice))
         .route("/v1/pause", post(pause))
         .route("/v1/resume", post(resume))
         .fallback(not_found)
@@ -330,6 +343,17 @@ async fn anomalies(State(state): State<Shared>) -> Answer {
     ok(json!({ "time_ms": tick.time_ms, "anomalies": tick.anomalies }))
 }
 
+/// Refuses a query parameter not in `allowed`, naming it.
+fn only_params(query: &BTreeMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match query.keys().find(|key| !allowed.contains(&key.as_str())) {
+        Some(key) => Err(ApiError::invalid(
+            key,
+            format!("unknown parameter (expected {})", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn parse_u64(query: &BTreeMap<String, String>, field: &str) -> Result<Option<u64>, ApiError> {
     query
         .get(field)
@@ -340,20 +364,36 @@ fn parse_u64(query: &BTreeMap<String, String>, field: &str) -> Result<Option<u64
         .transpose()
 }
 
+/// `after` (an id of `what`, or its number) and `limit` (1 to
+/// [`MAX_LIST`], default the cap) of a list call.
+fn paging(
+    query: &BTreeMap<String, String>,
+    what: &str,
+    number_of: fn(&str) -> Option<u64>,
+) -> Result<(u64, usize), ApiError> {
+    let after = match query.get("after") {
+        Some(after) => number_of(after)
+            .or_else(|| after.parse().ok())
+            .ok_or_else(|| {
+                ApiError::invalid("after", format!("{after:?} is not a {what} id or number"))
+            })?,
+        None => 0,
+    };
+    let limit = parse_u64(query, "limit")?.map_or(MAX_LIST, |limit| {
+        usize::try_from(limit)
+            .unwrap_or(MAX_LIST)
+            .clamp(1, MAX_LIST)
+    });
+    Ok((after, limit))
+}
+
 async fn list_tickets(
     State(state): State<Shared>,
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
     let mut filter = TicketFilter::default();
-    for key in query.keys() {
-        if !["state", "source", "after", "limit"].contains(&key.as_str()) {
-            return Err(ApiError::invalid(
-                key,
-                "unknown parameter (expected state, source, after, limit)",
-            ));
-        }
-    }
+    only_params(&query, &["state", "source", "after", "limit"])?;
     if let Some(states) = query.get("state") {
         for name in states.split(',').filter(|name| !name.is_empty()) {
             let parsed = TicketState::parse(name).ok_or_else(|| {
@@ -378,18 +418,7 @@ async fn list_tickets(
             })?,
         );
     }
-    if let Some(after) = query.get("after") {
-        filter.after_number = crate::tickets::ticket_number(after)
-            .or_else(|| after.parse().ok())
-            .ok_or_else(|| {
-                ApiError::invalid("after", format!("{after:?} is not a ticket id or number"))
-            })?;
-    }
-    filter.limit = parse_u64(&query, "limit")?.map_or(MAX_LIST, |limit| {
-        usize::try_from(limit)
-            .unwrap_or(MAX_LIST)
-            .clamp(1, MAX_LIST)
-    });
+    (filter.after_number, filter.limit) = paging(&query, "ticket", crate::tickets::ticket_number)?;
     let store = Arc::clone(state.store());
     let tickets = blocking(move || store.list(&filter)).await?;
     ok(json!({ "tickets": tickets }))
@@ -486,9 +515,10 @@ struct CancelBody {
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::invalid(&field, error.inner().to_string())
+        let message = error.inner().to_string();
+        let field = floodgate_contract::state::error_field(&error.path().to_string(), &message)
+            .unwrap_or_else(|| "body".to_owned());
+        ApiError::invalid(&field, message)
     })
 }
 
@@ -954,14 +984,7 @@ async fn observe_series(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    for key in query.keys() {
-        if !["selector", "window_ms", "step_ms", "rate"].contains(&key.as_str()) {
-            return Err(ApiError::invalid(
-                key,
-                "unknown parameter (expected selector, window_ms, step_ms, rate)",
-            ));
-        }
-    }
+    only_params(&query, &["selector", "window_ms", "step_ms", "rate"])?;
     let text = query.get("selector").ok_or_else(|| {
         ApiError::invalid(
             "selector",
@@ -1048,12 +1071,7 @@ async fn observe_state(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    if let Some(key) = query.keys().find(|key| key.as_str() != "service") {
-        return Err(ApiError::invalid(
-            key,
-            "unknown parameter (expected service)",
-        ));
-    }
+    only_params(&query, &["service"])?;
     let target = service_of(&state, &query)?;
     let service_state = target.transport.state().await.map_err(upstream)?;
     ok(json!({ "service": target.name, "state": service_state }))
@@ -1064,14 +1082,7 @@ async fn observe_events(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    for key in query.keys() {
-        if !["service", "after", "limit", "type"].contains(&key.as_str()) {
-            return Err(ApiError::invalid(
-                key,
-                "unknown parameter (expected service, after, limit, type)",
-            ));
-        }
-    }
+    only_params(&query, &["service", "after", "limit", "type"])?;
     let target = service_of(&state, &query)?;
     let events_query = EventQuery {
         after: parse_u64(&query, "after")?.unwrap_or(0),
@@ -1197,15 +1208,7 @@ async fn list_trajectories(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    if let Some(key) = query
-        .keys()
-        .find(|key| !["after", "limit"].contains(&key.as_str()))
-    {
-        return Err(ApiError::invalid(
-            key,
-            "unknown parameter (expected after, limit)",
-        ));
-    }
+    only_params(&query, &["after", "limit"])?;
     let after = match query.get("after") {
         Some(after) => crate::tickets::ticket_number(after)
             .or_else(|| after.parse().ok())
@@ -1260,4 +1263,84 @@ async fn reflection_state(State(state): State<Shared>) -> Answer {
         "help": stored.help,
         "flapping": stored.state.flapping,
     }))
+}
+
+// ---- expected-change notices (docs/adr/0011-expected-change-notices.md) ----
+
+async fn create_notice(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Answer {
+    let draft: NoticeDraft = parse_body(&body?)?;
+    let now = state.now_ms();
+    let notice = draft
+        .validate(now)
+        .map_err(|refused| ApiError::invalid(&refused.path, refused.message))?;
+    let store = Arc::clone(state.store());
+    let notice = blocking(move || store.create_notice(&notice, now)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "notice": notice.view(now) })),
+    )
+        .into_response())
+}
+
+async fn list_notices(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    only_params(&query, &["state", "after", "limit"])?;
+    let mut filter = NoticeFilter::default();
+    match query.get("state").map(String::as_str) {
+        None | Some("all") => {}
+        Some(name) => {
+            filter.state = Some(NoticeState::parse(name).ok_or_else(|| {
+                ApiError::invalid(
+                    "state",
+                    format!("{name:?} is not a state (expected active, pending, expired or all)"),
+                )
+            })?);
+        }
+    }
+    (filter.after_number, filter.limit) = paging(&query, "notice", crate::notices::notice_number)?;
+    let now = state.now_ms();
+    let store = Arc::clone(state.store());
+    let notices = blocking(move || store.list_notices(&filter, now)).await?;
+    let notices: Vec<Value> = notices.iter().map(|notice| notice.view(now)).collect();
+    ok(json!({ "time_ms": now, "notices": notices }))
+}
+
+async fn show_notice(State(state): State<Shared>, Path(id): Path<String>) -> Answer {
+    let store = Arc::clone(state.store());
+    let (notice, history) = blocking(move || {
+        let notice = store.get_notice(&id)?.ok_or_else(|| StoreError::NoSuch {
+            what: "notice",
+            id: id.clone(),
+        })?;
+        let history = store.history(&id)?;
+        Ok((notice, history))
+    })
+    .await?;
+    ok(json!({ "notice": notice.view(state.now_ms()), "history": history }))
+}
+
+async fn expire_notice(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body: ReasonBody = body_or_default(&body?)?;
+    let who = actor(body.actor)?;
+    let reason = body
+        .reason
+        .filter(|reason| !reason.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("reason", "say why the change is no longer expected"))?;
+    if reason.len() > crate::notices::MAX_REASON_BYTES {
+        return Err(ApiError::invalid(
+            "reason",
+            format!("longer than {} bytes", crate::notices::MAX_REASON_BYTES),
+        ));
+    }
+    let now = state.now_ms();
+    let store = Arc::clone(state.store());
+    let notice = blocking(move || store.expire_notice(&id, &who, &reason, now)).await?;
+    ok(json!({ "notice": notice.view(now) }))
 }

@@ -7,10 +7,10 @@
 //!
 //! | scope | may |
 //! |---|---|
-//! | `read` | every `GET` of the table below (health, SLOs, invariants, anomalies, tickets, criteria, ledger, proposals, pipeline, observe) |
+//! | `read` | every `GET` of the table below (health, SLOs, invariants, anomalies, tickets, criteria, ledger, proposals, pipeline, observe, notices) |
 //! | `operate` | `read`, and the agent calls: claim, renew, release, comment, escalate, propose |
 //! | `admin` | everything: approve / reject / revert proposals, pause / resume, cancel tickets, any route not in the table |
-//! | `intake` | `POST /v1/tickets`, `POST /v1/alertmanager` (filing only: no reading) |
+//! | `intake` | `POST /v1/tickets`, `POST /v1/alertmanager`, `POST /v1/notices`, `POST /v1/notices/{id}/expire` (filing and announcing only: no reading) |
 //!
 //! `admin ⊇ operate ⊇ read`; `intake` is separate (an Alertmanager's token
 //! cannot read the queue; an agent's cannot file), and `admin` includes it.
@@ -111,6 +111,8 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/trajectories", Scope::Read),
     ("GET", "/v1/trajectories/*", Scope::Read),
     ("GET", "/v1/reflection", Scope::Read),
+    ("GET", "/v1/notices", Scope::Read),
+    ("GET", "/v1/notices/*", Scope::Read),
     ("POST", "/v1/agent/claim", Scope::Operate),
     ("POST", "/v1/tickets/*/renew", Scope::Operate),
     ("POST", "/v1/tickets/*/release", Scope::Operate),
@@ -135,6 +137,10 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("DELETE", "/mcp", Scope::Operate),
     ("POST", "/v1/tickets", Scope::Intake),
     ("POST", "/v1/alertmanager", Scope::Intake),
+    // Expected-change notices are announced by whoever files tickets for
+    // humans and deploy systems (ADR 0011): they change what pages.
+    ("POST", "/v1/notices", Scope::Intake),
+    ("POST", "/v1/notices/*/expire", Scope::Intake),
 ];
 
 fn matches_pattern(pattern: &str, path: &str) -> bool {
@@ -401,6 +407,39 @@ pub fn layer(router: Router, tokens: Arc<Tokens>) -> Router {
     router.layer(axum::middleware::from_fn_with_state(tokens, check))
 }
 
+async fn check_as(State(caller): State<Arc<Caller>>, mut request: Request, next: Next) -> Response {
+    let scope = needed(request.method(), request.uri().path());
+    if !caller.scope.grants(scope) {
+        return refusal(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "scope",
+            format!(
+                "{} {} needs scope {scope}; {} acts with scope {}",
+                request.method(),
+                request.uri().path(),
+                caller.name,
+                caller.scope
+            ),
+            scope,
+        );
+    }
+    request.extensions_mut().insert((*caller).clone());
+    next.run(request).await
+}
+
+/// Wraps `router` so that every call through it is judged as `caller`,
+/// without a token: what a door already checked hands on (the harness's
+/// `/mcp` needs `operate`, so the tools it serves act with `operate`, never
+/// with more: announcing a notice through it is refused, as it is for an
+/// `operate` token).
+pub fn layer_as(router: Router, caller: Caller) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(caller),
+        check_as,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,7 +464,12 @@ mod tests {
             (Method::POST, "/v1/tickets/INF-0001/cancel", Scope::Admin),
             (Method::POST, "/v1/tickets", Scope::Intake),
             (Method::POST, "/v1/alertmanager", Scope::Intake),
+            (Method::GET, "/v1/notices", Scope::Read),
+            (Method::GET, "/v1/notices/N-0001", Scope::Read),
+            (Method::POST, "/v1/notices", Scope::Intake),
+            (Method::POST, "/v1/notices/N-0001/expire", Scope::Intake),
             // Not in the table: admin only.
+            (Method::POST, "/v1/notices/N-0001", Scope::Admin),
             (Method::GET, "/v1/secret", Scope::Admin),
             (Method::DELETE, "/v1/tickets/INF-0001", Scope::Admin),
             (Method::POST, "/v1/tickets/INF-0001/resolve", Scope::Admin),

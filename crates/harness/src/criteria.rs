@@ -4,18 +4,23 @@
 //!   built-ins over the service's catalog metrics (`throughput`,
 //!   `error_ratio`, `latency_p99`, …), every SLO by name (its SLI), every
 //!   invariant by name (the fraction of ticks it held) and every anomaly by
-//!   name (its mean absolute score).
+//!   name (its mean absolute score; a `within … of reference` condition
+//!   reads its judged values instead).
 //! - `condition` is a comparison (`< 500ms`, `>= 99.9%`, `> 100/s`,
-//!   `< 0.2`) or `no regression` (not worse than the baseline captured when
+//!   `< 0.2`), `no regression` (not worse than the baseline captured when
 //!   the ticket was filed, by at most 5% relative, or the tolerance stated
-//!   as `no regression within 2%`). A comparison's unit must suit its
-//!   metric: a latency takes a duration, a ratio a percentage.
+//!   as `no regression within 2%`), or `within 6 scales of reference` (an
+//!   anomaly's series back within `median ± 6 × scale` of the
+//!   [`Reference`] frozen when the ticket was filed: the level before the
+//!   anomaly, whatever the detector has learned since). A comparison's unit
+//!   must suit its metric: a latency takes a duration, a ratio a
+//!   percentage.
 //! - `duration` (`1h sustained`, or `1h`) asks that the condition held over
 //!   every 5-minute slice of the last hour; without it the condition is
 //!   checked over the last 5 minutes (the pipeline's verify stage may
 //!   shorten that window: `verify.criteria_window`, [`Criterion::evaluate_over`]).
 
-use crate::objectives::{Objectives, Sli};
+use crate::objectives::{Direction, Objectives, Sli};
 use crate::quantity::{
     format_duration_ms, parse_duration_ms, parse_percent, parse_seconds, trim_float, MINUTE_MS,
 };
@@ -40,6 +45,10 @@ pub const MAX_SUSTAIN_MS: u64 = 3 * crate::quantity::DAY_MS;
 pub const INVARIANT_HOLDS_SERIES: &str = "floodgate_harness_invariant_holds";
 /// Harness series: an anomaly detector's absolute robust score per tick.
 pub const ANOMALY_SCORE_SERIES: &str = "floodgate_harness_anomaly_score";
+/// Harness series: the value an anomaly detector judged at a tick (its
+/// series after the transform, e.g. a rate): what a `within … of
+/// reference` condition reads.
+pub const ANOMALY_VALUE_SERIES: &str = "floodgate_harness_anomaly_value";
 
 /// What a metric's values are, which decides the units a condition on it
 /// may use.
@@ -96,6 +105,10 @@ pub struct CriterionMetric {
     pub better: Better,
     pub meaning: String,
     pub query: MetricQuery,
+    /// The series a `within … of reference` condition reads (an anomaly's
+    /// judged values); `None` for metrics that have no reference level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<MetricQuery>,
 }
 
 impl CriterionMetric {
@@ -138,36 +151,47 @@ impl CriterionMetric {
 
     /// The metric's value over `(end - window, end]`.
     pub fn value(&self, tsdb: &Tsdb, window_ms: u64, end_ms: u64) -> Option<f64> {
-        let increase = |selector: &Selector| {
-            tsdb.increase(selector, window_ms, end_ms)
-                .map(|inc| inc.value)
-        };
-        match &self.query {
-            MetricQuery::Sli { sli } => {
-                let (good, total) = crate::slo::count_events(sli, tsdb, window_ms, end_ms)?;
-                (total > 0.0).then(|| good / total)
-            }
-            MetricQuery::CounterRatio {
-                numerator,
-                denominator,
-            } => {
-                let denominator = increase(denominator)?;
-                (denominator > 0.0).then(|| increase(numerator).unwrap_or(0.0) / denominator)
-            }
-            MetricQuery::Rate { selector } => tsdb.rate(selector, window_ms, end_ms),
-            MetricQuery::Quantile { q, buckets } => {
-                tsdb.histogram_quantile(*q, buckets, window_ms, end_ms)
-            }
-            MetricQuery::GaugeRatio {
-                numerator,
-                denominator,
-            } => {
-                let denominator = tsdb.mean(denominator, window_ms, end_ms)?;
-                (denominator > 0.0)
-                    .then(|| tsdb.mean(numerator, window_ms, end_ms).unwrap_or(0.0) / denominator)
-            }
-            MetricQuery::Mean { selector } => tsdb.mean(selector, window_ms, end_ms),
+        query_value(&self.query, tsdb, window_ms, end_ms)
+    }
+
+    /// The metric's reference level over `(end - window, end]` (see
+    /// [`CriterionMetric::level`]).
+    pub fn level_value(&self, tsdb: &Tsdb, window_ms: u64, end_ms: u64) -> Option<f64> {
+        query_value(self.level.as_ref()?, tsdb, window_ms, end_ms)
+    }
+}
+
+/// A query's value over `(end - window, end]`.
+fn query_value(query: &MetricQuery, tsdb: &Tsdb, window_ms: u64, end_ms: u64) -> Option<f64> {
+    let increase = |selector: &Selector| {
+        tsdb.increase(selector, window_ms, end_ms)
+            .map(|inc| inc.value)
+    };
+    match query {
+        MetricQuery::Sli { sli } => {
+            let (good, total) = crate::slo::count_events(sli, tsdb, window_ms, end_ms)?;
+            (total > 0.0).then(|| good / total)
         }
+        MetricQuery::CounterRatio {
+            numerator,
+            denominator,
+        } => {
+            let denominator = increase(denominator)?;
+            (denominator > 0.0).then(|| increase(numerator).unwrap_or(0.0) / denominator)
+        }
+        MetricQuery::Rate { selector } => tsdb.rate(selector, window_ms, end_ms),
+        MetricQuery::Quantile { q, buckets } => {
+            tsdb.histogram_quantile(*q, buckets, window_ms, end_ms)
+        }
+        MetricQuery::GaugeRatio {
+            numerator,
+            denominator,
+        } => {
+            let denominator = tsdb.mean(denominator, window_ms, end_ms)?;
+            (denominator > 0.0)
+                .then(|| tsdb.mean(numerator, window_ms, end_ms).unwrap_or(0.0) / denominator)
+        }
+        MetricQuery::Mean { selector } => tsdb.mean(selector, window_ms, end_ms),
     }
 }
 
@@ -192,6 +216,7 @@ impl MetricRegistry {
                     better,
                     meaning: meaning.to_owned(),
                     query,
+                    level: None,
                 },
             );
         };
@@ -285,6 +310,7 @@ impl MetricRegistry {
                 query: MetricQuery::Sli {
                     sli: slo.sli.clone(),
                 },
+                level: None,
             })?;
         }
         for invariant in &objectives.invariants {
@@ -297,6 +323,7 @@ impl MetricRegistry {
                     selector: Selector::metric(INVARIANT_HOLDS_SERIES)
                         .with("invariant", &invariant.name),
                 },
+                level: None,
             })?;
         }
         for anomaly in &objectives.anomalies {
@@ -311,6 +338,9 @@ impl MetricRegistry {
                 query: MetricQuery::Mean {
                     selector: Selector::metric(ANOMALY_SCORE_SERIES).with("anomaly", &anomaly.name),
                 },
+                level: Some(MetricQuery::Mean {
+                    selector: Selector::metric(ANOMALY_VALUE_SERIES).with("anomaly", &anomaly.name),
+                }),
             })?;
         }
         Ok(registry)
@@ -388,14 +418,34 @@ pub enum Condition {
         /// Relative: 0.05 = 5% worse than the baseline at most.
         tolerance: f64,
     },
+    /// `within 6 scales of reference`: the metric's reference level (an
+    /// anomaly's judged series) is back within `median ± threshold ×
+    /// scale` of the criterion's frozen [`Reference`] (on the side(s) its
+    /// direction watches).
+    WithinReference {
+        /// How many scales from the reference median a value may be.
+        threshold: f64,
+    },
 }
 
 impl Condition {
     pub fn parse(text: &str) -> Result<Condition, String> {
         let expected = || {
-            format!("{text:?} is not a condition (expected e.g. \"< 500ms\", \"> 99.9%\", \"no regression\", \"no regression within 2%\")")
+            format!("{text:?} is not a condition (expected e.g. \"< 500ms\", \"> 99.9%\", \"no regression\", \"no regression within 2%\", \"within 6 scales of reference\")")
         };
         let trimmed = text.trim();
+        if let Some(rest) = trimmed.strip_prefix("within ") {
+            let number = rest
+                .strip_suffix("scales of reference")
+                .or_else(|| rest.strip_suffix("scale of reference"))
+                .map(str::trim)
+                .ok_or_else(expected)?;
+            let threshold: f64 = number.parse().map_err(|_| expected())?;
+            if !(threshold.is_finite() && threshold > 0.0) {
+                return Err(format!("{text:?}: the number of scales must be above 0"));
+            }
+            return Ok(Condition::WithinReference { threshold });
+        }
         if let Some(rest) = trimmed.strip_prefix("no regression") {
             let rest = rest.trim();
             if rest.is_empty() {
@@ -524,6 +574,9 @@ impl fmt::Display for Condition {
             Condition::NoRegression { tolerance } => {
                 write!(f, "no regression within {}%", trim_float(tolerance * 100.0))
             }
+            Condition::WithinReference { threshold } => {
+                write!(f, "within {} scales of reference", trim_float(*threshold))
+            }
         }
     }
 }
@@ -593,6 +646,57 @@ impl<'de> Deserialize<'de> for Sustain {
     }
 }
 
+/// The level a `within … of reference` condition is judged against,
+/// frozen when the ticket was filed: the anomaly detector's median and
+/// scale at that moment (the level before the anomaly), and the side(s)
+/// the detector watches.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    pub median: f64,
+    /// The detector's scale (1.4826 × MAD, floored); above 0.
+    pub scale: f64,
+    #[serde(default = "both")]
+    pub direction: Direction,
+}
+
+fn both() -> Direction {
+    Direction::Both
+}
+
+impl Reference {
+    /// Whether `value` is within `threshold` scales of the median on the
+    /// watched side(s).
+    pub fn holds(&self, value: f64, threshold: f64) -> bool {
+        let reach = threshold * self.scale;
+        match self.direction {
+            Direction::Both => (value - self.median).abs() <= reach,
+            Direction::Up => value <= self.median + reach,
+            Direction::Down => value >= self.median - reach,
+        }
+    }
+
+    /// The band as text: `100 ± 15` (or `≤ 115`, `≥ 85` for one side).
+    pub fn band_text(&self, threshold: f64) -> String {
+        let reach = threshold * self.scale;
+        match self.direction {
+            Direction::Both => format!("{} ± {}", trim_float(self.median), trim_float(reach)),
+            Direction::Up => format!("≤ {}", trim_float(self.median + reach)),
+            Direction::Down => format!("≥ {}", trim_float(self.median - reach)),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !self.median.is_finite() {
+            return Err(format!("reference.median {} is not a number", self.median));
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(format!("reference.scale {} must be above 0", self.scale));
+        }
+        Ok(())
+    }
+}
+
 /// One acceptance criterion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -604,6 +708,10 @@ pub struct Criterion {
     /// For `no regression`: the metric's value before the ticket was filed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<f64>,
+    /// For `within … of reference`: the level before the anomaly, frozen
+    /// when the ticket was filed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
 }
 
 /// A criterion's verdict now.
@@ -646,13 +754,36 @@ impl Criterion {
         };
         self.condition
             .check_unit(&self.metric, metric.unit)
-            .map_err(CriterionError::Condition)
+            .map_err(CriterionError::Condition)?;
+        if let Condition::WithinReference { .. } = self.condition {
+            if metric.level.is_none() {
+                return Err(CriterionError::Condition(format!(
+                    "{:?} applies to an anomaly's metric only; {} has no reference level",
+                    self.condition.to_string(),
+                    self.metric
+                )));
+            }
+            let reference = self.reference.as_ref().ok_or_else(|| {
+                CriterionError::Reference(
+                    "a `within … of reference` condition needs its reference {median, scale}"
+                        .to_owned(),
+                )
+            })?;
+            reference.check().map_err(CriterionError::Reference)?;
+        }
+        Ok(())
     }
 
     /// Whether the condition holds for `value`.
     fn holds(&self, better: Better, value: f64) -> Result<bool, String> {
         match self.condition {
             Condition::Compare { op, threshold, .. } => Ok(op.holds(value, threshold)),
+            Condition::WithinReference { threshold } => {
+                let reference = self
+                    .reference
+                    .ok_or("no reference was captured when the ticket was filed")?;
+                Ok(reference.holds(value, threshold))
+            }
             Condition::NoRegression { tolerance } => {
                 let baseline = self
                     .baseline
@@ -716,7 +847,11 @@ impl Criterion {
         let slices = span.div_ceil(slice_ms).max(1);
         for slice in 0..slices {
             let end = now_ms.saturating_sub(slice * slice_ms);
-            let Some(value) = metric.value(tsdb, slice_ms, end) else {
+            let value = match self.condition {
+                Condition::WithinReference { .. } => metric.level_value(tsdb, slice_ms, end),
+                _ => metric.value(tsdb, slice_ms, end),
+            };
+            let Some(value) = value else {
                 result.verdict = Verdict::Pending {
                     reason: format!(
                         "no data for the {slice_text} ending {} ago",
@@ -742,8 +877,19 @@ impl Criterion {
                             format_duration_ms(now_ms - end)
                         )
                     };
+                    let outside = match (&self.condition, &self.reference) {
+                        (Condition::WithinReference { threshold }, Some(reference)) => format!(
+                            ", outside {} (the level before the anomaly)",
+                            reference.band_text(*threshold)
+                        ),
+                        _ => String::new(),
+                    };
                     result.verdict = Verdict::NotMet {
-                        reason: format!("{} was {} over {when}", self.metric, trim_float(value)),
+                        reason: format!(
+                            "{} was {} over {when}{outside}",
+                            self.metric,
+                            trim_float(value)
+                        ),
                     };
                     return result;
                 }
@@ -760,6 +906,8 @@ impl Criterion {
 pub enum CriterionError {
     UnknownMetric(String),
     Condition(String),
+    /// A `within … of reference` condition without a usable reference.
+    Reference(String),
 }
 
 /// Fills the baseline of every `no regression` criterion that lacks one,
@@ -795,6 +943,14 @@ mod tests {
             ("no regression", "no regression"),
             ("no regression within 2%", "no regression within 2%"),
             ("no regression (10%)", "no regression within 10%"),
+            (
+                "within 6 scales of reference",
+                "within 6 scales of reference",
+            ),
+            (
+                "within 1.5 scale of reference",
+                "within 1.5 scales of reference",
+            ),
         ] {
             let condition =
                 Condition::parse(text).unwrap_or_else(|error| panic!("{text}: {error}"));
@@ -809,6 +965,9 @@ mod tests {
             "no regression at all",
             "= 5",
             "< 5 parsecs",
+            "within 0 scales of reference",
+            "within six scales of reference",
+            "within 6 scales",
         ] {
             assert!(Condition::parse(bad).is_err(), "{bad}");
         }
@@ -822,6 +981,7 @@ mod tests {
             condition: Condition::parse(condition).expect("parses"),
             duration: None,
             baseline: None,
+            reference: None,
         };
         assert!(criterion("latency_p99", "< 500ms")
             .validate(&registry)
@@ -843,6 +1003,58 @@ mod tests {
         );
         assert!(Sustain::parse("4d sustained").is_err());
         assert!(Sustain::parse("soon").is_err());
+    }
+
+    #[test]
+    fn a_reference_condition_needs_an_anomaly_metric_and_its_reference() {
+        let objectives = crate::objectives::parse(
+            "a.yaml",
+            "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n",
+        )
+        .expect("objectives");
+        let registry = MetricRegistry::for_objectives(&objectives).expect("registry");
+        let reference = Reference {
+            median: 100.0,
+            scale: 2.0,
+            direction: Direction::Both,
+        };
+        let criterion = |metric: &str, reference: Option<Reference>| Criterion {
+            metric: metric.into(),
+            condition: Condition::parse("within 6 scales of reference").expect("parses"),
+            duration: None,
+            baseline: None,
+            reference,
+        };
+        assert_eq!(
+            criterion("request_rate", Some(reference)).validate(&registry),
+            Ok(())
+        );
+        assert!(matches!(
+            criterion("throughput", Some(reference)).validate(&registry),
+            Err(CriterionError::Condition(message)) if message.contains("anomaly's metric only")
+        ));
+        assert!(matches!(
+            criterion("request_rate", None).validate(&registry),
+            Err(CriterionError::Reference(_))
+        ));
+        let flat = Reference {
+            scale: 0.0,
+            ..reference
+        };
+        assert!(matches!(
+            criterion("request_rate", Some(flat)).validate(&registry),
+            Err(CriterionError::Reference(message)) if message.contains("scale")
+        ));
+        // The band: 100 ± 12 both ways; one side for a directed detector.
+        assert!(reference.holds(112.0, 6.0) && reference.holds(88.0, 6.0));
+        assert!(!reference.holds(112.5, 6.0) && !reference.holds(87.5, 6.0));
+        let up = Reference {
+            direction: Direction::Up,
+            ..reference
+        };
+        assert!(up.holds(10.0, 6.0) && !up.holds(112.5, 6.0));
+        assert_eq!(reference.band_text(6.0), "100 ± 12");
+        assert_eq!(up.band_text(6.0), "≤ 112");
     }
 
     #[test]
@@ -872,6 +1084,7 @@ mod tests {
             condition: Condition::parse("< 1%").expect("parses"),
             duration,
             baseline: None,
+            reference: None,
         };
         let now = 610 * SECOND_MS;
         let plain = criterion(None);

@@ -5,14 +5,25 @@
 //! happens. The caller (the scrape loop, a simulation) gathers observations
 //! through the contract client and files the output's violations with
 //! [`file_violations`] — the only effect, at the edge.
+//!
+//! Expected-change notices ([`crate::notices`], ADR 0011) are given to the
+//! harness by the caller ([`Harness::set_notices`]); the tick decides what
+//! they hold back: an anomaly an active notice covers files no ticket (an
+//! [`ANOMALY_EXPECTED`] event instead), one beyond its `max_factor` files
+//! its ticket naming it ([`ANOMALY_BEYOND_NOTICE`]), and a detector whose
+//! episode a notice held back re-learns from the new level when the notice
+//! ends. SLO and invariant violations are never held back.
 
 use crate::anomaly::{Detector, DetectorState};
 use crate::criteria::{
-    capture_baselines, Condition, Criterion, CriterionResult, MetricRegistry, Sustain,
-    ANOMALY_SCORE_SERIES, INVARIANT_HOLDS_SERIES,
+    capture_baselines, Condition, Criterion, CriterionResult, MetricRegistry, Reference, Sustain,
+    ANOMALY_SCORE_SERIES, ANOMALY_VALUE_SERIES, INVARIANT_HOLDS_SERIES,
 };
 use crate::exposition;
 use crate::invariants::{Breach, Inputs, InvariantConfig, InvariantEvaluator, InvariantReport};
+use crate::notices::{
+    band, within_band, CompiledNotice, LabelName, Notice, NoticeState, Signal, MAX_LIVE_NOTICES,
+};
 use crate::objectives::{AnomalyDef, Objectives, OnViolation, Severity, Transform};
 use crate::quantity::{trim_float, HOUR_MS, MINUTE_MS};
 use crate::slo::{SloAlert, SloEvaluator, SloReport};
@@ -24,6 +35,15 @@ use crate::tickets::{
 use crate::tsdb::{SeriesKind, Tsdb, TsdbLimits};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// The event a tick records when an active notice keeps an anomaly from
+/// filing a ticket (once per episode; the observe loop records it in the
+/// ledger as `notice.suppressed`).
+pub const ANOMALY_EXPECTED: &str = "anomaly.expected";
+/// The event a tick records when an anomaly goes beyond what the notices
+/// matching it announced (their `max_factor`): its ticket is filed, naming
+/// them (the ledger's `notice.exceeded`).
+pub const ANOMALY_BEYOND_NOTICE: &str = "anomaly.beyond_notice";
 
 /// The window of the `rate` map invariant expressions see.
 pub const INVARIANT_RATE_WINDOW_MS: u64 = 5 * MINUTE_MS;
@@ -128,10 +148,124 @@ pub struct Harness {
     slos: SloEvaluator,
     invariants: InvariantEvaluator,
     anomalies: Vec<(AnomalyDef, Detector)>,
+    /// Per anomaly detector (same index): its signal and the notice that
+    /// holds back its current episode.
+    expectations: Vec<Expectation>,
+    /// The notices not yet expired, by id, as last given
+    /// ([`Harness::set_notices`]).
+    notices: BTreeMap<String, CompiledNotice>,
+    /// What each active notice saw of each detector it matches, by
+    /// (notice id, detector index).
+    coverage: BTreeMap<(String, usize), Coverage>,
     /// The latest state and health seen per service (instance; `""` for
     /// observations without one), so a tick whose scrape of them failed
     /// still evaluates against the last known documents.
     documents: BTreeMap<String, ServiceDocuments>,
+}
+
+/// One anomaly detector as notices see it.
+#[derive(Debug, Clone)]
+struct Expectation {
+    /// The labels a notice matches (see [`anomaly_signal`]).
+    signal: Signal,
+    /// The notice that held back the current episode's ticket, while the
+    /// episode lasts.
+    suppressed_by: Option<String>,
+}
+
+/// What one active notice saw of one detector.
+#[derive(Debug, Clone, Default)]
+struct Coverage {
+    /// The detector's median when the notice started covering it.
+    level: Option<f64>,
+    /// It held back an episode of this detector.
+    engaged: bool,
+    /// Values of that episode (from its first exceeding value) the
+    /// detector has learned: what it re-learns from when the notice ends.
+    episode_values: usize,
+}
+
+/// A matching active notice and the level it judges a `max_factor` from.
+struct Covered<'a> {
+    notice: &'a Notice,
+    level: Option<f64>,
+}
+
+impl Covered<'_> {
+    /// Whether the notice still covers `value`: always without a
+    /// `max_factor` (or before a level is known), else within
+    /// `[level / F, level × F]`.
+    fn holds(&self, value: f64) -> bool {
+        match (self.notice.max_factor, self.level) {
+            (Some(factor), Some(level)) => within_band(value, level, factor),
+            _ => true,
+        }
+    }
+
+    fn band(&self) -> Option<(f64, f64)> {
+        Some(band(self.level?, self.notice.max_factor?))
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.notice.id,
+            "author": self.notice.author,
+            "reason": self.notice.reason,
+            "ends_ms": self.notice.end_ms(),
+            "max_factor": self.notice.max_factor,
+            "level": self.level,
+            "band": self.band().map(|(low, high)| [low, high]),
+        })
+    }
+}
+
+/// Why a change is beyond what was announced, in a sentence.
+fn beyond_text(covered: &[Covered<'_>], value: f64) -> String {
+    let parts: Vec<String> = covered
+        .iter()
+        .map(
+            |item| match (item.band(), item.level, item.notice.max_factor) {
+                (Some((low, high)), Some(level), Some(factor)) => format!(
+                    "{} allowed [{}, {}] ({}× its level of {} when it started)",
+                    item.notice.id,
+                    trim_float(low),
+                    trim_float(high),
+                    trim_float(factor),
+                    trim_float(level)
+                ),
+                _ => item.notice.id.clone(),
+            },
+        )
+        .collect();
+    format!(
+        "the change went beyond what was announced: {} is outside what {}",
+        trim_float(value),
+        parts.join("; ")
+    )
+}
+
+/// The labels an anomaly's would-be ticket carries: `anomaly` (the
+/// detector's name), `metric` (its series' metric name), and `service`,
+/// `limit`, `tenant` when its selector pins them with an equality matcher
+/// (`instance` or `service` for `service`).
+fn anomaly_signal(def: &AnomalyDef) -> Signal {
+    let mut signal = Signal::new([
+        (LabelName::Anomaly, def.name.clone()),
+        (LabelName::Metric, def.series.name.clone()),
+    ]);
+    for matcher in &def.series.matchers {
+        if matcher.op != crate::selector::MatchOp::Equal {
+            continue;
+        }
+        let name = match matcher.label.as_str() {
+            "instance" | "service" => LabelName::Service,
+            "limit" => LabelName::Limit,
+            "tenant" => LabelName::Tenant,
+            _ => continue,
+        };
+        signal.set(name, matcher.value.clone());
+    }
+    signal
 }
 
 /// The last known documents of one service.
@@ -166,7 +300,18 @@ impl Harness {
             .iter()
             .map(|def| (def.clone(), Detector::new(def.detector)))
             .collect();
+        let expectations = objectives
+            .anomalies
+            .iter()
+            .map(|def| Expectation {
+                signal: anomaly_signal(def),
+                suppressed_by: None,
+            })
+            .collect();
         Ok(Harness {
+            expectations,
+            notices: BTreeMap::new(),
+            coverage: BTreeMap::new(),
             slos: SloEvaluator::new(&objectives.slos, config.renotify_ms),
             invariants,
             anomalies,
@@ -305,54 +450,99 @@ impl Harness {
             }
         }
 
-        for (def, detector) in &mut self.anomalies {
+        self.tick_anomalies(now, &mut output);
+
+        output.slos = slo_reports;
+        output.invariants = invariant_reports;
+        output
+    }
+
+    /// Gives the harness the notices not yet expired (the caller reads
+    /// them from the store each tick; at most
+    /// [`crate::notices::MAX_LIVE_NOTICES`]). A notice no longer given, or
+    /// no longer active at a tick, ends its coverage there. Answers the
+    /// notices refused (matchers that do not compile: never, for notices
+    /// the store accepted).
+    pub fn set_notices(&mut self, notices: Vec<Notice>) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut next = BTreeMap::new();
+        for notice in notices.into_iter().take(MAX_LIVE_NOTICES) {
+            let compiled = match self.notices.remove(&notice.id) {
+                // Matchers never change; expiry and counters may.
+                Some(mut known) if known.notice.matchers == notice.matchers => {
+                    known.notice = notice;
+                    known
+                }
+                _ => match CompiledNotice::new(notice.clone()) {
+                    Ok(compiled) => compiled,
+                    Err(error) => {
+                        errors.push(format!("notice {}: {error}", notice.id));
+                        continue;
+                    }
+                },
+            };
+            next.insert(compiled.notice.id.clone(), compiled);
+        }
+        self.notices = next;
+        errors
+    }
+
+    /// The notices the harness holds (as last given).
+    pub fn notices(&self) -> impl Iterator<Item = &Notice> {
+        self.notices.values().map(|compiled| &compiled.notice)
+    }
+
+    /// Ends the coverage of every notice that is no longer active: a
+    /// detector whose episode a notice held back, and that is still out of
+    /// its band (exceeding or anomalous), re-learns its reference from the
+    /// values since that episode began, the new level ([`Detector::rebase`];
+    /// fewer than `warmup` of them: it warms up again), so a new level that
+    /// persists does not page at the window's end (ADR 0011).
+    fn end_notices(&mut self, now: u64) {
+        let ended: Vec<(String, usize)> = self
+            .coverage
+            .keys()
+            .filter(|(id, _)| {
+                self.notices
+                    .get(id)
+                    .is_none_or(|known| known.notice.state(now) != NoticeState::Active)
+            })
+            .cloned()
+            .collect();
+        for key in ended {
+            let Some(coverage) = self.coverage.remove(&key) else {
+                continue;
+            };
+            let (id, index) = key;
+            let Some((_, detector)) = self.anomalies.get_mut(index) else {
+                continue;
+            };
+            let settled = matches!(
+                detector.state(),
+                DetectorState::Normal | DetectorState::WarmingUp { .. }
+            );
+            if coverage.engaged && !settled {
+                detector.rebase(coverage.episode_values);
+            }
+            if let Some(expectation) = self.expectations.get_mut(index) {
+                if expectation.suppressed_by.as_deref() == Some(id.as_str()) {
+                    expectation.suppressed_by = None;
+                }
+            }
+        }
+    }
+
+    /// Every anomaly detector for this tick: score, record, and file (or,
+    /// under an active notice that holds, record as expected).
+    fn tick_anomalies(&mut self, now: u64, output: &mut TickOutput) {
+        self.end_notices(now);
+        for (index, (def, detector)) in self.anomalies.iter_mut().enumerate() {
             let value = match def.transform {
                 Transform::Rate => self.tsdb.rate(&def.series, def.rate_window_ms, now),
                 Transform::Value => self.tsdb.value_at(&def.series, now),
             };
-            let report = match value {
-                Some(value) => {
-                    let verdict = detector.observe(now, value);
-                    if let Some(score) = verdict.score {
-                        self.tsdb.record(
-                            now,
-                            ANOMALY_SCORE_SERIES,
-                            vec![("anomaly".into(), def.name.clone())],
-                            score.abs(),
-                            SeriesKind::Gauge,
-                        );
-                    }
-                    if verdict.alarm {
-                        let detail = serde_json::json!({
-                            "series": def.series.to_string(),
-                            "transform": def.transform,
-                            "value": verdict.value,
-                            "median": verdict.median,
-                            "scale": verdict.scale,
-                            "score": verdict.score,
-                            "threshold": def.detector.threshold,
-                        });
-                        match def.on_violation {
-                            OnViolation::Event => output.events.push(HarnessEvent {
-                                time_ms: now,
-                                kind: "anomaly.detected".into(),
-                                name: def.name.clone(),
-                                detail,
-                            }),
-                            _ => output.violations.push(anomaly_violation(def, detail)),
-                        }
-                    }
-                    AnomalyReport {
-                        name: def.name.clone(),
-                        series: def.series.to_string(),
-                        value: Some(value),
-                        median: verdict.median,
-                        score: verdict.score,
-                        state: verdict.state,
-                        alarms: detector.alarms,
-                    }
-                }
-                None => AnomalyReport {
+            let Some(value) = value else {
+                output.anomalies.push(AnomalyReport {
                     name: def.name.clone(),
                     series: def.series.to_string(),
                     value: None,
@@ -363,14 +553,178 @@ impl Harness {
                         needed: def.detector.warmup,
                     },
                     alarms: detector.alarms,
-                },
+                });
+                continue;
             };
-            output.anomalies.push(report);
+            let expectation = &mut self.expectations[index];
+            // The active notices matching this detector, in id order.
+            let matched: Vec<&CompiledNotice> = self
+                .notices
+                .values()
+                .filter(|known| {
+                    known.notice.state(now) == NoticeState::Active
+                        && known.matches(&expectation.signal)
+                })
+                .collect();
+            let verdict = detector.observe(now, value);
+            for known in &matched {
+                let coverage = self
+                    .coverage
+                    .entry((known.notice.id.clone(), index))
+                    .or_default();
+                if coverage.engaged && value.is_finite() {
+                    coverage.episode_values += 1;
+                }
+                // The level when the notice starts: the median of what the
+                // detector knew before this value.
+                if coverage.level.is_none() {
+                    coverage.level = verdict.median;
+                }
+            }
+            if value.is_finite() {
+                self.tsdb.record(
+                    now,
+                    ANOMALY_VALUE_SERIES,
+                    vec![("anomaly".into(), def.name.clone())],
+                    value,
+                    SeriesKind::Gauge,
+                );
+            }
+            if let Some(score) = verdict.score {
+                self.tsdb.record(
+                    now,
+                    ANOMALY_SCORE_SERIES,
+                    vec![("anomaly".into(), def.name.clone())],
+                    score.abs(),
+                    SeriesKind::Gauge,
+                );
+            }
+            if !matches!(verdict.state, DetectorState::Anomalous { .. }) {
+                expectation.suppressed_by = None;
+            }
+            let detail = || {
+                serde_json::json!({
+                    "series": def.series.to_string(),
+                    "transform": def.transform,
+                    "value": verdict.value,
+                    "median": verdict.median,
+                    "scale": verdict.scale,
+                    "score": verdict.score,
+                    "threshold": def.detector.threshold,
+                })
+            };
+            // An alarm, or a suppressed episode that goes on: is it still
+            // what a notice announced?
+            let judged = verdict.alarm || expectation.suppressed_by.is_some();
+            if judged && !matched.is_empty() {
+                let covered: Vec<Covered<'_>> = matched
+                    .iter()
+                    .map(|known| Covered {
+                        notice: &known.notice,
+                        level: self
+                            .coverage
+                            .get(&(known.notice.id.clone(), index))
+                            .and_then(|coverage| coverage.level),
+                    })
+                    .collect();
+                match covered.iter().find(|item| item.holds(value)) {
+                    Some(holder) => {
+                        if verdict.alarm {
+                            let mut detail = detail();
+                            detail["notice"] = holder.notice.id.clone().into();
+                            detail["expected"] = holder.describe();
+                            output.events.push(HarnessEvent {
+                                time_ms: now,
+                                kind: ANOMALY_EXPECTED.into(),
+                                name: def.name.clone(),
+                                detail,
+                            });
+                        }
+                        // The notice holds this episode back: count its
+                        // values from its first exceeding one (a new
+                        // episode starts the count again).
+                        if let Some(coverage) =
+                            self.coverage.get_mut(&(holder.notice.id.clone(), index))
+                        {
+                            if verdict.alarm || !coverage.engaged {
+                                coverage.engaged = true;
+                                coverage.episode_values = match verdict.state {
+                                    DetectorState::Anomalous { values, .. } => {
+                                        usize::try_from(values).unwrap_or(usize::MAX)
+                                    }
+                                    _ => 1,
+                                };
+                            }
+                        }
+                        expectation.suppressed_by = Some(holder.notice.id.clone());
+                    }
+                    None => {
+                        // Beyond what every matching notice announced: the
+                        // ticket is filed, naming them.
+                        expectation.suppressed_by = None;
+                        let ids: Vec<String> =
+                            covered.iter().map(|item| item.notice.id.clone()).collect();
+                        let beyond = beyond_text(&covered, value);
+                        let mut detail = detail();
+                        detail["notices"] = ids.clone().into();
+                        detail["beyond"] = beyond.clone().into();
+                        output.events.push(HarnessEvent {
+                            time_ms: now,
+                            kind: ANOMALY_BEYOND_NOTICE.into(),
+                            name: def.name.clone(),
+                            detail: detail.clone(),
+                        });
+                        let expected = serde_json::json!({
+                            "notices": covered.iter().map(Covered::describe).collect::<Vec<_>>(),
+                            "beyond": beyond,
+                        });
+                        match def.on_violation {
+                            OnViolation::Event => output.events.push(HarnessEvent {
+                                time_ms: now,
+                                kind: "anomaly.detected".into(),
+                                name: def.name.clone(),
+                                detail,
+                            }),
+                            _ => {
+                                let mut violation =
+                                    anomaly_violation(def, detail, reference_of(&verdict, def));
+                                violation.draft.objective.description.push_str(&format!(
+                                    "; it went beyond what {} announced",
+                                    ids.join(", ")
+                                ));
+                                violation.draft.context["expected_change"] = expected;
+                                violation.draft.context =
+                                    bound_context(violation.draft.context.take());
+                                output.violations.push(violation);
+                            }
+                        }
+                    }
+                }
+            } else if verdict.alarm {
+                match def.on_violation {
+                    OnViolation::Event => output.events.push(HarnessEvent {
+                        time_ms: now,
+                        kind: "anomaly.detected".into(),
+                        name: def.name.clone(),
+                        detail: detail(),
+                    }),
+                    _ => output.violations.push(anomaly_violation(
+                        def,
+                        detail(),
+                        reference_of(&verdict, def),
+                    )),
+                }
+            }
+            output.anomalies.push(AnomalyReport {
+                name: def.name.clone(),
+                series: def.series.to_string(),
+                value: Some(value),
+                median: verdict.median,
+                score: verdict.score,
+                state: verdict.state,
+                alarms: detector.alarms,
+            });
         }
-
-        output.slos = slo_reports;
-        output.invariants = invariant_reports;
-        output
     }
 
     /// What the invariants see, per service (state and health its own,
@@ -467,6 +821,7 @@ impl Harness {
                     },
                     duration: Some(Sustain(sustain)),
                     baseline: None,
+                    reference: None,
                 }],
                 constraints: Vec::new(),
                 context,
@@ -560,6 +915,7 @@ fn invariant_violation(breach: &Breach) -> Violation {
                 },
                 duration: Some(Sustain(FIX_SUSTAIN_MS)),
                 baseline: None,
+                reference: None,
             }],
             constraints,
             context: bound_context(context),
@@ -575,7 +931,36 @@ fn invariant_violation(breach: &Breach) -> Violation {
     }
 }
 
-fn anomaly_violation(def: &AnomalyDef, detail: serde_json::Value) -> Violation {
+/// The level before an anomaly, as the detector knew it when it alarmed.
+fn reference_of(verdict: &crate::anomaly::Verdict, def: &AnomalyDef) -> Option<Reference> {
+    Some(Reference {
+        median: verdict.median?,
+        scale: verdict.scale?,
+        direction: def.detector.direction,
+    })
+}
+
+/// An anomaly's ticket. Its criterion is judged against `reference`, the
+/// level before the anomaly frozen now (ADR 0011): the series must come
+/// back within `median ± threshold × scale` of it for [`FIX_SUSTAIN_MS`],
+/// whatever the detector learns meanwhile. Without a reference (no
+/// median yet: cannot happen on an alarm) the detector's own score is
+/// judged instead.
+fn anomaly_violation(
+    def: &AnomalyDef,
+    detail: serde_json::Value,
+    reference: Option<Reference>,
+) -> Violation {
+    let condition = match reference {
+        Some(_) => Condition::WithinReference {
+            threshold: def.detector.threshold,
+        },
+        None => Condition::Compare {
+            op: crate::criteria::CompareOp::Less,
+            threshold: def.detector.threshold,
+            written: crate::criteria::Written::Bare,
+        },
+    };
     Violation {
         reminder: false,
         draft: NewTicket {
@@ -590,13 +975,10 @@ fn anomaly_violation(def: &AnomalyDef, detail: serde_json::Value) -> Violation {
             },
             acceptance_criteria: vec![Criterion {
                 metric: def.name.clone(),
-                condition: Condition::Compare {
-                    op: crate::criteria::CompareOp::Less,
-                    threshold: def.detector.threshold,
-                    written: crate::criteria::Written::Bare,
-                },
+                condition,
                 duration: Some(Sustain(FIX_SUSTAIN_MS)),
                 baseline: None,
+                reference,
             }],
             constraints: Vec::new(),
             context: bound_context(serde_json::json!({ "anomaly": def.name, "detail": detail })),
@@ -648,4 +1030,28 @@ pub fn file_violations(
         }
     }
     Ok(filed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_anomaly_signal_carries_its_name_metric_and_pinned_labels() {
+        let objectives = crate::objectives::parse(
+            "a.yaml",
+            "anomalies:\n  - name: acme_rate\n    series: floodgate_requests_total{instance=\"edge-1\",tenant=\"acme\",code!=\"error\",limit=~\"per_.*\"}\n",
+        )
+        .expect("objectives");
+        let signal = anomaly_signal(&objectives.anomalies[0]);
+        assert_eq!(
+            signal.labels(),
+            [
+                (LabelName::Service, "edge-1".to_owned()),
+                (LabelName::Tenant, "acme".to_owned()),
+                (LabelName::Metric, "floodgate_requests_total".to_owned()),
+                (LabelName::Anomaly, "acme_rate".to_owned()),
+            ]
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! The append-only, hash-chained ledger.
 //!
 //! Every ticket event is one ledger entry, written in the same SQLite
-//! transaction as the ticket row it changes. An entry's *body* is the
+//! transaction as the ticket row it changes; so is every notice event
+//! (`notice.created`, `notice.expired`, `notice.suppressed`,
+//! `notice.exceeded`: [`crate::notices::NoticeEvent`]) with its notice row. An entry's *body* is the
 //! canonical JSON (keys sorted, no whitespace) of
 //! `{seq, time_ms, subject, kind, data}`, and its hash is
 //! `sha256(prev_hash ‖ "\n" ‖ body)` in hex; the first entry's `prev_hash`
@@ -12,12 +14,14 @@
 //! each `prev_hash` is the previous entry's hash; each hash recomputes; each
 //! body is canonical and agrees with its row's columns; the head matches the
 //! last entry; replaying the ticket events rebuilds exactly the tickets
-//! table (so an edited ticket row is caught as well as an edited entry); and
+//! table (so an edited ticket row is caught as well as an edited entry),
+//! and replaying the notice events exactly the notices table; and
 //! the idempotency keys match the ones the entries recorded. Any edit, insert,
 //! deletion or reordering short of rewriting the whole chain from the edit
 //! onwards *and* the head is detected; comparing the head hash with one
 //! recorded elsewhere (`VerifyReport::head_hash`) catches even that.
 
+use crate::notices::{self, Notice, NoticeEvent};
 use crate::store::{open_connection, StoreError};
 use crate::tickets::{apply, Ticket, TicketEvent};
 use rusqlite::{params, OptionalExtension};
@@ -230,6 +234,8 @@ pub(crate) fn history(
 pub struct VerifyReport {
     pub entries: u64,
     pub tickets: u64,
+    /// Expected-change notices, each rebuilt from its entries.
+    pub notices: u64,
     pub head_seq: u64,
     /// Record this elsewhere to detect a rewrite of the whole chain later.
     pub head_hash: String,
@@ -267,6 +273,52 @@ fn tampered(seq: Option<u64>, message: impl Into<String>) -> VerifyError {
     }
 }
 
+/// The rows `sql` answers (`id`, `doc`, then the indexed columns
+/// `columns_agree` reads) must be exactly the `replayed` documents of
+/// `what`: each row's document its replay, its columns agreeing, none
+/// missing, none extra. Answers how many rows there are.
+fn check_table<T: serde::Serialize>(
+    conn: &rusqlite::Connection,
+    what: &str,
+    sql: &str,
+    replayed: &BTreeMap<String, T>,
+    columns_agree: impl Fn(&rusqlite::Row<'_>, &T) -> rusqlite::Result<bool>,
+) -> Result<u64, VerifyError> {
+    let unreadable = |error: rusqlite::Error| VerifyError::Unreadable(error.to_string());
+    let mut statement = conn.prepare(sql).map_err(unreadable)?;
+    let mut rows = statement.query([]).map_err(unreadable)?;
+    let mut seen = BTreeSet::new();
+    while let Some(row) = rows.next().map_err(unreadable)? {
+        let id: String = row.get(0).map_err(unreadable)?;
+        let doc: String = row.get(1).map_err(unreadable)?;
+        let Some(item) = replayed.get(&id) else {
+            return Err(tampered(
+                None,
+                format!("{what} {id} has no history in the ledger"),
+            ));
+        };
+        let stored: serde_json::Value = serde_json::from_str(&doc)
+            .map_err(|_| tampered(None, format!("{what} {id}: the row is not JSON")))?;
+        let expected = serde_json::to_value(item).unwrap_or(serde_json::Value::Null);
+        if canonical_json(&stored) != canonical_json(&expected)
+            || !columns_agree(row, item).map_err(unreadable)?
+        {
+            return Err(tampered(
+                None,
+                format!("{what} {id} differs from its ledger history"),
+            ));
+        }
+        seen.insert(id);
+    }
+    if let Some(missing) = replayed.keys().find(|id| !seen.contains(*id)) {
+        return Err(tampered(
+            None,
+            format!("{what} {missing} is in the ledger but not in the {what}s table"),
+        ));
+    }
+    Ok(seen.len() as u64)
+}
+
 /// Verifies the ledger and the tickets table under `data_dir` (read-only).
 pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
     let conn = open_connection(data_dir, true)
@@ -281,6 +333,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
     let mut expected_seq = 1u64;
     let mut previous_hash = GENESIS_HASH.to_owned();
     let mut tickets: BTreeMap<String, Ticket> = BTreeMap::new();
+    let mut notices: BTreeMap<String, Notice> = BTreeMap::new();
     let mut intake_keys: BTreeMap<String, String> = BTreeMap::new();
     while let Some(row) = rows.next().map_err(unreadable)? {
         let (entry, body) = row_to_entry(row).map_err(unreadable)?;
@@ -337,6 +390,20 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
             }
             tickets.insert(entry.subject.clone(), next);
         }
+        if entry.kind.starts_with("notice.") {
+            let event: NoticeEvent = serde_json::from_value(entry.data.clone())
+                .map_err(|error| tampered(seq, format!("not a notice event: {error}")))?;
+            if event.kind() != entry.kind {
+                return Err(tampered(seq, "kind disagrees with the event"));
+            }
+            let current = notices.remove(&entry.subject);
+            let next = notices::apply(current, &event, entry.time_ms)
+                .map_err(|error| tampered(seq, error))?;
+            if next.id != entry.subject {
+                return Err(tampered(seq, "the subject is not the notice's id"));
+            }
+            notices.insert(entry.subject.clone(), next);
+        }
         previous_hash = entry.hash;
         expected_seq += 1;
     }
@@ -350,43 +417,36 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
             format!("the head (seq {head_seq}) does not match the last entry (seq {entries}): entries were removed or added"),
         ));
     }
-    // The tickets table must be exactly the replay.
-    let mut statement = conn
-        .prepare("SELECT id, doc, state, fingerprint FROM tickets ORDER BY number")
+    // The tickets and notices tables must be exactly the replay.
+    let ticket_rows = check_table(
+        &conn,
+        "ticket",
+        "SELECT id, doc, state, fingerprint FROM tickets ORDER BY number",
+        &tickets,
+        |row, ticket| {
+            Ok(row.get::<_, String>(2)? == ticket.state.as_str()
+                && row.get::<_, String>(3)? == ticket.fingerprint)
+        },
+    )?;
+    let notices_kept: bool = conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'notices'",
+            [],
+            |row| row.get(0),
+        )
         .map_err(unreadable)?;
-    let mut rows = statement.query([]).map_err(unreadable)?;
-    let mut seen = BTreeSet::new();
-    while let Some(row) = rows.next().map_err(unreadable)? {
-        let id: String = row.get(0).map_err(unreadable)?;
-        let doc: String = row.get(1).map_err(unreadable)?;
-        let state: String = row.get(2).map_err(unreadable)?;
-        let fingerprint: String = row.get(3).map_err(unreadable)?;
-        let Some(replayed) = tickets.get(&id) else {
-            return Err(tampered(
-                None,
-                format!("ticket {id} has no history in the ledger"),
-            ));
-        };
-        let stored: serde_json::Value = serde_json::from_str(&doc)
-            .map_err(|_| tampered(None, format!("ticket {id}: the row is not JSON")))?;
-        let expected = serde_json::to_value(replayed).unwrap_or(serde_json::Value::Null);
-        if canonical_json(&stored) != canonical_json(&expected)
-            || state != replayed.state.as_str()
-            || fingerprint != replayed.fingerprint
-        {
-            return Err(tampered(
-                None,
-                format!("ticket {id} differs from its ledger history"),
-            ));
-        }
-        seen.insert(id);
-    }
-    if let Some(missing) = tickets.keys().find(|id| !seen.contains(*id)) {
-        return Err(tampered(
-            None,
-            format!("ticket {missing} is in the ledger but not in the tickets table"),
-        ));
-    }
+    // A data directory from before notices has no table, and no entries.
+    let notice_rows = check_table(
+        &conn,
+        "notice",
+        if notices_kept {
+            "SELECT id, doc, end_ms FROM notices ORDER BY number"
+        } else {
+            "SELECT '', '', 0 WHERE 0"
+        },
+        &notices,
+        |row, notice| Ok(row.get::<_, i64>(2)?.max(0) as u64 == notice.end_ms()),
+    )?;
     let mut statement = conn
         .prepare("SELECT key, ticket_id FROM intake_keys")
         .map_err(unreadable)?;
@@ -406,7 +466,8 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
     }
     Ok(VerifyReport {
         entries,
-        tickets: seen.len() as u64,
+        tickets: ticket_rows,
+        notices: notice_rows,
         head_seq,
         head_hash,
     })

@@ -16,6 +16,7 @@
 //! | [`criteria`] | acceptance criteria: metrics, conditions, evaluation | yes |
 //! | [`tickets`] | ticket format, state machine, dedup policy, ticket YAML | yes |
 //! | [`alertmanager`] | Alertmanager webhook v4 → ticket drafts | yes |
+//! | [`notices`] | expected-change notices: matchers, windows, the factor band (ADR 0011) | yes |
 //! | [`reflection`] | self-reflection across tickets: hysteresis, escalating fixes, oscillation, non-convergence, repeated escalation → help tickets | yes |
 //! | [`report`] | the human review: Markdown and a standalone HTML page | yes |
 //! | [`harness`] | the tick: [`Observation`] → [`TickOutput`] | yes |
@@ -48,6 +49,7 @@ pub mod harness;
 pub mod invariants;
 pub mod judge;
 pub mod ledger;
+pub mod notices;
 pub mod objectives;
 pub mod observe;
 pub mod pipeline;

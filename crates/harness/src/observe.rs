@@ -3,8 +3,10 @@
 //! Every interval, for each [`Target`] (a name and a contract
 //! [`Transport`]): fetch `/metrics`, `/v1/health` and `/v1/state`, and read
 //! `/v1/events` onwards from a cursor; feed the samples of every target to
-//! the [`Harness`], run one [`Harness::tick`], and file the tick's
-//! violations into the [`Store`].
+//! the [`Harness`], give it the notices not yet expired
+//! ([`Harness::set_notices`]), run one [`Harness::tick`], file the tick's
+//! violations into the [`Store`] and record what notices held back
+//! (`notice.suppressed`, `notice.exceeded`: once per detector episode).
 //!
 //! - Time comes from an injected [`Clock`] (milliseconds): the step,
 //!   [`Observer::observe_once`]`(now)`, can be called directly under a
@@ -21,8 +23,12 @@
 //!   per target (each with its own documents; tickets name the instance).
 
 use crate::exposition::{self, Exposition};
-use crate::harness::{file_violations, AnomalyReport, Harness, HarnessEvent, Observation};
+use crate::harness::{
+    file_violations, AnomalyReport, Harness, HarnessEvent, Observation, ANOMALY_BEYOND_NOTICE,
+    ANOMALY_EXPECTED,
+};
 use crate::invariants::InvariantReport;
+use crate::notices::NoticeEvent;
 use crate::prometheus::PrometheusSource;
 use crate::slo::SloReport;
 use crate::store::{IntakeAction, SloSnapshot, Store};
@@ -342,6 +348,46 @@ impl HarnessState {
     }
 }
 
+/// What a tick's events did to notices, for the ledger: each
+/// `anomaly.expected` is a [`NoticeEvent::Suppressed`] of the notice it
+/// names, each `anomaly.beyond_notice` a [`NoticeEvent::Exceeded`] of
+/// every notice it names. The harness raises these once per detector
+/// episode, so the ledger grows per episode, never per tick.
+fn notice_events(events: &[HarnessEvent]) -> Vec<(String, NoticeEvent)> {
+    let mut out = Vec::new();
+    for event in events {
+        let ids: Vec<String> = match event.kind.as_str() {
+            ANOMALY_EXPECTED => event.detail["notice"]
+                .as_str()
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
+            ANOMALY_BEYOND_NOTICE => event.detail["notices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|id| id.as_str().map(str::to_owned))
+                .collect(),
+            _ => continue,
+        };
+        for id in ids {
+            let notice_event = if event.kind == ANOMALY_EXPECTED {
+                NoticeEvent::Suppressed {
+                    anomaly: event.name.clone(),
+                    detail: event.detail.clone(),
+                }
+            } else {
+                NoticeEvent::Exceeded {
+                    anomaly: event.name.clone(),
+                    detail: event.detail.clone(),
+                }
+            };
+            out.push((id, notice_event));
+        }
+    }
+    out
+}
+
 /// Keeps the tick's SLO budgets for reports (`slo_snapshots`: at most one
 /// per SLO per [`crate::store::SLO_SNAPSHOT_INTERVAL_MS`]), on a blocking
 /// thread. Answers the problem met, if any.
@@ -589,8 +635,27 @@ impl Observer {
             None => Vec::new(),
         };
 
+        // The notices not yet expired: the tick matches anomalies against
+        // them (a failed read keeps the last ones the harness was given).
+        let notices = {
+            let store = Arc::clone(&self.state.store);
+            match tokio::task::spawn_blocking(move || store.live_notices(now_ms)).await {
+                Ok(Ok(notices)) => Some(notices),
+                Ok(Err(error)) => {
+                    errors.push(format!("store: notices: {error}"));
+                    None
+                }
+                Err(error) => {
+                    errors.push(format!("store: the notices task failed: {error}"));
+                    None
+                }
+            }
+        };
         let (output, links) = {
             let mut harness = self.state.harness();
+            if let Some(notices) = notices {
+                errors.extend(harness.set_notices(notices));
+            }
             for (time_ms, exposition) in &from_prometheus {
                 harness.ingest(*time_ms, "", exposition);
             }
@@ -645,17 +710,28 @@ impl Observer {
                 violation.draft.context = bound_context(violation.draft.context.take());
             }
         }
+        let notice_events = notice_events(&output.events);
         let store = Arc::clone(&self.state.store);
         let filing = tokio::task::spawn_blocking(move || {
             let filed = file_violations(&store, &violations, now_ms);
             let expired = store.expire_claims(now_ms);
-            (filed, expired)
+            let noticed: Vec<String> = notice_events
+                .iter()
+                .filter_map(|(id, event)| {
+                    store
+                        .record_notice_event(id, event, now_ms)
+                        .err()
+                        .map(|error| format!("store: notice {id}: {error}"))
+                })
+                .collect();
+            (filed, expired, noticed)
         })
         .await;
         let mut filed = Vec::new();
         let mut expired_claims = Vec::new();
         match filing {
-            Ok((outcomes, expired)) => {
+            Ok((outcomes, expired, noticed)) => {
+                errors.extend(noticed);
                 let outcomes = match outcomes {
                     Ok(outcomes) => outcomes,
                     Err((outcomes, error)) => {

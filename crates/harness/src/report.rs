@@ -310,6 +310,41 @@ pub struct HelpItem {
     pub description: String,
 }
 
+/// What one notice did to one anomaly episode (from the ledger).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoticeEffect {
+    pub time_ms: u64,
+    /// The anomaly detector.
+    pub anomaly: String,
+    /// The value the detector judged.
+    pub value: Option<f64>,
+    /// Why it went beyond the notice (empty for a suppression).
+    pub beyond: String,
+}
+
+/// An expected-change notice of the period: its window overlaps the
+/// period, or it was announced during it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoticeItem {
+    pub id: String,
+    pub author: String,
+    pub reason: String,
+    /// `tenant=acme, anomaly=~request_.*`.
+    pub matchers: String,
+    pub starts_ms: u64,
+    pub ends_ms: u64,
+    pub max_factor: Option<f64>,
+    /// Its state at the report's end (`pending`, `active`, `expired`).
+    pub state: String,
+    /// Expired early: when, by whom, why.
+    pub expired: Option<(u64, String, String)>,
+    /// Anomaly episodes it kept from filing a ticket during the period.
+    pub suppressed: Vec<NoticeEffect>,
+    /// Anomaly episodes that went beyond it during the period (their
+    /// tickets name it).
+    pub exceeded: Vec<NoticeEffect>,
+}
+
 /// What waits on a human now (whatever the period).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Waiting {
@@ -343,6 +378,9 @@ pub struct ReportData {
     pub changes: Vec<ChangeItem>,
     /// Help tickets filed during the period, oldest first.
     pub findings: Vec<FindingItem>,
+    /// Expected-change notices of the period, oldest first, with what
+    /// they suppressed.
+    pub notices: Vec<NoticeItem>,
     pub waiting: Waiting,
     /// Items left out of a list past [`MAX_REPORT_ITEMS`], by list.
     pub omitted: BTreeMap<String, usize>,
@@ -376,8 +414,9 @@ impl ReportData {
             .iter()
             .filter(|change| change.applied.iter().any(|applied| applied.undone))
             .count();
+        let suppressed: usize = self.notices.iter().map(|n| n.suppressed.len()).sum();
         format!(
-            "Over the last {}: {} filed, {} applied ({rolled_back} undone), {}; {} on a human.",
+            "Over the last {}: {} filed, {} applied ({rolled_back} undone), {}, {} ({} held back); {} on a human.",
             seconds(self.now_ms.saturating_sub(self.since_ms)),
             count(self.ticket_totals().total() as usize, "ticket", "tickets"),
             count(self.changes.len(), "change", "changes"),
@@ -386,6 +425,8 @@ impl ReportData {
                 "reflection finding",
                 "reflection findings"
             ),
+            count(self.notices.len(), "expected-change notice", "expected-change notices"),
+            count(suppressed, "anomaly", "anomalies"),
             count(self.waiting.count(), "item waits", "items wait"),
         )
     }
@@ -444,6 +485,10 @@ fn deadline_text(deadline_ms: Option<u64>, now_ms: u64) -> String {
         ),
         None => "none".to_owned(),
     }
+}
+
+fn value_text(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), crate::quantity::trim_float)
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {
@@ -680,6 +725,79 @@ pub fn render_markdown(data: &ReportData) -> String {
         let _ = writeln!(out);
     }
 
+    let _ = writeln!(out, "## Expected changes ({})\n", data.notices.len());
+    if data.notices.is_empty() {
+        let _ = writeln!(out, "None.\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "Notices announced for the period (ADR 0011): an anomaly an active notice covers files no ticket; SLO and invariant tickets are never held back.\n"
+        );
+    }
+    for notice in &data.notices {
+        let factor = notice.max_factor.map_or_else(
+            || "any move".to_owned(),
+            |f| format!("up to {f}× the level"),
+        );
+        let _ = writeln!(
+            out,
+            "### {} ({}): {}\n",
+            markdown_escape(&notice.id),
+            markdown_escape(&notice.state),
+            markdown_escape(&notice.reason)
+        );
+        let _ = writeln!(
+            out,
+            "- by {}, {} to {}; matches {}; expects {factor}",
+            markdown_escape(&notice.author),
+            format_time_ms(notice.starts_ms),
+            format_time_ms(notice.ends_ms),
+            code(&notice.matchers)
+        );
+        if let Some((time_ms, actor, reason)) = &notice.expired {
+            let _ = writeln!(
+                out,
+                "- expired early {} by {}: {}",
+                format_time_ms(*time_ms),
+                markdown_escape(actor),
+                markdown_escape(reason)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "- held back {}{}",
+            count(
+                notice.suppressed.len(),
+                "anomaly episode",
+                "anomaly episodes"
+            ),
+            if notice.suppressed.is_empty() {
+                ""
+            } else {
+                ":"
+            }
+        );
+        for effect in &notice.suppressed {
+            let _ = writeln!(
+                out,
+                "  - {} {} at {}",
+                format_time_ms(effect.time_ms),
+                markdown_escape(&effect.anomaly),
+                value_text(effect.value)
+            );
+        }
+        for effect in &notice.exceeded {
+            let _ = writeln!(
+                out,
+                "- went beyond it (ticketed): {} {}: {}",
+                format_time_ms(effect.time_ms),
+                markdown_escape(&effect.anomaly),
+                markdown_escape(&effect.beyond)
+            );
+        }
+        let _ = writeln!(out);
+    }
+
     let _ = writeln!(out, "## Changes made ({})\n", data.changes.len());
     if data.changes.is_empty() {
         let _ = writeln!(out, "None.\n");
@@ -883,7 +1001,7 @@ pub fn render_html(data: &ReportData) -> String {
     let _ = writeln!(out, "<p class=\"summary\">{}</p>", e(&data.summary()));
     let _ = writeln!(
         out,
-        "<nav><a href=\"#waiting\">Waiting on a human</a><a href=\"#tickets\">Tickets</a><a href=\"#slos\">SLO budgets</a><a href=\"#changes\">Changes</a><a href=\"#findings\">Findings</a></nav>"
+        "<nav><a href=\"#waiting\">Waiting on a human</a><a href=\"#tickets\">Tickets</a><a href=\"#slos\">SLO budgets</a><a href=\"#notices\">Expected changes</a><a href=\"#changes\">Changes</a><a href=\"#findings\">Findings</a></nav>"
     );
 
     // Waiting on a human.
@@ -1049,6 +1167,79 @@ pub fn render_html(data: &ReportData) -> String {
                 bar(budget.last.budget),
                 e(&budget_change(budget)),
                 e(&firing_text(budget))
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+    let _ = writeln!(out, "</section>");
+
+    // Expected changes.
+    let _ = writeln!(
+        out,
+        "<section id=\"notices\">\n<h2>Expected changes ({})</h2>",
+        data.notices.len()
+    );
+    if data.notices.is_empty() {
+        let _ = writeln!(out, "<p class=\"muted\">None.</p>");
+    } else {
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">Notices announced for the period (ADR 0011): an anomaly an active notice covers files no ticket; SLO and invariant tickets are never held back.</p>"
+        );
+        let _ = writeln!(
+            out,
+            "<table><tr><th>notice</th><th>state</th><th>by</th><th>window</th><th>matches</th><th>max factor</th><th>reason</th><th>held back</th><th>went beyond</th></tr>"
+        );
+        for notice in &data.notices {
+            let expired =
+                notice
+                    .expired
+                    .as_ref()
+                    .map_or_else(String::new, |(time_ms, actor, reason)| {
+                        format!(
+                            "<br><span class=\"muted\">expired early {} by {}: {}</span>",
+                            e(&format_time_ms(*time_ms)),
+                            e(actor),
+                            e(reason)
+                        )
+                    });
+            let effects = |effects: &[NoticeEffect], beyond: bool| -> String {
+                if effects.is_empty() {
+                    return "0".to_owned();
+                }
+                let items: Vec<String> = effects
+                    .iter()
+                    .map(|effect| {
+                        let why = if beyond {
+                            format!(": {}", e(&effect.beyond))
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "<li>{} {} at {}{why}</li>",
+                            e(&format_time_ms(effect.time_ms)),
+                            e(&effect.anomaly),
+                            e(&value_text(effect.value))
+                        )
+                    })
+                    .collect();
+                format!("{}<ul>{}</ul>", effects.len(), items.join(""))
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}{expired}</td><td>{}</td><td>{} to {}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e(&notice.id),
+                tag(&notice.state),
+                e(&notice.author),
+                e(&format_time_ms(notice.starts_ms)),
+                e(&format_time_ms(notice.ends_ms)),
+                e(&notice.matchers),
+                notice
+                    .max_factor
+                    .map_or_else(|| "none".to_owned(), |f| format!("{f}×")),
+                e(&notice.reason),
+                effects(&notice.suppressed, false),
+                effects(&notice.exceeded, true)
             );
         }
         let _ = writeln!(out, "</table>");

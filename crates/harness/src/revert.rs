@@ -257,6 +257,7 @@ pub fn draft(proposal: &Proposal, plan: &Plan, actor: &str, reason: &str) -> New
             condition,
             duration: None,
             baseline: None,
+            reference: None,
         }],
         constraints: vec![format!(
             "run only the recorded inverse calls of {}, newest first",

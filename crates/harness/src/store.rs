@@ -16,11 +16,13 @@
 //! code.
 
 use crate::ledger::{self, LedgerEntry, GENESIS_HASH};
+use crate::notices::{self, Notice, NoticeEvent, NoticeState, MAX_LIVE_NOTICES};
 use crate::proposal::{Proposal, Stage};
 use crate::reflection::Finding;
 use crate::report::{
     cut_chars, AppliedItem, ApprovalItem, ChangeItem, EscalatedItem, FindingItem, HelpItem,
-    OutcomeCounts, ReportData, SloBudget, StageLine, Waiting, MAX_DETAIL_CHARS, MAX_REPORT_ITEMS,
+    NoticeEffect, NoticeItem, OutcomeCounts, ReportData, SloBudget, StageLine, Waiting,
+    MAX_DETAIL_CHARS, MAX_REPORT_ITEMS,
 };
 use crate::slo::SloReport;
 use crate::tickets::{
@@ -67,6 +69,17 @@ pub enum StoreError {
     Sqlite(rusqlite::Error),
     Io(std::io::Error),
     NotFound(String),
+    /// No such thing of another kind than a ticket (`notice`, …).
+    NoSuch {
+        what: &'static str,
+        id: String,
+    },
+    /// The call does not apply now (a notice already expired, too many
+    /// notices live).
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
     Transition(TransitionError),
     /// A bad argument (an empty fingerprint, an over-long key).
     Invalid {
@@ -90,6 +103,8 @@ impl fmt::Display for StoreError {
             StoreError::Sqlite(error) => write!(f, "sqlite: {error}"),
             StoreError::Io(error) => write!(f, "data directory: {error}"),
             StoreError::NotFound(id) => write!(f, "no ticket {id}"),
+            StoreError::NoSuch { what, id } => write!(f, "no {what} {id}"),
+            StoreError::Conflict { field, message } => write!(f, "{field}: {message}"),
             StoreError::Transition(error) => write!(f, "{error}"),
             StoreError::Invalid { field, message } => write!(f, "{field}: {message}"),
             StoreError::Corrupt(message) => {
@@ -186,6 +201,15 @@ CREATE TABLE IF NOT EXISTS slo_snapshots (
     PRIMARY KEY (name, time_ms)
 );
 CREATE INDEX IF NOT EXISTS slo_snapshots_by_time ON slo_snapshots (time_ms);
+CREATE TABLE IF NOT EXISTS notices (
+    number     INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    starts_ms  INTEGER NOT NULL,
+    end_ms     INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notices_by_end ON notices (end_ms, number);
 CREATE TABLE IF NOT EXISTS intake_keys (
     key       TEXT PRIMARY KEY,
     ticket_id TEXT NOT NULL,
@@ -253,6 +277,17 @@ pub struct TicketFilter {
     pub states: Vec<TicketState>,
     pub source: Option<Source>,
     /// Only tickets numbered above this (paging).
+    pub after_number: u64,
+    /// At most this many (capped at [`MAX_LIST`]; 0 means the cap).
+    pub limit: usize,
+}
+
+/// Which notices a list answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoticeFilter {
+    /// Only notices in this state at the list's time (`None`: all).
+    pub state: Option<NoticeState>,
+    /// Only notices numbered above this (paging).
     pub after_number: u64,
     /// At most this many (capped at [`MAX_LIST`]; 0 means the cap).
     pub limit: usize,
@@ -556,15 +591,12 @@ impl Store {
 
     /// The newest ticket with this fingerprint.
     pub fn latest_with_fingerprint(&self, fingerprint: &str) -> Result<Option<Ticket>, StoreError> {
-        let conn = self.lock();
-        let doc: Option<String> = conn
-            .query_row(
-                "SELECT doc FROM tickets WHERE fingerprint = ?1 ORDER BY number DESC LIMIT 1",
-                params![fingerprint],
-                |row| row.get(0),
-            )
-            .optional()?;
-        doc.map(|doc| parse_doc(&doc)).transpose()
+        load_doc(
+            &self.lock(),
+            "SELECT doc FROM tickets WHERE fingerprint = ?1 ORDER BY number DESC LIMIT 1",
+            fingerprint,
+            parse_doc,
+        )
     }
 
     /// Runs a command on a ticket (claim, start, resolve, comment, …).
@@ -712,14 +744,7 @@ impl Store {
         if load(&tx, &proposal.ticket_id)?.is_none() {
             return Err(StoreError::NotFound(proposal.ticket_id.clone()));
         }
-        let number: u64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(number), 0) + 1 FROM proposals",
-                [],
-                |row| row.get::<_, i64>(0),
-            )?
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("a proposal number is negative".into()))?;
+        let number = next_number(&tx, "proposals")?;
         let mut proposal = proposal.clone();
         proposal.id = format!("P-{number:04}");
         if let Some(command) = ticket_command {
@@ -800,15 +825,12 @@ impl Store {
     }
 
     pub fn get_proposal(&self, id: &str) -> Result<Option<Proposal>, StoreError> {
-        let conn = self.lock();
-        let doc: Option<String> = conn
-            .query_row(
-                "SELECT doc FROM proposals WHERE id = ?1",
-                params![id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        doc.map(|doc| parse_proposal(&doc)).transpose()
+        load_doc(
+            &self.lock(),
+            "SELECT doc FROM proposals WHERE id = ?1",
+            id,
+            parse_proposal,
+        )
     }
 
     /// A ticket's proposals, oldest first.
@@ -990,6 +1012,157 @@ impl Store {
         ReportData::load(&self.lock(), since_ms, now_ms)
     }
 
+    // ---- expected-change notices (crate::notices, ADR 0011) ---------------
+
+    /// Stores a new notice (validated by [`crate::notices::NoticeDraft::validate`];
+    /// its id assigned here) with its `notice.created` ledger entry, in one
+    /// transaction. Refused when [`MAX_LIVE_NOTICES`] notices are not yet
+    /// expired at `now_ms`.
+    pub fn create_notice(&self, notice: &Notice, now_ms: u64) -> Result<Notice, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let live: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM notices WHERE end_ms > ?1",
+            params![to_sql_ms(now_ms)],
+            |row| row.get(0),
+        )?;
+        if live.max(0) as usize >= MAX_LIVE_NOTICES {
+            return Err(StoreError::Conflict {
+                field: "notices",
+                message: format!(
+                    "{MAX_LIVE_NOTICES} notices are not yet expired: expire one before announcing another"
+                ),
+            });
+        }
+        let number = next_number(&tx, "notices")?;
+        let mut notice = notice.clone();
+        notice.id = notices::notice_id(number);
+        let event = NoticeEvent::Created {
+            notice: Box::new(notice.clone()),
+        };
+        record(&tx, now_ms, &notice.id, event.kind(), &to_value(&event)?)?;
+        tx.execute(
+            "INSERT INTO notices (number, id, starts_ms, end_ms, created_ms, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                number as i64,
+                notice.id,
+                to_sql_ms(notice.starts_ms),
+                to_sql_ms(notice.end_ms()),
+                to_sql_ms(notice.created_ms),
+                to_text(&notice)?,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(notice)
+    }
+
+    pub fn get_notice(&self, id: &str) -> Result<Option<Notice>, StoreError> {
+        load_notice(&self.lock(), id)
+    }
+
+    /// Notices by number, filtered by their state at `now_ms`.
+    pub fn list_notices(
+        &self,
+        filter: &NoticeFilter,
+        now_ms: u64,
+    ) -> Result<Vec<Notice>, StoreError> {
+        let conn = self.lock();
+        let limit = if filter.limit == 0 {
+            MAX_LIST
+        } else {
+            filter.limit.min(MAX_LIST)
+        };
+        let now = to_sql_ms(now_ms);
+        let condition = match filter.state {
+            None => "1",
+            Some(NoticeState::Pending) => "starts_ms > ?2 AND end_ms > ?2",
+            Some(NoticeState::Active) => "starts_ms <= ?2 AND end_ms > ?2",
+            Some(NoticeState::Expired) => "end_ms <= ?2",
+        };
+        let mut statement = conn.prepare(&format!(
+            "SELECT doc FROM notices WHERE number > ?1 AND {condition} ORDER BY number LIMIT ?3"
+        ))?;
+        let rows = statement.query_map(
+            params![
+                filter.after_number.min(i64::MAX as u64) as i64,
+                now,
+                limit as i64
+            ],
+            |row| row.get::<_, String>(0),
+        )?;
+        rows.map(|doc| parse_notice(&doc?)).collect()
+    }
+
+    /// The notices not yet expired at `now_ms` (pending or active), oldest
+    /// first, at most [`MAX_LIVE_NOTICES`]: what each tick matches.
+    pub fn live_notices(&self, now_ms: u64) -> Result<Vec<Notice>, StoreError> {
+        let conn = self.lock();
+        let mut statement =
+            conn.prepare("SELECT doc FROM notices WHERE end_ms > ?1 ORDER BY number LIMIT ?2")?;
+        let rows = statement
+            .query_map(params![to_sql_ms(now_ms), MAX_LIVE_NOTICES as i64], |row| {
+                row.get::<_, String>(0)
+            })?;
+        rows.map(|doc| parse_notice(&doc?)).collect()
+    }
+
+    /// Expires a notice before its end (pending or active) with its
+    /// `notice.expired` entry; a notice already expired is refused.
+    pub fn expire_notice(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Notice, StoreError> {
+        let event = NoticeEvent::Expired {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.change_notice(id, &event, now_ms)
+    }
+
+    /// Records what a notice did to an anomaly episode
+    /// ([`NoticeEvent::Suppressed`] or [`NoticeEvent::Exceeded`]): its
+    /// ledger entry and counter, in one transaction.
+    pub fn record_notice_event(
+        &self,
+        id: &str,
+        event: &NoticeEvent,
+        now_ms: u64,
+    ) -> Result<Notice, StoreError> {
+        if !matches!(
+            event,
+            NoticeEvent::Suppressed { .. } | NoticeEvent::Exceeded { .. }
+        ) {
+            return Err(StoreError::Invalid {
+                field: "event",
+                message: format!("{} is not recorded this way", event.kind()),
+            });
+        }
+        self.change_notice(id, event, now_ms)
+    }
+
+    /// Applies `event` to a notice with its ledger entry, in one
+    /// transaction; an event that cannot happen (expiring an expired
+    /// notice) is refused.
+    fn change_notice(
+        &self,
+        id: &str,
+        event: &NoticeEvent,
+        now_ms: u64,
+    ) -> Result<Notice, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let notice = load_notice(&tx, id)?.ok_or_else(|| StoreError::NoSuch {
+            what: "notice",
+            id: id.to_owned(),
+        })?;
+        let notice = apply_notice(&tx, notice, event, now_ms)?;
+        tx.commit()?;
+        Ok(notice)
+    }
+
     /// A setting of the harness kept with the queue (`pipeline.paused`).
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let conn = self.lock();
@@ -1125,6 +1298,63 @@ fn record(
     Ok(entry)
 }
 
+/// The number the next row of `table` (`proposals`, `notices`) gets.
+fn next_number(tx: &rusqlite::Transaction<'_>, table: &'static str) -> Result<u64, StoreError> {
+    tx.query_row(
+        &format!("SELECT COALESCE(MAX(number), 0) + 1 FROM {table}"),
+        [],
+        |row| row.get::<_, i64>(0),
+    )?
+    .try_into()
+    .map_err(|_| StoreError::Corrupt(format!("a number of {table} is negative")))
+}
+
+fn to_sql_ms(ms: u64) -> i64 {
+    ms.min(i64::MAX as u64) as i64
+}
+
+fn to_value(value: &impl Serialize) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn parse_notice(doc: &str) -> Result<Notice, StoreError> {
+    serde_json::from_str(doc)
+        .map_err(|error| StoreError::Corrupt(format!("a notice row is not a notice: {error}")))
+}
+
+fn load_notice(conn: &Connection, id: &str) -> Result<Option<Notice>, StoreError> {
+    load_doc(
+        conn,
+        "SELECT doc FROM notices WHERE id = ?1",
+        id,
+        parse_notice,
+    )
+}
+
+/// Applies a notice event, appends its ledger entry and saves the row.
+fn apply_notice(
+    tx: &rusqlite::Transaction<'_>,
+    notice: Notice,
+    event: &NoticeEvent,
+    now_ms: u64,
+) -> Result<Notice, StoreError> {
+    let id = notice.id.clone();
+    let notice =
+        notices::apply(Some(notice), event, now_ms).map_err(|message| StoreError::Conflict {
+            field: "state",
+            message,
+        })?;
+    record(tx, now_ms, &id, event.kind(), &to_value(event)?)?;
+    let changed = tx.execute(
+        "UPDATE notices SET end_ms = ?2, doc = ?3 WHERE id = ?1",
+        params![id, to_sql_ms(notice.end_ms()), to_text(&notice)?],
+    )?;
+    if changed != 1 {
+        return Err(StoreError::NoSuch { what: "notice", id });
+    }
+    Ok(notice)
+}
+
 fn to_text(value: &impl Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
@@ -1202,14 +1432,20 @@ fn claim_expiry(ticket: &Ticket) -> Option<i64> {
 }
 
 fn load(conn: &Connection, id: &str) -> Result<Option<Ticket>, StoreError> {
+    load_doc(conn, "SELECT doc FROM tickets WHERE id = ?1", id, parse_doc)
+}
+
+/// The document of the one row `sql` (one parameter) answers, parsed.
+fn load_doc<T>(
+    conn: &Connection,
+    sql: &str,
+    param: &str,
+    parse: fn(&str) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
     let doc: Option<String> = conn
-        .query_row(
-            "SELECT doc FROM tickets WHERE id = ?1",
-            params![id],
-            |row| row.get(0),
-        )
+        .query_row(sql, params![param], |row| row.get(0))
         .optional()?;
-    doc.map(|doc| parse_doc(&doc)).transpose()
+    doc.map(|doc| parse(&doc)).transpose()
 }
 
 fn save(tx: &rusqlite::Transaction<'_>, ticket: &Ticket) -> Result<(), StoreError> {
@@ -1604,6 +1840,68 @@ fn change_item(conn: &Connection, proposal: &Proposal) -> Result<ChangeItem, Sto
     })
 }
 
+/// A notice for the report, with what it did during the period (its
+/// `notice.suppressed` and `notice.exceeded` ledger entries, at most
+/// [`MAX_REPORT_ITEMS`] of them).
+fn notice_item(
+    conn: &Connection,
+    notice: &Notice,
+    since_ms: u64,
+    now_ms: u64,
+) -> Result<NoticeItem, StoreError> {
+    let mut statement = conn.prepare(
+        "SELECT time_ms, kind, body FROM ledger
+         WHERE subject = ?1 AND kind IN ('notice.suppressed', 'notice.exceeded')
+         AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq LIMIT ?4",
+    )?;
+    let mut rows = statement.query(params![
+        notice.id,
+        to_sql_ms(since_ms),
+        to_sql_ms(now_ms),
+        MAX_REPORT_ITEMS as i64
+    ])?;
+    let mut suppressed = Vec::new();
+    let mut exceeded = Vec::new();
+    while let Some(row) = rows.next()? {
+        let kind: String = row.get(1)?;
+        let body: String = row.get(2)?;
+        let data = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|body| body.get("data").cloned())
+            .unwrap_or_default();
+        let effect = NoticeEffect {
+            time_ms: row.get::<_, i64>(0)?.max(0) as u64,
+            anomaly: data["anomaly"].as_str().unwrap_or_default().to_owned(),
+            value: data["detail"]["value"].as_f64(),
+            beyond: cut_chars(
+                data["detail"]["beyond"].as_str().unwrap_or_default(),
+                MAX_DETAIL_CHARS,
+            ),
+        };
+        if kind == "notice.exceeded" {
+            exceeded.push(effect);
+        } else {
+            suppressed.push(effect);
+        }
+    }
+    Ok(NoticeItem {
+        id: notice.id.clone(),
+        author: notice.author.clone(),
+        reason: notice.reason.clone(),
+        matchers: notice.matchers_text(),
+        starts_ms: notice.starts_ms,
+        ends_ms: notice.ends_ms,
+        max_factor: notice.max_factor,
+        state: notice.state(now_ms).as_str().to_owned(),
+        expired: notice
+            .expired
+            .as_ref()
+            .map(|expiry| (expiry.time_ms, expiry.actor.clone(), expiry.reason.clone())),
+        suppressed,
+        exceeded,
+    })
+}
+
 fn escalated_item(conn: &Connection, ticket: &Ticket) -> Result<EscalatedItem, StoreError> {
     let mut statement = conn.prepare(
         "SELECT time_ms, body FROM ledger WHERE subject = ?1 AND kind = 'ticket.transitioned'
@@ -1658,6 +1956,9 @@ impl ReportData {
     ///   inverses;
     /// - the help tickets reflection filed during the period (each
     ///   ticket's context carries its finding);
+    /// - the expected-change notices whose window overlaps the period or
+    ///   that were announced during it, with the anomaly episodes each held
+    ///   back (and those that went beyond it) during the period;
     /// - what waits on a human now, whatever the period: proposals in
     ///   `awaiting_approval`, escalated tickets, help tickets not closed.
     ///
@@ -1840,6 +2141,28 @@ impl ReportData {
             },
         )?;
 
+        let notices = if table_exists(conn, "notices")? {
+            report_docs(
+                conn,
+                "SELECT doc FROM notices
+                 WHERE (starts_ms <= ?2 AND end_ms >= ?1) OR (created_ms >= ?1 AND created_ms <= ?2)
+                 ORDER BY number",
+                params![since, now],
+                "notices",
+                &mut omitted,
+                |doc| {
+                    Ok(Some(notice_item(
+                        conn,
+                        &parse_notice(doc)?,
+                        since_ms,
+                        now_ms,
+                    )?))
+                },
+            )?
+        } else {
+            Vec::new()
+        };
+
         Ok(ReportData {
             since_ms,
             now_ms,
@@ -1848,6 +2171,7 @@ impl ReportData {
             slo_history_kept,
             changes,
             findings,
+            notices,
             waiting: Waiting {
                 approvals,
                 escalated,

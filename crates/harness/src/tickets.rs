@@ -293,6 +293,9 @@ impl NewTicket {
                 Err(CriterionError::Condition(message)) => {
                     return field(&format!("acceptance_criteria[{index}].condition"), message)
                 }
+                Err(CriterionError::Reference(message)) => {
+                    return field(&format!("acceptance_criteria[{index}].reference"), message)
+                }
             }
         }
         if self.constraints.len() > MAX_CONSTRAINTS {

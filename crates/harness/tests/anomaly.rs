@@ -4,7 +4,8 @@
 mod common;
 
 use common::{seed, Rng, SyntheticService, T0_MS, TICK_MS};
-use floodgate_harness::anomaly::{Detector, DetectorConfig};
+use floodgate_harness::anomaly::{Detector, DetectorConfig, DetectorState};
+use floodgate_harness::criteria::{Condition, Criterion, Sustain, Verdict};
 use floodgate_harness::objectives::{self, Direction};
 use floodgate_harness::tickets::Source;
 use floodgate_harness::{Harness, HarnessConfig, Observation};
@@ -169,4 +170,148 @@ fn the_harness_files_one_investigation_for_a_traffic_drop_and_none_before() {
     );
     assert_eq!(violation.draft.source, Source::Anomaly);
     assert_eq!(violation.draft.fingerprint, "anomaly:request_rate");
+}
+
+/// A harness with one rate detector, ticked by a seeded workload whose
+/// mean per tick `mean_at(tick)` decides.
+struct Traffic {
+    harness: Harness,
+    service: SyntheticService,
+    rng: Rng,
+    tick: u64,
+}
+
+impl Traffic {
+    fn new(seed: u64) -> Traffic {
+        let objectives = objectives::parse(
+            "a.yaml",
+            "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n    rate_window: 1m\n",
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+        Traffic {
+            harness: Harness::new(objectives, HarnessConfig::default())
+                .unwrap_or_else(|error| panic!("{error}")),
+            service: SyntheticService::new(),
+            rng: Rng::new(seed),
+            tick: 0,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        T0_MS + self.tick * TICK_MS
+    }
+
+    /// Ticks `ticks` times at `mean` decisions per tick; answers the
+    /// violations filed.
+    fn run(&mut self, ticks: u64, mean: f64) -> Vec<floodgate_harness::Violation> {
+        let mut violations = Vec::new();
+        for _ in 0..ticks {
+            self.tick += 1;
+            self.service.serve(self.rng.poisson(mean), 0, 0);
+            let output = self.harness.tick(&Observation {
+                time_ms: self.now(),
+                metrics_text: Some(self.service.render()),
+                ..Observation::default()
+            });
+            violations.extend(output.violations);
+        }
+        violations
+    }
+
+    fn verdict(&self, criterion: &Criterion) -> Verdict {
+        criterion
+            .evaluate(self.harness.registry(), self.harness.tsdb(), self.now())
+            .verdict
+    }
+}
+
+/// Six steady hours, then the rate triples and stays there: one ticket,
+/// whose criterion is frozen at the level before the step.
+fn a_tripled_rate(seed: u64) -> (Traffic, Criterion) {
+    let mut traffic = Traffic::new(seed);
+    assert!(
+        traffic.run(6 * 360, MEAN_PER_TICK).is_empty(),
+        "seed {seed}"
+    );
+    let violations = traffic.run(60, MEAN_PER_TICK * 3.0);
+    assert_eq!(violations.len(), 1, "seed {seed}: {violations:?}");
+    let criterion = violations[0].draft.acceptance_criteria[0].clone();
+    assert_eq!(
+        criterion.condition.to_string(),
+        "within 6 scales of reference"
+    );
+    let reference = criterion.reference.expect("a frozen reference");
+    // The level before the step: 100 decisions a second.
+    assert!(
+        (reference.median - 100.0).abs() < 5.0,
+        "seed {seed}: {reference:?}"
+    );
+    assert!(
+        reference.scale > 0.0 && reference.scale < 10.0,
+        "{reference:?}"
+    );
+    (traffic, criterion)
+}
+
+#[test]
+fn an_anomaly_ticket_stays_unmet_while_the_new_level_persists_though_the_detector_adapts() {
+    let seed = seed(23);
+    let (mut traffic, criterion) = a_tripled_rate(seed);
+    // Two more hours at the new level: the detector learns it and stops
+    // alarming…
+    assert!(
+        traffic.run(2 * 360, MEAN_PER_TICK * 3.0).is_empty(),
+        "seed {seed}"
+    );
+    let report = traffic.harness.tick(&Observation {
+        time_ms: traffic.now() + 1,
+        ..Observation::default()
+    });
+    assert_eq!(
+        report.anomalies[0].state,
+        DetectorState::Normal,
+        "seed {seed}: {:?}",
+        report.anomalies[0]
+    );
+    // …so a criterion on its score (the old rule) would call it fixed…
+    let score_rule = Criterion {
+        metric: "request_rate".into(),
+        condition: Condition::parse("< 6").expect("parses"),
+        duration: Some(Sustain::parse("30m").expect("parses")),
+        baseline: None,
+        reference: None,
+    };
+    assert_eq!(traffic.verdict(&score_rule), Verdict::Met, "seed {seed}");
+    // …but the ticket's criterion still sees the rate three times above
+    // the level before the anomaly.
+    match traffic.verdict(&criterion) {
+        Verdict::NotMet { reason } => assert!(
+            reason.starts_with("request_rate was 3")
+                && reason.contains("(the level before the anomaly)"),
+            "seed {seed}: {reason}"
+        ),
+        other => panic!("seed {seed}: {other:?}"),
+    }
+}
+
+#[test]
+fn an_anomaly_ticket_is_met_once_the_rate_is_back_for_the_sustain() {
+    let seed = seed(29);
+    let (mut traffic, criterion) = a_tripled_rate(seed);
+    assert!(matches!(
+        traffic.verdict(&criterion),
+        Verdict::NotMet { .. }
+    ));
+    // Back to the old level: not yet met while the 30 minutes still
+    // reach into the step…
+    traffic.run(25 * 6, MEAN_PER_TICK);
+    assert!(
+        matches!(traffic.verdict(&criterion), Verdict::NotMet { .. }),
+        "seed {seed}: {:?}",
+        traffic.verdict(&criterion)
+    );
+    // …met once 30 minutes (and the minute the rate window remembers)
+    // lie after the return.
+    traffic.run(11 * 6, MEAN_PER_TICK);
+    assert_eq!(traffic.verdict(&criterion), Verdict::Met, "seed {seed}");
 }

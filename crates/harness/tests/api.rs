@@ -298,3 +298,206 @@ async fn reports_answer_before_the_first_tick() {
     assert_eq!(status, 404);
     assert_eq!(error["error"]["kind"], "not_found");
 }
+
+const NOTICE: &str = r#"{
+  "matchers": [{"name": "tenant", "value": "acme"}, {"name": "anomaly", "regex": "request_.*"}],
+  "duration_ms": 7200000,
+  "reason": "acme launches: five times the traffic",
+  "author": "deploy:ci",
+  "max_factor": 10
+}"#;
+
+#[tokio::test]
+async fn notices_are_created_listed_shown_and_expired() {
+    let api = Api::start("api-notices").await;
+    let (status, created) = api.post("/v1/notices", NOTICE).await;
+    assert_eq!(status, 201, "{created}");
+    let notice = &created["notice"];
+    assert_eq!(notice["id"], "N-0001");
+    assert_eq!(notice["state"], "active");
+    assert_eq!(notice["starts_ms"], T0_MS);
+    assert_eq!(notice["ends_ms"], T0_MS + 7_200_000);
+    assert_eq!(notice["created_ms"], T0_MS);
+    assert_eq!(notice["author"], "deploy:ci");
+    assert_eq!(notice["max_factor"], 10.0);
+    assert_eq!(
+        notice["matchers"],
+        json!([{"name": "tenant", "value": "acme"}, {"name": "anomaly", "regex": "request_.*"}])
+    );
+    assert_eq!(
+        (notice["suppressed"].as_u64(), notice["exceeded"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(notice.get("expired").is_none(), "{notice}");
+
+    // A second one, an hour from now: pending.
+    let later = json!({
+        "matchers": [{"name": "service", "value": "edge-1"}],
+        "starts_ms": T0_MS + 3_600_000,
+        "ends_ms": T0_MS + 5_400_000,
+        "reason": "migrate edge-1 to the new store",
+        "author": "human:alice",
+    });
+    let (status, created) = api.post("/v1/notices", later.to_string()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["notice"]["id"], "N-0002");
+    assert_eq!(created["notice"]["state"], "pending");
+    assert!(created["notice"].get("max_factor").is_none());
+
+    let ids = |body: &Value| -> Vec<String> {
+        body["notices"]
+            .as_array()
+            .expect("notices")
+            .iter()
+            .map(|n| n["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    for (query, expected) in [
+        ("", vec!["N-0001", "N-0002"]),
+        ("?state=all", vec!["N-0001", "N-0002"]),
+        ("?state=active", vec!["N-0001"]),
+        ("?state=pending", vec!["N-0002"]),
+        ("?state=expired", vec![]),
+        ("?after=N-0001", vec!["N-0002"]),
+        ("?limit=1", vec!["N-0001"]),
+    ] {
+        let (status, body) = api.get(&format!("/v1/notices{query}")).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(ids(&body), expected, "{query}");
+    }
+
+    let (status, body) = api
+        .post(
+            "/v1/notices/N-0001/expire",
+            r#"{"actor": "human:bob", "reason": "launch postponed"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["notice"]["state"], "expired");
+    assert_eq!(
+        body["notice"]["expired"],
+        json!({"time_ms": T0_MS, "actor": "human:bob", "reason": "launch postponed"})
+    );
+    let (status, body) = api.get("/v1/notices?state=expired").await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(&body), vec!["N-0001"]);
+
+    let (status, body) = api.get("/v1/notices/N-0001").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["notice"]["state"], "expired");
+    let kinds: Vec<&str> = body["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|entry| entry["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, ["notice.created", "notice.expired"]);
+
+    // Expiring again, or a notice that does not exist.
+    let (status, body) = api
+        .post("/v1/notices/N-0001/expire", r#"{"reason": "again"}"#)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["kind"], "precondition_failed");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("already expired")));
+    let (status, body) = api.get("/v1/notices/N-0099").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["message"], "no notice N-0099");
+    let (status, body) = api
+        .post("/v1/notices/N-0099/expire", r#"{"reason": "x"}"#)
+        .await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn bad_notices_are_refused_naming_the_field() {
+    let api = Api::start("api-notices-bad").await;
+    let base: Value = serde_json::from_str(NOTICE).expect("json");
+    let with = |key: &str, value: Value| {
+        let mut body = base.clone();
+        if value.is_null() {
+            body.as_object_mut().expect("object").remove(key);
+        } else {
+            body[key] = value;
+        }
+        body.to_string()
+    };
+    for (body, field, needle) in [
+        ("not json".to_owned(), "body", "expected"),
+        (with("reason", Value::Null), "reason", "missing field"),
+        (with("author", Value::Null), "author", "missing field"),
+        (with("matchers", json!([])), "matchers", "1 to 16"),
+        (
+            with("matchers", json!([{"name": "colour", "value": "red"}])),
+            "matchers[0].name",
+            "unknown variant",
+        ),
+        (
+            with("matchers", json!([{"name": "tenant", "regex": "("}])),
+            "matchers[0].regex",
+            "not a valid regex",
+        ),
+        (
+            with("matchers", json!([{"name": "tenant"}])),
+            "matchers[0]",
+            "exactly one",
+        ),
+        (
+            with(
+                "matchers",
+                json!([{"name": "tenant", "value": "a", "flavour": "x"}]),
+            ),
+            "matchers[0].flavour",
+            "unknown field",
+        ),
+        (with("duration_ms", Value::Null), "ends_ms", "required"),
+        (
+            with("duration_ms", json!(8 * 24 * 3_600_000u64)),
+            "ends_ms",
+            "longer than 7d",
+        ),
+        (with("ends_ms", json!(T0_MS + 1)), "duration_ms", "not both"),
+        (with("starts_ms", json!(-1)), "starts_ms", "invalid value"),
+        (with("reason", json!("")), "reason", "1 to 1024"),
+        (with("author", json!("alice")), "author", "KIND:NAME"),
+        (with("max_factor", json!(1)), "max_factor", "above 1"),
+        (
+            with("max_factor", json!("ten")),
+            "max_factor",
+            "invalid type",
+        ),
+        (with("colour", json!("red")), "colour", "unknown field"),
+    ] {
+        let (status, answer) = api.post("/v1/notices", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["kind"], "invalid_argument", "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains(needle)),
+            "{body}: {answer}"
+        );
+    }
+    for (query, field) in [
+        ("?state=soon", "state"),
+        ("?after=x", "after"),
+        ("?colour=red", "colour"),
+    ] {
+        let (status, answer) = api.get(&format!("/v1/notices{query}")).await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (status, created) = api.post("/v1/notices", NOTICE).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, answer) = api
+        .post("/v1/notices/N-0001/expire", r#"{"actor": "human:bob"}"#)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], "reason");
+    // Nothing was stored but the one good notice.
+    let (_, listed) = api.get("/v1/notices").await;
+    assert_eq!(listed["notices"].as_array().map(Vec::len), Some(1));
+}

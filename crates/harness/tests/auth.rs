@@ -202,6 +202,113 @@ async fn each_scope_may_do_its_calls_and_nothing_more() {
     assert_eq!(status, 201, "{body}");
 }
 
+const NOTICE: &str = r#"{"matchers": [{"name": "tenant", "value": "acme"}],
+  "duration_ms": 3600000, "reason": "acme launches", "author": "deploy:ci"}"#;
+
+#[tokio::test]
+async fn notices_are_announced_with_intake_and_read_with_read() {
+    let api = Api::start("auth-notices", tokens()).await;
+    // read and operate tokens cannot announce or expire.
+    for token in [READ, OPERATE] {
+        let (status, body) = api.post("/v1/notices", Some(token), NOTICE).await;
+        assert_refused(status, &body, 403, "forbidden", "scope");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("needs scope intake")),
+            "{body}"
+        );
+    }
+    // intake announces, but cannot read the list.
+    let (status, body) = api.post("/v1/notices", Some(INTAKE), NOTICE).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api.get("/v1/notices", Some(INTAKE)).await;
+    assert_refused(status, &body, 403, "forbidden", "scope");
+    // read reads.
+    let (status, body) = api.get("/v1/notices?state=active", Some(READ)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["notices"][0]["id"], "N-0001");
+    let (status, body) = api.get("/v1/notices/N-0001", Some(READ)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api
+        .post(
+            "/v1/notices/N-0001/expire",
+            Some(READ),
+            r#"{"reason": "postponed"}"#,
+        )
+        .await;
+    assert_refused(status, &body, 403, "forbidden", "scope");
+    // intake and admin expire.
+    let (status, body) = api
+        .post(
+            "/v1/notices/N-0001/expire",
+            Some(INTAKE),
+            r#"{"reason": "postponed"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api.post("/v1/notices", Some(ADMIN), NOTICE).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["notice"]["id"], "N-0002");
+}
+
+#[tokio::test]
+async fn calls_judged_as_a_caller_get_that_callers_scope_and_no_more() {
+    // The harness's `/mcp` hands its tools' calls to the router in process
+    // judged as `operate`: reading works, announcing a notice does not.
+    let objectives = objectives::parse("o.yaml", "slos: []\n").expect("objectives");
+    let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
+    let dir = scratch_dir("auth-layer-as");
+    let state = HarnessState::new(
+        harness,
+        Store::open(&dir).expect("store"),
+        Arc::new(ManualClock::new(T0_MS)),
+    );
+    let router = floodgate_harness::auth::layer_as(
+        api::router(state),
+        floodgate_harness::auth::Caller {
+            name: "mcp".into(),
+            scope: floodgate_harness::auth::Scope::Operate,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let client = reqwest::Client::new();
+    let answer = client
+        .get(format!("{base}/v1/notices"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer = client
+        .post(format!("{base}/v1/notices"))
+        .body(NOTICE)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(answer.status().as_u16(), 403);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_refused(403, &body, 403, "forbidden", "scope");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("needs scope intake; mcp acts with scope operate")),
+        "{body}"
+    );
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn a_route_missing_from_the_table_is_admin_only() {
     let api = Api::start("auth-default-deny", tokens()).await;

@@ -5,9 +5,7 @@
 
 mod common;
 
-use async_trait::async_trait;
-use common::{scratch_dir, SyntheticService, T0_MS, TICK_MS};
-use floodgate_contract::client::{ClientError, Method, RawRequest, RawResponse, Transport};
+use common::{scratch_dir, FakeService, T0_MS, TICK_MS};
 use floodgate_harness::observe::{Observer, Target, UP_SERIES};
 use floodgate_harness::selector::Selector;
 use floodgate_harness::store::{TicketFilter, SLO_SNAPSHOT_INTERVAL_MS};
@@ -15,124 +13,8 @@ use floodgate_harness::tickets::Source;
 use floodgate_harness::{
     objectives, Clock, Harness, HarnessConfig, HarnessState, ManualClock, Store,
 };
-use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
-/// A service as its HTTP API answers: synthetic metrics, a state and health
-/// document, and a ring of events; `down` makes every call fail like a
-/// refused connection.
-struct FakeService {
-    metrics: Mutex<SyntheticService>,
-    events: Mutex<Vec<serde_json::Value>>,
-    down: AtomicBool,
-}
-
-impl FakeService {
-    fn new() -> Arc<FakeService> {
-        Arc::new(FakeService {
-            metrics: Mutex::new(SyntheticService::new()),
-            events: Mutex::new(Vec::new()),
-            down: AtomicBool::new(false),
-        })
-    }
-
-    fn push_event(&self, seq: u64, time_ms: u64) {
-        self.events.lock().expect("events").push(json!({
-            "seq": seq,
-            "time_ms": time_ms,
-            "actor": "system",
-            "type": "service_stopping",
-            "data": {},
-        }));
-    }
-
-    fn store(&self) -> serde_json::Value {
-        let metrics = self.metrics.lock().expect("metrics");
-        json!({
-            "backend": "memory",
-            "healthy": true,
-            "keys": metrics.keys,
-            "capacity": metrics.capacity,
-            "used_ratio": metrics.keys as f64 / metrics.capacity as f64,
-            "evictions": {"expired": 0, "lru": 0},
-            "failure_policy": "fail_open",
-        })
-    }
-}
-
-fn answer(status: u16, body: serde_json::Value) -> Result<RawResponse, ClientError> {
-    Ok(RawResponse {
-        status,
-        body: serde_json::to_vec(&body).expect("json"),
-    })
-}
-
-#[async_trait]
-impl Transport for FakeService {
-    async fn send(&self, request: RawRequest) -> Result<RawResponse, ClientError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(ClientError::Transport("connection refused".into()));
-        }
-        assert_eq!(request.method, Method::Get);
-        let path = request.path.as_str();
-        if path == "/metrics" {
-            let text = self.metrics.lock().expect("metrics").render();
-            return Ok(RawResponse {
-                status: 200,
-                body: text.into_bytes(),
-            });
-        }
-        if path == "/v1/health" {
-            return answer(
-                200,
-                json!({
-                    "status": "ok", "version": "test", "uptime_seconds": 1,
-                    "config": {"version": 1, "domains": 1, "limits": 1},
-                    "store": self.store(), "windows": [], "checks": [],
-                }),
-            );
-        }
-        if path == "/v1/state" {
-            return answer(
-                200,
-                json!({
-                    "version": "test", "uptime_seconds": 1,
-                    "config": {"version": 1, "hash": "sha256:00", "domains": ["api"]},
-                    "store": self.store(), "limits": [], "drain": {"draining": false},
-                    "events": {"oldest_seq": 1, "newest_seq": 1, "capacity": 1000},
-                    "access_control": false,
-                }),
-            );
-        }
-        if let Some(query) = path.strip_prefix("/v1/events?after=") {
-            let after: u64 = query
-                .split('&')
-                .next()
-                .and_then(|after| after.parse().ok())
-                .expect("after is a number");
-            let events = self.events.lock().expect("events");
-            let page: Vec<_> = events
-                .iter()
-                .filter(|event| event["seq"].as_u64() > Some(after))
-                .cloned()
-                .collect();
-            let newest = events.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0);
-            let oldest = events.first().and_then(|e| e["seq"].as_u64()).unwrap_or(0);
-            return answer(
-                200,
-                json!({
-                    "events": page, "next_after": newest.max(after),
-                    "oldest_seq": oldest, "newest_seq": newest,
-                }),
-            );
-        }
-        answer(
-            404,
-            json!({"error": {"kind": "not_found", "field": "path", "message": path}}),
-        )
-    }
-}
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 const OBJECTIVES: &str = "
 slos:

@@ -28,6 +28,7 @@ fn draft(fingerprint: &str) -> NewTicket {
             condition: Condition::parse("< 0.1%").expect("parses"),
             duration: None,
             baseline: None,
+            reference: None,
         }],
         constraints: vec!["no changes during peak hours".into()],
         context: serde_json::json!({"evidence": fingerprint}),
@@ -578,4 +579,72 @@ fn a_reminder_of_an_episode_a_verified_fix_ended_does_not_reopen_its_ticket() {
     let outcomes = file_violations(&store, &[again], T0_MS + 7_300_000).expect("filed");
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].action, IntakeAction::Reopened);
+}
+
+fn notice_draft(tenant: &str) -> floodgate_harness::notices::NoticeDraft {
+    serde_json::from_value(serde_json::json!({
+        "matchers": [{"name": "tenant", "value": tenant}],
+        "duration_ms": 3_600_000,
+        "reason": format!("{tenant} launches"),
+        "author": "deploy:ci",
+    }))
+    .expect("a draft")
+}
+
+#[test]
+fn live_notices_are_bounded_and_expired_ones_make_room() {
+    use floodgate_harness::notices::MAX_LIVE_NOTICES;
+    let dir = scratch_dir("notices-bound");
+    let store = open(&dir);
+    let now = T0_MS;
+    let notice = notice_draft("acme").validate(now).expect("valid");
+    for _ in 0..MAX_LIVE_NOTICES {
+        store.create_notice(&notice, now).expect("room");
+    }
+    assert_eq!(
+        store.live_notices(now).expect("live").len(),
+        MAX_LIVE_NOTICES
+    );
+    match store.create_notice(&notice, now) {
+        Err(StoreError::Conflict { field, message }) => {
+            assert_eq!(field, "notices");
+            assert!(message.contains("expire one"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    store
+        .expire_notice("N-0007", "human:alice", "postponed", now + 1)
+        .expect("expires");
+    let created = store.create_notice(&notice, now + 2).expect("room again");
+    assert_eq!(created.id, "N-1001");
+    // Once their windows end, none is live.
+    assert!(store
+        .live_notices(now + 3_600_000 + 2)
+        .expect("live")
+        .is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_hand_edited_notice_fails_verification() {
+    let dir = scratch_dir("notice-edit");
+    let store = open(&dir);
+    let notice = notice_draft("acme").validate(T0_MS).expect("valid");
+    store.create_notice(&notice, T0_MS).expect("created");
+    store
+        .expire_notice("N-0001", "human:alice", "postponed", T0_MS + 5)
+        .expect("expired");
+    drop(store);
+    let report = ledger::verify(&dir).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!((report.entries, report.notices), (2, 1));
+    // Moving the end back to the original hides the early expiry.
+    tamper(
+        &dir,
+        &format!(
+            "UPDATE notices SET end_ms = {} WHERE id = 'N-0001';",
+            T0_MS + 3_600_000
+        ),
+    );
+    expect_tampered(&dir, None, "notice N-0001 differs from its ledger history");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -87,7 +87,7 @@ fn bad_tickets_name_the_line_and_field() {
     );
     check_error(
         &format!("{HEAD}    - metric: latency_p99\n      condition: \"<< 500ms\"\n"),
-        "ticket.yaml: line 7: ticket.acceptance_criteria[0].condition: \"<< 500ms\" is not a condition (expected e.g. \"< 500ms\", \"> 99.9%\", \"no regression\", \"no regression within 2%\")",
+        "ticket.yaml: line 7: ticket.acceptance_criteria[0].condition: \"<< 500ms\" is not a condition (expected e.g. \"< 500ms\", \"> 99.9%\", \"no regression\", \"no regression within 2%\", \"within 6 scales of reference\")",
     );
     check_error(
         &format!("{HEAD}    - metric: throughput\n      condition: no regression\n    - metric: latency_p99\n      condition: \"> 99.9%\"\n"),

@@ -193,6 +193,13 @@ async fn harness(
         (false, ["v1", "pipeline"]) => json!({"paused": false, "freeze": null, "in_flight": []}),
         (true, ["v1", "pause"]) => json!({"paused": true, "freeze": null, "in_flight": []}),
         (true, ["v1", "resume"]) => json!({"paused": false, "freeze": null, "in_flight": []}),
+        (true, ["v1", "notices"]) => {
+            let mut notice = body.clone();
+            notice["id"] = json!("N-0001");
+            notice["state"] = json!("active");
+            return (StatusCode::CREATED, Json(json!({ "notice": notice }))).into_response();
+        }
+        (false, ["v1", "notices"]) => json!({"time_ms": 5, "notices": []}),
         _ => {
             return error(
                 StatusCode::NOT_FOUND,

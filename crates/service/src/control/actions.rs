@@ -111,20 +111,12 @@ impl std::fmt::Display for ActionError {
 /// Parses `value` as `T`, naming the parameter at fault (`prefix.path`).
 pub fn parse_params<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ActionError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
         let message = error.inner().to_string();
-        let mut field = if matches!(path.as_str(), "." | "?" | "") {
-            prefix.to_string()
-        } else {
-            format!("{prefix}.{path}")
-        };
-        // serde names a missing field only in its message.
-        if let Some(missing) = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            field = format!("{field}.{missing}");
-        }
+        let field =
+            match floodgate_contract::state::error_field(&error.path().to_string(), &message) {
+                Some(field) => format!("{prefix}.{field}"),
+                None => prefix.to_owned(),
+            };
         ActionError::invalid(field, message)
     })
 }

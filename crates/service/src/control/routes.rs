@@ -89,23 +89,9 @@ async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ActionError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
     parsed.map_err(|error| {
-        let path = error.path().to_string();
         let message = error.inner().to_string();
-        let mut field = if matches!(path.as_str(), "." | "?" | "") {
-            "body".to_string()
-        } else {
-            path
-        };
-        if let Some(missing) = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            field = if field == "body" {
-                missing.to_string()
-            } else {
-                format!("{field}.{missing}")
-            };
-        }
+        let field = floodgate_contract::state::error_field(&error.path().to_string(), &message)
+            .unwrap_or_else(|| "body".to_owned());
         ActionError::invalid(field, message)
     })
 }
