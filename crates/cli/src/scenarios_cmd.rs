@@ -6,13 +6,33 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use floodgate_agent::llm::LlmOptions;
 use floodgate_lab::run::{run_suite, suite, AgentKind, Options};
-use floodgate_lab::{load_dir, report};
+use floodgate_lab::{generate, load_dir, report};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum ScenariosCommand {
     /// Run a suite of scenarios and judge every run.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Write generated incidents as scenario files (the suite's format),
+    /// to read, keep and rerun with `run --scenarios DIR --suite generated`.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The families to draw from, cycled in order (repeatable; default:
+    /// every family).
+    #[arg(long = "family", value_name = "FAMILY")]
+    families: Vec<String>,
+    /// How many incidents.
+    #[arg(long, default_value_t = 20)]
+    count: u32,
+    /// The generator's seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the files go (created).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +73,17 @@ pub struct RunArgs {
     /// Seeds per scenario (at least each scenario's `min_seeds`).
     #[arg(long, default_value_t = 1)]
     seeds: u32,
+    /// Run N generated incidents instead of a suite (cycling through the
+    /// families, or those of --family); the files are kept in
+    /// OUT/generated/.
+    #[arg(long, value_name = "N")]
+    generated: Option<u32>,
+    /// With --generated: only these families (repeatable).
+    #[arg(long = "family", value_name = "FAMILY", requires = "generated")]
+    families: Vec<String>,
+    /// With --generated: the generator's seed.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    gen_seed: u64,
     /// Where results and every run's harness data go.
     #[arg(long, default_value = "scenario-results")]
     out: PathBuf,
@@ -65,7 +96,44 @@ pub struct RunArgs {
 }
 
 pub fn scenarios(command: ScenariosCommand) -> Result<()> {
-    let ScenariosCommand::Run(args) = command;
+    match command {
+        ScenariosCommand::Run(args) => run(*args),
+        ScenariosCommand::Generate(args) => generate(args),
+    }
+}
+
+/// Writes `generated` to `dir` (one file each, `NAME.yaml`).
+fn write_generated(dir: &std::path::Path, generated: &[generate::Generated]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for file in generated {
+        let path = dir.join(format!("{}.yaml", file.name));
+        std::fs::write(&path, &file.text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    let generated = generate::generate(&args.families, args.count, args.seed)?;
+    write_generated(&args.out, &generated)?;
+    let mut families: std::collections::BTreeMap<&str, usize> = Default::default();
+    for file in &generated {
+        *families.entry(file.family.as_str()).or_default() += 1;
+    }
+    println!(
+        "wrote {} scenario files to {} ({}); run them with: floodgate scenarios run --scenarios {} --suite generated",
+        generated.len(),
+        args.out.display(),
+        families
+            .iter()
+            .map(|(family, count)| format!("{family}: {count}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run(args: RunArgs) -> Result<()> {
     let agent = AgentKind::parse(&args.agent).ok_or_else(|| {
         anyhow!(
             "--agent {:?}: expected runbook, llm, mcp or none",
@@ -98,8 +166,23 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
     } else {
         None
     };
-    let all = load_dir(&args.scenarios)?;
-    let mut chosen = suite(&all, &args.suite);
+    let all = match args.generated {
+        Some(count) => {
+            let generated = generate::generate(&args.families, count, args.gen_seed)?;
+            write_generated(&args.out.join("generated"), &generated)?;
+            generated
+                .iter()
+                .map(|file| floodgate_lab::parse(&file.name, &file.text))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => load_dir(&args.scenarios)?,
+    };
+    let suite_name = if args.generated.is_some() {
+        "generated"
+    } else {
+        args.suite.as_str()
+    };
+    let mut chosen = suite(&all, suite_name);
     for name in &args.only {
         if !chosen.iter().any(|scenario| &scenario.name == name) {
             bail!(
@@ -135,12 +218,23 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
     let started = std::time::Instant::now();
     let results = runtime.block_on(run_suite(&chosen, args.seeds, agent, &options))?;
     let elapsed = started.elapsed();
-    let mut command = format!(
-        "floodgate scenarios run --suite {} --agent {} --seeds {}",
-        args.suite,
-        agent.as_str(),
-        args.seeds
-    );
+    let mut command = match args.generated {
+        Some(count) => format!(
+            "floodgate scenarios run --generated {count} --gen-seed {} --agent {} --seeds {}",
+            args.gen_seed,
+            agent.as_str(),
+            args.seeds
+        ),
+        None => format!(
+            "floodgate scenarios run --suite {} --agent {} --seeds {}",
+            args.suite,
+            agent.as_str(),
+            args.seeds
+        ),
+    };
+    for family in &args.families {
+        command.push_str(&format!(" --family {family}"));
+    }
     for name in &args.only {
         command.push_str(&format!(" --scenario {name}"));
     }
@@ -148,15 +242,20 @@ pub fn scenarios(command: ScenariosCommand) -> Result<()> {
         command.push_str(&format!(" --realtime --speed {}", args.speed));
     }
     let table = report::table(&results);
-    let aggregate = report::aggregate(&results);
+    let families = report::by_family(&results);
     println!("{table}");
-    println!("{}", report::aggregate_table(&aggregate));
+    println!("{}", report::aggregate_table(&families));
     println!(
         "{} runs in {:.1}s (wall clock)",
         results.len(),
         elapsed.as_secs_f64()
     );
-    let json = serde_json::json!({"command": command, "aggregate": aggregate, "runs": results});
+    let json = serde_json::json!({
+        "command": command,
+        "aggregate": families.last(),
+        "families": families,
+        "runs": results,
+    });
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(&json)? + "\n",

@@ -40,9 +40,21 @@ async fn scripted(script: Vec<Value>) -> (String, Arc<Mutex<Vec<Value>>>) {
             let seen = Arc::clone(&seen_in);
             let answers = Arc::clone(&answers_in);
             async move {
+                // `{{ticket}}` in a scripted reply stands for the ticket the
+                // agent claimed (the first ticket id its messages name).
+                let messages = body["messages"].to_string();
+                let ticket = messages
+                    .find("INF-")
+                    .map(|at| messages[at..at + 8].to_owned())
+                    .unwrap_or_default();
                 seen.lock().expect("seen").push(body);
                 let next = answers.lock().expect("script").next();
-                Json(next.unwrap_or_else(|| reply(json!({"role": "assistant", "content": "done"}))))
+                let next =
+                    next.unwrap_or_else(|| reply(json!({"role": "assistant", "content": "done"})));
+                Json(
+                    serde_json::from_str::<Value>(&next.to_string().replace("{{ticket}}", &ticket))
+                        .expect("a scripted reply stays JSON"),
+                )
             }
         }),
     );
@@ -160,7 +172,7 @@ async fn the_lab_runs_a_scenario_with_the_llm_agent_and_the_verifier_judges_it()
     let (base, seen) = scripted(vec![
         reply(json!({"role": "assistant", "content": null, "tool_calls": [
             call("c1", "propose_change", json!({
-                "ticket": "INF-0001",
+                "ticket": "{{ticket}}",
                 "rationale": "version 2 blocks acme (0 a second); version 1 admitted it",
                 "actions": [{"action": "rollback_config", "params": {"to_version": 1}}],
             })),
@@ -186,7 +198,7 @@ async fn the_lab_runs_a_scenario_with_the_llm_agent_and_the_verifier_judges_it()
         result.why,
         result.figures
     );
-    assert_eq!(result.figures.actions, 1, "{:?}", result.figures);
+    assert_eq!(result.figures.changes, 1, "{:?}", result.figures);
     assert!(result.figures.bad_minutes < result.figures.baseline_bad_minutes);
     // The model was asked about the human's ticket, with the tool catalog.
     let seen = seen.lock().expect("seen").clone();

@@ -614,7 +614,7 @@ fn an_external_mcp_agent_works_the_lab_scenarios() {
         .iter()
         .find(|run| run["scenario"] == "bad-config")
         .expect("bad-config ran");
-    assert_eq!(bad["figures"]["actions"], 1, "{bad}");
+    assert_eq!(bad["figures"]["changes"], 1, "{bad}");
     // The external agent's calls are in the ticket's trajectory, under its name.
     let data = bad["data"].as_str().expect("data");
     let exported = floodgate()

@@ -92,27 +92,29 @@ impl Switch {
     }
 }
 
-/// The simulated remote backend.
-#[derive(Debug)]
+/// The simulated remote backend. A clone is another connection to the
+/// same backend (the same counters, switch and load): every instance of a
+/// world holds one.
+#[derive(Debug, Clone)]
 pub struct SimBackend {
-    store: MemoryStore,
+    store: Arc<MemoryStore>,
     switch: Arc<Switch>,
     /// Commands one key takes per window before timing out (0: no bound).
     key_ops: u64,
     window_ns: u64,
     /// (window, key → commands in it).
-    load: Mutex<(u64, HashMap<u128, u64>)>,
+    load: Arc<Mutex<(u64, HashMap<u128, u64>)>>,
 }
 
 impl SimBackend {
     /// A backend holding at most `max_keys`, turned by `switch`.
     pub fn new(max_keys: u64, switch: Arc<Switch>) -> SimBackend {
         SimBackend {
-            store: MemoryStore::new(max_keys),
+            store: Arc::new(MemoryStore::new(max_keys)),
             switch,
             key_ops: 0,
             window_ns: 1,
-            load: Mutex::new((0, HashMap::new())),
+            load: Arc::new(Mutex::new((0, HashMap::new()))),
         }
     }
 

@@ -9,14 +9,25 @@ use std::collections::BTreeSet;
 /// What goes wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultKind {
-    /// An abusive tenant surges to `per_minute` (for a while, or for good).
+    /// A tenant turns abusive: it surges to `per_minute` (for a while, or
+    /// for good). Its checks are not good traffic while it surges. With
+    /// `backs_off`, it honours rejections (at most twice what it was
+    /// admitted last tick); without, it keeps hammering.
     Surge {
         tenant: String,
         per_minute: u64,
         for_ms: Option<u64>,
+        backs_off: bool,
     },
-    /// A tenant's legitimate traffic grows to `per_minute`, for good.
-    Growth { tenant: String, per_minute: u64 },
+    /// A tenant's legitimate traffic grows to `per_minute` (linearly over
+    /// `ramp_ms`, at once without), for good or for `for_ms`: still good
+    /// traffic, so every rejection of it counts against the objective.
+    Growth {
+        tenant: String,
+        per_minute: u64,
+        ramp_ms: u64,
+        for_ms: Option<u64>,
+    },
     /// Unique keys, `keys_per_tick` new ones each tick, for `for_ms`.
     KeyFlood { keys_per_tick: u32, for_ms: u64 },
     /// A human pushes `limits` (a whole config) and, if `ticket`, files a
@@ -28,6 +39,9 @@ pub enum FaultKind {
         limits: String,
         ticket: bool,
         reconcile_ms: Option<u64>,
+        /// Pushed by a deploy controller (`controller:deploy`) rather than
+        /// a human (`human:operator`).
+        by_controller: bool,
     },
     /// The remote counter backend refuses connections for `for_ms`.
     BackendOutage { for_ms: u64 },
@@ -92,6 +106,38 @@ impl FaultKind {
             _ => None,
         }
     }
+
+    /// The tenant the fault makes abusive (exempt from the regression
+    /// check: rejecting it is the point).
+    pub fn abusive_tenant(&self) -> Option<&str> {
+        match self {
+            FaultKind::Surge { tenant, .. } => Some(tenant),
+            FaultKind::HotKey { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The config a bad push brings.
+    pub fn limits(&self) -> Option<&str> {
+        match self {
+            FaultKind::BadConfig { limits, .. } => Some(limits),
+            _ => None,
+        }
+    }
+
+    /// How long one injection acts, when it ends by itself (`None`: it
+    /// acts to the end of the run, or until someone undoes it).
+    pub fn acts_for_ms(&self) -> Option<u64> {
+        match self {
+            FaultKind::Surge { for_ms, .. }
+            | FaultKind::Growth { for_ms, .. }
+            | FaultKind::HotKey { for_ms, .. } => *for_ms,
+            FaultKind::KeyFlood { for_ms, .. }
+            | FaultKind::BackendOutage { for_ms }
+            | FaultKind::BackendLatency { for_ms, .. } => Some(*for_ms),
+            FaultKind::KeyGrowth { .. } | FaultKind::BadConfig { .. } => None,
+        }
+    }
 }
 
 /// Every fault kind a scenario may name.
@@ -153,16 +199,71 @@ pub struct FaultSpec {
     pub reconcile_after: Option<String>,
     #[serde(default)]
     pub key: Option<String>,
+    #[serde(default)]
+    pub backs_off: Option<bool>,
+    #[serde(default)]
+    pub ramp: Option<String>,
+    /// bad_config: `human` (the default) or `controller`.
+    #[serde(default)]
+    pub by: Option<String>,
 }
 
 type FieldError = (String, String);
 
 impl FaultSpec {
     /// Checks and compiles against the workload's tenant names.
+    /// The optional fields given (by their names in the file).
+    fn given(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let fields: [(&'static str, bool); 12] = [
+            ("tenant", self.tenant.is_some()),
+            ("per_minute", self.per_minute.is_some()),
+            ("for", self.for_.is_some()),
+            ("keys_per_tick", self.keys_per_tick.is_some()),
+            ("limits", self.limits.is_some()),
+            ("ticket", self.ticket.is_some()),
+            ("latency", self.latency.is_some()),
+            ("reconcile_after", self.reconcile_after.is_some()),
+            ("key", self.key.is_some()),
+            ("backs_off", self.backs_off.is_some()),
+            ("ramp", self.ramp.is_some()),
+            ("by", self.by.is_some()),
+        ];
+        for (name, set) in fields {
+            if set {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     pub fn compile(&self, tenants: &BTreeSet<String>) -> Result<Fault, FieldError> {
         let duration = |field: &str, text: &str| {
             parse_duration_ms(text).map_err(|error| (field.to_owned(), error))
         };
+        let takes: &[&str] = match self.kind.as_str() {
+            "surge" => &["tenant", "per_minute", "for", "backs_off"],
+            "growth" => &["tenant", "per_minute", "for", "ramp"],
+            "key_flood" => &["keys_per_tick", "for"],
+            "key_growth" => &["keys_per_tick"],
+            "hot_key" => &["key", "per_minute", "for"],
+            "bad_config" => &["limits", "ticket", "reconcile_after", "by"],
+            "backend_outage" => &["for"],
+            "backend_latency" => &["latency", "for"],
+            _ => &[],
+        };
+        if KINDS.contains(&self.kind.as_str()) {
+            if let Some(extra) = self.given().into_iter().find(|f| !takes.contains(f)) {
+                return Err((
+                    extra.to_owned(),
+                    format!(
+                        "{} does not take {extra} (it takes {})",
+                        self.kind,
+                        takes.join(", ")
+                    ),
+                ));
+            }
+        }
         let at_ms = duration("at", &self.at)?;
         let every_ms = self
             .every
@@ -217,10 +318,18 @@ impl FaultSpec {
                 tenant: tenant()?,
                 per_minute: per_minute()?,
                 for_ms,
+                backs_off: self.backs_off.unwrap_or(true),
             },
             "growth" => FaultKind::Growth {
                 tenant: tenant()?,
                 per_minute: per_minute()?,
+                ramp_ms: self
+                    .ramp
+                    .as_deref()
+                    .map(|ramp| duration("ramp", ramp))
+                    .transpose()?
+                    .unwrap_or(0),
+                for_ms,
             },
             "key_flood" => FaultKind::KeyFlood {
                 keys_per_tick: keys_per_tick()?,
@@ -292,6 +401,13 @@ impl FaultSpec {
                         .as_deref()
                         .map(|text| duration("reconcile_after", text))
                         .transpose()?,
+                    by_controller: match self.by.as_deref() {
+                        None | Some("human") => false,
+                        Some("controller") => true,
+                        Some(other) => {
+                            return Err(("by".into(), format!("{other:?}: human or controller")))
+                        }
+                    },
                 }
             }
             other => {

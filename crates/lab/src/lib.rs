@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod fault;
+pub mod generate;
 pub mod oracle;
 pub mod report;
 pub mod rng;

@@ -2,16 +2,19 @@
 //! world; every run with an agent is paired with a no-agent baseline of the
 //! same seed, and the verifier ([`crate::oracle`]) judges the pair.
 
-use crate::oracle::{judge, Expectation, Figures, RunRecord, Sample, TicketView, Verdict};
+use crate::oracle::{
+    judge, Expectation, FaultTruth, Figures, ProposalView, RunRecord, Sample, TicketView, Verdict,
+};
 use crate::scenario::{Scenario, TICK_MS};
 use crate::workload::Generator;
-use crate::world::{World, WorldSpec, DEFAULT_LIMITS, OBJECTIVES};
+use crate::world::{World, WorldSpec, DEFAULT_LIMITS, OBJECTIVES, T0_MS};
 use anyhow::anyhow;
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::llm::{LlmAgent, LlmOptions};
 use floodgate_agent::runbook::{load_dir, RunbookAgent};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -227,6 +230,9 @@ pub struct Options {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
     pub scenario: String,
+    pub family: String,
+    /// Simulated run time.
+    pub duration_s: u64,
     pub seed: u64,
     pub agent: AgentKind,
     pub expected: String,
@@ -267,52 +273,155 @@ async fn human_approves(world: &World) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn tickets(world: &World) -> anyhow::Result<Vec<TicketView>> {
-    let listed = world.get("/v1/tickets?limit=1000").await?;
+/// Every ledger entry, oldest first (paged through the harness API).
+async fn ledger(world: &World) -> anyhow::Result<Vec<Value>> {
     let mut out = Vec::new();
-    for ticket in listed["tickets"].as_array().into_iter().flatten() {
-        let id = ticket["id"].as_str().unwrap_or_default();
-        let shown = world.get(&format!("/v1/tickets/{id}")).await?;
-        let text = |pointer: &str| {
-            shown
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        out.push(TicketView {
-            id: id.to_owned(),
-            kind: text("/ticket/type"),
-            source: text("/ticket/source"),
-            fingerprint: text("/ticket/fingerprint"),
-            state: text("/ticket/state"),
-            created_t_ms: shown["ticket"]["created_ms"]
-                .as_u64()
-                .unwrap_or(0)
-                .saturating_sub(crate::world::T0_MS),
-            applied_t_ms: shown["proposals"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|p| p["records"].as_array().into_iter().flatten())
-                .filter(|record| record["result"] == "applied")
-                .filter_map(|record| record["time_ms"].as_u64())
-                .map(|ms| ms.saturating_sub(crate::world::T0_MS))
-                .collect(),
-            proposals: shown["proposals"]
+    let mut after = 0u64;
+    loop {
+        let page = world.get(&format!("/v1/ledger?after={after}")).await?;
+        let entries = page["entries"].as_array().cloned().unwrap_or_default();
+        if entries.is_empty() {
+            return Ok(out);
+        }
+        after = page["next_after"].as_u64().unwrap_or(after);
+        out.extend(entries);
+        // Bounded: a run's ledger is finite, but a harness answering the
+        // same page forever must not hang the lab.
+        if out.len() > 10_000_000 {
+            return Err(anyhow!("the ledger has more than 10,000,000 entries"));
+        }
+    }
+}
+
+/// The tickets as the harness API shows them at the end, with their
+/// timelines from the ledger (filings, reopenings, claims, escalations)
+/// and their proposals' stage records. Times are run times.
+async fn tickets(world: &World) -> anyhow::Result<Vec<TicketView>> {
+    let t0 = world.t0_ms;
+    let run_time = |ms: u64| ms.saturating_sub(t0);
+    let mut views: BTreeMap<String, TicketView> = BTreeMap::new();
+    let mut after = 0u64;
+    loop {
+        let listed = world
+            .get(&format!("/v1/tickets?limit=1000&after={after}"))
+            .await?;
+        let page = listed["tickets"].as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            break;
+        }
+        for ticket in &page {
+            let id = ticket["id"].as_str().unwrap_or_default();
+            let shown = world.get(&format!("/v1/tickets/{id}")).await?;
+            let text = |pointer: &str| {
+                shown
+                    .pointer(pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let proposals = shown["proposals"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(|p| {
-                    (
-                        p["stage"].as_str().unwrap_or_default().to_owned(),
-                        p["actions"].as_array().map_or(0, Vec::len),
-                    )
+                    let records: Vec<&Value> =
+                        p["records"].as_array().into_iter().flatten().collect();
+                    let time_of = |stage: Option<&str>, result: &str| {
+                        records
+                            .iter()
+                            .filter(|r| r["result"] == result)
+                            .filter(|r| stage.is_none_or(|stage| r["stage"] == stage))
+                            .filter_map(|r| r["time_ms"].as_u64())
+                            .map(run_time)
+                            .min()
+                    };
+                    let stage = p["stage"].as_str().unwrap_or_default().to_owned();
+                    ProposalView {
+                        id: p["id"].as_str().unwrap_or_default().to_owned(),
+                        actions: p["actions"].as_array().map_or(0, Vec::len),
+                        interim: p["interim"].as_bool().unwrap_or(false),
+                        applied_t_ms: time_of(None, "applied"),
+                        verified_t_ms: time_of(Some("verifying"), "passed"),
+                        rolled_back: stage == "rolled_back"
+                            || time_of(None, "rolled_back").is_some(),
+                        stage,
+                    }
                 })
-                .collect(),
-        });
+                .collect();
+            let names = shown
+                .pointer("/ticket/context/reflection/fingerprints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            views.insert(
+                id.to_owned(),
+                TicketView {
+                    id: id.to_owned(),
+                    kind: text("/ticket/type"),
+                    source: text("/ticket/source"),
+                    fingerprint: text("/ticket/fingerprint"),
+                    state: text("/ticket/state"),
+                    created_t_ms: run_time(shown["ticket"]["created_ms"].as_u64().unwrap_or(0)),
+                    names,
+                    proposals,
+                    ..TicketView::default()
+                },
+            );
+        }
+        let last = page
+            .last()
+            .and_then(|t| t["id"].as_str())
+            .and_then(|id| id.rsplit('-').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        match last {
+            Some(number) if number > after && page.len() >= 1000 => after = number,
+            _ => break,
+        }
     }
-    Ok(out)
+    // Timelines: when each ticket was filed on a ticket open to work
+    // (created, reopened, or absorbed while still being worked), claimed,
+    // escalated.
+    let mut states: BTreeMap<String, String> = BTreeMap::new();
+    for entry in ledger(world).await? {
+        let Some(view) = entry["subject"].as_str().and_then(|id| views.get_mut(id)) else {
+            continue;
+        };
+        let time = run_time(entry["time_ms"].as_u64().unwrap_or(0));
+        let data = &entry["data"];
+        let state = states
+            .entry(view.id.clone())
+            .or_insert_with(|| "open".into());
+        match entry["kind"].as_str().unwrap_or_default() {
+            "ticket.created" => view.opened_t_ms.push(time),
+            "ticket.transitioned" => {
+                let to = data["to"].as_str().unwrap_or_default();
+                let from = data["from"].as_str().unwrap_or_default();
+                if to == "open" && from != "claimed" && from != "in_progress" {
+                    view.opened_t_ms.push(time);
+                }
+                if to == "claimed" {
+                    view.claimed = true;
+                }
+                if to == "escalated" && view.escalated_t_ms.is_none() {
+                    view.escalated_t_ms = Some(time);
+                }
+                *state = to.to_owned();
+            }
+            "ticket.occurred"
+                if matches!(
+                    state.as_str(),
+                    "open" | "claimed" | "in_progress" | "verifying"
+                ) && view.opened_t_ms.last() != Some(&time) =>
+            {
+                view.opened_t_ms.push(time);
+            }
+            _ => {}
+        }
+    }
+    Ok(views.into_values().collect())
 }
 
 /// The canary the lab judges with unless a scenario sets its own: the
@@ -379,6 +488,9 @@ async fn drive(
         policy: lab_policy(&scenario.policy),
         store_capacity: scenario.store_capacity,
         backend: scenario.backend,
+        instances: scenario.instances,
+        t0_ms: T0_MS + scenario.start_ms,
+        seed,
         data: data.to_owned(),
         network: options.realtime.is_some(),
     };
@@ -393,6 +505,11 @@ async fn drive(
             let due = std::time::Duration::from_secs_f64(t as f64 / 1000.0 / speed);
             tokio::time::sleep_until(started + due).await;
         }
+        for notice in &scenario.notices {
+            if (notice.at_ms..notice.at_ms + TICK_MS).contains(&t) {
+                world.announce(notice).await?;
+            }
+        }
         for fault in &scenario.faults {
             if fault.fires_at(t, TICK_MS) {
                 world.inject(&fault.kind).await?;
@@ -402,13 +519,13 @@ async fn drive(
         world.reconcile().await?;
         let now = world.now();
         let plan = world.generator.plan(now, TICK_MS);
-        let traffic = world.send(&plan).await?;
+        let traffic = world.send(&plan, TICK_MS).await?;
         world.observe().await?;
         driver.poll(&world, now).await?;
         if scenario.human_approves && agent != AgentKind::None {
             human_approves(&world).await?;
         }
-        let state = world.service_state().await?;
+        let used_ratio = world.fleet_used_ratio().await?;
         for (tenant, (sent, admitted)) in &traffic.tenants {
             let entry = record.tenants.entry(tenant.clone()).or_default();
             entry.0 += u64::from(*sent);
@@ -419,7 +536,8 @@ async fn drive(
             good_sent: traffic.good_sent,
             good_rejected: traffic.good_rejected,
             total_sent: traffic.total_sent,
-            used_ratio: state.store.used_ratio,
+            total_admitted: traffic.total_admitted,
+            used_ratio,
         });
         world.advance(TICK_MS);
         t += TICK_MS;
@@ -439,7 +557,10 @@ fn frozen(scenario: &Scenario) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     let mut t = 0;
     while t < scenario.duration_ms {
-        if policy.active_freeze(crate::world::T0_MS + t).is_some() {
+        if policy
+            .active_freeze(T0_MS + scenario.start_ms + t)
+            .is_some()
+        {
             match out.last_mut() {
                 Some((_, until)) if *until == t => *until = t + TICK_MS,
                 _ => out.push((t, t + TICK_MS)),
@@ -456,19 +577,33 @@ pub fn expectation(scenario: &Scenario) -> Expectation {
         frozen: frozen(scenario),
         outcome: scenario.outcome,
         hold_ms: scenario.hold_ms,
-        injected_ms: scenario.faults.iter().map(|fault| fault.at_ms).min(),
+        faults: scenario
+            .faults
+            .iter()
+            .map(|fault| FaultTruth {
+                kind: fault.kind.name().to_owned(),
+                at_ms: fault.at_ms,
+                until_ms: match (fault.every_ms, fault.kind.acts_for_ms()) {
+                    (None, Some(for_ms)) => (fault.at_ms + for_ms).min(scenario.duration_ms),
+                    _ => scenario.duration_ms,
+                },
+                invariants: fault
+                    .kind
+                    .breaks_invariants()
+                    .iter()
+                    .map(|name| (*name).to_owned())
+                    .collect(),
+            })
+            .collect(),
         max_load_per_minute: scenario.max_load_per_minute,
-        faulted_tenants: scenario
+        abusive_tenants: scenario
             .faults
             .iter()
-            .filter_map(|fault| fault.kind.tenant().map(str::to_owned))
+            .filter_map(|fault| fault.kind.abusive_tenant().map(str::to_owned))
             .collect(),
-        expected_invariants: scenario
-            .faults
-            .iter()
-            .flat_map(|fault| fault.kind.breaks_invariants().iter().copied())
-            .map(str::to_owned)
-            .collect(),
+        help_required: scenario.help_required,
+        max_changes: scenario.max_changes,
+        unfinished: scenario.unfinished.clone(),
     }
 }
 
@@ -489,6 +624,8 @@ pub async fn run_scenario(
     let (verdict, why, figures) = judge(&run, &baseline, &expectation(scenario));
     RunResult {
         scenario: scenario.name.clone(),
+        family: scenario.family.clone(),
+        duration_s: scenario.duration_ms / 1000,
         seed,
         agent,
         expected: scenario.outcome.as_str().to_owned(),
@@ -514,6 +651,10 @@ pub fn suite<'a>(scenarios: &'a [Scenario], suite: &str) -> Vec<&'a Scenario> {
         .collect()
 }
 
+/// Scenario runs in flight at once in [`run_suite`] (each with its no-agent
+/// baseline run first).
+pub const MAX_CONCURRENT_RUNS: usize = 4;
+
 /// Runs every scenario with its seeds, concurrently (each run is its own
 /// world; the results do not depend on the interleaving), and returns the
 /// results in scenario and seed order.
@@ -525,13 +666,21 @@ pub async fn run_suite(
 ) -> anyhow::Result<Vec<RunResult>> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut index = 0usize;
+    // Runs are CPU-bound and each holds a whole world (a fleet, a harness,
+    // a SQLite store): a few at a time keep every core busy and memory
+    // bounded, however many runs a suite has.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RUNS));
     for scenario in scenarios {
         for seed in seeds_of(scenario, seeds) {
             let scenario = (*scenario).clone();
             let options = options.clone();
+            let slots = Arc::clone(&slots);
             let at = index;
             index += 1;
-            tasks.spawn(async move { (at, run_scenario(&scenario, seed, agent, &options).await) });
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                (at, run_scenario(&scenario, seed, agent, &options).await)
+            });
         }
     }
     let mut results: Vec<(usize, RunResult)> = Vec::with_capacity(index);

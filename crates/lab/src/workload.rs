@@ -90,6 +90,10 @@ impl TenantSpec {
 /// The tenants and the day's shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
+    /// The domain and the descriptor key every check carries: one entry,
+    /// `key` = the tenant's name.
+    pub domain: String,
+    pub key: String,
     pub tenants: Vec<Tenant>,
     /// Relative swing of the diurnal shape (0: flat), peaking at 14:00 UTC.
     pub diurnal_amplitude: f64,
@@ -104,16 +108,46 @@ pub struct Send {
     pub good: bool,
 }
 
+/// A fault's hold on one tenant's rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// The rate when the override began (per minute, before the diurnal
+    /// shape), and the rate it goes to.
+    pub from_per_minute: u64,
+    pub to_per_minute: u64,
+    /// The ramp from one to the other (`start == end`: at once).
+    pub ramp_start_ms: u64,
+    pub ramp_end_ms: u64,
+    /// When the override ends (`u64::MAX`: never).
+    pub until_ms: u64,
+    /// A surge: the tenant is abusive while it lasts (its checks are not
+    /// good traffic, and the diurnal shape does not scale them).
+    pub surge: bool,
+    /// It honours rejections (abusive contracts always do).
+    pub backs_off: bool,
+}
+
+impl Override {
+    /// The rate (per minute) at `now_ms`.
+    pub fn per_minute(&self, now_ms: u64) -> f64 {
+        let (from, to) = (self.from_per_minute as f64, self.to_per_minute as f64);
+        if now_ms >= self.ramp_end_ms || self.ramp_end_ms <= self.ramp_start_ms {
+            return to;
+        }
+        let done = now_ms.saturating_sub(self.ramp_start_ms) as f64
+            / (self.ramp_end_ms - self.ramp_start_ms) as f64;
+        from + (to - from) * done
+    }
+}
+
 /// The generator's state: the seeded stream, overrides set by faults, and
 /// what the tenants saw last tick.
 #[derive(Debug, Clone)]
 pub struct Generator {
     workload: Workload,
     rng: Rng,
-    /// Tenant → per-minute rate set by a fault (surge, growth).
-    pub overrides: BTreeMap<String, u64>,
-    /// Tenant → when its override ends (a surge with `for`).
-    pub overrides_until: BTreeMap<String, u64>,
+    /// Tenant → the rate a fault set (surge, growth).
+    pub overrides: BTreeMap<String, Override>,
     /// Unique keys to send each tick (a key flood), and until when.
     pub flood: Option<(u32, u64)>,
     /// A hot key: (key, per minute, until when).
@@ -132,7 +166,6 @@ impl Generator {
             workload,
             rng: Rng::new(seed),
             overrides: BTreeMap::new(),
-            overrides_until: BTreeMap::new(),
             flood: None,
             hot: None,
             flood_next: 0,
@@ -147,23 +180,74 @@ impl Generator {
 
     /// The diurnal factor at `now_ms` (epoch ms): 1 ± amplitude, peak 14:00.
     pub fn diurnal(&self, now_ms: u64) -> f64 {
-        let phase = ((now_ms % DAY_MS) as f64 / DAY_MS as f64 - 8.0 / 24.0) * std::f64::consts::TAU;
-        1.0 + self.workload.diurnal_amplitude * phase.sin()
+        diurnal(self.workload.diurnal_amplitude, now_ms)
+    }
+
+    /// The tenant's own rate now (per minute, before the diurnal shape):
+    /// its contract's, or the override's.
+    fn base_per_minute(&self, tenant: &Tenant, now_ms: u64) -> f64 {
+        self.overrides
+            .get(&tenant.name)
+            .map_or(tenant.per_minute as f64, |o| o.per_minute(now_ms))
+    }
+
+    /// A tenant surges to `per_minute` from `now_ms` until `until_ms`.
+    pub fn surge(
+        &mut self,
+        tenant: &str,
+        per_minute: u64,
+        now_ms: u64,
+        until_ms: u64,
+        backs_off: bool,
+    ) {
+        self.overrides.insert(
+            tenant.to_owned(),
+            Override {
+                from_per_minute: per_minute,
+                to_per_minute: per_minute,
+                ramp_start_ms: now_ms,
+                ramp_end_ms: now_ms,
+                until_ms,
+                surge: true,
+                backs_off,
+            },
+        );
+    }
+
+    /// A tenant's legitimate traffic grows to `per_minute` over `ramp_ms`
+    /// from `now_ms`, until `until_ms`.
+    pub fn grow(
+        &mut self,
+        tenant: &str,
+        per_minute: u64,
+        now_ms: u64,
+        ramp_ms: u64,
+        until_ms: u64,
+    ) {
+        let from = self
+            .workload
+            .tenants
+            .iter()
+            .find(|t| t.name == tenant)
+            .map_or(0, |t| t.per_minute);
+        self.overrides.insert(
+            tenant.to_owned(),
+            Override {
+                from_per_minute: from,
+                to_per_minute: per_minute,
+                ramp_start_ms: now_ms,
+                ramp_end_ms: now_ms.saturating_add(ramp_ms),
+                until_ms,
+                surge: false,
+                backs_off: false,
+            },
+        );
     }
 
     /// The checks of the tick at `now_ms` lasting `tick_ms`.
     pub fn plan(&mut self, now_ms: u64, tick_ms: u64) -> Vec<Send> {
         let diurnal = self.diurnal(now_ms);
-        let ended: Vec<String> = self
-            .overrides_until
-            .iter()
-            .filter(|(_, until)| now_ms >= **until)
-            .map(|(tenant, _)| tenant.clone())
-            .collect();
-        for tenant in ended {
-            self.overrides.remove(&tenant);
-            self.overrides_until.remove(&tenant);
-        }
+        self.overrides.retain(|_, o| now_ms < o.until_ms);
         let mut out = Vec::with_capacity(self.workload.tenants.len() + 2);
         if let Some((key, per_minute, until)) = self.hot.clone() {
             if now_ms < until {
@@ -179,13 +263,13 @@ impl Generator {
         }
         let tenants = self.workload.tenants.clone();
         for tenant in &tenants {
-            let per_minute = self
+            let surge = self
                 .overrides
                 .get(&tenant.name)
-                .copied()
-                .unwrap_or(tenant.per_minute);
-            let mut mean = per_minute as f64 * tick_ms as f64 / 60_000.0;
-            if tenant.contract != Contract::Abusive || !self.overrides.contains_key(&tenant.name) {
+                .filter(|o| o.surge)
+                .cloned();
+            let mut mean = self.base_per_minute(tenant, now_ms) * tick_ms as f64 / 60_000.0;
+            if surge.is_none() {
                 mean *= diurnal;
             }
             if let Some(every) = tenant.burst_every_ms {
@@ -194,12 +278,18 @@ impl Generator {
                     self.burst_until
                         .insert(tenant.name.clone(), now_ms + tenant.burst_for_ms);
                 }
-                if now_ms < self.burst_until.get(&tenant.name).copied().unwrap_or(0) {
+                if surge.is_none()
+                    && now_ms < self.burst_until.get(&tenant.name).copied().unwrap_or(0)
+                {
                     mean *= tenant.burst_factor;
                 }
             }
             let mut count = (mean + self.rng.unit()).floor() as u32;
-            if tenant.contract == Contract::Abusive {
+            let backs_off = match &surge {
+                Some(o) => o.backs_off,
+                None => tenant.contract == Contract::Abusive,
+            };
+            if backs_off {
                 if let Some((sent, admitted)) = self.last.get(&tenant.name) {
                     if admitted * 2 < *sent {
                         count = count.min(admitted * 2 + 1);
@@ -209,7 +299,7 @@ impl Generator {
             out.push(Send {
                 tenant: tenant.name.clone(),
                 count,
-                good: tenant.contract.is_good(),
+                good: tenant.contract.is_good() && surge.is_none(),
             });
         }
         if let Some((per_tick, until)) = self.flood {
@@ -217,7 +307,7 @@ impl Generator {
                 for _ in 0..per_tick {
                     self.flood_next += 1;
                     out.push(Send {
-                        tenant: format!("flood-{}", self.flood_next),
+                        tenant: format!("{FLOOD_PREFIX}{}", self.flood_next),
                         count: 1,
                         good: false,
                     });
@@ -233,6 +323,16 @@ impl Generator {
     pub fn record(&mut self, tenant: &str, sent: u32, admitted: u32) {
         self.last.insert(tenant.to_owned(), (sent, admitted));
     }
+}
+
+/// Descriptor values of flood keys start with this (never a tenant's).
+pub const FLOOD_PREFIX: &str = "flood-";
+
+/// The diurnal factor of `amplitude` at `now_ms` (epoch ms): 1 ± amplitude,
+/// peak at 14:00 UTC.
+pub fn diurnal(amplitude: f64, now_ms: u64) -> f64 {
+    let phase = ((now_ms % DAY_MS) as f64 / DAY_MS as f64 - 8.0 / 24.0) * std::f64::consts::TAU;
+    1.0 + amplitude * phase.sin()
 }
 
 #[cfg(test)]
@@ -264,6 +364,8 @@ mod tests {
                 .unwrap(),
             ],
             diurnal_amplitude: 0.3,
+            domain: "api".into(),
+            key: "tenant".into(),
         }
     }
 
@@ -305,10 +407,12 @@ mod tests {
                 .compile()
                 .unwrap()],
                 diurnal_amplitude: 0.0,
+                domain: "api".into(),
+                key: "tenant".into(),
             },
             1,
         );
-        generator.overrides.insert("mallory".into(), 600);
+        generator.surge("mallory", 600, 0, u64::MAX, true);
         assert_eq!(generator.plan(0, 10_000)[0].count, 100);
         generator.record("mallory", 100, 20);
         assert_eq!(generator.plan(10_000, 10_000)[0].count, 41);

@@ -6,6 +6,7 @@
 
 use crate::backend::{Condition, SimBackend, Switch};
 use crate::fault::FaultKind;
+use crate::rng::Rng;
 use crate::workload::{Generator, Send};
 use anyhow::{anyhow, Context as _};
 use floodgate_agent::mcp::CancellationToken;
@@ -43,9 +44,12 @@ descriptors:
       - {name: tenant_per_day, unit: day, requests_per_unit: 1000000}
 ";
 
-/// The harness's objectives in the lab (those of `examples/objectives.yaml`
-/// the runbooks act on, with the low-traffic guard scaled to the lab's
-/// traffic).
+/// The harness's objectives in the lab: what an operator watches on any
+/// rate-limit service, naming no domain, limit or tenant (every world,
+/// generated or committed, is watched the same way), with the low-traffic
+/// guard scaled to the lab's traffic. The SLO counts every limit's hits:
+/// rejections burn it, whoever is rejected (the harness cannot tell a
+/// good tenant from an abusive one; the evidence can).
 pub const OBJECTIVES: &str = "
 alerting:
   min_events: 20
@@ -56,8 +60,8 @@ slos:
     window: 7d
     sli:
       ratio:
-        good: floodgate_rate_limit_within_limit_total{domain=\"api\",limit=\"tenant_per_day\"}
-        total: floodgate_rate_limit_hits_total{domain=\"api\",limit=\"tenant_per_day\"}
+        good: floodgate_rate_limit_within_limit_total
+        total: floodgate_rate_limit_hits_total
 invariants:
   - name: capacity_headroom
     condition: capacity.available_ratio > 0.2
@@ -98,6 +102,12 @@ pub struct WorldSpec {
     pub policy: String,
     pub store_capacity: u64,
     pub backend: BackendSpec,
+    /// Service instances behind the load balancer (at least 1).
+    pub instances: u32,
+    /// When the run starts (epoch ms).
+    pub t0_ms: u64,
+    /// Seeds where in its tick each check arrives.
+    pub seed: u64,
     /// The harness's data directory (created; must not hold another run).
     pub data: PathBuf,
     /// Serve the service's and the harness's HTTP APIs on 127.0.0.1 and
@@ -109,17 +119,21 @@ pub struct WorldSpec {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Traffic {
     pub tenants: BTreeMap<String, (u32, u32)>,
-    /// Checks of good tenants (well-behaved, bursty) and how many were rejected.
+    /// Checks of good tenants (well-behaved, bursty, not surging) and how
+    /// many were rejected.
     pub good_sent: u32,
     pub good_rejected: u32,
     pub total_sent: u32,
+    /// Checks admitted, of every sender: the load the protected service
+    /// takes.
+    pub total_admitted: u32,
 }
 
-/// The remote backend's handles: the fault switch and the prober (the
-/// world probes once a tick, on its own clock).
+/// The remote backend's handles: the fault switch and one prober per
+/// instance (the world probes once a tick, on its own clock).
 pub struct RemoteBackend {
     pub switch: Arc<Switch>,
-    pub prober: Prober<SimBackend>,
+    pub probers: Vec<Prober<SimBackend>>,
     /// When the current backend fault ends (world time, ms).
     pub fault_until: Option<u64>,
 }
@@ -136,20 +150,39 @@ pub struct Reconciler {
     pub drift_since: Option<u64>,
 }
 
+/// How the load balancer spreads checks over the instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// By a hash of the descriptor value: each tenant's counters live on
+    /// one instance (memory stores, as with a ring-hash load balancer).
+    ByKey,
+    /// In turn: every instance sees every tenant (counters shared in a
+    /// remote backend).
+    RoundRobin,
+}
+
 pub struct World {
     pub remote: Option<RemoteBackend>,
     pub reconciler: Option<Reconciler>,
     pub service_clock: Arc<ServiceClock>,
     pub clock: Arc<ManualClock>,
-    pub service: Arc<dyn Transport>,
+    /// The instances, in the harness's target order (the first is the
+    /// pipeline's canary).
+    pub services: Vec<Arc<dyn Transport>>,
     pub harness: Arc<dyn Transport>,
     /// Where the APIs are served when the world is on the network.
-    pub service_url: Option<String>,
+    pub service_urls: Vec<String>,
     pub harness_url: Option<String>,
     shutdown: CancellationToken,
     pub observer: Observer,
     pub data: PathBuf,
     pub generator: Generator,
+    pub balance: Balance,
+    /// When the run started (epoch ms).
+    pub t0_ms: u64,
+    /// Where in its tick each check arrives.
+    spread: Rng,
+    next_instance: usize,
 }
 
 impl Drop for World {
@@ -174,9 +207,23 @@ fn expose(router: axum::Router, shutdown: &CancellationToken) -> anyhow::Result<
     Ok(url)
 }
 
+/// The name of instance `index` in the harness (`svc-a`, `svc-b`, …).
+pub fn instance_name(index: usize) -> String {
+    format!("svc-{}", (b'a' + (index % 26) as u8) as char)
+}
+
+/// FNV-1a: the load balancer's hash of a descriptor value (stable across
+/// platforms and runs).
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 impl World {
     pub fn build(spec: &WorldSpec, generator: Generator) -> anyhow::Result<World> {
-        let service_clock = Arc::new(ServiceClock::new(T0_MS * 1_000_000));
+        let instances = spec.instances.max(1) as usize;
+        let service_clock = Arc::new(ServiceClock::new(spec.t0_ms * 1_000_000));
         let table = config::load(&[ConfigSource::new("limits.yaml", &spec.limits)])
             .map_err(|error| anyhow!("limits: {error}"))?;
         fn parts<S>(
@@ -194,11 +241,15 @@ impl World {
                 traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
             }
         }
-        let (router, remote) = match spec.backend {
+        let mut routers = Vec::with_capacity(instances);
+        let (remote, balance) = match spec.backend {
             BackendSpec::Memory => {
-                let store = MemoryStore::new(spec.store_capacity);
-                let service = parts(table, store, service_clock.clone());
-                (floodgate_service::assemble(service).router, None)
+                for _ in 0..instances {
+                    let store = MemoryStore::new(spec.store_capacity);
+                    let service = parts(table.clone(), store, service_clock.clone());
+                    routers.push(floodgate_service::assemble(service).router);
+                }
+                (None, Balance::ByKey)
             }
             BackendSpec::Remote {
                 failure_policy,
@@ -207,33 +258,43 @@ impl World {
                 let switch = Arc::new(Switch::default());
                 let backend = SimBackend::new(spec.store_capacity, switch.clone())
                     .with_key_ops_per_tick(key_ops_per_tick, crate::scenario::TICK_MS * 1_000_000);
-                let store = ResilientStore::new(
-                    backend,
-                    ResilientOptions {
-                        policy: failure_policy,
-                        fallback_max_keys: spec.store_capacity,
-                        background_probe: false,
-                        ..ResilientOptions::default()
-                    },
-                )
-                .map_err(|error| anyhow!("backend: {error}"))?;
-                let prober = store.prober();
-                let service = parts(table, store, service_clock.clone());
+                let mut probers = Vec::with_capacity(instances);
+                for _ in 0..instances {
+                    let store = ResilientStore::new(
+                        backend.clone(),
+                        ResilientOptions {
+                            policy: failure_policy,
+                            local_share: 1.0 / instances as f64,
+                            fallback_max_keys: spec.store_capacity,
+                            background_probe: false,
+                            ..ResilientOptions::default()
+                        },
+                    )
+                    .map_err(|error| anyhow!("backend: {error}"))?;
+                    probers.push(store.prober());
+                    let service = parts(table.clone(), store, service_clock.clone());
+                    routers.push(floodgate_service::assemble(service).router);
+                }
                 let remote = RemoteBackend {
                     switch,
-                    prober,
+                    probers,
                     fault_until: None,
                 };
-                (floodgate_service::assemble(service).router, Some(remote))
+                (Some(remote), Balance::RoundRobin)
             }
         };
         let shutdown = CancellationToken::new();
-        let (service, service_url): (Arc<dyn Transport>, Option<String>) = if spec.network {
-            let url = expose(router, &shutdown)?;
-            (Arc::new(HttpTransport::new(url.clone(), None)), Some(url))
-        } else {
-            (Arc::new(InProcessTransport::new(router, None)), None)
-        };
+        let mut services: Vec<Arc<dyn Transport>> = Vec::with_capacity(instances);
+        let mut service_urls = Vec::new();
+        for router in routers {
+            if spec.network {
+                let url = expose(router, &shutdown)?;
+                services.push(Arc::new(HttpTransport::new(url.clone(), None)));
+                service_urls.push(url);
+            } else {
+                services.push(Arc::new(InProcessTransport::new(router, None)));
+            }
+        }
         let objectives = objectives::parse("objectives.yaml", &spec.objectives)
             .map_err(|error| anyhow!("objectives: {error}"))?;
         let harness = Harness::new(objectives, HarnessConfig::default())
@@ -245,12 +306,16 @@ impl World {
         std::fs::create_dir_all(&spec.data)
             .with_context(|| format!("creating {}", spec.data.display()))?;
         let store = Store::open(&spec.data).map_err(|error| anyhow!("store: {error}"))?;
-        let clock = Arc::new(ManualClock::new(T0_MS));
+        let clock = Arc::new(ManualClock::new(spec.t0_ms));
         let state = HarnessState::new(harness, store, clock.clone());
-        let targets = vec![Target {
-            name: "svc-a".into(),
-            transport: service.clone(),
-        }];
+        let targets: Vec<Target> = services
+            .iter()
+            .enumerate()
+            .map(|(index, transport)| Target {
+                name: instance_name(index),
+                transport: transport.clone(),
+            })
+            .collect();
         let policy =
             Policy::parse("policy.yaml", &spec.policy).map_err(|error| anyhow!("{error}"))?;
         let pipeline = Pipeline::new(&state, targets.clone(), policy)
@@ -270,18 +335,22 @@ impl World {
             )
         };
         Ok(World {
-            service_url,
+            service_urls,
             harness_url,
             shutdown,
             remote,
             reconciler: None,
             service_clock,
             clock,
-            service,
+            services,
             harness,
             observer,
             data: spec.data.clone(),
             generator,
+            balance,
+            t0_ms: spec.t0_ms,
+            spread: Rng::new(spec.seed).fork("arrivals"),
+            next_instance: 0,
         })
     }
 
@@ -289,9 +358,14 @@ impl World {
         floodgate_harness::Clock::now_ms(self.clock.as_ref())
     }
 
+    /// The first instance (the pipeline's canary).
+    pub fn service(&self) -> &Arc<dyn Transport> {
+        &self.services[0]
+    }
+
     /// The backend's tick: a backend fault that has run its course ends,
-    /// and an unhealthy backend is probed once (the service's own probe,
-    /// on the world's clock instead of a timer).
+    /// and an unhealthy backend is probed once by every instance (the
+    /// service's own probe, on the world's clock instead of a timer).
     pub async fn backend_tick(&mut self) {
         let now = self.now();
         if let Some(remote) = &mut self.remote {
@@ -299,42 +373,74 @@ impl World {
                 remote.switch.set(Condition::Up);
                 remote.fault_until = None;
             }
-            remote.prober.probe().await;
+            for prober in &remote.probers {
+                prober.probe().await;
+            }
         }
     }
 
-    /// Sends this tick's checks (in process, through the service's HTTP
-    /// router) and records what each tenant got.
-    pub async fn send(&mut self, plan: &[Send]) -> anyhow::Result<Traffic> {
-        let mut traffic = Traffic::default();
-        for send in plan {
-            let request = json!({
-                "domain": "api",
-                "descriptors": [{"entries": [{"key": "tenant", "value": send.tenant}]}],
-            });
-            let mut admitted = 0;
-            for _ in 0..send.count {
-                let answer = self
-                    .service
-                    .check(&request)
-                    .await
-                    .map_err(|error| anyhow!("check: {error}"))?;
-                match answer["overall_code"].as_str() {
-                    Some("OK") => admitted += 1,
-                    Some("OVER_LIMIT") => {}
-                    other => return Err(anyhow!("check answered {other:?}: {answer}")),
-                }
+    /// The instance the load balancer sends a check for `value` to.
+    fn route(&mut self, value: &str) -> usize {
+        let count = self.services.len();
+        match self.balance {
+            Balance::ByKey => (fnv1a(value) % count as u64) as usize,
+            Balance::RoundRobin => {
+                self.next_instance = (self.next_instance + 1) % count;
+                self.next_instance
             }
+        }
+    }
+
+    /// Sends this tick's checks (in process, through each instance's HTTP
+    /// router, or over HTTP on the network) through the load balancer,
+    /// each at its own moment of the `tick_ms` that end now (the service's
+    /// clock moves to it, so the harness observing now sees the whole
+    /// tick); records what each tenant got.
+    pub async fn send(&mut self, plan: &[Send], tick_ms: u64) -> anyhow::Result<Traffic> {
+        let tick_ns = tick_ms * 1_000_000;
+        let start_ns = (self.now() * 1_000_000).saturating_sub(tick_ns);
+        let mut arrivals: Vec<(u64, usize)> = Vec::new();
+        for (index, send) in plan.iter().enumerate() {
+            for _ in 0..send.count {
+                arrivals.push((self.spread.next_u64() % tick_ns, index));
+            }
+        }
+        arrivals.sort_unstable();
+        let domain = self.generator.workload().domain.clone();
+        let key = self.generator.workload().key.clone();
+        let mut admitted = vec![0u32; plan.len()];
+        for (offset, index) in arrivals {
+            let send = &plan[index];
+            let request = json!({
+                "domain": domain,
+                "descriptors": [{"entries": [{"key": key, "value": send.tenant}]}],
+            });
+            self.service_clock.set(start_ns + offset);
+            let instance = self.route(&send.tenant);
+            let answer = self.services[instance]
+                .check(&request)
+                .await
+                .map_err(|error| anyhow!("check on {}: {error}", instance_name(instance)))?;
+            match answer["overall_code"].as_str() {
+                Some("OK") => admitted[index] += 1,
+                Some("OVER_LIMIT") => {}
+                other => return Err(anyhow!("check answered {other:?}: {answer}")),
+            }
+        }
+        self.service_clock.set(start_ns + tick_ns);
+        let mut traffic = Traffic::default();
+        for (send, admitted) in plan.iter().zip(admitted) {
             traffic.total_sent += send.count;
+            traffic.total_admitted += admitted;
             if send.good {
                 traffic.good_sent += send.count;
                 traffic.good_rejected += send.count - admitted;
             }
             self.generator.record(&send.tenant, send.count, admitted);
-            if !send.tenant.starts_with("flood-") {
-                traffic
-                    .tenants
-                    .insert(send.tenant.clone(), (send.count, admitted));
+            if !send.tenant.starts_with(crate::workload::FLOOD_PREFIX) {
+                let entry = traffic.tenants.entry(send.tenant.clone()).or_default();
+                entry.0 += send.count;
+                entry.1 += admitted;
             }
         }
         Ok(traffic)
@@ -355,7 +461,7 @@ impl World {
     /// Both clocks move on.
     pub fn advance(&self, ms: u64) {
         self.clock.advance(ms);
-        self.service_clock.advance(ms * 1_000_000);
+        self.service_clock.set(self.now() * 1_000_000);
     }
 
     /// The fault API: what the lab does to the world. Traffic faults change
@@ -369,16 +475,21 @@ impl World {
                 tenant,
                 per_minute,
                 for_ms,
+                backs_off,
             } => {
-                self.generator.overrides.insert(tenant.clone(), *per_minute);
-                if let Some(for_ms) = for_ms {
-                    self.generator
-                        .overrides_until
-                        .insert(tenant.clone(), now + for_ms);
-                }
+                let until = for_ms.map_or(u64::MAX, |for_ms| now + for_ms);
+                self.generator
+                    .surge(tenant, *per_minute, now, until, *backs_off);
             }
-            FaultKind::Growth { tenant, per_minute } => {
-                self.generator.overrides.insert(tenant.clone(), *per_minute);
+            FaultKind::Growth {
+                tenant,
+                per_minute,
+                ramp_ms,
+                for_ms,
+            } => {
+                let until = for_ms.map_or(u64::MAX, |for_ms| now + for_ms);
+                self.generator
+                    .grow(tenant, *per_minute, now, *ramp_ms, until);
             }
             FaultKind::KeyFlood {
                 keys_per_tick,
@@ -412,8 +523,14 @@ impl World {
                 limits,
                 ticket,
                 reconcile_ms,
+                by_controller,
             } => {
-                let hash = self.push_config(limits, *ticket, "human:operator").await?;
+                let actor = if *by_controller {
+                    "controller:deploy"
+                } else {
+                    "human:operator"
+                };
+                let hash = self.push_config(limits, *ticket, actor).await?;
                 if let Some(delay_ms) = reconcile_ms {
                     self.reconciler = Some(Reconciler {
                         limits: limits.clone(),
@@ -437,22 +554,31 @@ impl World {
         ticket: bool,
         actor: &str,
     ) -> anyhow::Result<String> {
-        let applied = self
-            .service
-            .apply_config(&ConfigApplyRequest {
-                yaml: Some(limits.to_owned()),
-                patch: None,
-                dry_run: false,
-                reason: "tightening limits".into(),
-                actor: actor.into(),
-            })
-            .await
-            .map_err(|error| anyhow!("the config push by {actor}: {error}"))?;
-        let applied = serde_json::to_value(&applied)?;
-        let version = applied
-            .pointer("/config_version")
-            .cloned()
-            .unwrap_or(Value::Null);
+        let mut version = Value::Null;
+        for (index, service) in self.services.iter().enumerate() {
+            let applied = service
+                .apply_config(&ConfigApplyRequest {
+                    yaml: Some(limits.to_owned()),
+                    patch: None,
+                    dry_run: false,
+                    reason: "tightening limits".into(),
+                    actor: actor.into(),
+                })
+                .await
+                .map_err(|error| {
+                    anyhow!(
+                        "the config push by {actor} to {}: {error}",
+                        instance_name(index)
+                    )
+                })?;
+            if index == 0 {
+                let applied = serde_json::to_value(&applied)?;
+                version = applied
+                    .pointer("/config_version")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+            }
+        }
         if ticket {
             let (status, filed) = self
                 .post(
@@ -473,6 +599,34 @@ impl World {
             }
         }
         Ok(self.service_state().await?.config.hash)
+    }
+
+    /// Files an expected-change notice with the harness, as a deploy
+    /// system or a human announcing a launch does.
+    pub async fn announce(&self, notice: &crate::scenario::Notice) -> anyhow::Result<()> {
+        let now = self.now();
+        let mut body = json!({
+            "matchers": notice
+                .matchers
+                .iter()
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .collect::<Vec<_>>(),
+            "starts_ms": now,
+            "ends_ms": now + notice.for_ms,
+            "reason": notice.reason,
+            "author": notice.author,
+        });
+        if let Some(factor) = notice.max_factor {
+            body["max_factor"] = json!(factor);
+        }
+        let (status, answer) = self.post("/v1/notices", body).await?;
+        if !(200..300).contains(&status) {
+            return Err(anyhow!(
+                "the notice of {}: {status} {answer}",
+                notice.author
+            ));
+        }
+        Ok(())
     }
 
     /// The reconciler's tick: once the service's config has differed from
@@ -540,12 +694,25 @@ impl World {
         Ok(value)
     }
 
-    /// The service's `/v1/state`.
+    /// The first instance's `/v1/state`.
     pub async fn service_state(&self) -> anyhow::Result<floodgate_contract::state::State> {
-        self.service
+        self.service()
             .state()
             .await
             .map_err(|error| anyhow!("service state: {error}"))
+    }
+
+    /// The fullest counter store of the fleet (its used ratio).
+    pub async fn fleet_used_ratio(&self) -> anyhow::Result<f64> {
+        let mut most: f64 = 0.0;
+        for (index, service) in self.services.iter().enumerate() {
+            let state = service
+                .state()
+                .await
+                .map_err(|error| anyhow!("state of {}: {error}", instance_name(index)))?;
+            most = most.max(state.store.used_ratio);
+        }
+        Ok(most)
     }
 
     pub fn data(&self) -> &Path {

@@ -1,12 +1,26 @@
-//! The default suite as CI runs it (debug build, simulated time): fails if
-//! the mitigation rate falls below `scenarios/baseline.json`, if any
-//! control run raises a false alarm, or if any run is ERROR. Also: the same
-//! seed gives the same result, and bad scenario files are refused with
-//! their file, line and field.
+//! The default suite and a fixed sample of generated incidents, as CI runs
+//! them (debug build, simulated time), gated by `scenarios/baseline.json`:
+//! the test fails on any drop (a run that passed no longer passes; fewer
+//! incidents detected, mitigated or escalated correctly; more false
+//! alarms; any ERROR). Also: the same seed gives the same result, and bad
+//! scenario files are refused with their file, line and field.
+//!
+//! After a change that moves the figures up, bless the new baseline with
+//! `FLOODGATE_BLESS=1 cargo test -p floodgate-lab --test suite --
+//! the_suite_and_a_generated_sample_meet_the_committed_baseline` and commit
+//! `scenarios/baseline.json` with it.
 
-use floodgate_lab::run::{run_scenario, run_suite, suite, AgentKind, Options};
-use floodgate_lab::{load_dir, parse, report};
+use floodgate_lab::generate;
+use floodgate_lab::oracle::Verdict;
+use floodgate_lab::run::{run_scenario, run_suite, suite, AgentKind, Options, RunResult};
+use floodgate_lab::{load_dir, parse, report, Scenario};
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+
+/// The generated sample CI runs: one incident of each family, drawn with
+/// this seed.
+const SAMPLE_SEED: u64 = 1;
+const SAMPLE_COUNT: u32 = generate::FAMILIES.len() as u32;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -24,50 +38,157 @@ fn options(name: &str) -> Options {
     }
 }
 
+fn key(result: &RunResult) -> String {
+    format!("{} s{}", result.scenario, result.seed)
+}
+
+/// The figures the gate compares.
+fn totals(results: &[RunResult]) -> Value {
+    let all = report::aggregate(results);
+    json!({
+        "runs": all.runs,
+        "pass": all.pass,
+        "error": all.error,
+        "detected": all.detected,
+        "mitigated": all.mitigated,
+        "escalated_correctly": all.escalated_correctly,
+        "control_false_alarms": all.control_false_alarms,
+        "incident_false_alarms": all.incident_false_alarms,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_default_suite_meets_the_committed_baseline() {
-    let scenarios = load_dir(&repo().join("scenarios")).expect("scenarios parse");
-    let chosen = suite(&scenarios, "default");
+async fn the_suite_and_a_generated_sample_meet_the_committed_baseline() {
+    let committed = load_dir(&repo().join("scenarios")).expect("scenarios parse");
+    let generated: Vec<Scenario> = generate::generate(&[], SAMPLE_COUNT, SAMPLE_SEED)
+        .expect("generate")
+        .iter()
+        .map(|file| parse(&file.name, &file.text).expect("generated files parse"))
+        .collect();
+    let mut chosen = suite(&committed, "default");
     assert!(chosen.len() >= 13, "{} scenarios", chosen.len());
+    chosen.extend(generated.iter());
     let options = options("suite");
     let started = std::time::Instant::now();
     let results = run_suite(&chosen, 1, AgentKind::Runbook, &options)
         .await
         .expect("suite");
     let table = report::table(&results);
-    let aggregate = report::aggregate(&results);
-    println!("{table}\n{}", report::aggregate_table(&aggregate));
     println!(
-        "seeds: {:?}",
-        results
-            .iter()
-            .map(|r| (&r.scenario, r.seed))
-            .collect::<Vec<_>>()
+        "{table}\n{}",
+        report::aggregate_table(&report::by_family(&results))
     );
+    println!("generated sample: seed {SAMPLE_SEED}, {SAMPLE_COUNT} incidents");
     println!("wall clock: {:.1}s", started.elapsed().as_secs_f64());
-    let baseline: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("scenarios/baseline.json")).expect("baseline.json"),
-    )
-    .expect("baseline.json is JSON");
-    let committed = baseline["mitigation_rate"]
-        .as_f64()
-        .expect("mitigation_rate");
-    assert_eq!(
-        aggregate.false_alarms, 0,
-        "false alarms on control runs:\n{table}"
-    );
-    assert_eq!(aggregate.error, 0, "runs in ERROR:\n{table}");
+    let now = json!({
+        "made_by": "FLOODGATE_BLESS=1 cargo test -p floodgate-lab --test suite -- the_suite_and_a_generated_sample_meet_the_committed_baseline",
+        "generated": {"seed": SAMPLE_SEED, "count": SAMPLE_COUNT},
+        "totals": totals(&results),
+        "runs": results
+            .iter()
+            .map(|r| (key(r), Value::from(r.verdict.as_str())))
+            .collect::<serde_json::Map<String, Value>>(),
+    });
+    let path = repo().join("scenarios/baseline.json");
+    if std::env::var_os("FLOODGATE_BLESS").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&now).unwrap() + "\n")
+            .expect("writing the baseline");
+        println!("blessed {}", path.display());
+        return;
+    }
+    let baseline: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("scenarios/baseline.json"))
+            .expect("baseline.json is JSON");
+    let mut drops = Vec::new();
+    for result in &results {
+        if result.verdict == Verdict::Error {
+            drops.push(format!("{} is ERROR: {}", key(result), result.why));
+        }
+        let was = baseline["runs"][key(result)].as_str().unwrap_or("(new)");
+        if was == "PASS" && result.verdict != Verdict::Pass {
+            drops.push(format!(
+                "{} passed in the baseline and is {} now: {}",
+                key(result),
+                result.verdict.as_str(),
+                result.why
+            ));
+        }
+    }
+    for (name, higher_is_better) in [
+        ("pass", true),
+        ("detected", true),
+        ("mitigated", true),
+        ("escalated_correctly", true),
+        ("control_false_alarms", false),
+        ("incident_false_alarms", false),
+    ] {
+        let before = baseline["totals"][name].as_u64().unwrap_or(0);
+        let after = now["totals"][name].as_u64().unwrap_or(0);
+        let worse = if higher_is_better {
+            after < before
+        } else {
+            after > before
+        };
+        if worse {
+            drops.push(format!("{name}: {after}, the baseline has {before}"));
+        }
+    }
     assert!(
-        aggregate.mitigation_rate >= committed,
-        "mitigation rate {:.3} below the committed {committed:.3}:\n{table}",
-        aggregate.mitigation_rate
+        drops.is_empty(),
+        "below the committed baseline (scenarios/baseline.json):\n- {}\n\n{table}",
+        drops.join("\n- ")
     );
-    let escalations = baseline["escalated_correctly"].as_u64().unwrap_or(0) as usize;
-    assert!(
-        aggregate.escalated_correctly >= escalations,
-        "escalated correctly {} below the committed {escalations}:\n{table}",
-        aggregate.escalated_correctly
-    );
+    if now["totals"] != baseline["totals"] {
+        println!(
+            "the figures moved from the baseline ({} -> {}): bless them with FLOODGATE_BLESS=1",
+            baseline["totals"], now["totals"]
+        );
+    }
+}
+
+/// Generated controls and incidents are what they claim, before any agent
+/// acts: no generated control breaks the objective on its own, and every
+/// generated incident's fault takes effect (its no-agent run breaks the
+/// objective). A generator that drew a harmless incident or a harmful
+/// control would make the suite's figures lie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_incidents_take_effect_and_generated_controls_stay_healthy() {
+    let seed = 5;
+    let families: Vec<String> = ["control", "outgrown_quota", "bad_config", "key_pressure"]
+        .iter()
+        .map(|f| (*f).to_owned())
+        .collect();
+    let scenarios: Vec<Scenario> = generate::generate(&families, 8, seed)
+        .expect("generate")
+        .iter()
+        .map(|file| parse(&file.name, &file.text).expect("generated files parse"))
+        .collect();
+    let chosen: Vec<&Scenario> = scenarios.iter().collect();
+    let results = run_suite(&chosen, 1, AgentKind::None, &options("generated-truth"))
+        .await
+        .expect("runs");
+    println!("generator seed {seed}\n{}", report::table(&results));
+    for result in &results {
+        if result.expected == "quiet" {
+            assert_eq!(
+                result.figures.bad_minutes, 0.0,
+                "seed {seed}: control {} broke the objective by itself",
+                result.scenario
+            );
+        } else {
+            assert!(
+                result.figures.witnessed,
+                "seed {seed}: {} never took effect",
+                result.scenario
+            );
+        }
+        assert_ne!(
+            result.verdict,
+            Verdict::Error,
+            "seed {seed}: {}",
+            result.why
+        );
+    }
 }
 
 #[tokio::test]
