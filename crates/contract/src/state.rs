@@ -67,6 +67,57 @@ pub struct LimitState {
     /// For concurrency limits: leases held now across the hottest keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leases_in_flight: Option<u64>,
+    /// The descriptor values that send this limit the most hits and those
+    /// it rejects the most, over the last `window_seconds`, whatever the
+    /// store (see [`TopValues`]).
+    #[serde(default)]
+    pub top_values: TopValues,
+}
+
+/// Which descriptor values a limit sees the most of: a bounded
+/// heavy-hitters sketch (space-saving, [`TOP_VALUES_PER_LIMIT`] values) kept
+/// by the service itself, so it answers alike on every store. Every
+/// rejection is counted; hits are sampled one in [`TOP_VALUES_HIT_SAMPLE`]
+/// and counted with that weight, so a value's `hits` is an estimate within
+/// about that many of the truth (plus `error`). The window is the previous
+/// whole minute of the service's clock and the current one so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TopValues {
+    /// Seconds the counts cover (60 plus the current minute so far).
+    pub window_seconds: u64,
+    /// Most hits first.
+    pub values: Vec<ValueUsage>,
+}
+
+/// How many descriptor values [`TopValues`] keeps per limit and minute.
+pub const TOP_VALUES_PER_LIMIT: usize = 16;
+/// One hit in this many is counted (with this weight) by [`TopValues`].
+pub const TOP_VALUES_HIT_SAMPLE: u64 = 8;
+/// A descriptor value longer than this (bytes, as `k=v|k=v`) is not kept.
+pub const TOP_VALUE_MAX_BYTES: usize = 512;
+
+/// One descriptor value of a limit and what it sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ValueUsage {
+    /// The request's descriptor entries that matched the limit, as
+    /// `key=value|key=value`.
+    pub value: String,
+    /// The same entries, ready to use as an `add_limit` path.
+    pub entries: Vec<DescriptorEntry>,
+    /// Hits (estimated: sampled) in the window.
+    pub hits: u64,
+    /// Hits the limit rejected in the window (not shadow ones).
+    pub over: u64,
+    /// The most the counts may overstate (space-saving's inherited count
+    /// when the value displaced another).
+    pub error: u64,
+}
+
+/// One descriptor entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DescriptorEntry {
+    pub key: String,
+    pub value: String,
 }
 
 /// How many of the hottest keys each limit lists in `/v1/state`.

@@ -21,6 +21,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
+use floodgate_contract::state::TOP_VALUES_HIT_SAMPLE;
 use floodgate_limiter::table::{counter_key, Resolved, Table};
 use floodgate_limiter::{Algorithm, Cost, LeaseId, Nanos, Rate, Unit, Verdict, NANOS_PER_SECOND};
 use floodgate_store::{CounterStore, Item};
@@ -345,10 +346,17 @@ impl<S: CounterStore> Engine<S> {
             }
             if item.limit != OVERRIDE_LIMIT {
                 let stats = &snapshot.stats[item.limit as usize];
-                self.count(stats, item, verdict, admitted);
+                let sampled = self.count(stats, item, verdict, admitted);
+                let entries = &request.descriptors[owner].entries;
+                let over = match item.cost {
+                    Cost::Consume(hits) if !verdict.admitted && !item.shadow => hits,
+                    _ => 0,
+                };
+                if sampled > 0 || over > 0 {
+                    stats.record_top(entries, sampled, over, now);
+                }
                 let limit = table.limit(item.limit as usize);
                 if limit.detailed_metric {
-                    let entries = &request.descriptors[owner].entries;
                     let value = detailed_value(entries);
                     let over = !verdict.admitted && !item.shadow;
                     stats.record_detailed(&value, over, item.cost.consumed());
@@ -406,12 +414,19 @@ impl<S: CounterStore> Engine<S> {
         Ok(leases)
     }
 
-    fn count(&self, stats: &LimitStats, item: &Item, verdict: &Verdict, admitted: bool) {
+    /// Counts one item's hits in its limit's counters; answers the weight
+    /// the top-values sketch counts them with (hits are sampled one in
+    /// [`TOP_VALUES_HIT_SAMPLE`], decided by the limit's own hit counter,
+    /// so sampling costs no extra atomic).
+    fn count(&self, stats: &LimitStats, item: &Item, verdict: &Verdict, admitted: bool) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
         let Cost::Consume(hits) = item.cost else {
-            return;
+            return 0;
         };
-        stats.hits.fetch_add(hits, Relaxed);
+        let before = stats.hits.fetch_add(hits, Relaxed);
+        let sampled = (before.saturating_add(hits) / TOP_VALUES_HIT_SAMPLE
+            - before / TOP_VALUES_HIT_SAMPLE)
+            * TOP_VALUES_HIT_SAMPLE;
         if !verdict.admitted {
             if item.shadow {
                 stats.shadow_over_limit.fetch_add(hits, Relaxed);
@@ -427,6 +442,7 @@ impl<S: CounterStore> Engine<S> {
                 stats.near_limit.fetch_add(hits, Relaxed);
             }
         }
+        sampled
     }
 
     fn headers<A: Answer>(&self, answer: &mut A, name: &str, rate: &Rate, verdict: &Verdict) {

@@ -28,6 +28,7 @@ pub mod limits;
 pub mod openapi;
 pub mod server;
 pub mod stats;
+pub mod topvalues;
 pub mod traffic;
 
 use crate::clock::Clock;

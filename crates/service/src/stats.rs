@@ -7,6 +7,7 @@
 //! label lookup.
 
 use crate::limits::MAX_DETAILED_SERIES_PER_LIMIT;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
 use floodgate_contract::metrics::{self as catalog, MetricDef, MetricKind};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -26,12 +27,26 @@ pub struct LimitStats {
     /// Per-descriptor-value counters for `detailed_metric` limits:
     /// value → (within, over). Bounded by [`MAX_DETAILED_SERIES_PER_LIMIT`].
     detailed: Mutex<HashMap<String, [u64; 2]>>,
+    /// The values this limit sees the most of (`/v1/state`'s
+    /// `limits[].top_values`).
+    top: Mutex<crate::topvalues::TopSketch>,
 }
 
 /// The label value that collects descriptor values past the bound.
 pub const OTHER_DESCRIPTOR: &str = "__other__";
 
 impl LimitStats {
+    /// Counts one descriptor value's hits (weighted when sampled) and
+    /// rejected hits in the top-values sketch.
+    pub fn record_top(&self, entries: &[Entry], hits: u64, over: u64, now: u64) {
+        self.top.lock().record(entries, hits, over, now);
+    }
+
+    /// The top values at `now`.
+    pub fn top_values(&self, now: u64) -> floodgate_contract::state::TopValues {
+        self.top.lock().snapshot(now)
+    }
+
     /// Counts hits for one descriptor value of a `detailed_metric` limit.
     pub fn record_detailed(&self, value: &str, over: bool, hits: u64) {
         let mut detailed = self.detailed.lock();

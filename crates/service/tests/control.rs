@@ -198,7 +198,12 @@ async fn exercise(
             .unwrap_or_else(|error| panic!("inverse of {name}: {error}"));
         assert!(undone.applied, "inverse of {name}: {undone:?}");
         let restored = api.state().await.expect("state");
-        assert_eq!(restored.limits, before.limits, "inverse of {name}");
+        // The top values' window grows with the clock; the rest must not.
+        assert_eq!(
+            untimed(&restored.limits),
+            untimed(&before.limits),
+            "inverse of {name}"
+        );
         assert_eq!(
             restored.config.hash, before.config.hash,
             "inverse of {name}"
@@ -223,6 +228,9 @@ async fn every_action_previews_applies_records_and_is_undone_exactly() {
     assert_eq!(tenant.hottest.len(), 2);
     assert_eq!(tenant.hottest[0].key, "api|tenant=acme#per_tenant");
     assert_eq!(tenant.hottest[0].used, 3);
+    // Four hits, none rejected: below the one-in-eight sample.
+    assert!(tenant.top_values.values.is_empty());
+    assert!(tenant.top_values.window_seconds >= 60);
     assert_eq!(
         limit(&start, "api", "uploads")
             .expect("uploads")
@@ -1153,4 +1161,60 @@ async fn the_in_process_transport_answers_as_http_does() {
         local.metrics().await.expect("local").lines().count()
     );
     server.stop().await;
+}
+
+/// Limits with their top values' window (which grows with the clock) left
+/// out.
+fn untimed(limits: &[LimitState]) -> Vec<LimitState> {
+    limits
+        .iter()
+        .cloned()
+        .map(|mut limit| {
+            limit.top_values.window_seconds = 0;
+            limit
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn top_values_name_the_values_a_limit_rejects_over_http() {
+    let server = TestServer::start(CONFIG).await;
+    // per_ip admits 10 a second: 40 checks of one address in a burst are
+    // mostly rejected; another address sends 2.
+    for _ in 0..40 {
+        check(&server, "web", "ip", "10.0.0.9").await;
+    }
+    for _ in 0..2 {
+        assert_eq!(check(&server, "web", "ip", "10.0.0.2").await.status(), 200);
+    }
+    let body: Value = reqwest::Client::new()
+        .get(server.url("/v1/state"))
+        .send()
+        .await
+        .expect("HTTP response")
+        .json()
+        .await
+        .expect("JSON state");
+    let per_ip = body["limits"]
+        .as_array()
+        .expect("limits")
+        .iter()
+        .find(|limit| limit["name"] == "per_ip")
+        .expect("per_ip");
+    let values = per_ip["top_values"]["values"].as_array().expect("values");
+    let hot = values
+        .iter()
+        .find(|value| value["value"] == "ip=10.0.0.9")
+        .unwrap_or_else(|| panic!("10.0.0.9 in {values:?}"));
+    assert_eq!(hot["entries"], json!([{"key": "ip", "value": "10.0.0.9"}]));
+    let over = hot["over"].as_u64().expect("over");
+    let rejected = per_ip["over_limit"].as_u64().expect("over_limit");
+    // Every rejection is counted, by value.
+    assert!(
+        over >= 20 && over == rejected,
+        "over {over}, limit's {rejected}"
+    );
+    // Hits are sampled one in eight: 42 hits give 40 in all.
+    let total: u64 = values.iter().map(|v| v["hits"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(total, 40, "{values:?}");
 }

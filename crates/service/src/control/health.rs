@@ -250,6 +250,7 @@ impl<S: CounterStore> Control<S> {
                     shadow_over_limit: stats.shadow_over_limit.load(Relaxed),
                     hottest,
                     leases_in_flight,
+                    top_values: stats.top_values(now),
                 }
             })
             .collect();
