@@ -63,6 +63,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# Incremental compilation keeps a second copy of every workspace crate's
+# intermediate state, which a one-shot run never reuses: off unless asked
+# for, to keep the build's footprint on disk small (ADR 0013).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
