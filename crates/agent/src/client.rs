@@ -420,6 +420,12 @@ impl HarnessClient {
         self.get(params.finish("/v1/observe/series")).await
     }
 
+    /// `GET /v1/evidence`: every instance's state merged into evidence
+    /// (which limits reject, for which values, demand against the limit).
+    pub async fn evidence(&self) -> Result<Value, ClientError> {
+        self.get("/v1/evidence".to_string()).await
+    }
+
     /// `GET /v1/observe/state?service=NAME`: that service's `/v1/state`
     /// (an empty name: the harness's first service).
     pub async fn observe_state(&self, service: &str) -> Result<Value, ClientError> {

@@ -336,6 +336,17 @@ pub static CATALOG: &[ToolDef] = &[
         destructive: false,
     },
     ToolDef {
+        name: "get_evidence",
+        title: "Read the evidence",
+        description: "Every instance's state merged: each limit's rejected and admitted \
+            hits per second by descriptor value (with entries ready for an add_limit \
+            path), each value's demand against its limit (demand_ratio), the most \
+            rejecting limit, the busiest value, and each instance's store health.",
+        input_schema: schema::<NoArgs>,
+        read_only: true,
+        destructive: false,
+    },
+    ToolDef {
         name: "get_service_events",
         title: "Read a service's events",
         description: "A page of a service's events (actions, config changes, store \
@@ -676,6 +687,10 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
                 limit: args.limit,
             };
             Ok(client.observe_events(&query).await?)
+        }
+        "get_evidence" => {
+            parse::<NoArgs>(args)?;
+            Ok(client.evidence().await?)
         }
         "list_slos" => {
             parse::<NoArgs>(args)?;

@@ -214,9 +214,12 @@ async fn the_streamable_http_router_serves_the_catalog() {
     let listed = first_message(response).await;
     let tools = listed["result"]["tools"].as_array().unwrap();
     assert_eq!(tools.len(), CATALOG.len());
-    assert_eq!(tools[11]["name"], "propose_change");
-    assert_eq!(tools[11]["annotations"]["destructiveHint"], true);
-    assert_eq!(tools[11]["annotations"]["readOnlyHint"], false);
+    let propose = tools
+        .iter()
+        .find(|tool| tool["name"] == "propose_change")
+        .expect("propose_change is listed");
+    assert_eq!(propose["annotations"]["destructiveHint"], true);
+    assert_eq!(propose["annotations"]["readOnlyHint"], false);
     assert_eq!(tools[1]["annotations"]["readOnlyHint"], true);
 
     let response = post(

@@ -171,7 +171,7 @@ fn selection_picks_by_source_and_fingerprint() {
     let cases = [
         (
             "anomaly",
-            "anomaly:request_rate",
+            "anomaly:admitted_rate",
             Some("abusive-tenant-surge"),
         ),
         (
@@ -202,8 +202,8 @@ fn selection_picks_by_source_and_fingerprint() {
         ("invariant", "invariant:something_new", None),
         ("slo", "slo:latency", None),
         ("human", "invariant:store_healthy", None),
-        ("slo", "anomaly:request_rate", None),
-        ("anomaly", "anomaly:request_rate_2", None),
+        ("slo", "anomaly:admitted_rate", None),
+        ("anomaly", "anomaly:admitted_rate_2", None),
         ("human", "config:", None),
         ("reflection", "invariant:store_healthy", None),
     ];
@@ -267,6 +267,8 @@ struct World {
     proposed: Vec<(Vec<ProposedAction>, Risk)>,
     asked: Vec<String>,
     observed: Vec<Query>,
+    /// The harness's evidence document (`GET /v1/evidence`).
+    evidence: Value,
 }
 
 impl World {
@@ -281,7 +283,13 @@ impl World {
             proposed: Vec::new(),
             asked: Vec::new(),
             observed: Vec::new(),
+            evidence: Value::Null,
         }
+    }
+
+    fn evidence(mut self, evidence: Value) -> World {
+        self.evidence = evidence;
+        self
     }
 
     fn series(mut self, selector: &str, values: &[Value]) -> World {
@@ -343,6 +351,7 @@ impl World {
                     self.observed.push(query.clone());
                     outcome = Some(Outcome::Value(match query {
                         Query::State { .. } => query.resolve_state(&self.state),
+                        Query::Evidence { .. } => query.resolve_state(&self.evidence),
                         Query::Series { selector, .. } => {
                             let (_, values) = self
                                 .series
@@ -421,115 +430,414 @@ fn summary(command: &Command) -> &str {
 
 // ---- the shipped runbooks, main and failure paths -------------------------------
 
-const RATE: &str = "floodgate_requests_total";
+const ADMITTED: &str = "floodgate_requests_total{code=\"ok\"}";
 
-#[test]
-fn abusive_tenant_surge_adds_a_limit_for_the_hot_tenant() {
-    let runbook = shipped_one("abusive-tenant-surge");
-    let mut world = World::new(state())
-        .series(RATE, &[json!(900.0), json!(200.0)])
-        .verdicts(&[ProposalStatus::Succeeded]);
-    let (end, run) = world.run(&runbook, &ticket("anomaly", "anomaly:request_rate"));
-    assert!(matches!(end, Command::Done { .. }), "{end:?}");
-    assert_eq!(
-        summary(&end),
-        "Added surge limit for the hottest tenant; request rate 900/s -> 200/s."
-    );
-    let (actions, risk) = &world.proposed[0];
-    assert_eq!(*risk, Risk::Medium);
-    assert_eq!(
-        actions,
-        &vec![ProposedAction {
-            action: "add_limit".into(),
-            params: json!({
-                "domain": "api",
-                "path": [{"key": "tenant", "value": "acme"}],
-                "rate_limit": {"name": "surge_acme", "unit": "second", "requests_per_unit": 20}
-            }),
-        }]
-    );
-    assert_eq!(run.vars()["fingerprint"], json!("anomaly:request_rate"));
-    assert!(world.observed.contains(&Query::Series {
-        selector: RATE.into(),
-        window_ms: 300_000,
-        reduce: Reduce::Rate
-    }));
+/// A limit of the evidence document at `descriptors[node]`.
+fn ev_limit(name: &str, unit: &str, quota: u64, node: usize) -> Value {
+    json!({"domain": "api", "name": name, "node": format!("descriptors[{node}]"),
+           "unit": unit, "requests_per_unit": quota, "algorithm": "fixed_window",
+           "values": []})
+}
+
+/// A value of the evidence document, of limit `limit` at `descriptors[node]`.
+fn ev_value(tenant: &str, limit: &str, quota: u64, node: usize, own: bool) -> Value {
+    json!({"domain": "api", "limit": limit, "value": format!("tenant={tenant}"),
+           "entries": [{"key": "tenant", "value": tenant}],
+           "node": format!("descriptors[{node}]"), "unit": "minute",
+           "requests_per_unit": quota, "algorithm": "fixed_window",
+           "key_requests_per_unit": 600, "own_limit": own,
+           "hits_per_second": 0.0, "over_per_second": 0.0, "admitted_per_second": 0.0,
+           "demand_ratio": 0.0, "needed_ratio": 0.0, "share": 0.0})
+}
+
+/// An evidence document: two limits at the key-only node `descriptors[0]`
+/// and `rejected` / `heaviest` as given.
+fn evidence(rejected: Vec<Value>, heaviest: Value, extra_limits: Vec<Value>) -> Value {
+    let mut limits = vec![
+        ev_limit("per_min", "minute", 600, 0),
+        ev_limit("per_day", "day", 100000, 0),
+    ];
+    limits.extend(extra_limits);
+    json!({"limits": limits, "rejected": rejected, "heaviest": heaviest})
+}
+
+fn rejected(tenant: &str, limit: &str, quota: u64, node: usize, own: bool, needed: f64) -> Value {
+    let mut value = ev_value(tenant, limit, quota, node, own);
+    value["over_per_second"] = json!(4.0);
+    value["needed_ratio"] = json!(needed);
+    value
+}
+
+fn heaviest(tenant: &str, admitted: f64, node: usize, own: bool) -> Value {
+    let mut value = ev_value(tenant, "per_min", 600, node, own);
+    value["admitted_per_second"] = json!(admitted);
+    value
+}
+
+/// An anomaly ticket whose criterion's frozen reference is `before`/s.
+fn anomaly_ticket(before: f64) -> Value {
+    let mut ticket = ticket("anomaly", "anomaly:admitted_rate");
+    ticket["acceptance_criteria"] = json!([{"metric": "admitted_rate",
+        "reference": {"median": before, "scale": 1.0, "direction": "both"}}]);
+    ticket
 }
 
 #[test]
-fn abusive_tenant_surge_failure_paths_escalate() {
+fn abusive_tenant_surge_throttles_the_heaviest_value_alone_with_copies_of_its_keys_limits() {
     let runbook = shipped_one("abusive-tenant-surge");
-    // the pipeline rolls the limit back
+    // The admitted rate rose from 100/s to 150/s; acme sends 80/s of it.
     let mut world = World::new(state())
-        .series(RATE, &[json!(900.0)])
-        .verdicts(&[ProposalStatus::RolledBack]);
-    let (end, run) = world.run(&runbook, &ticket("anomaly", "anomaly:request_rate"));
+        .series(ADMITTED, &[json!(150.0), json!(152.0)])
+        .evidence(evidence(vec![], heaviest("acme", 80.0, 0, false), vec![]))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, _) = world.run(&runbook, &anomaly_ticket(100.0));
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    let (actions, risk) = &world.proposed[0];
+    assert_eq!(*risk, Risk::Medium);
+    // 80 - 1.2 x 50 = 20/s: 1,200 a minute, bursts of 200.
+    let throttle = json!({
+        "domain": "api",
+        "path": [{"key": "tenant", "value": "acme"}],
+        "rate_limit": {"name": "throttle@tenant=acme", "unit": "minute",
+                       "algorithm": "token_bucket", "requests_per_unit": 1200, "burst": 200}
+    });
+    let copy = |name: &str, unit: &str, quota: u64| ProposedAction {
+        action: "add_limit".into(),
+        params: json!({
+            "domain": "api",
+            "path": [{"key": "tenant", "value": "acme"}],
+            "rate_limit": {"name": format!("{name}@tenant=acme"), "unit": unit,
+                           "requests_per_unit": quota}
+        }),
+    };
+    assert_eq!(
+        actions,
+        &vec![
+            copy("per_min", "minute", 600),
+            copy("per_day", "day", 100000),
+            ProposedAction {
+                action: "add_limit".into(),
+                params: throttle,
+            },
+        ]
+    );
+    assert!(world.observed.contains(&Query::Series {
+        selector: ADMITTED.into(),
+        window_ms: 120_000,
+        reduce: Reduce::Rate
+    }));
+    // A value with a node of its own gets the throttle alone.
+    let mut world = World::new(state())
+        .series(ADMITTED, &[json!(150.0), json!(152.0)])
+        .evidence(evidence(vec![], heaviest("acme", 80.0, 1, true), vec![]))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    world.run(&runbook, &anomaly_ticket(100.0));
+    assert_eq!(world.proposed[0].0.len(), 1);
+    assert_eq!(
+        world.proposed[0].0[0].params["rate_limit"]["name"],
+        "throttle@tenant=acme"
+    );
+    // Already throttled: the throttle tightens; never below 5% of the rate.
+    let mut world = World::new(state())
+        .series(ADMITTED, &[json!(180.0), json!(178.0)])
+        .evidence(evidence(
+            vec![],
+            heaviest("acme", 80.0, 1, true),
+            vec![ev_limit("throttle@tenant=acme", "minute", 1200, 1)],
+        ))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    world.run(&runbook, &anomaly_ticket(100.0));
+    assert_eq!(
+        world.proposed[0].0,
+        vec![ProposedAction {
+            action: "set_limit".into(),
+            params: json!({"domain": "api", "limit": "throttle@tenant=acme",
+                           "requests_per_unit": 240, "burst": 40}),
+        }]
+    );
+}
+
+#[test]
+fn abusive_tenant_surge_leaves_broad_rises_and_drops_to_others() {
+    let runbook = shipped_one("abusive-tenant-surge");
+    // acme explains 20 of a 50/s rise: broad, nothing proposed.
+    let mut world = World::new(state())
+        .series(ADMITTED, &[json!(150.0), json!(152.0)])
+        .evidence(evidence(vec![], heaviest("acme", 20.0, 0, false), vec![]));
+    let (end, _) = world.run(&runbook, &anomaly_ticket(100.0));
     assert!(
-        summary(&end).starts_with("The pipeline did not accept the surge limit"),
+        summary(&end).contains("no single value explains half"),
         "{end:?}"
     );
-    assert!(run.trace().iter().any(|entry| entry.step == "tighten"
+    assert!(world.proposed.is_empty());
+    // The heaviest value is over its own quota: held by the config; the
+    // limiting_correctness ticket decides.
+    let mut world = World::new(state())
+        .series(ADMITTED, &[json!(150.0), json!(152.0)])
+        .evidence(evidence(
+            vec![rejected("acme", "per_min", 600, 0, false, 1.5)],
+            heaviest("acme", 80.0, 0, false),
+            vec![],
+        ));
+    let (end, _) = world.run(&runbook, &anomaly_ticket(100.0));
+    assert!(
+        summary(&end).contains("already reject its excess"),
+        "{end:?}"
+    );
+    assert!(world.proposed.is_empty());
+    // A rise of less than a quarter: not treated as a surge.
+    let mut world = World::new(state())
+        .series(ADMITTED, &[json!(120.0)])
+        .evidence(evidence(vec![], heaviest("acme", 80.0, 0, false), vec![]));
+    let (end, _) = world.run(&runbook, &anomaly_ticket(100.0));
+    assert!(summary(&end).contains("not a surge"), "{end:?}");
+    assert!(world.proposed.is_empty());
+    // The admitted rate fell: not a surge.
+    let mut world = World::new(state())
+        .series(ADMITTED, &[json!(40.0)])
+        .evidence(evidence(vec![], heaviest("acme", 20.0, 0, false), vec![]));
+    let (end, _) = world.run(&runbook, &anomaly_ticket(100.0));
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert!(summary(&end).contains("not a surge"), "{end:?}");
+    assert!(world.proposed.is_empty());
+    // The pipeline rolls the throttle back.
+    let mut world = World::new(state())
+        .series(ADMITTED, &[json!(150.0), json!(152.0)])
+        .evidence(evidence(vec![], heaviest("acme", 80.0, 0, false), vec![]))
+        .verdicts(&[ProposalStatus::RolledBack]);
+    let (end, run) = world.run(&runbook, &anomaly_ticket(100.0));
+    assert!(
+        summary(&end).starts_with("The pipeline did not accept or verify the throttle"),
+        "{end:?}"
+    );
+    assert!(run.trace().iter().any(|entry| entry.step == "throttle_new"
         && matches!(&entry.event, TraceEvent::Failed { reason } if reason == "the proposal ended rolled_back")));
-    // no tenant at its quota: broad surge, nothing proposed
-    let mut calm = state();
-    calm["limits"][0]["hottest"][0]["used"] = json!(10);
-    let mut world = World::new(calm).series(RATE, &[json!(900.0)]);
-    let (end, _) = world.run(&runbook, &ticket("anomaly", "anomaly:request_rate"));
-    assert!(summary(&end).starts_with("No single tenant is at its tenant_per_second quota"));
+}
+
+#[test]
+fn tenant_outgrew_limit_raises_the_one_value_from_its_need() {
+    let runbook = shipped_one("tenant-outgrew-limit");
+    let slo = ticket("slo", "slo:limiting_correctness");
+    // acme needs 1.5x per_min: an override of its own, per_min at
+    // 600 x 1.5 x 1.25 = 1125, per_day copied as it is.
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![rejected("acme", "per_min", 600, 0, false, 1.5)],
+            Value::Null,
+            vec![],
+        ))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert!(world.asked.is_empty());
+    let names_and_quotas: Vec<(&Value, &Value)> = world.proposed[0]
+        .0
+        .iter()
+        .map(|a| {
+            (
+                &a.params["rate_limit"]["name"],
+                &a.params["rate_limit"]["requests_per_unit"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        names_and_quotas,
+        vec![
+            (&json!("per_min@tenant=acme"), &json!(1125)),
+            (&json!("per_day@tenant=acme"), &json!(100000)),
+        ]
+    );
+    assert!(world.proposed[0].0.iter().all(|a| a.action == "add_limit"
+        && a.params["path"] == json!([{"key": "tenant", "value": "acme"}])));
+    // Its own limit, needing 3x: more than x2 asks a human; approved, the
+    // limit is set for it alone.
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![rejected("acme", "per_min@tenant=acme", 1000, 1, true, 3.0)],
+            Value::Null,
+            vec![],
+        ))
+        .verdicts(&[ProposalStatus::Succeeded])
+        .answers(&[Approval::Approved]);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert_eq!(world.asked.len(), 1);
+    assert!(world.asked[0].contains("to 3750"), "{}", world.asked[0]);
+    assert_eq!(
+        world.proposed[0].0,
+        vec![ProposedAction {
+            action: "set_limit".into(),
+            params: json!({"domain": "api", "limit": "per_min@tenant=acme",
+                           "requests_per_unit": 3750}),
+        }]
+    );
+    // A change that does not end the rejections (rolled back by the
+    // pipeline's verification) is sized again from the evidence, at most
+    // three times.
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![rejected("acme", "per_min", 600, 0, false, 1.5)],
+            Value::Null,
+            vec![],
+        ))
+        .verdicts(&[ProposalStatus::RolledBack, ProposalStatus::Succeeded]);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert_eq!(world.proposed.len(), 2);
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![rejected("acme", "per_min", 600, 0, false, 1.5)],
+            Value::Null,
+            vec![],
+        ))
+        .verdicts(&[ProposalStatus::RolledBack; 3]);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(
+        summary(&end).starts_with("3 changes (raises or rollbacks) did not end the burn"),
+        "{end:?}"
+    );
+    assert_eq!(world.proposed.len(), 3);
+    // Declined: escalated, nothing proposed.
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![rejected("acme", "per_min@tenant=acme", 1000, 1, true, 3.0)],
+            Value::Null,
+            vec![],
+        ))
+        .answers(&[Approval::Rejected]);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(summary(&end).starts_with("A human declined"), "{end:?}");
     assert!(world.proposed.is_empty());
 }
 
 #[test]
-fn tenant_outgrew_limit_doubles_then_asks_then_stops_at_the_ceiling() {
+fn tenant_outgrew_limit_rolls_back_a_config_pushed_just_before_the_burn() {
     let runbook = shipped_one("tenant-outgrew-limit");
-    let over = "floodgate_rate_limit_over_limit_total{domain=\"api\",limit=\"tenant_per_day\"}";
-    // main path: one doubling fixes it
+    let mut slo = ticket("slo", "slo:limiting_correctness");
+    slo["context"]["since_ms"] = json!(10_000_000);
+    let with_changes = |actor: &str, via: &str, time_ms: u64| {
+        let mut ev = evidence(
+            vec![rejected("acme", "per_min", 600, 0, false, 1.5)],
+            Value::Null,
+            vec![],
+        );
+        ev["config_changes"] = json!([
+            {"version": 5, "hash": "h5", "time_ms": time_ms, "actor": actor,
+             "reason": "tightening limits", "via": via},
+            {"version": 4, "hash": "h4", "time_ms": 1_000, "actor": "startup",
+             "reason": "", "via": "startup"},
+        ]);
+        ev
+    };
+    // Pushed by a human 10 minutes before the burn: version 4 comes back,
+    // after a human's approval.
     let mut world = World::new(state())
-        .series(over, &[json!(3.5), json!(0.0)])
+        .evidence(with_changes("human:ops", "apply_config", 9_400_000))
+        .answers(&[Approval::Approved])
         .verdicts(&[ProposalStatus::Succeeded]);
-    let (end, _) = world.run(&runbook, &ticket("slo", "slo:limiting_correctness"));
+    let (end, _) = world.run(&runbook, &slo);
     assert!(matches!(end, Command::Done { .. }), "{end:?}");
-    assert_eq!(world.proposed.len(), 1);
-    assert_eq!(
-        world.proposed[0].0[0].params,
-        json!({"domain": "api", "limit": "tenant_per_day", "requests_per_unit": 2000000})
-    );
-    assert!(world.asked.is_empty());
-    // still rejecting: the second doubling needs approval; then the 4x ceiling
-    let mut world = World::new(state())
-        .series(over, &[json!(3.5)])
-        .verdicts(&[ProposalStatus::Succeeded, ProposalStatus::Succeeded])
-        .answers(&[Approval::Approved]);
-    let (end, _) = world.run(&runbook, &ticket("slo", "slo:limiting_correctness"));
-    let quotas: Vec<&Value> = world
-        .proposed
-        .iter()
-        .map(|(actions, _)| &actions[0].params["requests_per_unit"])
-        .collect();
-    assert_eq!(quotas, vec![&json!(2000000), &json!(4000000)]);
     assert_eq!(world.asked.len(), 1);
     assert!(
-        world.asked[0].contains("already raised from 1000000 to 2000000"),
+        world.asked[0].contains("Put version 4 back?"),
         "{}",
         world.asked[0]
     );
-    assert!(
-        summary(&end).contains("would pass 4x its original quota"),
-        "{end:?}"
+    assert_eq!(
+        world.proposed[0],
+        (
+            vec![ProposedAction {
+                action: "rollback_config".into(),
+                params: json!({"to_version": 4}),
+            }],
+            Risk::High
+        )
     );
-    // a human declines the second doubling
-    let mut world = World::new(state())
-        .series(over, &[json!(3.5)])
-        .verdicts(&[ProposalStatus::Succeeded])
-        .answers(&[Approval::Rejected]);
-    let (end, _) = world.run(&runbook, &ticket("slo", "slo:limiting_correctness"));
-    assert!(
-        summary(&end).starts_with("A human declined a further raise"),
-        "{end:?}"
-    );
-    assert_eq!(world.proposed.len(), 1);
+    // The harness's own change, or a push long before: no rollback; the
+    // value's limit is raised.
+    for (actor, via, time_ms) in [
+        ("agent:runbook-1", "add_limit", 9_400_000),
+        ("human:ops", "apply_config", 1_000_000),
+    ] {
+        let mut world = World::new(state())
+            .evidence(with_changes(actor, via, time_ms))
+            .verdicts(&[ProposalStatus::Succeeded]);
+        world.run(&runbook, &slo);
+        assert!(world.asked.is_empty(), "{actor} {via}");
+        assert_eq!(world.proposed[0].0[0].action, "add_limit", "{actor} {via}");
+    }
 }
 
+#[test]
+fn tenant_outgrew_limit_escalates_past_the_cap_and_ignores_throttles() {
+    let runbook = shipped_one("tenant-outgrew-limit");
+    let slo = ticket("slo", "slo:limiting_correctness");
+    // 1000 x 6 = 6000 a minute is 10x the key's 600: past x8, before any
+    // change.
+    let mut world = World::new(state()).evidence(evidence(
+        vec![rejected("acme", "per_min@tenant=acme", 1000, 1, true, 6.0)],
+        Value::Null,
+        vec![],
+    ));
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(summary(&end).contains("more than the x8"), "{end:?}");
+    assert!(world.proposed.is_empty() && world.asked.is_empty());
+    // Only a throttle rejects: nothing to raise.
+    let mut world = World::new(state()).evidence(evidence(
+        vec![rejected("acme", "throttle@tenant=acme", 100, 1, true, 9.0)],
+        Value::Null,
+        vec![],
+    ));
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(summary(&end).starts_with("No limit rejects"), "{end:?}");
+    assert!(world.proposed.is_empty());
+}
+
+#[test]
+fn a_runbook_naming_a_limit_or_tenant_is_refused() {
+    let text = |params: &str, vars: &str| {
+        format!(
+            "name: n\nversion: 1\ndescription: d\nmatch: {{source: [slo], fingerprint: \"slo:x\"}}\ntimeout: 1h\nvars:\n  tenant: acme\n{vars}start: look\nsteps:\n  look:\n    observe: {{evidence: /rejected/0}}\n    into: v\n    next: act\n  act:\n    propose:\n      - action: set_limit\n        params: {params}\n    risk: medium\n    rationale: r\n    on_success: end\n  end:\n    resolve: ok\n"
+        )
+    };
+    // Names from the evidence load.
+    Runbook::parse(
+        "ok.yaml",
+        &text(
+            "{domain: \"{{ vars.v.domain }}\", limit: \"{{ vars.v.limit }}\", requests_per_unit: 5}",
+            "",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for (params, field, says) in [
+        (
+            "{domain: api, limit: \"{{ vars.v.limit }}\", requests_per_unit: 5}",
+            "propose[0].params.domain",
+            "a literal name (\"api\")",
+        ),
+        (
+            "{domain: \"{{ vars.v.domain }}\", limit: tenant_per_day, requests_per_unit: 5}",
+            "propose[0].params.limit",
+            "a literal name",
+        ),
+        (
+            "{domain: \"{{ vars.v.domain }}\", limit: \"${tenant}_per_day\", requests_per_unit: 5}",
+            "propose[0].params.limit",
+            "from constants alone",
+        ),
+        (
+            "{domain: \"{{ vars.v.domain }}\", limit: \"{{ 'per_day' }}\", requests_per_unit: 5}",
+            "propose[0].params.limit",
+            "from constants alone",
+        ),
+    ] {
+        let error = Runbook::parse("named.yaml", &text(params, "")).expect_err(params);
+        assert_eq!(error.field, field, "{error}");
+        assert!(error.message.contains(says), "{error}");
+        assert_eq!(error.step.as_deref(), Some("act"), "{error}");
+        assert!(error.line.is_some(), "{error}");
+    }
+}
 #[test]
 fn capacity_headroom_doubles_capacity_and_verifies() {
     let runbook = shipped_one("capacity-headroom");
@@ -921,4 +1229,55 @@ proptest! {
         );
         prop_assert!(finished, "the trace ends with the terminal command");
     }
+}
+
+#[test]
+fn an_evidence_observation_reads_the_merged_evidence_and_names_no_limit() {
+    let runbook = Runbook::parse(
+        "evidence.yaml",
+        r#"
+name: evidence-reader
+version: 1
+description: reads the evidence
+match: {source: [slo], fingerprint: "slo:x"}
+timeout: 1h
+start: look
+steps:
+  look:
+    observe: {evidence: /rejecting}
+    into: rejecting
+    next: judge
+  judge:
+    branch:
+      - when: "vars.rejecting == null"
+        next: quiet
+    default: found
+  quiet:
+    resolve: "nothing rejects"
+  found:
+    escalate: "{{ vars.rejecting.values[0].value }} asks {{ vars.rejecting.values[0].demand_ratio }}x {{ vars.rejecting.name }}"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let evidence = json!({"rejecting": {"name": "org_guard", "values": [
+        {"value": "org=gamma", "demand_ratio": 4.0}]}});
+    let mut world = World::new(state()).evidence(evidence);
+    let (command, _) = world.run(&runbook, &ticket("slo", "slo:x"));
+    assert_eq!(summary(&command), "org=gamma asks 4x org_guard");
+    assert_eq!(
+        world.observed,
+        [Query::Evidence {
+            pointer: "/rejecting".into()
+        }]
+    );
+    let mut quiet = World::new(state()).evidence(json!({"rejecting": null}));
+    let (command, _) = quiet.run(&runbook, &ticket("slo", "slo:x"));
+    assert_eq!(summary(&command), "nothing rejects");
+    // Exactly one source per observation.
+    let both = Runbook::parse(
+        "both.yaml",
+        "name: b\nversion: 1\ndescription: d\nmatch: {source: [slo], fingerprint: \"slo:x\"}\ntimeout: 1h\nstart: a\nsteps:\n  a:\n    observe: {evidence: /rejecting, state: /limits}\n    into: x\n    next: b\n  b:\n    resolve: r\n",
+    )
+    .expect_err("two sources");
+    assert!(both.to_string().contains("evidence"), "{both}");
 }

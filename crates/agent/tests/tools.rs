@@ -10,13 +10,14 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use support::StandInHarness;
 
-const EXPECTED: [&str; 18] = [
+const EXPECTED: [&str; 19] = [
     "claim_ticket",
     "get_ticket",
     "list_tickets",
     "get_criteria",
     "observe_series",
     "get_service_state",
+    "get_evidence",
     "get_service_events",
     "list_slos",
     "list_invariants",
@@ -62,6 +63,7 @@ fn the_catalog_has_every_tool_once_with_object_schemas_and_coherent_flags() {
             "get_criteria",
             "observe_series",
             "get_service_state",
+            "get_evidence",
             "get_service_events",
             "list_slos",
             "list_invariants",

@@ -342,6 +342,17 @@ async fn run(args: DemoArgs, data: PathBuf, runbooks: Vec<Runbook>) -> Result<()
                     );
                 }
                 *seen = records.len();
+                // The on-call: answers a question waiting for a human (the
+                // runbook asks before raising a quota more than 2x).
+                if proposal["stage"] == "awaiting_approval" {
+                    post(
+                        &harness_api,
+                        &format!("/v1/proposals/{pid}/approve"),
+                        json!({"actor": "human:demo-on-call", "reason": "the demo's on-call approves"}),
+                    )
+                    .await?;
+                    println!("[{}] on-call approves {pid}", clock_text(now));
+                }
             }
         }
         if let Some(ticket) = &finished {
@@ -378,6 +389,26 @@ async fn run(args: DemoArgs, data: PathBuf, runbooks: Vec<Runbook>) -> Result<()
         service_clock.advance(TICK_MS * 1_000_000);
         tokio::time::sleep(pace).await;
     }
+}
+
+async fn post(transport: &InProcessTransport, path: &str, body: Value) -> Result<Value> {
+    use floodgate_contract::client::{Method, RawRequest, Transport};
+    let response = transport
+        .send(RawRequest {
+            method: Method::Post,
+            path: path.to_owned(),
+            body: Some(serde_json::to_vec(&body)?),
+        })
+        .await
+        .map_err(|error| anyhow!("{path}: {error}"))?;
+    if !(200..300).contains(&response.status) {
+        return Err(anyhow!(
+            "{path}: {} {}",
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        ));
+    }
+    serde_json::from_slice(&response.body).map_err(|error| anyhow!("{path}: {error}"))
 }
 
 async fn get(transport: &InProcessTransport, path: &str) -> Result<Value> {

@@ -156,6 +156,30 @@ async fn a_fix_that_does_not_meet_the_criteria_is_rolled_back_to_the_exact_prior
 }
 
 #[tokio::test]
+async fn criteria_plainly_unmet_fail_fast_without_waiting_for_max_duration() {
+    let mut world = World::new(
+        "fail-fast",
+        "verify:\n  max_duration: 6h\n  fail_after: 5m\n",
+    );
+    world.ticks(40).await;
+    let ticket = world.file_and_claim("< 1%").await;
+    // 70/min still rejects a fifth of acme's 90/min: not met, judged so.
+    let (status, answer) = world.propose(&ticket, raise_to(70)).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    world.ticks(13 + 31 + 31).await;
+    let proposal = world.proposal(&id).await;
+    assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
+    assert!(
+        proposal["outcome"]
+            .as_str()
+            .is_some_and(|outcome| outcome.contains("verify.fail_after")),
+        "{proposal}"
+    );
+    assert_eq!(world.limit().await, 60);
+}
+
+#[tokio::test]
 async fn only_one_change_at_a_time_and_only_by_the_claimant() {
     let mut world = World::new("conflicts", "");
     world.ticks(3).await;

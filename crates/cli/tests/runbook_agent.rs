@@ -24,6 +24,8 @@ descriptors:
       - {name: tenant_per_day, unit: day, requests_per_unit: 2400}
 ";
 
+/// Every limit's hits, whatever its name (the override the runbook adds
+/// has a name of its own).
 const OBJECTIVES: &str = "
 alerting:
   min_events: 20
@@ -34,8 +36,8 @@ slos:
     window: 7d
     sli:
       ratio:
-        good: floodgate_rate_limit_within_limit_total{domain=\"api\",limit=\"tenant_per_day\"}
-        total: floodgate_rate_limit_hits_total{domain=\"api\",limit=\"tenant_per_day\"}
+        good: floodgate_rate_limit_within_limit_total
+        total: floodgate_rate_limit_hits_total
 ";
 
 fn agent(world: &World) -> RunbookAgent {
@@ -49,6 +51,29 @@ async fn ticket(world: &World, id: &str) -> Value {
     world.get(&format!("/v1/tickets/{id}")).await
 }
 
+/// The on-call: approves every proposal waiting for a human.
+async fn on_call_approves(world: &World, id: &str) -> usize {
+    let mut approved = 0;
+    for proposal in ticket(world, id).await["proposals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if proposal["stage"] == "awaiting_approval" {
+            let pid = proposal["id"].as_str().expect("id");
+            let (status, answer) = world
+                .post(
+                    &format!("/v1/proposals/{pid}/approve"),
+                    json!({"actor": "human:on-call", "reason": "go ahead"}),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            approved += 1;
+        }
+    }
+    approved
+}
+
 #[tokio::test]
 async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it() {
     let mut world = World::build("runbook-outgrown", LIMITS, OBJECTIVES, "", 1);
@@ -59,12 +84,16 @@ async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it
     let mut agent = agent(&world);
     let mut finished = None;
     let mut claimed_at = None;
+    let mut approvals = 0;
     // Three simulated hours at most.
     for tick in 0..1_080u64 {
         world.observe().await;
         let report = agent.poll(world.now()).await.expect("the harness answers");
         if claimed_at.is_none() && agent.current_ticket().is_some() {
             claimed_at = Some(tick);
+        }
+        if let Some(id) = agent.current_ticket() {
+            approvals += on_call_approves(&world, id).await;
         }
         if let PollReport::Finished { ticket, outcome } = report {
             finished = Some((ticket, outcome));
@@ -85,13 +114,16 @@ async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it
     assert_eq!(shown["ticket"]["fingerprint"], "slo:limiting_correctness");
     assert_eq!(shown["ticket"]["state"], "resolved");
     let proposals = shown["proposals"].as_array().expect("proposals");
-    assert_eq!(proposals.len(), 1, "{proposals:?}");
-    assert_eq!(proposals[0]["stage"], "succeeded");
-    assert_eq!(proposals[0]["actions"][0]["action"], "set_limit");
-    assert_eq!(
-        proposals[0]["actions"][0]["params"]["requests_per_unit"],
-        4800
-    );
+    // The rest of the day needs more than twice the quota: the runbook
+    // asked first (P-0001, approved), then proposed acme's own limits
+    // (P-0002): copies of its key's two, the daily one raised.
+    assert_eq!(approvals, 1);
+    assert_eq!(proposals.len(), 2, "{proposals:?}");
+    assert_eq!(proposals[1]["stage"], "succeeded");
+    let actions = proposals[1]["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert!(actions.iter().all(|a| a["action"] == "add_limit"
+        && a["params"]["path"] == json!([{"key": "tenant", "value": "acme"}])));
     // What the agent did is on the ticket.
     let comments: Vec<&str> = shown["history"]
         .as_array()
@@ -103,22 +135,28 @@ async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it
     assert!(
         comments
             .iter()
-            .any(|text| text.starts_with("runbook tenant-outgrew-limit v2")),
+            .any(|text| text.starts_with("runbook tenant-outgrew-limit v3")),
         "{comments:?}"
     );
     assert!(
-        comments.iter().any(|text| text.contains("proposed P-0001")),
+        comments.iter().any(|text| text.contains("proposed P-0002")),
         "{comments:?}"
     );
+    // Only acme's quota changed: the key's stays as it was.
     let state = world.service_state().await;
-    let quota = state["limits"]
-        .as_array()
-        .expect("limits")
-        .iter()
-        .find(|limit| limit["name"] == "tenant_per_day")
-        .expect("tenant_per_day")["requests_per_unit"]
-        .clone();
-    assert_eq!(quota, 4800);
+    let quota = |name: &str| {
+        state["limits"]
+            .as_array()
+            .expect("limits")
+            .iter()
+            .find(|limit| limit["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))["requests_per_unit"]
+            .as_u64()
+            .expect("a quota")
+    };
+    assert_eq!(quota("tenant_per_day"), 2400);
+    assert_eq!(quota("tenant_per_second@tenant=acme"), 100);
+    assert!(quota("tenant_per_day@tenant=acme") > 2 * 2400);
     floodgate_harness::verify(&world.data).expect("the ledger verifies");
 }
 

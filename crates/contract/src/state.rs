@@ -51,6 +51,12 @@ pub struct LimitState {
     pub name: String,
     /// Where it is defined, e.g. `descriptors[0].rate_limits[1]`.
     pub path: String,
+    /// The descriptor node it is defined at, level by level: a request
+    /// reaches it through that many entries, with these keys and, where a
+    /// level has one, this value (a level without a value matches every
+    /// value).
+    #[serde(default)]
+    pub descriptor: Vec<NodeEntry>,
     pub algorithm: String,
     pub requests_per_unit: u64,
     pub unit: String,
@@ -111,6 +117,15 @@ pub struct ValueUsage {
     /// The most the counts may overstate (space-saving's inherited count
     /// when the value displaced another).
     pub error: u64,
+}
+
+/// One level of a descriptor node of the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeEntry {
+    pub key: String,
+    /// `None` for a key-only level (it matches every value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// One descriptor entry.

@@ -25,6 +25,7 @@
 //! | `POST /v1/proposals/{pid}/revert` | `{"actor"?, "reason"?}`: undo a finished proposal's applied changes with their recorded inverses, as a new ticket and proposal through the pipeline (`201 {ticket, proposal}`; 409 naming why not) |
 //! | `GET /v1/actions` | the service action catalog, with risk and whether the policy gates it |
 //! | `GET /v1/observe/series?selector=S&window_ms=W&step_ms=T&rate=true` | points from the harness's series store |
+//! | `GET /v1/evidence` | which limits reject, for which descriptor values, demand against the limit, store health: every instance merged (`evidence.rs`) |
 //! | `GET /v1/observe/state?service=NAME` · `/v1/observe/events?service=NAME&after=SEQ&limit=N` | a service's state and events, through the harness |
 //! | `GET /v1/pipeline` · `POST /v1/pause` · `POST /v1/resume` | the pipeline: paused?, freeze window, proposals in flight |
 //! | `POST /v1/tickets/{id}/steps` | `{"agent", "message"?, "reasoning"?, "tool_calls"?, "observation"?}`: the claimant records a step of its work |
@@ -233,6 +234,7 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .route("/v1/actions", get(actions))
         .route("/v1/observe/series", get(observe_series))
         .route("/v1/observe/state", get(observe_state))
+        .route("/v1/evidence", get(evidence))
         .route("/v1/observe/events", get(observe_events))
         .route("/v1/pipeline", get(pipeline_status))
         .route("/v1/notices", get(list_notices).post(create_notice))
@@ -1075,6 +1077,52 @@ async fn observe_state(
     let target = service_of(&state, &query)?;
     let service_state = target.transport.state().await.map_err(upstream)?;
     ok(json!({ "service": target.name, "state": service_state }))
+}
+
+async fn evidence(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    only_params(&query, &[])?;
+    let pipeline = pipeline_of(&state)?;
+    let mut states = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut config_changes = None;
+    for target in pipeline.targets() {
+        match target.transport.state().await {
+            Ok(service_state) => {
+                states.push((target.name.clone(), service_state));
+                if config_changes.is_none() {
+                    let limit = crate::evidence::MAX_CONFIG_CHANGES as u64;
+                    config_changes = target
+                        .transport
+                        .config_versions(None, Some(limit))
+                        .await
+                        .ok()
+                        .map(|page| page.versions);
+                }
+            }
+            Err(error) => {
+                unreachable.push(json!({"service": target.name, "error": error.to_string()}))
+            }
+        }
+    }
+    if states.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream",
+            "service",
+            format!("no service answered: {unreachable:?}"),
+        ));
+    }
+    let mut document = json!(crate::evidence::build(
+        &states,
+        &config_changes.unwrap_or_default(),
+        state.now_ms()
+    ));
+    document["unreachable"] = json!(unreachable);
+    ok(document)
 }
 
 async fn observe_events(

@@ -107,6 +107,7 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/pipeline", Scope::Read),
     ("GET", "/v1/observe/series", Scope::Read),
     ("GET", "/v1/observe/state", Scope::Read),
+    ("GET", "/v1/evidence", Scope::Read),
     ("GET", "/v1/observe/events", Scope::Read),
     ("GET", "/v1/trajectories", Scope::Read),
     ("GET", "/v1/trajectories/*", Scope::Read),

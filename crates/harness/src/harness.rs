@@ -1024,7 +1024,7 @@ pub fn file_violations(
                 continue;
             }
         }
-        match store.intake(&violation.draft, None, now_ms) {
+        match store.intake_as(&violation.draft, None, now_ms, !violation.reminder) {
             Ok(outcome) => filed.push(outcome),
             Err(error) => return Err((filed, error)),
         }

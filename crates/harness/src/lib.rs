@@ -44,6 +44,7 @@ pub mod anomaly;
 pub mod api;
 pub mod auth;
 pub mod criteria;
+pub mod evidence;
 pub mod exposition;
 pub mod harness;
 pub mod invariants;

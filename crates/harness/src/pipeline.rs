@@ -1301,7 +1301,15 @@ impl Pipeline {
             });
             return Some(step);
         }
-        if now_ms < verify.deadline_ms {
+        // Fail fast: a criterion judged not met (not merely pending) for
+        // `fail_after` once judging began will not be met by waiting.
+        let plainly_unmet = results
+            .iter()
+            .any(|r| matches!(r.verdict, CriterionVerdict::NotMet { .. }));
+        let failing_fast = self.policy.verify.fail_after_ms.is_some_and(|after| {
+            plainly_unmet && now_ms >= verify.judge_from_ms.saturating_add(after)
+        });
+        if now_ms < verify.deadline_ms && !failing_fast {
             return None;
         }
         let unmet: Vec<String> = results
@@ -1313,7 +1321,15 @@ impl Pipeline {
                 }
             })
             .collect();
-        let detail = format!("criteria not met by the deadline: {}", unmet.join("; "));
+        let detail = if now_ms < verify.deadline_ms {
+            format!(
+                "criteria still not met {} after judging began (verify.fail_after): {}",
+                format_duration_ms(self.policy.verify.fail_after_ms.unwrap_or_default()),
+                unmet.join("; ")
+            )
+        } else {
+            format!("criteria not met by the deadline: {}", unmet.join("; "))
+        };
         proposal.record(now_ms, "failed", &detail, verify.last.clone());
         proposal.outcome = format!("{detail}; rolled back");
         let rework = Command::Rework {

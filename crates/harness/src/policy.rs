@@ -30,6 +30,7 @@
 //!       min_samples: 3
 //! verify:
 //!   max_duration: 2h        # cap on waiting for criteria to be met and held
+//!   fail_after: 15m         # optional: criteria still plainly not met this long after judging begins fail
 //!   criteria_window: 5m     # a criterion without a duration: held over this long after the deploy
 //! ```
 //!
@@ -54,6 +55,7 @@
 //! | `canary.metrics[].effect_size.min_absolute_change` | 0 |
 //! | `canary.metrics[].mann_whitney.alpha` | 0.05 |
 //! | `verify.max_duration` | `2h` |
+//! | `verify.fail_after` | none (wait for `max_duration`) |
 //! | `verify.criteria_window` | `5m` (1s to 5m) |
 //!
 //! Canary metric names are the acceptance-criteria metrics
@@ -421,6 +423,10 @@ impl Default for CanaryPolicy {
 pub struct VerifyPolicy {
     /// The longest wait for the criteria to be met and held (default 2h).
     pub max_duration_ms: u64,
+    /// Fail fast: once judging has begun, criteria still not met this
+    /// long after (at least one judged not met, not merely pending) fail
+    /// verification without waiting for `max_duration` (default: none).
+    pub fail_after_ms: Option<u64>,
     /// The window a criterion without a duration is judged over, from
     /// this long after the deploy (default and at most
     /// [`CRITERIA_STEP_MS`], at least [`MIN_CRITERIA_WINDOW_MS`]).
@@ -431,6 +437,7 @@ impl Default for VerifyPolicy {
     fn default() -> Self {
         VerifyPolicy {
             max_duration_ms: 2 * HOUR_MS,
+            fail_after_ms: None,
             criteria_window_ms: CRITERIA_STEP_MS,
         }
     }
@@ -696,6 +703,8 @@ struct RawVerify {
     #[serde(default)]
     max_duration: Option<crate::quantity::Span>,
     #[serde(default)]
+    fail_after: Option<crate::quantity::Span>,
+    #[serde(default)]
     criteria_window: Option<crate::quantity::Span>,
 }
 
@@ -830,6 +839,10 @@ impl RawPolicy {
             max_duration_ms: verify
                 .max_duration
                 .map_or(defaults.verify.max_duration_ms, |span| span.ms()),
+            fail_after_ms: verify
+                .fail_after
+                .map(|span| span.ms())
+                .or(defaults.verify.fail_after_ms),
             criteria_window_ms,
         };
         Ok(Policy {

@@ -426,6 +426,19 @@ impl Store {
         intake_key: Option<&str>,
         now_ms: u64,
     ) -> Result<IntakeOutcome, StoreError> {
+        self.intake_as(draft, intake_key, now_ms, false)
+    }
+
+    /// [`Store::intake`] of an evaluator's violation: `fresh` when it is a
+    /// new firing, not a reminder (a fresh violation after an escalation
+    /// opens a new episode: [`crate::tickets::plan_intake`]).
+    pub fn intake_as(
+        &self,
+        draft: &NewTicket,
+        intake_key: Option<&str>,
+        now_ms: u64,
+        fresh: bool,
+    ) -> Result<IntakeOutcome, StoreError> {
         if draft.fingerprint.is_empty() || draft.fingerprint.len() > MAX_FINGERPRINT_BYTES {
             return Err(StoreError::Invalid {
                 field: "fingerprint",
@@ -440,7 +453,7 @@ impl Store {
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = self.intake_in(&tx, draft, intake_key, now_ms)?;
+        let outcome = self.intake_in(&tx, draft, intake_key, now_ms, fresh)?;
         tx.commit()?;
         Ok(outcome)
     }
@@ -457,7 +470,7 @@ impl Store {
     ) -> Result<Ticket, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = self.intake_in(&tx, draft, None, now_ms)?;
+        let outcome = self.intake_in(&tx, draft, None, now_ms, false)?;
         if outcome.action != IntakeAction::Created {
             return Err(StoreError::Transition(TransitionError::Invalid {
                 field: "fingerprint",
@@ -482,6 +495,7 @@ impl Store {
         draft: &NewTicket,
         intake_key: Option<&str>,
         now_ms: u64,
+        fresh: bool,
     ) -> Result<IntakeOutcome, StoreError> {
         if let Some(key) = intake_key {
             let seen: Option<String> = tx
@@ -508,7 +522,14 @@ impl Store {
             )
             .optional()?;
         let latest = latest_doc.map(|doc| parse_doc(&doc)).transpose()?;
-        let outcome = match plan_intake(latest.as_ref(), draft, intake_key, &self.policy, now_ms) {
+        let outcome = match plan_intake(
+            latest.as_ref(),
+            draft,
+            intake_key,
+            &self.policy,
+            now_ms,
+            fresh,
+        ) {
             IntakePlan::Create { previous } => {
                 let number: u64 = tx
                     .query_row(

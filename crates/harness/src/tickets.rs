@@ -852,16 +852,27 @@ pub enum IntakePlan {
 }
 
 /// Decides what `draft` does given the latest ticket with its fingerprint.
+/// `fresh`: the violation is a new firing (its condition cleared and came
+/// back, or an anomaly alarmed anew), not a reminder of one still firing.
+/// A fresh violation after its ticket was escalated is a new episode: a
+/// new ticket, linked to the escalated one (`context.previous_ticket`),
+/// that an agent can work; it never disappears into the escalated ticket.
 pub fn plan_intake(
     latest: Option<&Ticket>,
     draft: &NewTicket,
     intake_key: Option<&str>,
     policy: &IntakePolicy,
     now_ms: u64,
+    fresh: bool,
 ) -> IntakePlan {
     let Some(ticket) = latest else {
         return IntakePlan::Create { previous: None };
     };
+    if fresh && ticket.state == TicketState::Escalated {
+        return IntakePlan::Create {
+            previous: Some(ticket.id.clone()),
+        };
+    }
     let occurred = TicketEvent::Occurred {
         occurrences: ticket.occurrences.saturating_add(1),
         priority: ticket.priority.most_urgent(draft.priority),
@@ -1223,7 +1234,7 @@ mod tests {
         };
         let draft = draft();
         let mut ticket = new_ticket(ticket_id(1), &draft, None, 0);
-        match plan_intake(Some(&ticket), &draft, None, &policy, 10) {
+        match plan_intake(Some(&ticket), &draft, None, &policy, 10, false) {
             IntakePlan::Update {
                 reopened: false,
                 events,
@@ -1240,7 +1251,7 @@ mod tests {
             reopened: true,
             events,
             ..
-        } = plan_intake(Some(&ticket), &draft, None, &policy, 500)
+        } = plan_intake(Some(&ticket), &draft, None, &policy, 500, false)
         else {
             panic!("reopens")
         };
@@ -1256,7 +1267,7 @@ mod tests {
         again.state = TicketState::Resolved;
         again.closed_ms = Some(600);
         let IntakePlan::Update { events, .. } =
-            plan_intake(Some(&again), &draft, None, &policy, 700)
+            plan_intake(Some(&again), &draft, None, &policy, 700, false)
         else {
             panic!("escalates")
         };
@@ -1268,10 +1279,39 @@ mod tests {
             }
         ));
         assert_eq!(
-            plan_intake(Some(&again), &draft, None, &policy, 5000),
+            plan_intake(Some(&again), &draft, None, &policy, 5000, false),
             IntakePlan::Create {
                 previous: Some("INF-0001".into())
             }
         );
+    }
+
+    #[test]
+    fn a_fresh_violation_after_an_escalation_is_a_new_episode_and_a_reminder_is_not() {
+        let policy = IntakePolicy::default();
+        let draft = draft();
+        let mut ticket = new_ticket(ticket_id(1), &draft, None, 0);
+        ticket.state = TicketState::Escalated;
+        // Still firing: absorbed into the escalated ticket.
+        assert!(matches!(
+            plan_intake(Some(&ticket), &draft, None, &policy, 10, false),
+            IntakePlan::Update {
+                reopened: false,
+                ..
+            }
+        ));
+        // Fired anew: a new ticket, linked to the escalated one.
+        assert_eq!(
+            plan_intake(Some(&ticket), &draft, None, &policy, 10, true),
+            IntakePlan::Create {
+                previous: Some("INF-0001".into())
+            }
+        );
+        // A fresh violation of a ticket being worked is absorbed.
+        ticket.state = TicketState::InProgress;
+        assert!(matches!(
+            plan_intake(Some(&ticket), &draft, None, &policy, 10, true),
+            IntakePlan::Update { .. }
+        ));
     }
 }

@@ -49,8 +49,11 @@ descriptors:
 /// generated or committed, is watched the same way), with the low-traffic
 /// guard scaled to the lab's traffic. The SLO counts every limit's hits:
 /// rejections burn it, whoever is rejected (the harness cannot tell a
-/// good tenant from an abusive one; the evidence can).
-pub const OBJECTIVES: &str = "
+/// good tenant from an abusive one; the evidence can), except those of
+/// deliberate throttles (`throttle@…`, put in through the pipeline; ADR
+/// 0015). The anomaly watches the admitted rate: the load the protected
+/// service takes.
+pub const OBJECTIVES: &str = r#"
 alerting:
   min_events: 20
 slos:
@@ -60,8 +63,8 @@ slos:
     window: 7d
     sli:
       ratio:
-        good: floodgate_rate_limit_within_limit_total
-        total: floodgate_rate_limit_hits_total
+        good: floodgate_rate_limit_within_limit_total{limit!~"throttle@.*"}
+        total: floodgate_rate_limit_hits_total{limit!~"throttle@.*"}
 invariants:
   - name: capacity_headroom
     condition: capacity.available_ratio > 0.2
@@ -71,13 +74,13 @@ invariants:
     condition: state.store.healthy
     on_violation: ticket
 anomalies:
-  - name: request_rate
-    series: floodgate_requests_total
+  - name: admitted_rate
+    series: floodgate_requests_total{code="ok"}
     rate_window: 1m
     threshold: 6
     min_relative_scale: 0.05
     on_violation: ticket
-";
+"#;
 
 /// Where the service keeps its counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

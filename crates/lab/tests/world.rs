@@ -181,3 +181,64 @@ async fn a_fleet_sharing_a_remote_backend_takes_turns_and_shares_its_counters_an
     assert_eq!(traffic.tenants["alpha"], (9, 0));
     assert_eq!(traffic.good_rejected, 9);
 }
+
+#[tokio::test]
+async fn the_harness_evidence_merges_the_fleet_and_names_the_rejected_value() {
+    // On a memory fleet each tenant lives on one instance: the evidence
+    // must find the one that overruns its limit wherever it lives.
+    let mut world = world(
+        "evidence",
+        BackendSpec::Memory,
+        3,
+        &["alpha", "beta", "gamma", "delta"],
+    );
+    for _ in 0..3 {
+        world.advance(10_000);
+        world
+            .send(
+                &[
+                    Send {
+                        tenant: "gamma".into(),
+                        count: 200,
+                        good: true,
+                    },
+                    Send {
+                        tenant: "alpha".into(),
+                        count: 16,
+                        good: true,
+                    },
+                    Send {
+                        tenant: "beta".into(),
+                        count: 16,
+                        good: true,
+                    },
+                ],
+                10_000,
+            )
+            .await
+            .expect("send");
+    }
+    let evidence = world.get("/v1/evidence").await.expect("evidence");
+    assert_eq!(evidence["services"].as_array().map(Vec::len), Some(3));
+    let rejecting = &evidence["rejecting"];
+    assert_eq!(rejecting["name"], "org_guard", "{evidence}");
+    assert_eq!(rejecting["quota_per_second"], 5.0);
+    let top = &rejecting["values"][0];
+    assert_eq!(top["value"], "org=gamma", "{rejecting}");
+    assert_eq!(top["entries"][0]["value"], "gamma");
+    // 600 checks in 30 s of a 5/s limit: 20/s asked. The top values
+    // average over their whole window (60 s and the current minute so
+    // far), so the rate reads lower, but still past the limit.
+    let ratio = top["demand_ratio"].as_f64().expect("ratio");
+    assert!(ratio > 1.0, "gamma asks past its limit: {top}");
+    assert!(top["over_per_second"].as_f64().expect("over") > 0.0);
+    // Nobody else is rejected.
+    for value in rejecting["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .skip(1)
+    {
+        assert_eq!(value["over_per_second"], 0.0, "{value}");
+    }
+}

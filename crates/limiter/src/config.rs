@@ -597,6 +597,7 @@ impl Planner<'_> {
                 detailed_metric: descriptor.detailed_metric,
                 replaces: limit.replaces.iter().map(|r| r.name.clone()).collect(),
                 path: limit_path.clone(),
+                descriptor: key_path.to_vec(),
             });
             indexes.push(index);
         }

@@ -35,6 +35,10 @@ pub struct LimitDef {
     /// Where the limit is written, e.g. `descriptors[0].rate_limits[1]`
     /// (relative to its YAML document).
     pub path: String,
+    /// The descriptor node it is defined at: each level's key and value
+    /// (`None` for a key-only level, which matches every value). A request
+    /// reaches it through its first `descriptor.len()` entries.
+    pub descriptor: Vec<(String, Option<String>)>,
 }
 
 /// The outcome of matching one request descriptor.

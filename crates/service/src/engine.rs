@@ -352,10 +352,14 @@ impl<S: CounterStore> Engine<S> {
                     Cost::Consume(hits) if !verdict.admitted && !item.shadow => hits,
                     _ => 0,
                 };
-                if sampled > 0 || over > 0 {
-                    stats.record_top(entries, sampled, over, now);
-                }
                 let limit = table.limit(item.limit as usize);
+                if sampled > 0 || over > 0 {
+                    // The entries that reach the limit's node: a value is
+                    // what the config tells apart, not the rest of the
+                    // request's descriptor.
+                    let depth = limit.descriptor.len().min(entries.len());
+                    stats.record_top(&entries[..depth], sampled, over, now);
+                }
                 if limit.detailed_metric {
                     let value = detailed_value(entries);
                     let over = !verdict.admitted && !item.shadow;

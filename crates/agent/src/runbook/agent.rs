@@ -376,6 +376,10 @@ impl RunbookAgent {
                 }
                 Err(error) => Outcome::Error(describe(&error)),
             },
+            Query::Evidence { .. } => match self.client.evidence().await {
+                Ok(answer) => Outcome::Value(query.resolve_state(&answer)),
+                Err(error) => Outcome::Error(describe(&error)),
+            },
             Query::State { .. } => {
                 let service = self.service.clone().unwrap_or_default();
                 let answer = self.client.observe_state(&service).await;

@@ -18,7 +18,7 @@
 //! passes, or after [`MAX_TRANSITIONS`] steps.
 
 use super::expr::Scope;
-use super::format::{ObserveSource, Query, Runbook, StepKind};
+use super::format::{ObserveSource, Query, Runbook, StepKind, MAX_FOR_EACH};
 use floodgate_contract::actions::Risk;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -437,6 +437,11 @@ impl Run {
                         pointer: pointer.clone(),
                     },
                 }),
+                ObserveSource::Evidence { pointer } => Flow::Issue(Command::Observe {
+                    query: Query::Evidence {
+                        pointer: pointer.clone(),
+                    },
+                }),
                 ObserveSource::Series {
                     selector,
                     window_ms,
@@ -456,6 +461,19 @@ impl Run {
                     }
                 }
             },
+            StepKind::Set { exprs, next } => {
+                let mut values = Vec::with_capacity(exprs.len());
+                for (name, expr) in exprs {
+                    match expr.eval_value(&scope) {
+                        Ok(value) => values.push((name.clone(), value)),
+                        Err(error) => return Flow::Fail(format!("set.{name}: {error}")),
+                    }
+                }
+                for (name, value) in values {
+                    self.store(now_ms, &name, value);
+                }
+                Flow::Goto(next.clone())
+            }
             StepKind::Branch { cases, default } => {
                 for (index, case) in cases.iter().enumerate() {
                     match case.when.eval_bool(&scope) {
@@ -491,19 +509,28 @@ impl Run {
             } => {
                 let mut proposed = Vec::with_capacity(actions.len());
                 for (index, spec) in actions.iter().enumerate() {
-                    let params = match spec.params.render(&scope) {
-                        Ok(params) => params,
-                        Err(error) => {
-                            return Flow::Fail(format!("propose[{index}].params: {error}"))
+                    let rendered = match &spec.for_each {
+                        None => spec.params.render(&scope).map(|params| vec![params]),
+                        Some(list) => {
+                            for_each(list, &scope, |item_scope| spec.params.render(item_scope))
                         }
                     };
-                    if let Err(error) = check_params(spec.def, &params) {
-                        return Flow::Fail(format!("propose[{index}].params: {error}"));
+                    let all = match rendered {
+                        Ok(all) => all,
+                        Err(error) => return Flow::Fail(format!("propose[{index}]: {error}")),
+                    };
+                    for params in all {
+                        if let Err(error) = check_params(spec.def, &params) {
+                            return Flow::Fail(format!("propose[{index}].params: {error}"));
+                        }
+                        proposed.push(ProposedAction {
+                            action: spec.def.name.to_owned(),
+                            params,
+                        });
                     }
-                    proposed.push(ProposedAction {
-                        action: spec.def.name.to_owned(),
-                        params,
-                    });
+                }
+                if proposed.is_empty() {
+                    return Flow::Fail("every for_each list was empty: nothing to propose".into());
                 }
                 match rationale.render_text(&scope) {
                     Ok(rationale) => Flow::Issue(Command::Propose {
@@ -542,6 +569,51 @@ impl Run {
             },
         }
     }
+}
+
+/// Evaluates a `for_each` list and renders once per element, the element
+/// bound to `vars.item` (at most [`MAX_FOR_EACH`] elements).
+fn for_each(
+    list: &super::expr::Expr,
+    scope: &Scope<'_>,
+    render: impl Fn(&Scope<'_>) -> Result<Value, String>,
+) -> Result<Vec<Value>, String> {
+    let items = match list.eval(scope)? {
+        Value::Array(items) => items,
+        other => {
+            return Err(format!(
+                "for_each: {:?} answered {}, not a list",
+                list.text(),
+                match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a bool",
+                    Value::Number(_) => "a number",
+                    Value::String(_) => "a string",
+                    Value::Object(_) => "a map",
+                    Value::Array(_) => "a list",
+                }
+            ))
+        }
+    };
+    if items.len() > MAX_FOR_EACH {
+        return Err(format!(
+            "for_each: {} elements, more than the {MAX_FOR_EACH} one action may expand to",
+            items.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let mut vars = scope.vars.clone();
+        vars.insert("item".to_owned(), item);
+        let item_scope = Scope {
+            vars: &vars,
+            ticket: scope.ticket,
+        };
+        out.push(
+            render(&item_scope).map_err(|error| format!("for_each[{index}].params: {error}"))?,
+        );
+    }
+    Ok(out)
 }
 
 /// Validates rendered parameters against the action's schema.

@@ -34,6 +34,9 @@ fn env() -> Arc<Env> {
         // The strings extension (`split`, `indexOf`, …) declares names the
         // stdlib does not; failing to add it only loses those functions.
         let _ = env.add_extension(cel::extensions::strings);
+        // The math extension (`math.greatest`, `math.least`, `math.ceil`,
+        // …), for sizing a change from what was observed.
+        let _ = env.add_extension(cel::extensions::math);
         Arc::new(env)
     }))
 }
@@ -81,16 +84,27 @@ impl Expr {
         var_names(&self.text)
     }
 
-    /// Evaluates over `vars` and `ticket`, answering JSON.
-    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
+    /// Runs the program over `vars` and `ticket`.
+    fn execute(&self, scope: &Scope<'_>) -> Result<Cel, String> {
         let mut context = Context::with_env(env());
         context.add_variable_from_value("vars", vars_to_cel(scope.vars));
         context.add_variable_from_value("ticket", json_to_cel(scope.ticket, 0));
-        let value = self
-            .program
+        self.program
             .execute(&context)
-            .map_err(|error| format!("{:?} failed: {error}", self.text))?;
-        cel_to_json(&value).map_err(|error| format!("{:?} answered {error}", self.text))
+            .map_err(|error| format!("{:?} failed: {error}", self.text))
+    }
+
+    /// Evaluates over `vars` and `ticket`, answering JSON.
+    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
+        cel_to_json(&self.execute(scope)?)
+            .map_err(|error| format!("{:?} answered {error}", self.text))
+    }
+
+    /// Evaluates to a value to keep (a `set` step): numbers keep their
+    /// kind, so a double that happens to be whole stays a double.
+    pub fn eval_value(&self, scope: &Scope<'_>) -> Result<Value, String> {
+        cel_to_json_as(&self.execute(scope)?, false)
+            .map_err(|error| format!("{:?} answered {error}", self.text))
     }
 
     /// Evaluates a condition: anything but a bool is an error.
@@ -183,6 +197,12 @@ pub fn json_to_cel(value: &Value, depth: usize) -> Cel {
 const EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
 
 fn cel_to_json(value: &Cel) -> Result<Value, String> {
+    cel_to_json_as(value, true)
+}
+
+/// CEL to JSON; a whole double becomes an integer when `whole_as_int`
+/// (so a computed quota fits a schema's integer), else stays a double.
+fn cel_to_json_as(value: &Cel, whole_as_int: bool) -> Result<Value, String> {
     Ok(match value {
         Cel::Null => Value::Null,
         Cel::Bool(b) => Value::Bool(*b),
@@ -192,7 +212,7 @@ fn cel_to_json(value: &Cel) -> Result<Value, String> {
             if !float.is_finite() {
                 return Err(format!("{float}, not a finite number"));
             }
-            if float.fract() == 0.0 && float.abs() <= EXACT_DOUBLE {
+            if whole_as_int && float.fract() == 0.0 && float.abs() <= EXACT_DOUBLE {
                 // Whole and exact: an integer (checked above).
                 Value::from(*float as i64)
             } else {
@@ -205,7 +225,7 @@ fn cel_to_json(value: &Cel) -> Result<Value, String> {
         Cel::List(items) => Value::Array(
             items
                 .iter()
-                .map(cel_to_json)
+                .map(|item| cel_to_json_as(item, whole_as_int))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
         Cel::Map(map) => {
@@ -217,7 +237,7 @@ fn cel_to_json(value: &Cel) -> Result<Value, String> {
                     Key::Uint(u) => u.to_string(),
                     Key::Bool(b) => b.to_string(),
                 };
-                object.insert(key, cel_to_json(item)?);
+                object.insert(key, cel_to_json_as(item, whole_as_int)?);
             }
             Value::Object(object)
         }
@@ -230,6 +250,15 @@ fn cel_to_json(value: &Cel) -> Result<Value, String> {
 pub enum Part {
     Text(String),
     Expr(Expr),
+}
+
+/// One leaf of a [`Template`] ([`Template::leaves`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Leaf {
+    /// A value written in the runbook.
+    Literal(Value),
+    /// A template, with the variables it reads.
+    Templated(BTreeSet<String>),
 }
 
 /// A JSON value whose strings may hold `{{ EXPR }}` and `${name}`.
@@ -312,6 +341,50 @@ impl Template {
             Template::Array(items) => items.iter().for_each(|item| item.collect(names)),
             Template::Object(fields) => fields.iter().for_each(|(_, item)| item.collect(names)),
         }
+    }
+
+    /// Every leaf with its JSON pointer: a literal's scalars (and empty
+    /// containers) with their value, each template with the variables it
+    /// reads.
+    pub fn leaves(&self) -> Vec<(String, Leaf)> {
+        fn literal(at: String, value: &Value, out: &mut Vec<(String, Leaf)>) {
+            match value {
+                Value::Array(items) if !items.is_empty() => {
+                    for (index, item) in items.iter().enumerate() {
+                        literal(format!("{at}/{index}"), item, out);
+                    }
+                }
+                Value::Object(fields) if !fields.is_empty() => {
+                    for (key, item) in fields {
+                        let escaped = key.replace('~', "~0").replace('/', "~1");
+                        literal(format!("{at}/{escaped}"), item, out);
+                    }
+                }
+                other => out.push((at, Leaf::Literal(other.clone()))),
+            }
+        }
+        fn walk(template: &Template, at: String, out: &mut Vec<(String, Leaf)>) {
+            match template {
+                Template::Literal(value) => literal(at, value, out),
+                Template::Whole(_) | Template::Parts(_) => {
+                    out.push((at, Leaf::Templated(template.var_names())))
+                }
+                Template::Array(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        walk(item, format!("{at}/{index}"), out);
+                    }
+                }
+                Template::Object(fields) => {
+                    for (key, item) in fields {
+                        let escaped = key.replace('~', "~0").replace('/', "~1");
+                        walk(item, format!("{at}/{escaped}"), out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, String::new(), &mut out);
+        out
     }
 
     /// The JSON pointers (RFC 6901) of every templated value, for

@@ -1,7 +1,7 @@
 //! The runbook format: YAML in, a validated [`Runbook`] out, and
 //! [`select`].
 
-use super::expr::{is_identifier, Expr, Template};
+use super::expr::{is_identifier, Expr, Leaf, Template};
 use floodgate_contract::actions::{self, ActionDef, Risk};
 use regex::Regex;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -135,6 +135,7 @@ struct RawStep {
     name: Option<String>,
     // kinds
     observe: Option<RawQuery>,
+    set: Option<BTreeMap<String, String>>,
     branch: Option<Vec<RawCase>>,
     propose: Option<Vec<RawAction>>,
     approval: Option<String>,
@@ -163,6 +164,7 @@ struct RawQuery {
     window: Option<String>,
     reduce: Option<Reduce>,
     state: Option<String>,
+    evidence: Option<String>,
     ticket: Option<String>,
 }
 
@@ -176,6 +178,8 @@ struct RawCase {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAction {
+    #[serde(default)]
+    for_each: Option<String>,
     action: String,
     #[serde(default = "empty_object")]
     params: Value,
@@ -281,6 +285,9 @@ pub enum ObserveSource {
     },
     /// A JSON pointer into the service's `/v1/state` document.
     State { pointer: String },
+    /// A JSON pointer into the harness's evidence document (`GET
+    /// /v1/evidence`: every instance merged).
+    Evidence { pointer: String },
     /// A JSON pointer into the ticket (answered by the engine itself).
     Ticket { pointer: String },
 }
@@ -299,6 +306,9 @@ pub enum Query {
     /// Fetch the service's state and answer the value at `pointer`
     /// ([`Query::resolve_state`]); null when there is none.
     State { pointer: String },
+    /// Fetch the harness's evidence (`GET /v1/evidence`) and answer the
+    /// value at `pointer`; null when there is none.
+    Evidence { pointer: String },
 }
 
 impl Query {
@@ -306,7 +316,9 @@ impl Query {
     /// pointer leads nowhere or this is not a state query).
     pub fn resolve_state(&self, state: &Value) -> Value {
         match self {
-            Query::State { pointer } => state.pointer(pointer).cloned().unwrap_or(Value::Null),
+            Query::State { pointer } | Query::Evidence { pointer } => {
+                state.pointer(pointer).cloned().unwrap_or(Value::Null)
+            }
             Query::Series { .. } => Value::Null,
         }
     }
@@ -324,6 +336,40 @@ pub struct Case {
 pub struct ActionSpec {
     pub def: &'static ActionDef,
     pub params: Template,
+    /// A CEL list: the action is proposed once per element, which its
+    /// params read as `vars.item` (at most [`MAX_FOR_EACH`]).
+    pub for_each: Option<Expr>,
+}
+
+/// The most elements a `for_each` may expand an action to.
+pub const MAX_FOR_EACH: usize = 16;
+
+/// Where an action's params hold a name (of a domain, a limit, a
+/// descriptor key or value): these must come from an observation, never a
+/// literal or a constant (ADR 0015). Pointers, `*` standing for an index.
+const NAME_FIELDS: &[&str] = &[
+    "/domain",
+    "/limit",
+    "/path",
+    "/path/*",
+    "/path/*/key",
+    "/path/*/value",
+    "/rate_limit/name",
+];
+
+fn is_name_field(pointer: &str) -> bool {
+    NAME_FIELDS.iter().any(|pattern| {
+        let mut want = pattern.split('/');
+        let mut have = pointer.split('/');
+        loop {
+            match (want.next(), have.next()) {
+                (None, None) => return true,
+                (Some("*"), Some(part)) if part.parse::<usize>().is_ok() => {}
+                (Some(a), Some(b)) if a == b => {}
+                _ => return false,
+            }
+        }
+    })
 }
 
 /// What a step does.
@@ -332,6 +378,12 @@ pub enum StepKind {
     Observe {
         source: ObserveSource,
         into: String,
+        next: String,
+    },
+    /// Evaluates each expression (all over the variables as they were
+    /// before the step) and stores it.
+    Set {
+        exprs: Vec<(String, Expr)>,
         next: String,
     },
     Branch {
@@ -369,6 +421,7 @@ impl StepKind {
     pub fn name(&self) -> &'static str {
         match self {
             StepKind::Observe { .. } => "observe",
+            StepKind::Set { .. } => "set",
             StepKind::Branch { .. } => "branch",
             StepKind::Propose { .. } => "propose",
             StepKind::Approval { .. } => "approval",
@@ -382,7 +435,9 @@ impl StepKind {
     /// naming each.
     fn successors(&self) -> Vec<(String, &str)> {
         match self {
-            StepKind::Observe { next, .. } | StepKind::Wait { next, .. } => {
+            StepKind::Observe { next, .. }
+            | StepKind::Set { next, .. }
+            | StepKind::Wait { next, .. } => {
                 vec![("next".into(), next)]
             }
             StepKind::Branch { cases, default } => cases
@@ -434,7 +489,9 @@ impl Step {
             self.kind,
             StepKind::Wait { .. }
                 | StepKind::Observe {
-                    source: ObserveSource::Series { .. } | ObserveSource::State { .. },
+                    source: ObserveSource::Series { .. }
+                        | ObserveSource::State { .. }
+                        | ObserveSource::Evidence { .. },
                     ..
                 }
         )
@@ -857,8 +914,14 @@ impl Validator<'_> {
         // variables: constants and what observe steps store
         let mut known: BTreeSet<String> = raw.vars.keys().cloned().collect();
         for step in &steps {
-            if let StepKind::Observe { into, .. } = &step.kind {
-                known.insert(into.clone());
+            match &step.kind {
+                StepKind::Observe { into, .. } => {
+                    known.insert(into.clone());
+                }
+                StepKind::Set { exprs, .. } => {
+                    known.extend(exprs.iter().map(|(name, _)| name.clone()));
+                }
+                _ => {}
             }
         }
         for step in &steps {
@@ -902,6 +965,7 @@ impl Validator<'_> {
     ) -> Result<Step, Fail> {
         let kinds: Vec<&str> = [
             ("observe", raw.observe.is_some()),
+            ("set", raw.set.is_some()),
             ("branch", raw.branch.is_some()),
             ("propose", raw.propose.is_some()),
             ("approval", raw.approval.is_some()),
@@ -919,7 +983,7 @@ impl Validator<'_> {
                 return Err(self.step(
                     name,
                     "",
-                    "a step needs one of observe, branch, propose, approval, wait, escalate, resolve, done",
+                    "a step needs one of observe, set, branch, propose, approval, wait, escalate, resolve, done",
                 ))
             }
             [first, second, ..] => {
@@ -933,6 +997,7 @@ impl Validator<'_> {
         // Fields each kind takes (besides its own key).
         let allowed: &[&str] = match kind {
             "observe" => &["into", "next", "timeout", "on_failure"],
+            "set" => &["next", "timeout", "on_failure"],
             "branch" => &["default", "timeout", "on_failure"],
             "propose" => &[
                 "risk",
@@ -1015,6 +1080,36 @@ impl Validator<'_> {
                     next: need(raw.next, "next")?,
                 }
             }
+            "set" => {
+                let raw_exprs = raw.set.unwrap_or_default();
+                if raw_exprs.is_empty() {
+                    return Err(self.step(name, "set", "set at least one variable"));
+                }
+                let mut exprs = Vec::with_capacity(raw_exprs.len());
+                for (var, text) in raw_exprs {
+                    let field = format!("set.{var}");
+                    if !is_identifier(&var) {
+                        return Err(self.step(
+                            name,
+                            &field,
+                            format!("{var:?} is not a variable name (letters, digits and _)"),
+                        ));
+                    }
+                    if constants.contains_key(&var) || var == "item" {
+                        return Err(self.step(
+                            name,
+                            &field,
+                            format!("{var:?} is a constant of vars (or the reserved `item`) and cannot be overwritten"),
+                        ));
+                    }
+                    let expr = Expr::compile(&text).map_err(|m| self.step(name, &field, m))?;
+                    exprs.push((var, expr));
+                }
+                StepKind::Set {
+                    exprs,
+                    next: need(raw.next, "next")?,
+                }
+            }
             "branch" => {
                 let raw_cases = raw.branch.unwrap_or_default();
                 if raw_cases.is_empty() {
@@ -1048,7 +1143,7 @@ impl Validator<'_> {
                 })?;
                 let mut specs = Vec::with_capacity(raw_actions.len());
                 for (position, action) in raw_actions.into_iter().enumerate() {
-                    specs.push(self.action(name, position, action, risk)?);
+                    specs.push(self.action(name, position, action, risk, constants)?);
                 }
                 StepKind::Propose {
                     actions: specs,
@@ -1090,6 +1185,7 @@ impl Validator<'_> {
         let forms = [
             ("series", query.series.is_some()),
             ("state", query.state.is_some()),
+            ("evidence", query.evidence.is_some()),
             ("ticket", query.ticket.is_some()),
         ];
         let named: Vec<&str> = forms
@@ -1100,7 +1196,7 @@ impl Validator<'_> {
             return Err(self.step(
                 name,
                 "observe",
-                "observe exactly one of series, state or ticket",
+                "observe exactly one of series, state, evidence or ticket",
             ));
         }
         if query.series.is_none() {
@@ -1154,6 +1250,11 @@ impl Validator<'_> {
         if let Some(state) = query.state {
             return Ok(ObserveSource::State {
                 pointer: pointer(state, "state")?,
+            });
+        }
+        if let Some(evidence) = query.evidence {
+            return Ok(ObserveSource::Evidence {
+                pointer: pointer(evidence, "evidence")?,
             });
         }
         Ok(ObserveSource::Ticket {
@@ -1231,8 +1332,15 @@ impl Validator<'_> {
         position: usize,
         raw: RawAction,
         risk: Risk,
+        constants: &BTreeMap<String, Value>,
     ) -> Result<ActionSpec, Fail> {
         let at = format!("propose[{position}]");
+        let for_each = raw
+            .for_each
+            .as_deref()
+            .map(Expr::compile)
+            .transpose()
+            .map_err(|m| self.step(name, &format!("{at}.for_each"), m))?;
         let def = actions::find(&raw.action).ok_or_else(|| {
             self.step(
                 name,
@@ -1276,6 +1384,38 @@ impl Validator<'_> {
                 ),
             )
         })?;
+        // Names come from observations (ADR 0015): a literal, or a
+        // template that reads only constants, is a name fitted to one
+        // world.
+        for (pointer, leaf) in params.leaves() {
+            if !is_name_field(&pointer) {
+                continue;
+            }
+            let field = pointer_to_field(&format!("{at}.params"), &pointer);
+            match leaf {
+                Leaf::Literal(value) => {
+                    return Err(self.step(
+                        name,
+                        &field,
+                        format!(
+                            "a literal name ({value}): names of domains, limits and descriptor values must come from an observation (evidence, state, ticket), through a template"
+                        ),
+                    ))
+                }
+                Leaf::Templated(names) => {
+                    let observed = names
+                        .iter()
+                        .any(|var| var == "item" || !constants.contains_key(var));
+                    if !observed {
+                        return Err(self.step(
+                            name,
+                            &field,
+                            "a name filled from constants alone: names of domains, limits and descriptor values must come from an observation (evidence, state, ticket)",
+                        ));
+                    }
+                }
+            }
+        }
         let templated = params.templated_pointers();
         let skeleton = params.skeleton();
         for error in validator.iter_errors(&skeleton) {
@@ -1289,7 +1429,11 @@ impl Validator<'_> {
             let field = pointer_to_field(&format!("{at}.params"), &pointer);
             return Err(self.step(name, &field, format!("{} refuses it: {error}", def.name)));
         }
-        Ok(ActionSpec { def, params })
+        Ok(ActionSpec {
+            def,
+            params,
+            for_each,
+        })
     }
 
     fn check_graph(&self, inner: &Inner) -> Result<(), Fail> {
@@ -1424,6 +1568,11 @@ fn step_var_names(step: &Step) -> Vec<(String, BTreeSet<String>)> {
             }
         }
         StepKind::Observe { .. } | StepKind::Wait { .. } => {}
+        StepKind::Set { exprs, .. } => {
+            for (name, expr) in exprs {
+                out.push((format!("set.{name}"), expr.var_names()));
+            }
+        }
         StepKind::Branch { cases, .. } => {
             for (i, case) in cases.iter().enumerate() {
                 out.push((format!("branch[{i}].when"), case.when.var_names()));
@@ -1433,7 +1582,13 @@ fn step_var_names(step: &Step) -> Vec<(String, BTreeSet<String>)> {
             actions, rationale, ..
         } => {
             for (i, action) in actions.iter().enumerate() {
-                out.push((format!("propose[{i}].params"), action.params.var_names()));
+                let mut names = action.params.var_names();
+                if let Some(list) = &action.for_each {
+                    // `vars.item` is the element for_each binds.
+                    names.remove("item");
+                    out.push((format!("propose[{i}].for_each"), list.var_names()));
+                }
+                out.push((format!("propose[{i}].params"), names));
             }
             out.push(("rationale".to_owned(), rationale.var_names()));
         }

@@ -30,5 +30,5 @@ pub use engine::{
 };
 pub use format::{
     load_dir, load_file, parse_duration, select, ActionSpec, Case, ObserveSource, Query, Reduce,
-    Runbook, RunbookError, Source, Step, StepKind,
+    Runbook, RunbookError, Source, Step, StepKind, MAX_FOR_EACH,
 };

@@ -17,7 +17,7 @@ use floodgate_contract::events::EventBody;
 use floodgate_contract::metrics::DURATION_BUCKETS_SECONDS;
 use floodgate_contract::state::{
     ConfigSummary, DrainState, Evictions, Health, HealthCheck, HealthConfig, HealthWindow,
-    KeyUsage, LimitState, State, StoreState, HOTTEST_KEYS_PER_LIMIT,
+    KeyUsage, LimitState, NodeEntry, State, StoreState, HOTTEST_KEYS_PER_LIMIT,
 };
 use floodgate_limiter::{Algorithm, Nanos, NANOS_PER_SECOND};
 use floodgate_store::{BackendHealth, CounterStore};
@@ -237,6 +237,14 @@ impl<S: CounterStore> Control<S> {
                     domain: limit.domain.clone(),
                     name: limit.name.clone(),
                     path: limit.path.clone(),
+                    descriptor: limit
+                        .descriptor
+                        .iter()
+                        .map(|(key, value)| NodeEntry {
+                            key: key.clone(),
+                            value: value.clone(),
+                        })
+                        .collect(),
                     algorithm: limit.rate.algorithm.as_str().to_string(),
                     requests_per_unit: limit.rate.requests_per_unit,
                     unit: limit.rate.unit.as_str().to_string(),
