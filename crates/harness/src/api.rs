@@ -25,7 +25,7 @@
 //! | `POST /v1/proposals/{pid}/revert` | `{"actor"?, "reason"?}`: undo a finished proposal's applied changes with their recorded inverses, as a new ticket and proposal through the pipeline (`201 {ticket, proposal}`; 409 naming why not) |
 //! | `GET /v1/actions` | the service action catalog, with risk and whether the policy gates it |
 //! | `GET /v1/observe/series?selector=S&window_ms=W&step_ms=T&rate=true` | points from the harness's series store |
-//! | `GET /v1/evidence` | which limits reject, for which descriptor values, demand against the limit, store health: every instance merged (`evidence.rs`) |
+//! | `GET /v1/evidence` | which limits reject, for which descriptor values, demand against the limit, store health, the latest config changes: every instance merged (`evidence.rs`, ADR 0014) |
 //! | `GET /v1/observe/state?service=NAME` · `/v1/observe/events?service=NAME&after=SEQ&limit=N` | a service's state and events, through the harness |
 //! | `GET /v1/pipeline` · `POST /v1/pause` · `POST /v1/resume` | the pipeline: paused?, freeze window, proposals in flight |
 //! | `POST /v1/tickets/{id}/steps` | `{"agent", "message"?, "reasoning"?, "tool_calls"?, "observation"?}`: the claimant records a step of its work |

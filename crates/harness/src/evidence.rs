@@ -134,7 +134,8 @@ pub struct InstanceEvidence {
 }
 
 /// A unit's length in seconds (month 30 days, year 365 days); 0 when not
-/// known.
+/// known. The limiter's `Unit::seconds`, restated: the harness depends on
+/// the contract only, where units are names.
 pub fn unit_seconds(unit: &str) -> u64 {
     match unit {
         "second" => 1,
