@@ -81,6 +81,12 @@ pub struct ProposalRequest {
     /// agent (in progress) instead of resolving.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interim: bool,
+    /// The config hash the change was planned against (evidence's
+    /// `instances[].config_hash`, or a service's `config.hash`): the
+    /// pipeline refuses the proposal (409 `collision`) when a service's
+    /// config is no longer at it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_config: Option<String>,
 }
 
 /// The body of approve, reject, pause and resume.
@@ -424,6 +430,25 @@ impl HarnessClient {
     /// (which limits reject, for which values, demand against the limit).
     pub async fn evidence(&self) -> Result<Value, ClientError> {
         self.get("/v1/evidence".to_string()).await
+    }
+
+    /// `GET /v1/incidents`: tickets grouped under their owners.
+    pub async fn incidents(&self) -> Result<Value, ClientError> {
+        self.get("/v1/incidents".to_string()).await
+    }
+
+    /// `POST /v1/tickets/{id}/link`: join the incident `incident` owns, or
+    /// leave one (`None`).
+    pub async fn link(
+        &self,
+        id: &str,
+        incident: Option<&str>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::json!({ "incident": incident, "actor": actor, "reason": reason });
+        self.post(format!("/v1/tickets/{}/link", segment(id)), &body, &[200])
+            .await
     }
 
     /// `GET /v1/observe/state?service=NAME`: that service's `/v1/state`

@@ -194,6 +194,11 @@ pub struct ProposeChangeArgs {
     /// work, instead of resolving.
     #[serde(default)]
     pub interim: bool,
+    /// The config hash the change was planned against (get_evidence's
+    /// `instances[].config_hash`): when a service's config has moved since,
+    /// the change is refused as a collision and must be re-planned.
+    #[serde(default)]
+    pub base_config: Option<String>,
 }
 
 /// Arguments naming one proposal.
@@ -212,6 +217,20 @@ pub struct CommentArgs {
     pub ticket: String,
     /// The comment (Markdown).
     pub text: String,
+}
+
+/// Arguments of `link_ticket`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkArgs {
+    /// The open ticket to link.
+    pub ticket: String,
+    /// The ticket that owns the incident to join; absent or null to take
+    /// the ticket out of its incident.
+    #[serde(default)]
+    pub incident: Option<String>,
+    /// Why they are one incident (or not).
+    pub reason: String,
 }
 
 /// Arguments of `escalate_ticket`.
@@ -347,6 +366,22 @@ pub static CATALOG: &[ToolDef] = &[
         destructive: false,
     },
     ToolDef {
+        name: "list_incidents",
+        title: "List incidents",
+        description: "Tickets grouped into incidents: each owner (the ticket worked) with             its causes (value:DOMAIN/KEY=VALUE, limit:DOMAIN/NAME, instance:NAME) and the             tickets linked to it, which are not handed out while the owner is active and             follow it when it ends (resolved or escalated with it; released when it failed).",
+        input_schema: schema::<NoArgs>,
+        read_only: true,
+        destructive: false,
+    },
+    ToolDef {
+        name: "link_ticket",
+        title: "Link a ticket to an incident",
+        description: "Make an open ticket a member of the incident an active ticket owns             (same cause: it is then not worked on its own), or take it out with             incident null. Recorded in the ledger with the reason.",
+        input_schema: schema::<LinkArgs>,
+        read_only: false,
+        destructive: false,
+    },
+    ToolDef {
         name: "get_service_events",
         title: "Read a service's events",
         description: "A page of a service's events (actions, config changes, store \
@@ -396,7 +431,10 @@ pub static CATALOG: &[ToolDef] = &[
             tests them (dry run and replay) at once, then canaries, deploys and verifies \
             them, rolling back on failure; risky actions wait for a human approval. \
             A verified proposal resolves the ticket, unless it is marked interim (a \
-            mitigation: the ticket stays with you to finish the work). \
+            mitigation: the ticket stays with you to finish the work). Pass base_config \
+            (the config hash you planned against); a change that would collide with \
+            another ticket's change in flight, or with a config that moved, is refused \
+            (kind collision): re-read the evidence and re-plan. \
             Answers the proposal; follow it with get_proposal.",
         input_schema: schema::<ProposeChangeArgs>,
         read_only: false,
@@ -692,6 +730,21 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
             parse::<NoArgs>(args)?;
             Ok(client.evidence().await?)
         }
+        "list_incidents" => {
+            parse::<NoArgs>(args)?;
+            Ok(client.incidents().await?)
+        }
+        "link_ticket" => {
+            let args: LinkArgs = parse(args)?;
+            check_id("ticket", &args.ticket)?;
+            if let Some(owner) = &args.incident {
+                check_id("incident", owner)?;
+            }
+            check_text("reason", &args.reason, MAX_TEXT_BYTES)?;
+            Ok(client
+                .link(&args.ticket, args.incident.as_deref(), &agent, &args.reason)
+                .await?)
+        }
         "list_slos" => {
             parse::<NoArgs>(args)?;
             Ok(client.slos().await?)
@@ -793,6 +846,7 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
                 rationale: args.rationale,
                 actions,
                 interim: args.interim,
+                base_config: args.base_config,
             };
             Ok(client.propose(&args.ticket, &request).await?)
         }

@@ -77,6 +77,7 @@ async fn every_call_reaches_its_endpoint_with_its_body() {
                     params: json!({"domain": "checkout", "limit": "per_user", "requests_per_unit": 200}),
                 }],
                 interim: false,
+                base_config: None,
             },
         )
         .await

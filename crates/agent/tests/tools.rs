@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use support::StandInHarness;
 
-const EXPECTED: [&str; 19] = [
+const EXPECTED: [&str; 21] = [
     "claim_ticket",
     "get_ticket",
     "list_tickets",
@@ -18,6 +18,8 @@ const EXPECTED: [&str; 19] = [
     "observe_series",
     "get_service_state",
     "get_evidence",
+    "list_incidents",
+    "link_ticket",
     "get_service_events",
     "list_slos",
     "list_invariants",
@@ -64,6 +66,7 @@ fn the_catalog_has_every_tool_once_with_object_schemas_and_coherent_flags() {
             "observe_series",
             "get_service_state",
             "get_evidence",
+            "list_incidents",
             "get_service_events",
             "list_slos",
             "list_invariants",

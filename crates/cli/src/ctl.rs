@@ -75,6 +75,10 @@ struct Request {
     /// Who asks (default: the token's name).
     #[arg(long)]
     actor: Option<String>,
+    /// Only if the config is still at this version (`ctl state` shows it):
+    /// a config that moved is refused (409 config_moved), not overwritten.
+    #[arg(long, value_name = "VERSION")]
+    expect_version: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +225,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
                 dry_run: run.request.dry_run,
                 reason: run.request.reason.unwrap_or_default(),
                 actor: run.request.actor.unwrap_or_default(),
+                expect_config_version: run.request.expect_version,
             };
             let result = call(json, client.run_action(&run.action, &request)).await?;
             show_result(&result, json)
@@ -259,6 +264,7 @@ async fn config(client: &HttpTransport, command: ConfigCommand, json: bool) -> R
                 dry_run: true,
                 reason: reason.unwrap_or_default(),
                 actor: actor.unwrap_or_default(),
+                expect_config_version: None,
             };
             let result = call(json, client.apply_config(&request)).await?;
             if json {
@@ -277,6 +283,7 @@ async fn config(client: &HttpTransport, command: ConfigCommand, json: bool) -> R
                 dry_run: request.dry_run,
                 reason: request.reason.unwrap_or_default(),
                 actor: request.actor.unwrap_or_default(),
+                expect_config_version: request.expect_version,
             };
             let result = call(json, client.apply_config(&request)).await?;
             show_result(&result, json)
@@ -287,6 +294,7 @@ async fn config(client: &HttpTransport, command: ConfigCommand, json: bool) -> R
                 dry_run: request.dry_run,
                 reason: request.reason.unwrap_or_default(),
                 actor: request.actor.unwrap_or_default(),
+                expect_config_version: request.expect_version,
             };
             let result = call(json, client.rollback_config(version, &request)).await?;
             show_result(&result, json)

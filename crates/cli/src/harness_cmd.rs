@@ -196,6 +196,31 @@ enum TicketCommand {
     /// The pipeline: paused?, freeze window, proposals in flight
     /// (GET /v1/pipeline).
     Pipeline,
+    /// Incidents: tickets grouped under the one that owns them, with what
+    /// they share (GET /v1/incidents).
+    Incidents,
+    /// Make an open ticket a member of the incident another ticket owns
+    /// (--to OWNER), or take it out (--unlink) (POST /v1/tickets/{ID}/link).
+    Link {
+        id: String,
+        /// The owner of the incident to join.
+        #[arg(
+            long,
+            value_name = "OWNER",
+            conflicts_with = "unlink",
+            required_unless_present = "unlink"
+        )]
+        to: Option<String>,
+        /// Take the ticket out of its incident: it is worked on its own.
+        #[arg(long)]
+        unlink: bool,
+        /// Why (recorded in the ledger).
+        #[arg(long)]
+        reason: String,
+        /// Who links (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Cancel a ticket (POST /v1/tickets/{ID}/cancel).
     Cancel {
         id: String,
@@ -724,6 +749,21 @@ pub(crate) fn print_json(value: &Value) -> Result<()> {
     Ok(())
 }
 
+/// A JSON list of strings as `a, b` (`-` when empty).
+fn join_strings(list: &Value) -> String {
+    let items: Vec<&str> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
 fn ticket_line(ticket: &Value) -> String {
     let text = |key: &str| ticket[key].as_str().unwrap_or("?").to_owned();
     let description: String = ticket["objective"]["description"]
@@ -850,6 +890,57 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
                 return print_json(&answer);
             }
             println!("{id}: commented");
+        }
+        TicketCommand::Incidents => {
+            let answer = call(base, Method::Get, "/v1/incidents".into(), None)?;
+            if args.flags.json {
+                return print_json(&answer);
+            }
+            for incident in answer["incidents"].as_array().into_iter().flatten() {
+                let owner = &incident["owner"];
+                println!(
+                    "{} {} ({})  causes: {}",
+                    owner["id"].as_str().unwrap_or("?"),
+                    owner["state"].as_str().unwrap_or("?"),
+                    owner["fingerprint"].as_str().unwrap_or("?"),
+                    join_strings(&owner["causes"])
+                );
+                for member in incident["members"].as_array().into_iter().flatten() {
+                    println!(
+                        "  └ {} {} ({})  causes: {}",
+                        member["id"].as_str().unwrap_or("?"),
+                        member["state"].as_str().unwrap_or("?"),
+                        member["fingerprint"].as_str().unwrap_or("?"),
+                        join_strings(&member["causes"])
+                    );
+                }
+            }
+        }
+        TicketCommand::Link {
+            id,
+            to,
+            unlink: _,
+            reason,
+            actor,
+        } => {
+            let body = serde_json::json!({
+                "incident": to,
+                "reason": reason,
+                "actor": default_actor(actor),
+            });
+            let answer = call(
+                base,
+                Method::Post,
+                format!("/v1/tickets/{}/link", encode(&id)),
+                Some(serde_json::to_vec(&body)?),
+            )?;
+            if args.flags.json {
+                return print_json(&answer);
+            }
+            match answer["ticket"]["incident"].as_str() {
+                Some(owner) => println!("{id}: in the incident {owner} owns"),
+                None => println!("{id}: on its own"),
+            }
         }
         TicketCommand::Cancel { id, reason, actor } => {
             let body = actor_body(actor, reason)?;

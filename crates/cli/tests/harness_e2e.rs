@@ -105,8 +105,49 @@ fn a_human_ticket_is_filed_through_a_running_harness_and_the_ledger_verifies() {
         &id,
         "on it",
     ]));
+    // A second ticket about the same thing joins the first's incident,
+    // and leaves it when the owner is cancelled.
+    let second = stdout(&run(&[
+        "ticket",
+        "--harness",
+        &url,
+        "create",
+        "--type",
+        "investigation",
+        "--description",
+        "Checks got slower since this morning",
+        "--criterion",
+        "latency_p99 < 1ms",
+    ]));
+    let second = second.split(':').next().expect("an id").trim().to_owned();
+    let linked = stdout(&run(&[
+        "ticket",
+        "--harness",
+        &url,
+        "link",
+        &second,
+        "--to",
+        &id,
+        "--reason",
+        "the same slowness",
+    ]));
+    assert_eq!(
+        linked.trim(),
+        format!("{second}: in the incident {id} owns")
+    );
+    let incidents = stdout(&run(&["ticket", "--harness", &url, "incidents"]));
+    assert!(
+        incidents.starts_with(&format!("{id} open"))
+            && incidents.contains(&format!("└ {second} open")),
+        "{incidents}"
+    );
     let cancelled = stdout(&run(&["ticket", "--harness", &url, "cancel", &id]));
     assert_eq!(cancelled.trim(), format!("{id}: cancelled"));
+    let (status, body) = http_get(&harness_addr, &format!("/v1/tickets/{second}")).expect("GET");
+    assert_eq!(status, 200, "{body}");
+    let released: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(released["ticket"]["state"], "open", "{body}");
+    assert!(released["ticket"].get("incident").is_none(), "{body}");
 
     // A bad file is refused naming the file, line and field.
     let bad = dir.join("bad.yaml");

@@ -180,6 +180,69 @@ async fn criteria_plainly_unmet_fail_fast_without_waiting_for_max_duration() {
 }
 
 #[tokio::test]
+async fn a_violation_firing_anew_during_verification_fails_it_at_once() {
+    let mut world = World::new("fired-anew", "verify:\n  max_duration: 6h\n");
+    world.ticks(40).await;
+    // An invariant's ticket (it judges the present), filed as its
+    // evaluator files one, and claimed.
+    let draft: floodgate_harness::tickets::NewTicket = serde_json::from_value(json!({
+        "type": "incident",
+        "objective": {"description": "Invariant acme_served is breached"},
+        "acceptance_criteria": [
+            {"metric": "over_limit_ratio", "condition": "< 1%", "duration": "5m sustained"}
+        ],
+        "constraints": [],
+        "context": {"invariant": "acme_served"},
+        "source": "invariant",
+        "priority": "high",
+        "fingerprint": "invariant:acme_served",
+    }))
+    .expect("an invariant's draft");
+    let store = floodgate_harness::Store::open(&world.data).expect("store");
+    let ticket = store
+        .intake_as(&draft, None, world.now(), true)
+        .expect("filed")
+        .ticket
+        .id;
+    let (status, claimed) = world
+        .post(
+            "/v1/agent/claim",
+            json!({"agent": "agent-1", "ticket": ticket}),
+        )
+        .await;
+    assert_eq!(status, 200, "{claimed}");
+    let (status, answer) = world.propose(&ticket, raise_to(120)).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    world.ticks(13).await;
+    assert_eq!(world.proposal(&id).await["stage"], "verifying");
+
+    // A reminder of the breach still reported changes nothing…
+    store
+        .intake_as(&draft, None, world.now(), false)
+        .expect("a reminder");
+    world.ticks(2).await;
+    assert_eq!(world.proposal(&id).await["stage"], "verifying");
+
+    // …but the breach firing anew after the deploy fails the change at
+    // once, long before the criteria's window or max_duration.
+    store
+        .intake_as(&draft, None, world.now(), true)
+        .expect("a new firing");
+    world.ticks(2).await;
+    let proposal = world.proposal(&id).await;
+    assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
+    assert!(
+        proposal["outcome"]
+            .as_str()
+            .is_some_and(|outcome| outcome.contains("fired anew")),
+        "{proposal:#}"
+    );
+    assert_eq!(world.limit().await, 60);
+    assert_eq!(world.ticket_state(&ticket).await, "in_progress");
+}
+
+#[tokio::test]
 async fn only_one_change_at_a_time_and_only_by_the_claimant() {
     let mut world = World::new("conflicts", "");
     world.ticks(3).await;
@@ -204,6 +267,189 @@ async fn only_one_change_at_a_time_and_only_by_the_claimant() {
         .as_str()
         .unwrap_or("")
         .contains("one change at a time"));
+}
+
+/// A human's own `set_limit` of per_tenant, straight to a service.
+fn human_push(value: u64) -> floodgate_contract::actions::ActionRequest {
+    floodgate_contract::actions::ActionRequest {
+        params: json!({"domain": "api", "limit": "per_tenant", "requests_per_unit": value}),
+        dry_run: false,
+        reason: "a human's own fix".into(),
+        actor: "alice".into(),
+        expect_config_version: None,
+    }
+}
+
+/// Files a second human ticket and claims it for `agent`.
+async fn second_ticket(world: &World, agent: &str) -> String {
+    let (status, filed) = world
+        .post(
+            "/v1/tickets",
+            json!({
+                "type": "incident",
+                "objective": {"description": "acme's neighbours are limited too strictly"},
+                "acceptance_criteria": [
+                    {"metric": "over_limit_ratio", "condition": "< 1%", "duration": "5m sustained"}
+                ],
+                "constraints": [],
+                "priority": "high",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{filed}");
+    let id = filed["ticket"]["id"].as_str().expect("id").to_owned();
+    let (status, claimed) = world.post("/v1/agent/claim", json!({"agent": agent})).await;
+    assert_eq!(status, 200, "{claimed}");
+    assert_eq!(claimed["ticket"]["id"], id.as_str());
+    id
+}
+
+#[tokio::test]
+async fn two_tickets_never_change_the_same_limit_at_once_and_each_refusal_is_recorded() {
+    let mut world = World::new("locks", "");
+    world.ticks(3).await;
+    let first = world.file_and_claim("< 1%").await;
+    let (status, answer) = world.propose(&first, raise_to(120)).await;
+    assert_eq!(status, 201, "{answer}");
+    let held_by = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(answer["proposal"]["locks"], json!(["limit:api/per_tenant"]));
+
+    let second = second_ticket(&world, "agent-2").await;
+    let propose = |actions: serde_json::Value| {
+        let path = format!("/v1/tickets/{second}/proposals");
+        let world = &world;
+        async move {
+            world
+                .post(
+                    &path,
+                    json!({"agent": "agent-2", "rationale": "the same limit, again", "actions": actions}),
+                )
+                .await
+        }
+    };
+    // The same limit, and the whole config, collide with the change in flight.
+    let (status, answer) = propose(raise_to(130)).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["kind"], "collision");
+    let message = answer["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("limit:api/per_tenant") && message.contains(&held_by),
+        "{message}"
+    );
+    let (status, answer) =
+        propose(json!([{"action": "rollback_config", "params": {"to_version": 1}}])).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(
+        world.limit().await,
+        120,
+        "nothing of the refused changes ran"
+    );
+    let history = world.get(&format!("/v1/tickets/{second}")).await["history"].clone();
+    let refused: Vec<&serde_json::Value> = history
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|entry| entry["kind"] == "proposal.refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{history:#}");
+    assert!(refused[0]["data"]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains(&held_by));
+
+    // Another limit is free.
+    let (status, answer) = propose(json!([{
+        "action": "add_limit",
+        "params": {"domain": "api", "path": [{"key": "tenant", "value": "other"}],
+                   "rate_limit": {"name": "other_tenant", "unit": "minute", "requests_per_unit": 10}},
+    }]))
+    .await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+#[tokio::test]
+async fn a_change_planned_on_a_config_that_moved_is_refused_and_never_lands_on_a_newer_one() {
+    let mut world = World::with_services("base", "", 2);
+    world.ticks(40).await;
+    let planned_on = world.config_hash().await;
+    let ticket = world.file_and_claim("< 1%").await;
+    let propose = |base: &str| {
+        let path = format!("/v1/tickets/{ticket}/proposals");
+        let body = json!({
+            "agent": "agent-1",
+            "rationale": "acme's steady 90/min is over its 60/min limit",
+            "actions": raise_to(120),
+            "base_config": base,
+        });
+        let world = &world;
+        async move { world.post(&path, body).await }
+    };
+    let (status, answer) = propose("sha256:0000").await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["kind"], "collision");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("the config moved since the change was planned"));
+
+    let (status, answer) = propose(&planned_on).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(answer["proposal"]["stage"], "canary");
+
+    // A human pushes to svc-b during the canary: the deploy must not land
+    // on a config it was not planned against.
+    let pushed = world.services[1]
+        .run_action("set_limit", &human_push(75))
+        .await
+        .expect("the human's push");
+    assert!(pushed.applied);
+    world.ticks(13).await;
+    let proposal = world.proposal(&id).await;
+    assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
+    assert!(
+        proposal["outcome"]
+            .as_str()
+            .is_some_and(|outcome| outcome.contains("config moved")),
+        "{proposal:#}"
+    );
+    // The canary's change was undone; the human's push stands.
+    assert_eq!((world.limit_of(0).await, world.limit_of(1).await), (60, 75));
+}
+
+#[tokio::test]
+async fn a_rollback_never_overwrites_a_change_made_after_the_one_it_undoes() {
+    let mut world = World::new("rollback-moved", "verify:\n  max_duration: 5m\n");
+    world.ticks(40).await;
+    let ticket = world.file_and_claim("< 1%").await;
+    // 70/min still rejects a fifth of acme's 90/min: verification fails.
+    let (status, answer) = world.propose(&ticket, raise_to(70)).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    world.ticks(13).await;
+    assert_eq!(world.proposal(&id).await["stage"], "verifying");
+    world
+        .service
+        .run_action("set_limit", &human_push(65))
+        .await
+        .expect("the human's push");
+    // A decision, not a malfunction: no tick reports an error.
+    world.ticks(31 + 31).await;
+    let proposal = world.proposal(&id).await;
+    assert_eq!(proposal["stage"], "error", "{:?}", stages(&proposal));
+    assert!(
+        stages(&proposal).contains(&"rolling_back:collided".to_owned()),
+        "{:?}",
+        stages(&proposal)
+    );
+    assert!(
+        proposal["outcome"]
+            .as_str()
+            .is_some_and(|outcome| outcome.contains("a human decides")),
+        "{proposal:#}"
+    );
+    assert_eq!(world.limit().await, 65, "the human's change stands");
+    assert_eq!(world.ticket_state(&ticket).await, "escalated");
 }
 
 #[tokio::test]

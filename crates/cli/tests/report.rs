@@ -110,6 +110,9 @@ fn proposal(ticket: &str, rationale: &str, actions: Vec<ActionCall>, at: u64) ->
         held: String::new(),
         rollback_then: None,
         pending_command: None,
+        base_config: None,
+        bases: Default::default(),
+        locks: Vec::new(),
     }
 }
 

@@ -51,6 +51,17 @@ async fn ticket(world: &World, id: &str) -> Value {
     world.get(&format!("/v1/tickets/{id}")).await
 }
 
+/// The comments on a shown ticket (`GET /v1/tickets/{id}`), oldest first.
+fn comments(shown: &Value) -> Vec<&str> {
+    shown["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|entry| entry["kind"] == "ticket.commented")
+        .filter_map(|entry| entry["data"]["text"].as_str())
+        .collect()
+}
+
 /// The on-call: approves every proposal waiting for a human.
 async fn on_call_approves(world: &World, id: &str) -> usize {
     let mut approved = 0;
@@ -125,13 +136,7 @@ async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it
     assert!(actions.iter().all(|a| a["action"] == "add_limit"
         && a["params"]["path"] == json!([{"key": "tenant", "value": "acme"}])));
     // What the agent did is on the ticket.
-    let comments: Vec<&str> = shown["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .filter(|entry| entry["kind"] == "ticket.commented")
-        .filter_map(|entry| entry["data"]["text"].as_str())
-        .collect();
+    let comments = comments(&shown);
     assert!(
         comments
             .iter()
@@ -198,4 +203,91 @@ async fn a_ticket_no_runbook_matches_is_escalated_not_guessed_at() {
         agent.poll(world.now()).await.expect("poll"),
         PollReport::Idle
     );
+}
+
+#[tokio::test]
+async fn a_change_that_collides_is_re_planned_once_the_holder_ends() {
+    // acme sends 24 a minute against 16: it needs half as much again.
+    const PER_MINUTE: &str = "
+domain: api
+descriptors:
+  - key: tenant
+    rate_limit: {name: tenant_per_minute, unit: minute, requests_per_unit: 16}
+";
+    // Humans answer within the day: the held change waits for one.
+    let mut world = World::build(
+        "runbook-collision",
+        PER_MINUTE,
+        OBJECTIVES,
+        "approval:\n  timeout: 12h\n",
+        1,
+    );
+    world.traffic = vec![(
+        json!({"domain": "api", "descriptors": [{"entries": [{"key": "tenant", "value": "acme"}]}]}),
+        4,
+    )];
+    world.ticks(3).await;
+    // Another ticket holds the whole config: a rollback waiting for a human.
+    let held = world.file_and_claim("< 1%").await;
+    let (status, answer) = world
+        .post(
+            &format!("/v1/tickets/{held}/proposals"),
+            json!({
+                "agent": "agent-1",
+                "rationale": "back to the config we started from",
+                "actions": [{"action": "rollback_config", "params": {"to_version": 1}}],
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let holder = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(answer["proposal"]["stage"], "awaiting_approval");
+
+    let mut agent = agent(&world);
+    let mut finished = None;
+    let mut released = false;
+    let mut runbook_ticket = None;
+    for _ in 0..1_440u64 {
+        world.observe().await;
+        let report = agent.poll(world.now()).await.expect("the harness answers");
+        if let Some(id) = agent.current_ticket().map(str::to_owned) {
+            runbook_ticket = Some(id.clone());
+            on_call_approves(&world, &id).await;
+            // Once the agent has met the collision, the holder's change is
+            // rejected: the lock is free and the agent's re-plan goes in.
+            let collided = ticket(&world, &id).await["history"]
+                .as_array()
+                .expect("history")
+                .iter()
+                .any(|entry| entry["kind"] == "proposal.refused");
+            if collided && !released {
+                let (status, answer) = world
+                    .post(
+                        &format!("/v1/proposals/{holder}/reject"),
+                        json!({"actor": "human:on-call", "reason": "not now"}),
+                    )
+                    .await;
+                assert_eq!(status, 200, "{answer}");
+                released = true;
+            }
+        }
+        if let PollReport::Finished { ticket, outcome } = report {
+            finished = Some((ticket, outcome));
+            break;
+        }
+        world.advance();
+    }
+    assert!(released, "the agent never met the collision");
+    let (id, outcome) = finished.expect("the agent finished its ticket");
+    assert_eq!(Some(id.clone()), runbook_ticket);
+    assert!(outcome.starts_with("done (resolved)"), "{outcome}");
+    let shown = ticket(&world, &id).await;
+    let comments = comments(&shown);
+    assert!(
+        comments.iter().any(
+            |text| text.contains("refused the change as a collision") && text.contains(&holder)
+        ),
+        "{comments:?}"
+    );
+    floodgate_harness::verify(&world.data).expect("the ledger verifies");
 }

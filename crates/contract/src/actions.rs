@@ -103,6 +103,13 @@ pub struct ActionRequest {
     /// Who asks (a person or an agent id); recorded. Defaults to the token's name.
     #[serde(default)]
     pub actor: String,
+    /// Run only if the config is still at this version (as
+    /// `GET /v1/state`'s `config.version` answers it): a config that moved
+    /// since the caller planned is refused with 409 `config_moved`, naming
+    /// the version it is at and who made it. Checked atomically with the
+    /// action. Absent: no check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_config_version: Option<u64>,
 }
 
 /// The call that undoes an applied action.

@@ -299,12 +299,15 @@ impl<T: Transport + ?Sized> ServiceApi for T {
         to_version: u64,
         request: &ActionRequest,
     ) -> Result<ActionResult, ClientError> {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "to_version": to_version,
             "dry_run": request.dry_run,
             "reason": request.reason,
             "actor": request.actor,
         });
+        if let Some(version) = request.expect_config_version {
+            body["expect_config_version"] = version.into();
+        }
         exchange(
             self,
             Method::Post,

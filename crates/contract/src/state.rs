@@ -257,6 +257,10 @@ pub struct ConfigApplyRequest {
     pub reason: String,
     #[serde(default)]
     pub actor: String,
+    /// Apply only if the config is still at this version (409
+    /// `config_moved` otherwise): see `ActionRequest::expect_config_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_config_version: Option<u64>,
 }
 
 /// `GET /v1/traffic`: the recorded window and its most recent requests.
@@ -362,7 +366,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     /// `invalid_argument`, `not_found`, `unauthorized`, `forbidden`,
-    /// `precondition_failed`, `too_large`, `timeout`, `store`, `internal`.
+    /// `precondition_failed`, `config_moved`, `too_large`, `timeout`, `store`,
+    /// `internal`.
     pub kind: String,
     /// The field or parameter at fault (`params.requests_per_unit`), or
     /// what was refused.

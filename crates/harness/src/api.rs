@@ -12,6 +12,8 @@
 //! | `GET /v1/tickets/{id}` | `{ticket, history}` |
 //! | `POST /v1/tickets/{id}/comment` | `{"text", "actor"?}` |
 //! | `POST /v1/tickets/{id}/cancel` | `{"reason"?, "actor"?}` |
+//! | `POST /v1/tickets/{id}/link` | `{"incident": "INF-…" \| null, "reason", "actor"?}`: make an open ticket a member of the incident an active ticket owns, or take it out (ADR 0016) |
+//! | `GET /v1/incidents?limit=N` | incidents with members, newest first: owner, its causes and state, members (ADR 0016) |
 //! | `GET /v1/tickets/{id}/criteria` | its acceptance criteria, evaluated now |
 //! | `POST /v1/alertmanager` | Alertmanager webhook v4 (idempotent by groupKey + fingerprint + startsAt) |
 //! | `GET /v1/ledger?after=SEQ&limit=N` | ledger entries after SEQ, and the head |
@@ -208,6 +210,8 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .route("/v1/tickets/{id}", get(show_ticket))
         .route("/v1/tickets/{id}/comment", post(comment_ticket))
         .route("/v1/tickets/{id}/cancel", post(cancel_ticket))
+        .route("/v1/tickets/{id}/link", post(link_ticket))
+        .route("/v1/incidents", get(list_incidents))
         .route("/v1/tickets/{id}/criteria", get(ticket_criteria))
         .route("/v1/alertmanager", post(alertmanager_webhook))
         .route("/v1/ledger", get(ledger))
@@ -555,6 +559,53 @@ async fn comment_ticket(
     run_command(&state, id, command).await
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    incident: Option<String>,
+    reason: String,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+async fn link_ticket(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body: LinkBody = parse_body(&body?)?;
+    let command = Command::Link {
+        actor: actor(body.actor)?,
+        incident: body.incident,
+        reason: body.reason,
+    };
+    run_command(&state, id, command).await
+}
+
+async fn list_incidents(
+    State(state): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query?;
+    only_params(&query, &["limit"])?;
+    let limit = match query.get("limit") {
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=crate::store::MAX_LIST).contains(limit))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    format!("{text:?}: expected 1 to {}", crate::store::MAX_LIST),
+                )
+            })?,
+        None => 100,
+    };
+    let store = Arc::clone(state.store());
+    let incidents = blocking(move || store.incidents(limit)).await?;
+    ok(json!({ "incidents": incidents }))
+}
+
 async fn cancel_ticket(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -666,6 +717,9 @@ impl From<PipelineError> for ApiError {
             PipelineError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", "state", message)
             }
+            PipelineError::Collision(message) => {
+                ApiError::new(StatusCode::CONFLICT, "collision", "actions", message)
+            }
             PipelineError::Store(error) => ApiError::from(error),
         }
     }
@@ -732,6 +786,16 @@ async fn agent_claim(State(state): State<Shared>, body: Result<Bytes, BytesRejec
                             ticket.fingerprint
                         ),
                     });
+                }
+                if let Some(owner) = &ticket.incident {
+                    if store.get(owner)?.is_some_and(|owner| owner.state.is_active()) {
+                        return Err(StoreError::Invalid {
+                            field: "ticket",
+                            message: format!(
+                                "{id} belongs to the incident {owner} owns: work {owner}, or unlink {id} first"
+                            ),
+                        });
+                    }
                 }
             }
             return store.command(&id, &command, now).map(Some);

@@ -108,6 +108,7 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/observe/series", Scope::Read),
     ("GET", "/v1/observe/state", Scope::Read),
     ("GET", "/v1/evidence", Scope::Read),
+    ("GET", "/v1/incidents", Scope::Read),
     ("GET", "/v1/observe/events", Scope::Read),
     ("GET", "/v1/trajectories", Scope::Read),
     ("GET", "/v1/trajectories/*", Scope::Read),
@@ -131,6 +132,7 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/reflect", Scope::Admin),
     ("POST", "/v1/resume", Scope::Admin),
     ("POST", "/v1/tickets/*/cancel", Scope::Admin),
+    ("POST", "/v1/tickets/*/link", Scope::Operate),
     // MCP over streamable HTTP (mounted by `floodgate harness`): its tools
     // are the agent interface, so the agent's scope.
     ("POST", "/mcp", Scope::Operate),

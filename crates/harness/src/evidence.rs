@@ -9,7 +9,7 @@
 //! /v1/evidence` fetches them and calls [`build`].
 
 use floodgate_contract::state::{ConfigVersion, DescriptorEntry, NodeEntry, State};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The most values listed per limit.
 pub const MAX_VALUES_PER_LIMIT: usize = 16;
@@ -19,7 +19,7 @@ pub const MAX_REJECTED: usize = 64;
 pub const MAX_CONFIG_CHANGES: usize = 8;
 
 /// The evidence document (`GET /v1/evidence`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// When it was built (the harness's clock, epoch ms).
     pub at_ms: u64,
@@ -51,7 +51,7 @@ pub struct Evidence {
 }
 
 /// One limit, merged over the fleet.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LimitEvidence {
     pub domain: String,
     pub name: String,
@@ -82,7 +82,7 @@ pub struct LimitEvidence {
 
 /// One descriptor value of a limit, merged over the fleet, with the facts
 /// of its limit a change needs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValueEvidence {
     pub domain: String,
     pub limit: String,
@@ -123,7 +123,7 @@ pub struct ValueEvidence {
 }
 
 /// One instance's health facts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceEvidence {
     pub service: String,
     pub config_version: u64,

@@ -451,10 +451,52 @@ impl Harness {
         }
 
         self.tick_anomalies(now, &mut output);
+        self.name_causes(now, &mut output.violations);
 
         output.slos = slo_reports;
         output.invariants = invariant_reports;
         output
+    }
+
+    /// Writes each new violation's causes into its context
+    /// (`context.causes`, [`crate::incidents::violation_causes`]) from the
+    /// evidence of the services' last states: what groups it with the
+    /// tickets of the same incident.
+    fn name_causes(&self, now: u64, violations: &mut [Violation]) {
+        if violations.iter().all(|violation| violation.reminder) {
+            return;
+        }
+        let states: Vec<(String, floodgate_contract::state::State)> = self
+            .documents
+            .iter()
+            .filter_map(|(instance, documents)| {
+                let state = serde_json::from_value(documents.state.clone()?).ok()?;
+                Some((instance.clone(), state))
+            })
+            .collect();
+        let evidence = (!states.is_empty()).then(|| crate::evidence::build(&states, &[], now));
+        for violation in violations
+            .iter_mut()
+            .filter(|violation| !violation.reminder)
+        {
+            let total = violation.draft.context["slo"].as_str().and_then(|name| {
+                self.objectives
+                    .slos
+                    .iter()
+                    .find(|slo| slo.name == name)
+                    .and_then(|slo| match &slo.sli {
+                        crate::objectives::Sli::Ratio { total, .. } => Some(total),
+                        _ => None,
+                    })
+            });
+            let causes =
+                crate::incidents::violation_causes(&violation.draft, evidence.as_ref(), total);
+            if !causes.is_empty() {
+                if let serde_json::Value::Object(map) = &mut violation.draft.context {
+                    map.insert("causes".into(), serde_json::json!(causes));
+                }
+            }
+        }
     }
 
     /// Gives the harness the notices not yet expired (the caller reads

@@ -47,6 +47,7 @@ pub mod criteria;
 pub mod evidence;
 pub mod exposition;
 pub mod harness;
+pub mod incidents;
 pub mod invariants;
 pub mod judge;
 pub mod ledger;

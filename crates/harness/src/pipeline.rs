@@ -24,8 +24,8 @@ use crate::judge::{self, Outcome};
 use crate::observe::{HarnessState, Target};
 use crate::policy::{BudgetUsage, Policy};
 use crate::proposal::{
-    check_request, Applied, Approval, CanaryRun, Decision, Proposal, ProposalRequest, Stage,
-    VerifyRun,
+    check_request, collision, locks_of, Applied, Approval, CanaryRun, Decision, Proposal,
+    ProposalRequest, Stage, VerifyRun,
 };
 use crate::quantity::{format_duration_ms, MINUTE_MS, SECOND_MS};
 use crate::revert;
@@ -68,6 +68,11 @@ pub enum PipelineError {
     /// The call does not fit the current state (not the claimant, a
     /// proposal already in flight, paused, budget spent).
     Conflict(String),
+    /// The change would collide with another: a proposal of another ticket
+    /// holds something it changes, or a service's config is no longer at
+    /// the base it was planned against. Re-plan with the new state (after
+    /// the holder ends).
+    Collision(String),
     Store(StoreError),
 }
 
@@ -76,7 +81,9 @@ impl std::fmt::Display for PipelineError {
         match self {
             PipelineError::Invalid { field, message } => write!(f, "{field}: {message}"),
             PipelineError::NotFound(what) => write!(f, "no {what}"),
-            PipelineError::Conflict(message) => f.write_str(message),
+            PipelineError::Conflict(message) | PipelineError::Collision(message) => {
+                f.write_str(message)
+            }
             PipelineError::Store(error) => write!(f, "{error}"),
         }
     }
@@ -293,6 +300,26 @@ impl Pipeline {
                 ticket.id
             )));
         }
+        let locks = locks_of(&request.actions);
+        let bases = match self
+            .check_collisions(state, &ticket, &request, &locks, now_ms)
+            .await
+        {
+            Ok(bases) => bases,
+            Err(reason) => {
+                let store = Arc::clone(state.store());
+                let id = ticket.id.clone();
+                let data = json!({
+                    "agent": request.agent,
+                    "reason": reason,
+                    "locks": locks,
+                    "base_config": request.base_config,
+                });
+                blocking(move || store.record_event(&id, "proposal.refused", &data, now_ms))
+                    .await?;
+                return Err(PipelineError::Collision(reason));
+            }
+        };
         let proposal = Proposal {
             id: String::new(),
             ticket_id: ticket.id.clone(),
@@ -315,6 +342,9 @@ impl Pipeline {
             held: String::new(),
             rollback_then: None,
             pending_command: None,
+            base_config: request.base_config,
+            bases,
+            locks,
         };
         let start = (ticket.state == TicketState::Claimed).then(|| Command::Start {
             agent: request.agent.clone(),
@@ -325,6 +355,64 @@ impl Pipeline {
         tracing::info!(proposal = %proposal.id, ticket = %proposal.ticket_id, "proposal");
         let proposal = self.run(state, proposal, now_ms).await;
         Ok(proposal)
+    }
+
+    /// Why the change would collide, if it would: another ticket's proposal
+    /// in flight holds one of `locks`, or a service's config is not at the
+    /// request's `base_config`. Otherwise each service's current config
+    /// version, which every config action of the proposal then expects.
+    async fn check_collisions(
+        &self,
+        state: &HarnessState,
+        ticket: &Ticket,
+        request: &ProposalRequest,
+        locks: &[String],
+        now_ms: u64,
+    ) -> Result<BTreeMap<String, u64>, String> {
+        let _ = now_ms;
+        if !locks.is_empty() {
+            let store = Arc::clone(state.store());
+            let active = blocking(move || store.active_proposals())
+                .await
+                .map_err(|error| format!("cannot read the proposals in flight: {error}"))?;
+            for other in active.iter().filter(|p| p.ticket_id != ticket.id) {
+                if let Some(lock) = collision(locks, &locks_of(&other.actions)) {
+                    return Err(format!(
+                        "{lock} is held by {} of {} ({}): two changes never touch the same thing at once; re-plan once it ends",
+                        other.id,
+                        other.ticket_id,
+                        other.stage.as_str()
+                    ));
+                }
+            }
+        }
+        let mut bases = BTreeMap::new();
+        if !request
+            .actions
+            .iter()
+            .any(|call| changes_config(&call.action))
+        {
+            return Ok(bases);
+        }
+        for target in &self.targets {
+            let current = target.transport.state().await.map_err(|error| {
+                format!(
+                    "cannot read {}'s config version: {}",
+                    target.name,
+                    describe(&error)
+                )
+            })?;
+            if let Some(base) = &request.base_config {
+                if *base != current.config.hash {
+                    return Err(format!(
+                        "the config moved since the change was planned: planned against {base}, {} is at version {} ({}); re-plan with the new state",
+                        target.name, current.config.version, current.config.hash
+                    ));
+                }
+            }
+            bases.insert(target.name.clone(), current.config.version);
+        }
+        Ok(bases)
     }
 
     /// The ticket `agent` holds, with its proposals: refused (naming why)
@@ -439,6 +527,9 @@ impl Pipeline {
             held: String::new(),
             rollback_then: None,
             pending_command: None,
+            base_config: None,
+            bases: BTreeMap::new(),
+            locks: Vec::new(),
         };
         proposal.record(now_ms, "approval_requested", question, Value::Null);
         let store = Arc::clone(state.store());
@@ -539,6 +630,7 @@ impl Pipeline {
             rationale: revert::rationale(&original, &reason),
             actions: plan.actions,
             interim: false,
+            base_config: None,
         };
         let proposal = match self.propose(state, &ticket.id, request, now_ms).await {
             Ok(proposal) => proposal,
@@ -644,7 +736,7 @@ impl Pipeline {
             self.keep_claim(state, &proposal, now_ms, &mut errors).await;
             let after = self.run(state, proposal, now_ms).await;
             if after.stage == Stage::Error {
-                if let Some(record) = after.last_record() {
+                if let Some(record) = after.last_record().filter(|r| r.result == "error") {
                     errors.push(format!("{}: {}", after.id, record.detail));
                 }
             }
@@ -749,9 +841,13 @@ impl Pipeline {
         }
     }
 
+    /// The service call for one of the proposal's actions on `target`: a
+    /// config action expects the version the proposal last left there.
     fn request(
         &self,
         proposal: &Proposal,
+        target: &str,
+        action: &str,
         params: Value,
         dry_run: bool,
         why: &str,
@@ -761,6 +857,11 @@ impl Pipeline {
             dry_run,
             reason: format!("{} {}: {why}", proposal.ticket_id, proposal.id),
             actor: format!("agent:{}", proposal.agent),
+            expect_config_version: if changes_config(action) {
+                proposal.bases.get(target).copied()
+            } else {
+                None
+            },
         }
     }
 
@@ -768,7 +869,14 @@ impl Pipeline {
         let mut results = Vec::new();
         for target in &self.targets {
             for (index, call) in proposal.actions.iter().enumerate() {
-                let request = self.request(&proposal, call.params.clone(), true, "dry run");
+                let request = self.request(
+                    &proposal,
+                    &target.name,
+                    &call.action,
+                    call.params.clone(),
+                    true,
+                    "dry run",
+                );
                 match target.transport.run_action(&call.action, &request).await {
                     Ok(result) => results.push(json!({
                         "service": target.name,
@@ -1161,20 +1269,27 @@ impl Pipeline {
             for (index, call) in proposal.actions.clone().iter().enumerate() {
                 let request = self.request(
                     proposal,
+                    &target.name,
+                    &call.action,
                     call.params.clone(),
                     false,
                     &proposal.rationale.clone(),
                 );
                 match target.transport.run_action(&call.action, &request).await {
-                    Ok(result) => proposal.applied.push(Applied {
-                        target: target.name.clone(),
-                        action: call.action.clone(),
-                        params: call.params.clone(),
-                        time_ms: now_ms,
-                        inverse: result.inverse,
-                        undone: false,
-                        event_seq: result.event_seq,
-                    }),
+                    Ok(result) => {
+                        if let Some(version) = result.config_version {
+                            proposal.bases.insert(target.name.clone(), version);
+                        }
+                        proposal.applied.push(Applied {
+                            target: target.name.clone(),
+                            action: call.action.clone(),
+                            params: call.params.clone(),
+                            time_ms: now_ms,
+                            inverse: result.inverse,
+                            undone: false,
+                            event_seq: result.event_seq,
+                        });
+                    }
                     Err(error) => {
                         return Err(format!(
                             "actions[{index}] ({}) on {}: {}",
@@ -1257,18 +1372,26 @@ impl Pipeline {
 
     fn verify(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
         let mut verify = proposal.verify.clone()?;
-        if now_ms < verify.judge_from_ms {
+        let ticket = state.store().get(&proposal.ticket_id).ok().flatten()?;
+        // The ticket's own violation firing anew after the deploy
+        // (`tickets::fires_against`: not an echo of the episode the change
+        // was meant to end) says the change did not hold: judged at once,
+        // before the criteria's window has passed.
+        let fired_anew = ticket
+            .fired_anew_ms
+            .filter(|fired| *fired > verify.started_ms);
+        if now_ms < verify.judge_from_ms && fired_anew.is_none() {
             return None;
         }
-        let ticket = state.store().get(&proposal.ticket_id).ok().flatten()?;
         let results = state.harness().evaluate_criteria_over(
             &ticket,
             now_ms,
             self.policy.verify.criteria_window_ms,
         );
-        let met = results
-            .iter()
-            .all(|r| matches!(r.verdict, CriterionVerdict::Met));
+        let met = now_ms >= verify.judge_from_ms
+            && results
+                .iter()
+                .all(|r| matches!(r.verdict, CriterionVerdict::Met));
         verify.last = serde_json::to_value(&results).unwrap_or(Value::Null);
         proposal.verify = Some(verify.clone());
         if met {
@@ -1309,7 +1432,7 @@ impl Pipeline {
         let failing_fast = self.policy.verify.fail_after_ms.is_some_and(|after| {
             plainly_unmet && now_ms >= verify.judge_from_ms.saturating_add(after)
         });
-        if now_ms < verify.deadline_ms && !failing_fast {
+        if now_ms < verify.deadline_ms && !failing_fast && fired_anew.is_none() {
             return None;
         }
         let unmet: Vec<String> = results
@@ -1321,7 +1444,17 @@ impl Pipeline {
                 }
             })
             .collect();
-        let detail = if now_ms < verify.deadline_ms {
+        let detail = if let Some(fired) = fired_anew.filter(|_| now_ms < verify.deadline_ms) {
+            format!(
+                "the ticket's violation fired anew {} after the deploy: the change did not hold{}",
+                format_duration_ms(fired.saturating_sub(verify.started_ms)),
+                if unmet.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", unmet.join("; "))
+                }
+            )
+        } else if now_ms < verify.deadline_ms {
             format!(
                 "criteria still not met {} after judging began (verify.fail_after): {}",
                 format_duration_ms(self.policy.verify.fail_after_ms.unwrap_or_default()),
@@ -1367,9 +1500,21 @@ impl Pipeline {
                 ));
                 continue;
             };
-            let request = self.request(&proposal, inverse.params.clone(), false, "rollback");
+            let request = self.request(
+                &proposal,
+                &applied.target,
+                &inverse.action,
+                inverse.params.clone(),
+                false,
+                "rollback",
+            );
             match target.transport.run_action(&inverse.action, &request).await {
-                Ok(_) => proposal.applied[index].undone = true,
+                Ok(result) => {
+                    if let Some(version) = result.config_version {
+                        proposal.bases.insert(applied.target.clone(), version);
+                    }
+                    proposal.applied[index].undone = true;
+                }
                 Err(error) => {
                     let detail = format!(
                         "undoing {} on {} with {} failed: {}",
@@ -1378,9 +1523,23 @@ impl Pipeline {
                         inverse.action,
                         describe(&error)
                     );
-                    proposal.record(now_ms, "error", &detail, Value::Null);
+                    // An undo refused because someone changed the config
+                    // since is a decision (theirs stands; a human decides),
+                    // not a malfunction: recorded `collided`, and not
+                    // reported as the tick's error.
+                    let moved = config_moved(&error);
+                    proposal.record(
+                        now_ms,
+                        if moved { "collided" } else { "error" },
+                        &detail,
+                        Value::Null,
+                    );
                     proposal.stage = Stage::Error;
-                    proposal.outcome = format!("{detail}; a human must restore the service");
+                    proposal.outcome = if moved {
+                        format!("{detail}; someone changed the config after this change, and undoing it now would overwrite theirs: a human decides")
+                    } else {
+                        format!("{detail}; a human must restore the service")
+                    };
                     let mut step = Step::new(
                         proposal.clone(),
                         "proposal.rollback_failed",
@@ -1447,6 +1606,20 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::Inconclusive => "inconclusive",
         Outcome::Error => "error",
     }
+}
+
+/// Whether the action changes the config (its catalog effects name
+/// `config`): such an action carries the version it expects.
+fn changes_config(action: &str) -> bool {
+    floodgate_contract::actions::CATALOG
+        .iter()
+        .find(|def| def.name == action)
+        .is_some_and(|def| def.effects.state.contains(&"config"))
+}
+
+/// The service refused because its config is not at the expected version.
+fn config_moved(error: &ClientError) -> bool {
+    matches!(error, ClientError::Api { error, .. } if error.error.kind == "config_moved")
 }
 
 fn describe(error: &ClientError) -> String {

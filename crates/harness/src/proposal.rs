@@ -43,6 +43,12 @@ pub struct ProposalRequest {
     /// back). Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interim: bool,
+    /// The config hash (`GET /v1/state`'s `config.hash`) the change was
+    /// planned against: refused when a service's config is no longer at
+    /// it (the agent re-plans with the new state). Absent: the versions
+    /// the test stage finds are the base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_config: Option<String>,
 }
 
 /// Where a proposal is.
@@ -230,6 +236,21 @@ pub struct Proposal {
     /// failed verification, escalate after an approval timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_command: Option<crate::tickets::Command>,
+    /// The config hash the agent planned against
+    /// ([`ProposalRequest::base_config`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_config: Option<String>,
+    /// Per service, the config version every config action of this
+    /// proposal expects to find (recorded by the test stage, moved by each
+    /// of its own applies): a service whose config moved otherwise refuses
+    /// the action (`expect_config_version`), so a change never lands on,
+    /// or undoes, a config it was not planned against.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub bases: std::collections::BTreeMap<String, u64>,
+    /// What it holds while in flight ([`locks_of`]): no other proposal
+    /// touching one of them enters the pipeline until this one ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<String>,
 }
 
 impl Proposal {
@@ -341,4 +362,129 @@ pub fn check_request(request: &ProposalRequest) -> Result<Vec<Risk>, RequestErro
         risks.push(def.risk);
     }
     Ok(risks)
+}
+
+/// The things a proposal's actions change, as lock names: `limit:DOMAIN/NAME`
+/// for one limit, `config` for the whole config (`apply_config`,
+/// `rollback_config`), `store` (capacity, eviction), `failure_policy`,
+/// `drain`. Sorted, without repeats. An action whose parameters do not name
+/// its limit (refused later by the dry run) locks the whole config.
+pub fn locks_of(actions: &[ActionCall]) -> Vec<String> {
+    let text = |value: &serde_json::Value, key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut locks: Vec<String> = actions
+        .iter()
+        .map(|call| {
+            let params = &call.params;
+            let limit = match call.action.as_str() {
+                "set_limit" | "set_shadow_mode" | "remove_limit" => {
+                    text(params, "domain").zip(text(params, "limit"))
+                }
+                "add_limit" => text(params, "domain")
+                    .zip(params.get("rate_limit").and_then(|rate| text(rate, "name"))),
+                "set_store_capacity" | "evict_keys" => return "store".to_owned(),
+                "set_failure_policy" => return "failure_policy".to_owned(),
+                "drain" | "undrain" => return "drain".to_owned(),
+                _ => None,
+            };
+            match limit {
+                Some((domain, name)) => format!("limit:{domain}/{name}"),
+                None => "config".to_owned(),
+            }
+        })
+        .collect();
+    locks.sort();
+    locks.dedup();
+    locks
+}
+
+/// The lock two proposals would both hold, if any: the same lock, or the
+/// whole config against any limit.
+pub fn collision(ours: &[String], theirs: &[String]) -> Option<String> {
+    let config = |lock: &String| lock == "config" || lock.starts_with("limit:");
+    for mine in ours {
+        for other in theirs {
+            if mine == other {
+                return Some(mine.clone());
+            }
+            if (mine == "config" && config(other)) || (other == "config" && config(mine)) {
+                return Some(if mine == "config" {
+                    other.clone()
+                } else {
+                    mine.clone()
+                });
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(action: &str, params: serde_json::Value) -> ActionCall {
+        ActionCall {
+            action: action.into(),
+            params,
+        }
+    }
+
+    #[test]
+    fn locks_name_what_each_action_changes() {
+        let locks = locks_of(&[
+            call(
+                "set_limit",
+                json!({"domain": "api", "limit": "per_tenant", "requests_per_unit": 5}),
+            ),
+            call(
+                "add_limit",
+                json!({"domain": "api", "path": [], "rate_limit": {"name": "throttle@org=a"}}),
+            ),
+            call(
+                "set_shadow_mode",
+                json!({"domain": "api", "limit": "per_tenant", "shadow": true}),
+            ),
+            call("set_failure_policy", json!({"policy": "fail_open"})),
+            call("evict_keys", json!({"key_prefix": "api|"})),
+        ]);
+        assert_eq!(
+            locks,
+            [
+                "failure_policy",
+                "limit:api/per_tenant",
+                "limit:api/throttle@org=a",
+                "store"
+            ]
+        );
+        assert_eq!(
+            locks_of(&[call("rollback_config", json!({"to_version": 3}))]),
+            ["config"]
+        );
+        // Parameters that do not name a limit lock the whole config.
+        assert_eq!(
+            locks_of(&[call("set_limit", json!({"domain": "api"}))]),
+            ["config"]
+        );
+    }
+
+    #[test]
+    fn the_whole_config_collides_with_every_limit_but_not_with_the_store() {
+        let config = vec!["config".to_owned()];
+        let limit = vec!["limit:api/a".to_owned()];
+        let other = vec!["limit:api/b".to_owned()];
+        let store = vec!["store".to_owned()];
+        assert_eq!(collision(&config, &limit).as_deref(), Some("limit:api/a"));
+        assert_eq!(collision(&limit, &config).as_deref(), Some("limit:api/a"));
+        assert_eq!(collision(&config, &config).as_deref(), Some("config"));
+        assert_eq!(collision(&limit, &limit).as_deref(), Some("limit:api/a"));
+        assert_eq!(collision(&limit, &other), None);
+        assert_eq!(collision(&config, &store), None);
+        assert_eq!(collision(&store, &store).as_deref(), Some("store"));
+    }
 }

@@ -381,6 +381,9 @@ pub struct ReportData {
     /// Expected-change notices of the period, oldest first, with what
     /// they suppressed.
     pub notices: Vec<NoticeItem>,
+    /// Incidents with members filed during the period (ADR 0016): each
+    /// owner and the tickets linked to it, oldest member first.
+    pub incidents: Vec<crate::store::Incident>,
     pub waiting: Waiting,
     /// Items left out of a list past [`MAX_REPORT_ITEMS`], by list.
     pub omitted: BTreeMap<String, usize>,
@@ -688,6 +691,41 @@ pub fn render_markdown(data: &ReportData) -> String {
         .map(|n| format!("**{n}**"))
         .collect();
     let _ = writeln!(out, "| **all** | {} |\n", totals.join(" | "));
+
+    let _ = writeln!(out, "## Incidents ({})\n", data.incidents.len());
+    if data.incidents.is_empty() {
+        let _ = writeln!(out, "No ticket joined another's incident.\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "Tickets with a common cause, worked by their owner (ADR 0016): a member waits while its owner is active, and is resolved or escalated with it.\n"
+        );
+    }
+    for incident in &data.incidents {
+        let owner = &incident.owner;
+        let _ = writeln!(
+            out,
+            "- **{}** ({}, {}): {} — causes {}",
+            markdown_escape(&owner.id),
+            owner.state.as_str(),
+            markdown_escape(&owner.fingerprint),
+            markdown_escape(&owner.objective),
+            code(&owner.causes.join(", "))
+        );
+        for member in &incident.members {
+            let _ = writeln!(
+                out,
+                "  - {} ({}, {}) — causes {}",
+                markdown_escape(&member.id),
+                member.state.as_str(),
+                markdown_escape(&member.fingerprint),
+                code(&member.causes.join(", "))
+            );
+        }
+    }
+    if !data.incidents.is_empty() {
+        let _ = writeln!(out);
+    }
 
     let _ = writeln!(out, "## SLO error budgets\n");
     if !data.slo_history_kept {
@@ -1130,7 +1168,44 @@ pub fn render_html(data: &ReportData) -> String {
     for n in data.ticket_totals().columns() {
         let _ = write!(out, "<td class=\"n\">{n}</td>");
     }
-    let _ = writeln!(out, "</tr></table>\n</section>");
+    let _ = writeln!(out, "</tr></table>");
+    let _ = writeln!(out, "<h3>Incidents ({})</h3>", data.incidents.len());
+    if data.incidents.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">No ticket joined another's incident.</p>"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">Tickets with a common cause, worked by their owner (ADR 0016): a member waits while its owner is active, and is resolved or escalated with it.</p>\n<ul>"
+        );
+        for incident in &data.incidents {
+            let owner = &incident.owner;
+            let _ = write!(
+                out,
+                "<li><b>{}</b> ({}, {}): {} — causes <code>{}</code><ul>",
+                e(&owner.id),
+                owner.state.as_str(),
+                e(&owner.fingerprint),
+                e(&owner.objective),
+                e(&owner.causes.join(", "))
+            );
+            for member in &incident.members {
+                let _ = write!(
+                    out,
+                    "<li>{} ({}, {}) — causes <code>{}</code></li>",
+                    e(&member.id),
+                    member.state.as_str(),
+                    e(&member.fingerprint),
+                    e(&member.causes.join(", "))
+                );
+            }
+            let _ = writeln!(out, "</ul></li>");
+        }
+        let _ = writeln!(out, "</ul>");
+    }
+    let _ = writeln!(out, "</section>");
 
     // SLO budgets.
     let _ = writeln!(out, "<section id=\"slos\">\n<h2>SLO error budgets</h2>");

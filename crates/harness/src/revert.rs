@@ -327,6 +327,9 @@ mod tests {
             held: String::new(),
             rollback_then: None,
             pending_command: None,
+            base_config: None,
+            bases: Default::default(),
+            locks: Vec::new(),
         }
     }
 

@@ -28,7 +28,7 @@ use crate::slo::SloReport;
 use crate::tickets::{
     apply, decide, expire_claim, new_ticket, plan_intake, ticket_id, Command, IntakePlan,
     IntakePolicy, NewTicket, Source, Ticket, TicketEvent, TicketState, TicketType, TransitionError,
-    MAX_FINGERPRINT_BYTES,
+    HARNESS_ACTOR, MAX_FINGERPRINT_BYTES,
 };
 use crate::trajectory::{self, Trajectory};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -567,6 +567,7 @@ impl Store {
                         serde_json::to_string(&ticket).map_err(|error| StoreError::Corrupt(error.to_string()))?,
                     ],
                 )?;
+                let ticket = join_incident(tx, ticket, now_ms)?;
                 IntakeOutcome {
                     action: IntakeAction::Created,
                     ticket,
@@ -579,12 +580,16 @@ impl Store {
             } => {
                 let mut ticket =
                     latest.ok_or_else(|| StoreError::Corrupt("update without a ticket".into()))?;
+                let before = ticket.state;
                 for event in &events {
                     ticket = apply(Some(ticket), event, now_ms)
                         .map_err(|error| StoreError::Corrupt(error.0))?;
                     record(tx, now_ms, &id, event.kind(), &to_json(event)?)?;
                 }
                 save(tx, &ticket)?;
+                if ticket.state != before {
+                    follow_owner(tx, &ticket, now_ms)?;
+                }
                 let action = if reopened {
                     IntakeAction::Reopened
                 } else {
@@ -695,18 +700,33 @@ impl Store {
         Ok(out)
     }
 
+    /// Incidents with members, newest owner first (at most `limit`): each
+    /// owner with its state and causes, and its members.
+    pub fn incidents(&self, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare(
+            "SELECT doc FROM tickets WHERE json_extract(doc, '$.incident') IS NOT NULL
+             ORDER BY number DESC LIMIT ?1",
+        )?;
+        let docs: Vec<String> = statement
+            .query_map(params![MAX_LIST as i64], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let members: Vec<Ticket> = docs
+            .iter()
+            .map(|doc| parse_doc(doc))
+            .collect::<Result<_, _>>()?;
+        let mut incidents = group_incidents(&conn, &members)?;
+        incidents.sort_by_key(|incident| {
+            std::cmp::Reverse(crate::tickets::ticket_number(&incident.owner.id))
+        });
+        incidents.truncate(limit);
+        Ok(incidents)
+    }
+
     /// The most urgent open ticket (priority, then age): what an agent
     /// picks next.
     pub fn next_open(&self) -> Result<Option<Ticket>, StoreError> {
-        let conn = self.lock();
-        let doc: Option<String> = conn
-            .query_row(
-                "SELECT doc FROM tickets WHERE state = 'open' ORDER BY priority_rank, number LIMIT 1",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?;
-        doc.map(|doc| parse_doc(&doc)).transpose()
+        self.next_open_matching(&[], &|_| false)
     }
 
     /// A ticket's ledger entries, oldest first.
@@ -743,7 +763,10 @@ impl Store {
         let mut rows = statement.query(params![MAX_LIST as i64])?;
         while let Some(row) = rows.next()? {
             let ticket = parse_doc(&row.get::<_, String>(0)?)?;
-            if (sources.is_empty() || sources.contains(&ticket.source)) && !skip(&ticket) {
+            if (sources.is_empty() || sources.contains(&ticket.source))
+                && !skip(&ticket)
+                && !owned_elsewhere(&conn, &ticket)?
+            {
                 return Ok(Some(ticket));
             }
         }
@@ -1184,6 +1207,23 @@ impl Store {
         Ok(notice)
     }
 
+    /// Records a decision about a ticket that changes no stored document
+    /// (a proposal refused before it entered the pipeline): its ledger
+    /// entry and trajectory step.
+    pub fn record_event(
+        &self,
+        subject: &str,
+        kind: &str,
+        data: &serde_json::Value,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        record(&tx, now_ms, subject, kind, data)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// A setting of the harness kept with the queue (`pipeline.paused`).
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let conn = self.lock();
@@ -1227,6 +1267,67 @@ impl Store {
         record(&tx, now_ms, subject, kind, data)?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// Members grouped under their owners (loaded), in the members' order; a
+/// member whose owner is gone is left out.
+fn group_incidents(conn: &Connection, members: &[Ticket]) -> Result<Vec<Incident>, StoreError> {
+    let mut incidents: Vec<Incident> = Vec::new();
+    for member in members {
+        let Some(owner_id) = &member.incident else {
+            continue;
+        };
+        match incidents
+            .iter_mut()
+            .find(|incident| &incident.owner.id == owner_id)
+        {
+            Some(incident) => incident.members.push(IncidentTicket::of(member)),
+            None => {
+                if let Some(owner) = load(conn, owner_id)? {
+                    incidents.push(Incident {
+                        owner: IncidentTicket::of(&owner),
+                        members: vec![IncidentTicket::of(member)],
+                    });
+                }
+            }
+        }
+    }
+    Ok(incidents)
+}
+
+/// One incident: its owner and the tickets linked to it
+/// (`GET /v1/incidents`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub owner: IncidentTicket,
+    /// Newest first.
+    pub members: Vec<IncidentTicket>,
+}
+
+/// A ticket as an incident lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentTicket {
+    pub id: String,
+    pub state: TicketState,
+    pub source: Source,
+    pub fingerprint: String,
+    pub objective: String,
+    pub causes: Vec<String>,
+    pub created_ms: u64,
+}
+
+impl IncidentTicket {
+    fn of(ticket: &Ticket) -> IncidentTicket {
+        IncidentTicket {
+            id: ticket.id.clone(),
+            state: ticket.state,
+            source: ticket.source,
+            fingerprint: ticket.fingerprint.clone(),
+            objective: ticket.objective.description.clone(),
+            causes: crate::incidents::causes_of(&ticket.context),
+            created_ms: ticket.created_ms,
+        }
     }
 }
 
@@ -1425,10 +1526,163 @@ fn run_ticket_command(
 ) -> Result<(), StoreError> {
     let ticket = load(tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
     let event = decide(&ticket, command, now_ms)?;
+    if let Command::Link {
+        incident: Some(owner),
+        ..
+    } = command
+    {
+        check_owner(tx, owner)?;
+    }
+    let before = ticket.state;
     let ticket =
         apply(Some(ticket), &event, now_ms).map_err(|error| StoreError::Corrupt(error.0))?;
     record(tx, now_ms, id, event.kind(), &to_json(&event)?)?;
-    save(tx, &ticket)
+    save(tx, &ticket)?;
+    if ticket.state != before {
+        follow_owner(tx, &ticket, now_ms)?;
+    }
+    Ok(())
+}
+
+/// Whether `ticket` is a member of an incident whose owner is still
+/// active: its owner works it, nobody else is handed it.
+fn owned_elsewhere(conn: &Connection, ticket: &Ticket) -> Result<bool, StoreError> {
+    let Some(owner) = &ticket.incident else {
+        return Ok(false);
+    };
+    Ok(load(conn, owner)?.is_some_and(|owner| owner.state.is_active()))
+}
+
+/// Active tickets (open, claimed, in progress, verifying), newest first,
+/// at most [`MAX_LIST`].
+fn active_tickets(tx: &rusqlite::Transaction<'_>) -> Result<Vec<Ticket>, StoreError> {
+    let mut statement = tx.prepare(
+        "SELECT doc FROM tickets WHERE state IN ('open', 'claimed', 'in_progress', 'verifying')
+         ORDER BY number DESC LIMIT ?1",
+    )?;
+    let docs: Vec<String> = statement
+        .query_map(params![MAX_LIST as i64], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    docs.iter().map(|doc| parse_doc(doc)).collect()
+}
+
+/// A ticket may own an incident: it exists, is active, and is no member.
+fn check_owner(tx: &rusqlite::Transaction<'_>, owner: &str) -> Result<(), StoreError> {
+    let ticket = load(tx, owner)?.ok_or_else(|| StoreError::NotFound(owner.to_owned()))?;
+    let invalid = |message: String| StoreError::Invalid {
+        field: "incident",
+        message,
+    };
+    if !ticket.state.is_active() {
+        return Err(invalid(format!(
+            "{owner} is {}: only an active ticket owns an incident",
+            ticket.state.as_str()
+        )));
+    }
+    if let Some(theirs) = &ticket.incident {
+        return Err(invalid(format!(
+            "{owner} is itself a member of {theirs}'s incident: link to {theirs}"
+        )));
+    }
+    Ok(())
+}
+
+/// A ticket just filed joins the incident of an active ticket it shares a
+/// cause with ([`crate::incidents::owner_for`]); the owner's history says
+/// who joined.
+fn join_incident(
+    tx: &rusqlite::Transaction<'_>,
+    ticket: Ticket,
+    now_ms: u64,
+) -> Result<Ticket, StoreError> {
+    let causes = crate::incidents::causes_of(&ticket.context);
+    if causes.is_empty() {
+        return Ok(ticket);
+    }
+    let candidates: Vec<Ticket> = active_tickets(tx)?
+        .into_iter()
+        .filter(|candidate| candidate.id != ticket.id)
+        .collect();
+    let Some((owner, shared)) = crate::incidents::owner_for(&causes, &candidates, now_ms) else {
+        return Ok(ticket);
+    };
+    let owner_id = owner.id.clone();
+    let linked = TicketEvent::Linked {
+        actor: HARNESS_ACTOR.to_owned(),
+        incident: Some(owner_id.clone()),
+        reason: format!(
+            "shares {shared} with {owner_id}, filed {} ago: one incident, worked by its owner",
+            crate::quantity::format_duration_ms(now_ms.saturating_sub(owner.created_ms))
+        ),
+    };
+    let ticket =
+        apply(Some(ticket), &linked, now_ms).map_err(|error| StoreError::Corrupt(error.0))?;
+    record(tx, now_ms, &ticket.id, linked.kind(), &to_json(&linked)?)?;
+    save(tx, &ticket)?;
+    let note = TicketEvent::Commented {
+        actor: HARNESS_ACTOR.to_owned(),
+        text: format!("{} joined this incident (it shares {shared})", ticket.id),
+    };
+    let owner =
+        apply(Some(owner.clone()), &note, now_ms).map_err(|error| StoreError::Corrupt(error.0))?;
+    record(tx, now_ms, &owner.id, note.kind(), &to_json(&note)?)?;
+    save(tx, &owner)?;
+    Ok(ticket)
+}
+
+/// The members of `owner`'s incident follow its move
+/// ([`crate::incidents::follow`]): resolved or escalated with it, or
+/// released to be worked on their own.
+fn follow_owner(
+    tx: &rusqlite::Transaction<'_>,
+    owner: &Ticket,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    use crate::incidents::Follow;
+    if owner.incident.is_some() {
+        return Ok(());
+    }
+    let how = crate::incidents::follow(owner.state);
+    if how == Follow::Stay {
+        return Ok(());
+    }
+    let members: Vec<Ticket> = active_tickets(tx)?
+        .into_iter()
+        .filter(|ticket| ticket.incident.as_deref() == Some(owner.id.as_str()))
+        .collect();
+    for member in members {
+        let event = match how {
+            Follow::Resolve | Follow::Escalate => TicketEvent::Transitioned {
+                from: member.state,
+                to: if how == Follow::Resolve {
+                    TicketState::Resolved
+                } else {
+                    TicketState::Escalated
+                },
+                actor: HARNESS_ACTOR.to_owned(),
+                reason: format!(
+                    "its incident's owner {} was {}",
+                    owner.id,
+                    owner.state.as_str()
+                ),
+                claim: None,
+            },
+            Follow::Release | Follow::Stay => TicketEvent::Linked {
+                actor: HARNESS_ACTOR.to_owned(),
+                incident: None,
+                reason: format!(
+                    "its incident's owner {} {}: worked on its own",
+                    owner.id,
+                    owner.state.as_str()
+                ),
+            },
+        };
+        let member =
+            apply(Some(member), &event, now_ms).map_err(|error| StoreError::Corrupt(error.0))?;
+        record(tx, now_ms, &member.id, event.kind(), &to_json(&event)?)?;
+        save(tx, &member)?;
+    }
+    Ok(())
 }
 
 fn proposal_doc(proposal: &Proposal) -> Result<String, StoreError> {
@@ -2184,6 +2438,18 @@ impl ReportData {
             Vec::new()
         };
 
+        // Incidents: members filed during the period, under their owners.
+        let members = report_docs(
+            conn,
+            "SELECT doc FROM tickets WHERE created_ms >= ?1 AND created_ms <= ?2
+             AND json_extract(doc, '$.incident') IS NOT NULL ORDER BY number",
+            params![since, now],
+            "incidents",
+            &mut omitted,
+            |doc| Ok(Some(parse_doc(doc)?)),
+        )?;
+        let incidents = group_incidents(conn, &members)?;
+
         Ok(ReportData {
             since_ms,
             now_ms,
@@ -2193,6 +2459,7 @@ impl ReportData {
             changes,
             findings,
             notices,
+            incidents,
             waiting: Waiting {
                 approvals,
                 escalated,

@@ -31,7 +31,7 @@
 //! - otherwise (resolved long ago, failed, cancelled) a new ticket is filed,
 //!   its context linking the previous one.
 
-use crate::criteria::{Criterion, CriterionError, MetricRegistry};
+use crate::criteria::{Condition, Criterion, CriterionError, MetricRegistry};
 use crate::quantity::{HOUR_MS, MINUTE_MS};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -223,6 +223,16 @@ pub struct Ticket {
     pub closed_ms: Option<u64>,
     /// Times it was reopened after being resolved.
     pub reopened: u32,
+    /// The incident it belongs to: the id of the ticket that owns it
+    /// ([`crate::incidents`]). A member is not worked on its own while its
+    /// owner is active; it follows the owner when the owner ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// When a new firing of its own violation (not a reminder) last
+    /// reached it while it was active: during verification, the change
+    /// did not hold (the pipeline fails it at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired_anew_ms: Option<u64>,
 }
 
 /// A ticket to file: everything but what the queue assigns.
@@ -389,10 +399,21 @@ pub enum TicketEvent {
         evidence: serde_json::Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         intake_key: Option<String>,
+        /// A new firing (its condition cleared and fired again, or an
+        /// anomaly alarmed anew), not a reminder of one still firing.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fresh: bool,
     },
     Commented {
         actor: String,
         text: String,
+    },
+    /// Joined an incident (`incident` its owner), or left it (`None`).
+    Linked {
+        actor: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident: Option<String>,
+        reason: String,
     },
 }
 
@@ -405,6 +426,7 @@ impl TicketEvent {
             TicketEvent::ClaimRenewed { .. } => "ticket.claim_renewed",
             TicketEvent::Occurred { .. } => "ticket.occurred",
             TicketEvent::Commented { .. } => "ticket.commented",
+            TicketEvent::Linked { .. } => "ticket.linked",
         }
     }
 
@@ -469,6 +491,14 @@ pub enum Command {
     Comment {
         actor: String,
         text: String,
+    },
+    /// Make an open ticket a member of the incident `incident` owns (the
+    /// store checks the owner), or take it out of its incident (`None`).
+    Link {
+        actor: String,
+        #[serde(default)]
+        incident: Option<String>,
+        reason: String,
     },
 }
 
@@ -549,6 +579,7 @@ impl Command {
             Command::Renew { .. } => "renew",
             Command::Reopen { .. } => "reopen",
             Command::Comment { .. } => "comment",
+            Command::Link { .. } => "link",
         }
     }
 }
@@ -719,6 +750,41 @@ pub fn decide(
                 text: text.clone(),
             })
         }
+        Command::Link {
+            actor,
+            incident,
+            reason,
+        } => {
+            check_actor("actor", actor)?;
+            check_text("reason", reason)?;
+            match incident {
+                // Joining: only a ticket nobody works yet.
+                Some(owner) => {
+                    if state != Open {
+                        return Err(refuse());
+                    }
+                    if *owner == ticket.id {
+                        return Err(TransitionError::Invalid {
+                            field: "incident",
+                            message: format!("{} cannot own itself", ticket.id),
+                        });
+                    }
+                }
+                None => {
+                    if ticket.incident.is_none() {
+                        return Err(TransitionError::Invalid {
+                            field: "incident",
+                            message: format!("{} belongs to no incident", ticket.id),
+                        });
+                    }
+                }
+            }
+            Ok(TicketEvent::Linked {
+                actor: actor.clone(),
+                incident: incident.clone(),
+                reason: reason.clone(),
+            })
+        }
     }
 }
 
@@ -807,16 +873,52 @@ pub fn apply(
         TicketEvent::Occurred {
             occurrences,
             priority,
+            fresh,
             ..
         } => {
             ticket.occurrences = *occurrences;
             ticket.priority = *priority;
             ticket.last_seen_ms = time_ms;
+            if *fresh {
+                ticket.fired_anew_ms = Some(time_ms);
+            }
         }
         TicketEvent::Commented { .. } => {}
+        TicketEvent::Linked { incident, .. } => ticket.incident = incident.clone(),
     }
     ticket.updated_ms = time_ms;
     Ok(ticket)
+}
+
+/// Whether a new firing of `ticket`'s violation (`draft`) shows the
+/// problem is back, as opposed to an echo of the episode a change ended:
+/// an invariant breached anew judges the present; an anomaly alarmed anew
+/// counts only beyond the ticket's frozen reference band on the side it
+/// first left it (a rate falling back after a throttle alarms too, the
+/// detector having learnt the high level). A burn-rate alert remembers the
+/// past for its windows — one firing anew soon after a fix (a slower rule
+/// taking over) is no sign the fix failed — so it never counts.
+pub fn fires_against(ticket: &Ticket, draft: &NewTicket) -> bool {
+    match draft.source {
+        Source::Invariant => true,
+        Source::Anomaly => {
+            let Some(criterion) = ticket.acceptance_criteria.first() else {
+                return false;
+            };
+            let (Some(reference), Condition::WithinReference { threshold }) =
+                (&criterion.reference, &criterion.condition)
+            else {
+                return false;
+            };
+            let value = |context: &serde_json::Value| context["detail"]["value"].as_f64();
+            let (Some(first), Some(now)) = (value(&ticket.context), value(&draft.context)) else {
+                return false;
+            };
+            let side = (first - reference.median).signum();
+            side != 0.0 && (now - reference.median) * side > threshold * reference.scale
+        }
+        _ => false,
+    }
 }
 
 /// The dedup and reopen policy (see the module doc).
@@ -878,6 +980,7 @@ pub fn plan_intake(
         priority: ticket.priority.most_urgent(draft.priority),
         evidence: draft.context.clone(),
         intake_key: intake_key.map(str::to_owned),
+        fresh: fresh && ticket.state.is_active() && fires_against(ticket, draft),
     };
     if ticket.state.is_active() {
         return IntakePlan::Update {
@@ -953,6 +1056,8 @@ pub fn new_ticket(id: String, draft: &NewTicket, previous: Option<&str>, now_ms:
         last_seen_ms: now_ms,
         closed_ms: None,
         reopened: 0,
+        incident: None,
+        fired_anew_ms: None,
     }
 }
 
@@ -1140,6 +1245,84 @@ mod tests {
     fn step(ticket: Ticket, command: Command, now: u64) -> Result<Ticket, TransitionError> {
         let event = decide(&ticket, &command, now)?;
         Ok(apply(Some(ticket), &event, now).expect("applies"))
+    }
+
+    #[test]
+    fn only_a_present_recurrence_counts_as_firing_anew() {
+        let criterion = |reference: bool| Criterion {
+            metric: "admitted_rate".into(),
+            condition: Condition::WithinReference { threshold: 6.0 },
+            duration: None,
+            baseline: None,
+            reference: reference.then_some(crate::criteria::Reference {
+                median: 10.0,
+                scale: 1.0,
+                direction: crate::objectives::Direction::Both,
+            }),
+        };
+        let anomaly = |value: f64| NewTicket {
+            source: Source::Anomaly,
+            acceptance_criteria: vec![criterion(true)],
+            context: serde_json::json!({"detail": {"value": value}}),
+            ..draft()
+        };
+        // It first rose to 30 against a reference of 10 ± 6.
+        let ticket = new_ticket(ticket_id(1), &anomaly(30.0), None, 0);
+        assert!(
+            fires_against(&ticket, &anomaly(25.0)),
+            "up again, beyond the band"
+        );
+        assert!(!fires_against(&ticket, &anomaly(15.0)), "within the band");
+        assert!(
+            !fires_against(&ticket, &anomaly(1.0)),
+            "falling back below the reference is the other side"
+        );
+        let mut unreferenced = ticket.clone();
+        unreferenced.acceptance_criteria = vec![criterion(false)];
+        assert!(!fires_against(&unreferenced, &anomaly(25.0)));
+        let invariant = NewTicket {
+            source: Source::Invariant,
+            ..draft()
+        };
+        assert!(fires_against(&ticket, &invariant));
+        let slo = NewTicket {
+            source: Source::Slo,
+            ..draft()
+        };
+        assert!(
+            !fires_against(&ticket, &slo),
+            "burn-rate windows remember the past"
+        );
+        // Through intake: a fresh firing of an active ticket is marked.
+        let plan = plan_intake(
+            Some(&ticket),
+            &anomaly(25.0),
+            None,
+            &IntakePolicy::default(),
+            1,
+            true,
+        );
+        let IntakePlan::Update { events, .. } = plan else {
+            panic!("absorbed");
+        };
+        let marked = apply(Some(ticket.clone()), &events[0], 5).expect("applies");
+        assert_eq!(marked.fired_anew_ms, Some(5));
+        let plan = plan_intake(
+            Some(&ticket),
+            &anomaly(25.0),
+            None,
+            &IntakePolicy::default(),
+            1,
+            false,
+        );
+        let IntakePlan::Update { events, .. } = plan else {
+            panic!("absorbed");
+        };
+        let reminded = apply(Some(ticket), &events[0], 5).expect("applies");
+        assert_eq!(
+            reminded.fired_anew_ms, None,
+            "a reminder is not a new firing"
+        );
     }
 
     #[test]

@@ -648,3 +648,208 @@ fn a_hand_edited_notice_fails_verification() {
     expect_tampered(&dir, None, "notice N-0001 differs from its ledger history");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn caused(fingerprint: &str, causes: &[&str]) -> NewTicket {
+    let mut draft = draft(fingerprint);
+    draft.context = serde_json::json!({ "causes": causes });
+    draft
+}
+
+fn state_of(store: &Store, id: &str) -> (TicketState, Option<String>) {
+    let ticket = store.get(id).expect("get").expect("ticket");
+    (ticket.state, ticket.incident)
+}
+
+#[test]
+fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
+    let dir = scratch_dir("incidents");
+    let store = open(&dir);
+    let owner = store
+        .intake(
+            &caused("slo:x", &["value:api/org=a", "limit:api/per_org"]),
+            None,
+            T0_MS,
+        )
+        .expect("owner")
+        .ticket;
+    assert_eq!(owner.incident, None);
+    // A ticket of another cause is its own incident.
+    let other = store
+        .intake(&caused("anomaly:y", &["value:api/org=b"]), None, T0_MS + 1)
+        .expect("other")
+        .ticket;
+    assert_eq!(other.incident, None);
+    // One sharing a cause joins the owner's incident and is not handed out.
+    let member = store
+        .intake(&caused("anomaly:z", &["value:api/org=a"]), None, T0_MS + 2)
+        .expect("member")
+        .ticket;
+    assert_eq!(member.incident.as_deref(), Some(owner.id.as_str()));
+    assert_eq!(member.state, TicketState::Open);
+    store
+        .command(
+            &other.id,
+            &Command::Cancel {
+                actor: "alice".into(),
+                reason: "noise".into(),
+            },
+            T0_MS + 3,
+        )
+        .expect("cancel");
+    assert_eq!(
+        store.next_open().expect("next").map(|ticket| ticket.id),
+        Some(owner.id.clone()),
+        "the member waits for its owner"
+    );
+    store
+        .command(&owner.id, &claim("agent"), T0_MS + 4)
+        .expect("claim");
+    assert_eq!(store.next_open().expect("next"), None);
+    let history = store.history(&owner.id).expect("history");
+    assert!(history.iter().any(|entry| entry.kind == "ticket.commented"
+        && entry.data["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&member.id)));
+    let incidents = store.incidents(10).expect("incidents");
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].owner.id, owner.id);
+    assert_eq!(incidents[0].members.len(), 1);
+    assert_eq!(incidents[0].members[0].causes, ["value:api/org=a"]);
+
+    // The owner's fix is verified: the member is resolved with it.
+    store
+        .command(
+            &owner.id,
+            &Command::Start {
+                agent: "agent".into(),
+            },
+            T0_MS + 5,
+        )
+        .expect("start");
+    store
+        .command(
+            &owner.id,
+            &Command::Submit {
+                agent: "agent".into(),
+            },
+            T0_MS + 6,
+        )
+        .expect("submit");
+    store
+        .command(
+            &owner.id,
+            &Command::Resolve {
+                actor: "harness".into(),
+                reason: "verified".into(),
+            },
+            T0_MS + 7,
+        )
+        .expect("resolve");
+    assert_eq!(state_of(&store, &member.id).0, TicketState::Resolved);
+
+    // A failed owner releases its members to be worked on their own; an
+    // escalated one takes them to the human with it.
+    let failing = store
+        .intake(&caused("slo:f", &["instance:svc-b"]), None, T0_MS + 10)
+        .expect("owner")
+        .ticket;
+    let released = store
+        .intake(
+            &caused("invariant:g", &["instance:svc-b"]),
+            None,
+            T0_MS + 11,
+        )
+        .expect("member")
+        .ticket;
+    assert_eq!(released.incident.as_deref(), Some(failing.id.as_str()));
+    store
+        .command(&failing.id, &claim("agent"), T0_MS + 12)
+        .expect("claim");
+    store
+        .command(
+            &failing.id,
+            &Command::Start {
+                agent: "agent".into(),
+            },
+            T0_MS + 13,
+        )
+        .expect("start");
+    store
+        .command(
+            &failing.id,
+            &Command::Fail {
+                actor: "agent".into(),
+                reason: "no fix".into(),
+            },
+            T0_MS + 14,
+        )
+        .expect("fail");
+    assert_eq!(state_of(&store, &released.id), (TicketState::Open, None));
+    assert_eq!(
+        store.next_open().expect("next").map(|t| t.id),
+        Some(released.id.clone())
+    );
+
+    let escalating = store
+        .intake(&caused("slo:e", &["limit:api/q"]), None, T0_MS + 20)
+        .expect("owner")
+        .ticket;
+    let follower = store
+        .intake(&caused("slo:e2", &["limit:api/q"]), None, T0_MS + 21)
+        .expect("member")
+        .ticket;
+    store
+        .command(
+            &escalating.id,
+            &Command::Escalate {
+                actor: "agent".into(),
+                reason: "too big".into(),
+            },
+            T0_MS + 22,
+        )
+        .expect("escalate");
+    assert_eq!(state_of(&store, &follower.id).0, TicketState::Escalated);
+
+    // Past the window, a shared cause is a new incident.
+    let late = store
+        .intake(
+            &caused("slo:late", &["value:api/org=b2", "instance:svc-b"]),
+            None,
+            T0_MS + floodgate_harness::incidents::INCIDENT_WINDOW_MS + 20,
+        )
+        .expect("late")
+        .ticket;
+    assert_eq!(late.incident, None);
+
+    // Explicit links: only to an active owner, never to a member, only of
+    // an open ticket; unlinking needs a link.
+    let link = |incident: Option<&str>| Command::Link {
+        actor: "alice".into(),
+        incident: incident.map(str::to_owned),
+        reason: "same outage".into(),
+    };
+    let now = T0_MS + floodgate_harness::incidents::INCIDENT_WINDOW_MS + 30;
+    let lone = store
+        .intake(&draft("lone"), None, now)
+        .expect("lone")
+        .ticket;
+    assert!(matches!(
+        store.command(&lone.id, &link(Some(&owner.id)), now),
+        Err(StoreError::Invalid {
+            field: "incident",
+            ..
+        })
+    ));
+    assert!(store.command(&lone.id, &link(Some(&lone.id)), now).is_err());
+    store
+        .command(&lone.id, &link(Some(&late.id)), now)
+        .expect("link");
+    assert_eq!(state_of(&store, &lone.id).1, Some(late.id.clone()));
+    store.command(&lone.id, &link(None), now).expect("unlink");
+    assert_eq!(state_of(&store, &lone.id).1, None);
+    assert!(store.command(&lone.id, &link(None), now).is_err());
+    drop(store);
+    // Every move is in the ledger: the rebuilt tickets match.
+    ledger::verify(&dir).unwrap_or_else(|error| panic!("{error:?}"));
+}

@@ -566,6 +566,7 @@ impl World {
                     dry_run: false,
                     reason: "tightening limits".into(),
                     actor: actor.into(),
+                    expect_config_version: None,
                 })
                 .await
                 .map_err(|error| {

@@ -344,6 +344,7 @@ async fn the_in_process_transport_enforces_the_same_scopes() {
                 dry_run: true,
                 reason: String::new(),
                 actor: String::new(),
+                expect_config_version: None,
             },
         )
         .await

@@ -61,6 +61,7 @@ fn request(params: Value, dry_run: bool) -> ActionRequest {
         dry_run,
         reason: "test".to_string(),
         actor: "tester".to_string(),
+        expect_config_version: None,
     }
 }
 
@@ -671,6 +672,7 @@ async fn config_is_state_with_a_bounded_paged_history() {
             dry_run: true,
             reason: "try".into(),
             actor: String::new(),
+            expect_config_version: None,
         })
         .await
         .expect("dry run");
@@ -700,6 +702,7 @@ async fn config_is_state_with_a_bounded_paged_history() {
             dry_run: false,
             reason: String::new(),
             actor: String::new(),
+            expect_config_version: None,
         })
         .await
         .expect("patch");
@@ -734,6 +737,7 @@ async fn config_is_state_with_a_bounded_paged_history() {
             dry_run: false,
             reason: String::new(),
             actor: String::new(),
+            expect_config_version: None,
         })
         .await
         .expect("apply");
@@ -1217,4 +1221,79 @@ async fn top_values_name_the_values_a_limit_rejects_over_http() {
     // Hits are sampled one in eight: 42 hits give 40 in all.
     let total: u64 = values.iter().map(|v| v["hits"].as_u64().unwrap_or(0)).sum();
     assert_eq!(total, 40, "{values:?}");
+}
+
+#[tokio::test]
+async fn an_action_expecting_a_config_version_is_refused_once_the_config_moved() {
+    let server = TestServer::start(CONFIG).await;
+    let api = server.api();
+    let expecting = |version: u64, value: u64| ActionRequest {
+        expect_config_version: Some(version),
+        ..request(
+            json!({"domain": "api", "limit": "per_tenant", "requests_per_unit": value}),
+            false,
+        )
+    };
+    // At the expected version: applied, and the version moves.
+    let applied = api
+        .run_action("set_limit", &expecting(1, 50))
+        .await
+        .expect("applied at version 1");
+    assert_eq!(applied.config_version, Some(2));
+
+    // A second writer that planned against version 1 is refused, naming
+    // where the config is and who moved it; nothing changes.
+    let cursor = api.state().await.expect("state").events.newest_seq;
+    let (status, kind, field, message) =
+        api_error(api.run_action("set_limit", &expecting(1, 70)).await);
+    assert_eq!(
+        (status, kind.as_str(), field.as_str()),
+        (409, "config_moved", "expect_config_version")
+    );
+    assert!(
+        message.contains("expected version 1, it is at version 2") && message.contains("tester"),
+        "{message}"
+    );
+    // Dry runs and whole-config rollbacks check it the same way.
+    let dry = ActionRequest {
+        dry_run: true,
+        ..expecting(1, 70)
+    };
+    assert_eq!(
+        api_error(api.run_action("set_limit", &dry).await).1,
+        "config_moved"
+    );
+    let rollback = ActionRequest {
+        expect_config_version: Some(1),
+        ..request(Value::Null, false)
+    };
+    assert_eq!(
+        api_error(api.rollback_config(1, &rollback).await).1,
+        "config_moved"
+    );
+    let events = events_after(&api, cursor).await;
+    assert_eq!(
+        types(&events),
+        [
+            "action_requested",
+            "action_refused",
+            "action_requested",
+            "action_refused",
+            "action_requested",
+            "action_refused"
+        ]
+    );
+    let state = api.state().await.expect("state");
+    assert_eq!(state.config.version, 2);
+    assert_eq!(
+        limit(&state, "api", "per_tenant")
+            .expect("limit")
+            .requests_per_unit,
+        50
+    );
+    // At the current version it goes through.
+    api.run_action("set_limit", &expecting(2, 70))
+        .await
+        .expect("applied at version 2");
+    server.stop().await;
 }

@@ -44,6 +44,7 @@ fn dry_run(params: Value) -> ActionRequest {
         dry_run: true,
         reason: "what would this do".to_string(),
         actor: "tester".to_string(),
+        expect_config_version: None,
     }
 }
 

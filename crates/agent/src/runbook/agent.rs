@@ -20,6 +20,12 @@ pub const CLAIM_TTL_MS: u64 = 15 * 60 * 1000;
 pub const MAX_COMMANDS_PER_POLL: usize = 32;
 /// The longest comment the agent writes.
 pub const MAX_COMMENT_BYTES: usize = 2000;
+/// How long the agent waits before re-planning a proposal the pipeline
+/// refused as a collision (another change holds what it touches, or the
+/// config moved since the runbook observed it).
+pub const REPLAN_AFTER_MS: u64 = 60 * 1000;
+/// Collisions one ticket may meet before the agent hands it to a human.
+pub const MAX_REPLANS: u32 = 10;
 
 /// What the agent waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +38,16 @@ enum Pending {
 
 struct Work {
     ticket_id: String,
+    /// The ticket as claimed (a re-plan starts the runbook on it afresh).
+    ticket: Value,
     run: Run,
     pending: Pending,
     renewed_ms: u64,
+    /// The config hash the latest evidence showed on every instance: what
+    /// the next proposal is planned against.
+    base_config: Option<String>,
+    /// Collisions met so far.
+    replans: u32,
 }
 
 /// What one poll did.
@@ -166,9 +179,12 @@ impl RunbookAgent {
             let run = runbook.start(ticket, now_ms);
             self.work = Some(Work {
                 ticket_id: id,
+                ticket: ticket.clone(),
                 run,
                 pending: Pending::Nothing,
                 renewed_ms: now_ms,
+                base_config: None,
+                replans: 0,
             });
         }
         self.work_on(now_ms).await
@@ -242,7 +258,11 @@ impl RunbookAgent {
             let command = work.run.next(outcome.take(), now_ms);
             match command {
                 Command::Observe { query } => {
-                    outcome = Some(self.observe(&query).await);
+                    let (answer, base) = self.observe(&query).await;
+                    if base.is_some() {
+                        work.base_config = base;
+                    }
+                    outcome = Some(answer);
                 }
                 Command::Propose {
                     step,
@@ -262,6 +282,7 @@ impl RunbookAgent {
                                 params: action.params.clone(),
                             })
                             .collect(),
+                        base_config: work.base_config.clone(),
                     };
                     match self.client.propose(&work.ticket_id, &request).await {
                         Ok(answer) => {
@@ -275,6 +296,46 @@ impl RunbookAgent {
                             )
                             .await;
                             work.pending = Pending::Proposal(pid);
+                        }
+                        Err(error) if is_collision(&error) => {
+                            work.replans += 1;
+                            let ticket = work.ticket_id.clone();
+                            if work.replans > MAX_REPLANS {
+                                let reason = format!(
+                                    "step {step}: the change collided {} times (last: {}): a human decides",
+                                    work.replans,
+                                    describe(&error)
+                                );
+                                self.note(&ticket, &format!("runbook ended: escalate: {reason}"))
+                                    .await;
+                                if let Err(error) =
+                                    self.client.escalate(&ticket, &self.name, &reason).await
+                                {
+                                    tracing::info!(%ticket, error = %describe(&error), "escalating");
+                                }
+                                return Ok(PollReport::Finished {
+                                    ticket,
+                                    outcome: format!("escalated: {reason}"),
+                                });
+                            }
+                            // Re-plan from the start, on fresh evidence,
+                            // once the clock has moved on.
+                            self.note(
+                                &ticket,
+                                &format!(
+                                    "step {step}: the pipeline refused the change as a collision ({}); re-planning from the start in {} s",
+                                    describe(&error),
+                                    REPLAN_AFTER_MS / 1000
+                                ),
+                            )
+                            .await;
+                            let Some(runbook) = select(&self.runbooks, &work.ticket) else {
+                                return self.keep(work);
+                            };
+                            work.run = runbook.start(&work.ticket, now_ms);
+                            work.base_config = None;
+                            work.pending = Pending::Until(now_ms.saturating_add(REPLAN_AFTER_MS));
+                            return self.keep(work);
                         }
                         Err(error) => outcome = Some(Outcome::Error(describe(&error))),
                     }
@@ -352,7 +413,9 @@ impl RunbookAgent {
         Ok(report)
     }
 
-    async fn observe(&self, query: &Query) -> Outcome {
+    /// Runs an observation; answers it and, for evidence, the config hash
+    /// every instance is at (`None` when they disagree or none answered).
+    async fn observe(&self, query: &Query) -> (Outcome, Option<String>) {
         match query {
             Query::Series {
                 selector,
@@ -368,26 +431,44 @@ impl RunbookAgent {
                             Some((point.get(0)?.as_u64()?, point.get(1)?.as_f64()?))
                         })
                         .collect();
-                    Outcome::Value(
-                        reduce
-                            .apply(&points)
-                            .map_or(Value::Null, |value| json!(value)),
-                    )
+                    let value = reduce
+                        .apply(&points)
+                        .map_or(Value::Null, |value| json!(value));
+                    (Outcome::Value(value), None)
                 }
-                Err(error) => Outcome::Error(describe(&error)),
+                Err(error) => (Outcome::Error(describe(&error)), None),
             },
             Query::Evidence { .. } => match self.client.evidence().await {
-                Ok(answer) => Outcome::Value(query.resolve_state(&answer)),
-                Err(error) => Outcome::Error(describe(&error)),
+                Ok(answer) => (
+                    Outcome::Value(query.resolve_state(&answer)),
+                    common_hash(&answer),
+                ),
+                Err(error) => (Outcome::Error(describe(&error)), None),
             },
             Query::State { .. } => {
                 let service = self.service.clone().unwrap_or_default();
-                let answer = self.client.observe_state(&service).await;
-                match answer {
-                    Ok(answer) => Outcome::Value(query.resolve_state(&answer["state"])),
-                    Err(error) => Outcome::Error(describe(&error)),
+                match self.client.observe_state(&service).await {
+                    Ok(answer) => (Outcome::Value(query.resolve_state(&answer["state"])), None),
+                    Err(error) => (Outcome::Error(describe(&error)), None),
                 }
             }
         }
     }
+}
+
+/// The config hash every instance of the evidence is at, if they agree.
+fn common_hash(evidence: &Value) -> Option<String> {
+    let mut hashes = evidence["instances"]
+        .as_array()?
+        .iter()
+        .map(|instance| instance["config_hash"].as_str());
+    let first = hashes.next()??;
+    hashes
+        .all(|hash| hash == Some(first))
+        .then(|| first.to_owned())
+}
+
+/// The pipeline refused a proposal as a collision (HTTP 409 `collision`).
+fn is_collision(error: &ClientError) -> bool {
+    matches!(error, ClientError::Api { status: 409, error } if error.error.kind == "collision")
 }

@@ -67,6 +67,17 @@ impl ActionError {
         ActionError::new(StatusCode::CONFLICT, "precondition_failed", field, message)
     }
 
+    /// The config is not at the version the caller planned against
+    /// (`expect_config_version`): 409 `config_moved`.
+    pub fn config_moved(message: impl Into<String>) -> ActionError {
+        ActionError::new(
+            StatusCode::CONFLICT,
+            "config_moved",
+            "expect_config_version",
+            message,
+        )
+    }
+
     pub fn internal(field: impl Into<String>, message: impl Into<String>) -> ActionError {
         ActionError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -489,6 +500,15 @@ impl<S: CounterStore> Control<S> {
                 format!("no action named \"{action}\" (GET /v1/actions lists them)"),
             )));
         };
+        if let Some(expected) = request.expect_config_version {
+            let current = self.history.lock().current().meta.clone();
+            if current.version != expected {
+                return Err(refuse(ActionError::config_moved(format!(
+                    "the config moved: expected version {expected}, it is at version {} ({}, made by {} via {} at {} ms)",
+                    current.version, current.hash, current.actor, current.via, current.time_ms
+                ))));
+            }
+        }
         let params = if request.params.is_null() {
             json!({})
         } else {

@@ -388,6 +388,7 @@ async fn apply_config<S: CounterStore>(
         dry_run: request.dry_run,
         reason: request.reason,
         actor: request.actor,
+        expect_config_version: request.expect_config_version,
     };
     act(
         &shared.control,
@@ -409,6 +410,8 @@ struct RollbackRequest {
     reason: String,
     #[serde(default)]
     actor: String,
+    #[serde(default)]
+    expect_config_version: Option<u64>,
 }
 
 async fn rollback<S: CounterStore>(
@@ -426,6 +429,7 @@ async fn rollback<S: CounterStore>(
         dry_run: request.dry_run,
         reason: request.reason,
         actor: request.actor,
+        expect_config_version: request.expect_config_version,
     };
     act(
         &shared.control,
