@@ -713,6 +713,73 @@ async fn a_canary_that_rejects_more_traffic_fails_and_is_undone_before_deploy() 
 }
 
 #[tokio::test]
+async fn a_canary_that_newly_rejects_a_tenant_it_does_not_name_fails_on_harm() {
+    // The default checks (errors, latency) cannot see a throttle; the harm
+    // check can. beta sends 30 a minute, well within its 60.
+    for services in [2, 1] {
+        let mut world = World::with_services(&format!("harm-{services}"), "", services);
+        world.traffic.push((
+            json!({"domain": "api", "descriptors": [{"entries": [{"key": "tenant", "value": "beta"}]}]}),
+            5,
+        ));
+        world.ticks(40).await;
+        let ticket = world.file_and_claim("< 1%").await;
+        // 60 → 20 for every tenant: beta's 30 a minute are now a third too many.
+        let (status, answer) = world.propose(&ticket, raise_to(20)).await;
+        assert_eq!(status, 201, "{answer}");
+        let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+        world.ticks(13).await;
+        let proposal = world.proposal(&id).await;
+        assert_eq!(
+            proposal["stage"],
+            "failed",
+            "{services}: {:?}",
+            stages(&proposal)
+        );
+        let verdict = &proposal["canary"]["verdict"];
+        let harmed: Vec<&str> = verdict["harm"]
+            .as_array()
+            .expect("harm")
+            .iter()
+            .filter_map(|h| h["value"].as_str())
+            .collect();
+        assert!(
+            harmed.contains(&"api/tenant=beta"),
+            "{services}: {verdict:#}"
+        );
+        assert!(
+            verdict["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.contains("rejects values it does not name")),
+            "{verdict:#}"
+        );
+        assert_eq!(world.limit().await, 60, "undone");
+
+        // A throttle of the tenant it names is no harm: it is the point.
+        let (status, answer) = world
+            .propose(
+                &ticket,
+                json!([{
+                    "action": "add_limit",
+                    "params": {"domain": "api", "path": [{"key": "tenant", "value": "acme"}],
+                               "rate_limit": {"name": "throttle@tenant=acme", "unit": "minute", "requests_per_unit": 20}},
+                }]),
+            )
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+        world.ticks(13).await;
+        let proposal = world.proposal(&id).await;
+        assert_eq!(
+            proposal["canary"]["verdict"]["outcome"], "successful",
+            "{services}: {:#}",
+            proposal["canary"]["verdict"]
+        );
+        assert!(proposal["canary"]["verdict"].get("harm").is_none());
+    }
+}
+
+#[tokio::test]
 async fn an_agent_may_ask_a_human_a_question_and_gets_the_answer() {
     let mut world = World::new("question", "");
     world.ticks(3).await;

@@ -681,3 +681,176 @@ pub fn normal_cdf(x: f64) -> f64 {
 pub fn normal_sf(x: f64) -> f64 {
     0.5 * erfc(x / std::f64::consts::SQRT_2)
 }
+
+// ---- harm: the values a change newly rejects ------------------------------
+
+/// What one side of a canary admitted, by descriptor value
+/// (`DOMAIN/k=v|k=v`): hits and rejected hits over the services' top-values
+/// window ([`admission_of`]).
+pub type Admission = BTreeMap<String, (u64, u64)>;
+
+/// Hits a value must show on the canary before its rejections are judged
+/// (two samples of the services' one-in-eight hit sampling).
+pub const HARM_MIN_HITS: u64 = 16;
+/// How much more of a value's hits the canary may reject than the baseline
+/// before it is harm: ten points.
+pub const HARM_MIN_RISE: f64 = 0.1;
+
+/// A value the canary rejects and the baseline admits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Harm {
+    /// `DOMAIN/k=v|k=v`.
+    pub value: String,
+    pub canary_hits: u64,
+    /// Share of its hits the canary rejected.
+    pub canary_rejected: f64,
+    /// Share the baseline rejected (0 when the baseline did not see it).
+    pub baseline_rejected: f64,
+}
+
+/// What each descriptor value sent and had rejected by the limits `only`
+/// names (`DOMAIN/NAME`; `None`: every limit), summed over the given
+/// `/v1/state` documents (their limits' `top_values`). A value several
+/// limits count is counted once per document, as the most any one limit
+/// saw, with the most any one limit rejected.
+pub fn admission_of<'a>(
+    states: impl IntoIterator<Item = &'a serde_json::Value>,
+    only: Option<&[String]>,
+) -> Admission {
+    let mut total = Admission::new();
+    for state in states {
+        let mut this = Admission::new();
+        for limit in state["limits"].as_array().into_iter().flatten() {
+            let domain = limit["domain"].as_str().unwrap_or("");
+            let name = limit["name"].as_str().unwrap_or("");
+            if only.is_some_and(|only| !only.iter().any(|l| *l == format!("{domain}/{name}"))) {
+                continue;
+            }
+            for usage in limit["top_values"]["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let Some(value) = usage["value"].as_str() else {
+                    continue;
+                };
+                let hits = usage["hits"].as_u64().unwrap_or(0);
+                let over = usage["over"].as_u64().unwrap_or(0);
+                let entry = this.entry(format!("{domain}/{value}")).or_default();
+                entry.0 = entry.0.max(hits);
+                entry.1 = entry.1.max(over);
+            }
+        }
+        for (value, (hits, over)) in this {
+            let entry = total.entry(value).or_default();
+            entry.0 = entry.0.saturating_add(hits);
+            entry.1 = entry.1.saturating_add(over);
+        }
+    }
+    total
+}
+
+/// The values a change harms: those it does not name (`named`, as
+/// `DOMAIN/k=v|k=v`: what the change means to limit) that the canary
+/// rejects, with at least [`HARM_MIN_HITS`] hits, at least
+/// [`HARM_MIN_RISE`] more of than the baseline does. A change may reject
+/// what it names; anything else it newly rejects is a tenant it hurts.
+/// Most harmed first.
+pub fn harm(canary: &Admission, baseline: &Admission, named: &[String]) -> Vec<Harm> {
+    let share = |(hits, over): (u64, u64)| {
+        if hits == 0 {
+            0.0
+        } else {
+            over.min(hits) as f64 / hits as f64
+        }
+    };
+    let mut harmed: Vec<Harm> = canary
+        .iter()
+        .filter(|(value, _)| !named.iter().any(|name| name == *value))
+        .filter(|(_, (hits, _))| *hits >= HARM_MIN_HITS)
+        .filter_map(|(value, counts)| {
+            let canary_rejected = share(*counts);
+            let baseline_rejected = baseline.get(value).map_or(0.0, |counts| share(*counts));
+            (canary_rejected - baseline_rejected >= HARM_MIN_RISE).then(|| Harm {
+                value: value.clone(),
+                canary_hits: counts.0,
+                canary_rejected,
+                baseline_rejected,
+            })
+        })
+        .collect();
+    harmed.sort_by(|a, b| {
+        (b.canary_rejected - b.baseline_rejected)
+            .total_cmp(&(a.canary_rejected - a.baseline_rejected))
+    });
+    harmed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(domain: &str, values: &[(&str, u64, u64)]) -> serde_json::Value {
+        limit_state(domain, "per_org", values)
+    }
+
+    fn limit_state(domain: &str, name: &str, values: &[(&str, u64, u64)]) -> serde_json::Value {
+        let values: Vec<serde_json::Value> = values
+            .iter()
+            .map(|(value, hits, over)| {
+                serde_json::json!({"value": value, "entries": [], "hits": hits, "over": over, "error": 0})
+            })
+            .collect();
+        serde_json::json!({"limits": [{
+            "domain": domain,
+            "name": name,
+            "top_values": {"window_seconds": 60, "values": values},
+        }]})
+    }
+
+    #[test]
+    fn a_value_the_canary_newly_rejects_is_harm_unless_the_change_names_it() {
+        let canary = admission_of(
+            [&state(
+                "api",
+                &[
+                    ("org=big", 400, 300),
+                    ("org=small", 80, 40),
+                    ("org=tiny", 8, 8),
+                    ("org=ok", 100, 0),
+                ],
+            )],
+            None,
+        );
+        let baseline = admission_of(
+            [
+                &state(
+                    "api",
+                    &[("org=big", 200, 0), ("org=small", 40, 0), ("org=ok", 50, 0)],
+                ),
+                &state("api", &[("org=big", 200, 0), ("org=small", 40, 20)]),
+            ],
+            None,
+        );
+        assert_eq!(baseline["api/org=small"], (80, 20));
+        // The throttle names org=big: rejecting it is the point.
+        let harmed = harm(&canary, &baseline, &["api/org=big".to_owned()]);
+        assert_eq!(harmed.len(), 1, "{harmed:?}");
+        assert_eq!(harmed[0].value, "api/org=small");
+        assert!((harmed[0].canary_rejected - 0.5).abs() < 1e-9);
+        assert!((harmed[0].baseline_rejected - 0.25).abs() < 1e-9);
+        // Unnamed, org=big is harmed too, and first; too few hits are not judged.
+        let harmed = harm(&canary, &baseline, &[]);
+        let values: Vec<&str> = harmed.iter().map(|h| h.value.as_str()).collect();
+        assert_eq!(values, ["api/org=big", "api/org=small"]);
+        // Rejected as much as before: no harm.
+        assert!(harm(&baseline, &baseline, &[]).is_empty());
+        // Only the limits the change touched are judged: a limit it left
+        // alone may reject as it did (a failure policy's local share, say).
+        let other = limit_state("api", "per_key", &[("org=small", 80, 80)]);
+        let touched = vec!["api/per_org".to_owned()];
+        assert_eq!(admission_of([&other], Some(&touched)), Admission::new());
+        assert_eq!(admission_of([&other], Some(&[])), Admission::new());
+        assert_eq!(admission_of([&other], None)["api/org=small"], (80, 80));
+    }
+}

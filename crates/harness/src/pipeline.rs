@@ -24,8 +24,8 @@ use crate::judge::{self, Outcome};
 use crate::observe::{HarnessState, Target};
 use crate::policy::{BudgetUsage, Policy};
 use crate::proposal::{
-    check_request, collision, locks_of, Applied, Approval, CanaryRun, Decision, Proposal,
-    ProposalRequest, Stage, VerifyRun,
+    check_request, collision, limits_changed, locks_of, values_named, Applied, Approval, CanaryRun,
+    Decision, Proposal, ProposalRequest, Stage, VerifyRun,
 };
 use crate::quantity::{format_duration_ms, MINUTE_MS, SECOND_MS};
 use crate::revert;
@@ -1093,12 +1093,25 @@ impl Pipeline {
                 "before_after"
             };
             let ends_ms = now_ms.saturating_add(self.policy.canary.duration_ms);
+            // One service: what it admitted before the change is the harm
+            // check's baseline (the states of the last tick).
+            let admission_before = (baseline == "before_after").then(|| {
+                let harness = state.harness();
+                let only = limits_changed(&proposal.actions);
+                let docs: Vec<&Value> = harness
+                    .service_documents()
+                    .filter(|(instance, _)| *instance == target.name)
+                    .filter_map(|(_, doc)| doc)
+                    .collect();
+                judge::admission_of(docs, only.as_deref())
+            });
             proposal.canary = Some(CanaryRun {
                 target: target.name.clone(),
                 baseline: baseline.into(),
                 started_ms: now_ms,
                 ends_ms,
                 verdict: Value::Null,
+                admission_before,
             });
             proposal.record(
                 now_ms,
@@ -1211,13 +1224,69 @@ impl Pipeline {
             }
             (canary_samples, baseline_samples)
         };
-        let verdict = judge::judge(
+        let mut verdict = judge::judge(
             &checks,
             &canary_samples,
             &baseline_samples,
             self.policy.canary.thresholds,
         );
+        // Harm: a value the change does not name, newly rejected on the
+        // canary by a limit the change touched, fails the canary whatever
+        // the metrics say (a throttle of a good tenant moves no error
+        // ratio).
+        let harmed = {
+            let harness = state.harness();
+            let only = limits_changed(&proposal.actions);
+            let docs: Vec<(&str, &Value)> = harness
+                .service_documents()
+                .filter_map(|(instance, doc)| Some((instance, doc?)))
+                .collect();
+            let on_canary = judge::admission_of(
+                docs.iter()
+                    .filter(|(instance, _)| *instance == canary.target)
+                    .map(|(_, doc)| *doc),
+                only.as_deref(),
+            );
+            let baseline = match &canary.admission_before {
+                Some(before) => before.clone(),
+                None => judge::admission_of(
+                    docs.iter()
+                        .filter(|(instance, _)| *instance != canary.target)
+                        .map(|(_, doc)| *doc),
+                    only.as_deref(),
+                ),
+            };
+            judge::harm(&on_canary, &baseline, &values_named(&proposal.actions))
+        };
+        if !harmed.is_empty() && verdict.outcome != Outcome::Error {
+            let named: Vec<String> = harmed
+                .iter()
+                .take(3)
+                .map(|h| {
+                    format!(
+                        "{} ({:.0}% of {} hits rejected, {:.0}% on the baseline)",
+                        h.value,
+                        h.canary_rejected * 100.0,
+                        h.canary_hits,
+                        h.baseline_rejected * 100.0
+                    )
+                })
+                .collect();
+            verdict.outcome = Outcome::Failed;
+            verdict.reason = format!(
+                "the change rejects values it does not name: {}{}",
+                named.join(", "),
+                if harmed.len() > 3 {
+                    format!(" and {} more", harmed.len() - 3)
+                } else {
+                    String::new()
+                }
+            );
+        }
         canary.verdict = serde_json::to_value(&verdict).unwrap_or(Value::Null);
+        if !harmed.is_empty() {
+            canary.verdict["harm"] = serde_json::to_value(&harmed).unwrap_or(Value::Null);
+        }
         let outcome = verdict.outcome;
         let detail = format!(
             "canary judged {}: {}",

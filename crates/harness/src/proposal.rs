@@ -174,6 +174,53 @@ pub struct CanaryRun {
     /// The judge's verdict, once the window ended.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub verdict: serde_json::Value,
+    /// With one service (`before_after`): what the canary admitted, by
+    /// descriptor value, in the window before the change
+    /// ([`crate::judge::admission_of`]); the harm check's baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_before: Option<crate::judge::Admission>,
+}
+
+/// The limits a proposal's actions change, as `DOMAIN/NAME`, for the
+/// canary's harm check: `None` when it replaces the whole config (every
+/// limit), empty when it changes no limit.
+pub fn limits_changed(actions: &[ActionCall]) -> Option<Vec<String>> {
+    let locks = locks_of(actions);
+    if locks.iter().any(|lock| lock == "config") {
+        return None;
+    }
+    Some(
+        locks
+            .iter()
+            .filter_map(|lock| lock.strip_prefix("limit:").map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// The descriptor values a proposal means to limit (`DOMAIN/k=v|k=v`: each
+/// `add_limit`'s path): the canary may reject them.
+pub fn values_named(actions: &[ActionCall]) -> Vec<String> {
+    actions
+        .iter()
+        .filter(|call| call.action == "add_limit")
+        .filter_map(|call| {
+            let domain = call.params.get("domain")?.as_str()?;
+            let path: Vec<String> = call
+                .params
+                .get("path")?
+                .as_array()?
+                .iter()
+                .map(|entry| {
+                    Some(format!(
+                        "{}={}",
+                        entry.get("key")?.as_str()?,
+                        entry.get("value")?.as_str()?
+                    ))
+                })
+                .collect::<Option<_>>()?;
+            (!path.is_empty()).then(|| format!("{domain}/{}", path.join("|")))
+        })
+        .collect()
 }
 
 /// Verification of the ticket's criteria after deploy.
@@ -471,6 +518,37 @@ mod tests {
             locks_of(&[call("set_limit", json!({"domain": "api"}))]),
             ["config"]
         );
+    }
+
+    #[test]
+    fn the_canary_judges_harm_on_the_limits_a_change_touches_sparing_the_values_it_names() {
+        let throttle = call(
+            "add_limit",
+            json!({"domain": "api", "path": [{"key": "org", "value": "big"}, {"key": "path", "value": "/x"}],
+                   "rate_limit": {"name": "throttle@org=big"}}),
+        );
+        assert_eq!(
+            values_named(std::slice::from_ref(&throttle)),
+            ["api/org=big|path=/x"]
+        );
+        assert_eq!(
+            limits_changed(std::slice::from_ref(&throttle)),
+            Some(vec!["api/throttle@org=big".to_owned()])
+        );
+        assert_eq!(
+            limits_changed(&[call("rollback_config", json!({"to_version": 2}))]),
+            None
+        );
+        assert_eq!(
+            limits_changed(&[call("set_failure_policy", json!({"policy": "fail_open"}))]),
+            Some(vec![])
+        );
+        // A key-only level names no value.
+        assert!(values_named(&[call(
+            "add_limit",
+            json!({"domain": "api", "path": [{"key": "org"}], "rate_limit": {"name": "x"}})
+        )])
+        .is_empty());
     }
 
     #[test]
