@@ -255,6 +255,37 @@ pub struct LlmAgent {
     chat: ChatClient,
     options: LlmOptions,
     clock: Arc<dyn Clock>,
+    /// Model calls that failed in a row, per ticket (bounded by the
+    /// tickets this agent worked; cleared on a good call or an end).
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// Failed model calls on one ticket, in a row, after which the agent
+/// escalates it instead of giving it back again: a failure that repeats on
+/// one conversation (a context too long for the model, a generation that
+/// never ends) is not an outage, and the tickets behind it must not
+/// starve.
+pub const MAX_MODEL_FAILURES_PER_TICKET: u32 = 3;
+
+/// Why a model call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ModelFailure {
+    message: String,
+    kind: FailureKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// The endpoint could not be reached: an outage, not this ticket's
+    /// fault; the ticket is given back and the failure not counted.
+    Unreachable,
+    /// A 4xx other than 408 and 429: the server refuses this request
+    /// (too long a context, a malformed conversation); sending it again
+    /// will not help, so the ticket is escalated at once.
+    Refused,
+    /// Anything else (5xx, 408, 429, a timeout, an unreadable answer):
+    /// given back and counted towards [`MAX_MODEL_FAILURES_PER_TICKET`].
+    Failed,
 }
 
 impl fmt::Debug for LlmAgent {
@@ -293,6 +324,7 @@ impl LlmAgent {
             chat,
             options,
             clock,
+            failures: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -418,8 +450,41 @@ impl LlmAgent {
                 last_claim = now;
             }
             let reply = match self.chat.complete(&messages, &functions).await {
-                Ok(reply) => reply,
-                Err(message) => return Err(self.give_back(id, message).await),
+                Ok(reply) => {
+                    self.failed_calls(id, false);
+                    reply
+                }
+                Err(failure) => {
+                    let count = match failure.kind {
+                        FailureKind::Unreachable => 0,
+                        FailureKind::Refused | FailureKind::Failed => self.failed_calls(id, true),
+                    };
+                    if failure.kind == FailureKind::Refused {
+                        self.failed_calls(id, false);
+                        return self
+                            .escalate(
+                                run,
+                                format!(
+                                    "the model endpoint refused the conversation (sending it again will not help): {}",
+                                    failure.message
+                                ),
+                            )
+                            .await;
+                    }
+                    if count >= MAX_MODEL_FAILURES_PER_TICKET {
+                        self.failed_calls(id, false);
+                        return self
+                            .escalate(
+                                run,
+                                format!(
+                                    "the model call failed {count} times in a row on this ticket (last: {})",
+                                    failure.message
+                                ),
+                            )
+                            .await;
+                    }
+                    return Err(self.give_back(id, failure.message).await);
+                }
             };
             run.steps += 1;
             run.tokens = run.tokens.saturating_add(reply.tokens);
@@ -535,6 +600,22 @@ impl LlmAgent {
         Ok(run)
     }
 
+    /// Counts a failed model call on ticket `id` (`failed`), or clears its
+    /// count; answers the count.
+    fn failed_calls(&self, id: &str, failed: bool) -> u32 {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !failed {
+            failures.remove(id);
+            return 0;
+        }
+        let count = failures.entry(id.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
     /// Records the model failure and releases the ticket (best effort:
     /// the model's error is the one returned).
     async fn give_back(&self, id: &str, message: String) -> AgentError {
@@ -643,14 +724,20 @@ impl ChatClient {
         })
     }
 
-    async fn complete(&self, messages: &[Value], functions: &[Value]) -> Result<Reply, String> {
+    async fn complete(
+        &self,
+        messages: &[Value],
+        functions: &[Value],
+    ) -> Result<Reply, ModelFailure> {
+        let failed = |kind: FailureKind, message: String| ModelFailure { message, kind };
         let body = json!({
             "model": self.model,
             "messages": messages,
             "tools": functions,
             "tool_choice": "auto",
         });
-        let body = serde_json::to_vec(&body).map_err(|error| error.to_string())?;
+        let body = serde_json::to_vec(&body)
+            .map_err(|error| failed(FailureKind::Refused, error.to_string()))?;
         let sent_bytes = body.len();
         let mut request = self
             .http
@@ -660,37 +747,80 @@ impl ChatClient {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|error| format!("POST {}: {error}", self.url))?;
+        let mut response = request.send().await.map_err(|error| {
+            let kind = if error.is_connect() {
+                FailureKind::Unreachable
+            } else {
+                FailureKind::Failed
+            };
+            failed(kind, format!("POST {}: {}", self.url, with_causes(&error)))
+        })?;
         let status = response.status();
         let mut answer = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| format!("POST {}: {error}", self.url))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|error| {
+            failed(
+                FailureKind::Failed,
+                format!("POST {}: {}", self.url, with_causes(&error)),
+            )
+        })? {
             if answer.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(format!(
-                    "POST {}: the answer is larger than {MAX_RESPONSE_BYTES} bytes",
-                    self.url
+                return Err(failed(
+                    FailureKind::Failed,
+                    format!(
+                        "POST {}: the answer is larger than {MAX_RESPONSE_BYTES} bytes",
+                        self.url
+                    ),
                 ));
             }
             answer.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            return Err(format!(
-                "POST {}: HTTP {}: {}",
-                self.url,
-                status.as_u16(),
-                crate::truncate(&String::from_utf8_lossy(&answer), 512)
+            let code = status.as_u16();
+            let kind = if status.is_client_error() && code != 408 && code != 429 {
+                FailureKind::Refused
+            } else {
+                FailureKind::Failed
+            };
+            return Err(failed(
+                kind,
+                format!(
+                    "POST {}: HTTP {code}: {}",
+                    self.url,
+                    crate::truncate(&String::from_utf8_lossy(&answer), 512)
+                ),
             ));
         }
-        let value: Value = serde_json::from_slice(&answer)
-            .map_err(|error| format!("the answer is not JSON: {error}"))?;
+        let value: Value = serde_json::from_slice(&answer).map_err(|error| {
+            failed(
+                FailureKind::Failed,
+                format!("the answer is not JSON: {error}"),
+            )
+        })?;
         parse_reply(&value, sent_bytes + answer.len())
+            .map_err(|message| failed(FailureKind::Failed, message))
     }
+}
+
+/// An error and its causes, `a: b: c` (reqwest's own text leaves out why:
+/// a timeout, a refused connection).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = cause_of(source);
+    }
+    text
+}
+
+fn cause_of<'a>(
+    error: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    error.and_then(std::error::Error::source)
 }
 
 /// Reads a chat-completions answer; `exchanged_bytes` estimates the tokens
@@ -771,7 +901,10 @@ fn parse_reply(value: &Value, exchanged_bytes: usize) -> Result<Reply, String> {
         // No usage: about four bytes a token.
         _ => u64::try_from(exchanged_bytes / 4).unwrap_or(u64::MAX),
     };
-    let mut echoed = json!({"role": "assistant", "content": content});
+    // An empty string, not null, beside tool calls: some OpenAI-compatible
+    // servers (llama-cpp-python) refuse a null content when it comes back
+    // in the conversation.
+    let mut echoed = json!({"role": "assistant", "content": content.clone().unwrap_or_default()});
     if !calls.is_empty() {
         echoed["tool_calls"] = calls
             .iter()

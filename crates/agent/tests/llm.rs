@@ -507,3 +507,106 @@ async fn a_failing_model_releases_the_ticket_instead_of_escalating() {
         .iter()
         .any(|c| c.starts_with("model call failed, releasing the ticket")));
 }
+
+#[tokio::test]
+async fn a_conversation_the_model_refuses_is_escalated_not_given_back() {
+    // A 400 (a context too long for the model, say) repeats on every try:
+    // giving the ticket back would only have it claimed again.
+    let harness = StandInHarness::start(vec![ticket("INF-0009", "claimed")]).await;
+    let model = ScriptedModel::start(
+        vec![(
+            400,
+            json!({"error": {"message": "context_length_exceeded: 4103 > 4096 tokens"}}),
+        )],
+        None,
+    )
+    .await;
+    let run = agent(
+        &harness,
+        &model,
+        roomy(),
+        stepping(Duration::from_millis(1)),
+    )
+    .work_one()
+    .await
+    .expect("worked")
+    .expect("a ticket");
+    match run.end {
+        End::Escalated { reason } => assert!(
+            reason.contains("refused the conversation") && reason.contains("context_length"),
+            "{reason}"
+        ),
+        other => panic!("expected an escalation, got {other:?}"),
+    }
+    assert!(harness
+        .calls_to("POST", "/v1/tickets/INF-0009/", "/release")
+        .is_empty());
+    assert_eq!(escalations(&harness, "INF-0009").len(), 1);
+}
+
+#[tokio::test]
+async fn a_model_failing_again_and_again_on_one_ticket_escalates_it_after_three() {
+    let queue = (0..3).map(|_| ticket("INF-0010", "claimed")).collect();
+    let harness = StandInHarness::start(queue).await;
+    let overloaded = (500, json!({"error": {"message": "the model crashed"}}));
+    let model = ScriptedModel::start(vec![overloaded.clone(); 3], None).await;
+    let llm = agent(
+        &harness,
+        &model,
+        roomy(),
+        stepping(Duration::from_millis(1)),
+    );
+    for attempt in 1..=2 {
+        let error = llm.work_one().await.unwrap_err();
+        assert!(error.to_string().contains("HTTP 500"), "{attempt}: {error}");
+    }
+    assert_eq!(
+        harness
+            .calls_to("POST", "/v1/tickets/INF-0010/", "/release")
+            .len(),
+        2
+    );
+    let run = llm.work_one().await.expect("worked").expect("a ticket");
+    match run.end {
+        End::Escalated { reason } => assert!(
+            reason.contains("failed 3 times in a row") && reason.contains("the model crashed"),
+            "{reason}"
+        ),
+        other => panic!("expected an escalation, got {other:?}"),
+    }
+    assert_eq!(escalations(&harness, "INF-0010").len(), 1);
+}
+
+#[tokio::test]
+async fn a_reply_of_tool_calls_goes_back_with_empty_content_not_null() {
+    let harness = StandInHarness::start(vec![ticket("INF-0011", "claimed")]).await;
+    let model = ScriptedModel::start(
+        vec![
+            (
+                200,
+                tool_calls(&[("c1", "get_ticket", json!({"ticket": "INF-0011"}))], 10),
+            ),
+            (200, final_message("nothing to do", 10)),
+        ],
+        None,
+    )
+    .await;
+    agent(
+        &harness,
+        &model,
+        roomy(),
+        stepping(Duration::from_millis(1)),
+    )
+    .work_one()
+    .await
+    .expect("worked");
+    let second = &model.requests()[1].body;
+    let echoed = second["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .expect("the model's turn comes back");
+    assert_eq!(echoed["content"], "", "{echoed}");
+    assert_eq!(echoed["tool_calls"][0]["id"], "c1");
+}
