@@ -1180,11 +1180,10 @@ async fn evidence(
             format!("no service answered: {unreachable:?}"),
         ));
     }
-    let mut document = json!(crate::evidence::build(
-        &states,
-        &config_changes.unwrap_or_default(),
-        state.now_ms()
-    ));
+    let mut evidence =
+        crate::evidence::build(&states, &config_changes.unwrap_or_default(), state.now_ms());
+    state.harness().rejecting_since().mark(&mut evidence);
+    let mut document = json!(evidence);
     document["unreachable"] = json!(unreachable);
     ok(document)
 }

@@ -10,6 +10,7 @@
 
 use floodgate_contract::state::{ConfigVersion, DescriptorEntry, NodeEntry, State};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The most values listed per limit.
 pub const MAX_VALUES_PER_LIMIT: usize = 16;
@@ -120,6 +121,85 @@ pub struct ValueEvidence {
     pub needed_ratio: f64,
     /// Its share of the limit's listed hits (0 to 1).
     pub share: f64,
+    /// Since when the harness has seen this limit reject this value at
+    /// every observation (epoch ms; [`RejectingSince`]); absent when not
+    /// known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_since_ms: Option<u64>,
+}
+
+/// The most (limit, value) pairs [`RejectingSince`] remembers: every
+/// instance's top values (16 per limit) for a few hundred limits.
+pub const MAX_REJECTING: usize = 4096;
+
+/// Since when each limit has rejected each descriptor value, as the
+/// observe loop saw it: a pair enters when a tick first sees the limit
+/// reject the value (on any instance) and leaves at the first tick that
+/// sees it no longer rejected. Bounded by [`MAX_REJECTING`] (the newest
+/// pairs are not added past it). Pure: the caller passes the time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RejectingSince {
+    since: BTreeMap<(String, String, String), u64>,
+}
+
+impl RejectingSince {
+    /// One tick's states (`/v1/state` documents of every instance, as
+    /// JSON: read in place, not decoded whole).
+    pub fn observe<'a>(
+        &mut self,
+        states: impl IntoIterator<Item = &'a serde_json::Value>,
+        now_ms: u64,
+    ) {
+        let mut now: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for state in states {
+            for limit in state["limits"].as_array().into_iter().flatten() {
+                let (Some(domain), Some(name)) = (limit["domain"].as_str(), limit["name"].as_str())
+                else {
+                    continue;
+                };
+                for value in limit["top_values"]["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|value| value["over"].as_u64().is_some_and(|over| over > 0))
+                {
+                    if let Some(text) = value["value"].as_str() {
+                        now.insert((domain.to_owned(), name.to_owned(), text.to_owned()));
+                    }
+                }
+            }
+        }
+        self.since.retain(|key, _| now.contains(key));
+        for key in now {
+            if self.since.len() >= MAX_REJECTING {
+                break;
+            }
+            self.since.entry(key).or_insert(now_ms);
+        }
+    }
+
+    /// Since when `limit` of `domain` has rejected `value`.
+    pub fn get(&self, domain: &str, limit: &str, value: &str) -> Option<u64> {
+        self.since
+            .get(&(domain.to_owned(), limit.to_owned(), value.to_owned()))
+            .copied()
+    }
+
+    /// Writes `rejected_since_ms` into every value of `evidence`.
+    pub fn mark(&self, evidence: &mut Evidence) {
+        let mark = |value: &mut ValueEvidence| {
+            value.rejected_since_ms = self.get(&value.domain, &value.limit, &value.value);
+        };
+        for limit in &mut evidence.limits {
+            limit.values.iter_mut().for_each(mark);
+        }
+        if let Some(rejecting) = &mut evidence.rejecting {
+            rejecting.values.iter_mut().for_each(mark);
+        }
+        evidence.rejected.iter_mut().for_each(mark);
+        evidence.busiest.iter_mut().for_each(mark);
+        evidence.heaviest.iter_mut().for_each(mark);
+    }
 }
 
 /// One instance's health facts.
@@ -231,6 +311,7 @@ pub fn build(
                         demand_ratio: 0.0,
                         needed_ratio: 0.0,
                         share: 0.0,
+                        rejected_since_ms: None,
                     }),
                 }
             }
@@ -380,6 +461,28 @@ pub fn build(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_value_is_rejected_since_the_first_tick_that_saw_it_until_one_does_not() {
+        let doc = |over: u64| {
+            json!({"limits": [{"domain": "api", "name": "per_org", "top_values": {"window_seconds": 60, "values": [
+                {"value": "org=a", "entries": [], "hits": 40, "over": over, "error": 0},
+                {"value": "org=b", "entries": [], "hits": 40, "over": 0, "error": 0},
+            ]}}]})
+        };
+        let mut since = RejectingSince::default();
+        since.observe([&doc(0)], 1_000);
+        assert_eq!(since.get("api", "per_org", "org=a"), None);
+        since.observe([&doc(5), &doc(0)], 2_000);
+        since.observe([&doc(0), &doc(7)], 3_000);
+        assert_eq!(since.get("api", "per_org", "org=a"), Some(2_000));
+        assert_eq!(since.get("api", "per_org", "org=b"), None);
+        // A tick that sees it admitted everywhere ends the episode.
+        since.observe([&doc(0)], 4_000);
+        assert_eq!(since.get("api", "per_org", "org=a"), None);
+        since.observe([&doc(1)], 5_000);
+        assert_eq!(since.get("api", "per_org", "org=a"), Some(5_000));
+    }
 
     fn state(limits: serde_json::Value) -> State {
         serde_json::from_value(json!({

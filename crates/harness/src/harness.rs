@@ -161,6 +161,9 @@ pub struct Harness {
     /// observations without one), so a tick whose scrape of them failed
     /// still evaluates against the last known documents.
     documents: BTreeMap<String, ServiceDocuments>,
+    /// Since when each limit has rejected each value (evidence's
+    /// `rejected_since_ms`).
+    rejecting: crate::evidence::RejectingSince,
 }
 
 /// One anomaly detector as notices see it.
@@ -319,6 +322,7 @@ impl Harness {
             tsdb: Tsdb::new(config.tsdb),
             objectives,
             documents: BTreeMap::new(),
+            rejecting: crate::evidence::RejectingSince::default(),
         })
     }
 
@@ -373,6 +377,11 @@ impl Harness {
         }
     }
 
+    /// Since when each limit has rejected each value, as the ticks saw it.
+    pub fn rejecting_since(&self) -> &crate::evidence::RejectingSince {
+        &self.rejecting
+    }
+
     /// Each service's last `/v1/state`, by instance.
     pub fn service_documents(&self) -> impl Iterator<Item = (&str, Option<&serde_json::Value>)> {
         self.documents
@@ -406,6 +415,12 @@ impl Harness {
             );
         }
 
+        self.rejecting.observe(
+            self.documents
+                .values()
+                .filter_map(|documents| documents.state.as_ref()),
+            now,
+        );
         let (slo_reports, slo_alerts) = self.slos.tick(&self.tsdb, now);
         for alert in &slo_alerts {
             output.violations.push(self.slo_violation(alert));
@@ -474,7 +489,11 @@ impl Harness {
                 Some((instance.clone(), state))
             })
             .collect();
-        let evidence = (!states.is_empty()).then(|| crate::evidence::build(&states, &[], now));
+        let evidence = (!states.is_empty()).then(|| {
+            let mut evidence = crate::evidence::build(&states, &[], now);
+            self.rejecting.mark(&mut evidence);
+            evidence
+        });
         for violation in violations
             .iter_mut()
             .filter(|violation| !violation.reminder)

@@ -217,6 +217,7 @@ async fn the_harness_evidence_merges_the_fleet_and_names_the_rejected_value() {
             )
             .await
             .expect("send");
+        world.observe().await.expect("the harness observes");
     }
     let evidence = world.get("/v1/evidence").await.expect("evidence");
     assert_eq!(evidence["services"].as_array().map(Vec::len), Some(3));
@@ -232,6 +233,9 @@ async fn the_harness_evidence_merges_the_fleet_and_names_the_rejected_value() {
     let ratio = top["demand_ratio"].as_f64().expect("ratio");
     assert!(ratio > 1.0, "gamma asks past its limit: {top}");
     assert!(top["over_per_second"].as_f64().expect("over") > 0.0);
+    // Since when: a tick of the harness saw the rejections begin.
+    let since = top["rejected_since_ms"].as_u64().expect("since when");
+    assert!(since <= evidence["at_ms"].as_u64().expect("at"), "{top}");
     // Nobody else is rejected.
     for value in rejecting["values"]
         .as_array()
@@ -240,5 +244,6 @@ async fn the_harness_evidence_merges_the_fleet_and_names_the_rejected_value() {
         .skip(1)
     {
         assert_eq!(value["over_per_second"], 0.0, "{value}");
+        assert!(value.get("rejected_since_ms").is_none(), "{value}");
     }
 }
