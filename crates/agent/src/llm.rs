@@ -957,7 +957,7 @@ mod tests {
             reply.message["tool_calls"][3]["function"]["arguments"],
             "{\"k\":1}"
         );
-        assert_eq!(reply.message["content"], Value::Null);
+        assert_eq!(reply.message["content"], "", "echoed empty, never null");
     }
 
     #[test]

@@ -66,7 +66,8 @@ async fn every_ticket_worked_is_a_trajectory_written_as_it_happens() {
     world.ticks(13 + 31).await;
     assert_eq!(world.ticket_state(&first).await, "resolved");
 
-    // One rolled back (too small a raise) and then escalated by its agent.
+    // One undone (65 a minute rejects acme again: the canary's harm check
+    // fails it) and then escalated by its agent.
     let second = world.file_and_claim("< 2%").await;
     let (_, answer) = world.propose(&second, raise_to(65)).await;
     let pid = answer["proposal"]["id"].as_str().expect("id").to_owned();
@@ -77,7 +78,7 @@ async fn every_ticket_worked_is_a_trajectory_written_as_it_happens() {
         )
         .await;
     world.ticks(13 + 31 + 31 + 2).await;
-    assert_eq!(world.proposal(&pid).await["stage"], "rolled_back");
+    assert_eq!(world.proposal(&pid).await["stage"], "failed");
     let (status, _) = world
         .post(
             &format!("/v1/tickets/{second}/escalate"),
@@ -153,10 +154,11 @@ async fn every_ticket_worked_is_a_trajectory_written_as_it_happens() {
     let second_t: Trajectory = serde_json::from_value(all[1].clone()).expect("typed");
     assert_eq!(second_t.extra.outcome, trajectory::Outcome::Escalated);
     assert!(second_t.truncated && !second_t.terminated);
-    assert_eq!(second_t.final_metrics.rollbacks, 1);
-    // Escalated (-0.5), a rollback (-0.5), a human decision (-0.1), one
-    // action applied (-0.02).
-    assert_eq!(second_t.reward, Some(-1.12));
+    // The canary undid it before any deploy: no rollback of a deployed
+    // change. Escalated (-0.5), a change the pipeline refused (-0.2), a
+    // human decision (-0.1), one action applied (-0.02).
+    assert_eq!(second_t.final_metrics.rollbacks, 0);
+    assert_eq!(second_t.reward, Some(-0.82));
 
     // Export with the real binary; import gives the same trajectories.
     let out = world.data.join("export.jsonl");

@@ -1234,7 +1234,17 @@ impl Pipeline {
         // canary by a limit the change touched, fails the canary whatever
         // the metrics say (a throttle of a good tenant moves no error
         // ratio).
-        let harmed = {
+        // A revert restores a state that ran before, at a human's request:
+        // what it rejects again is that human's decision, not harm.
+        let revert = state
+            .store()
+            .get(&proposal.ticket_id)
+            .ok()
+            .flatten()
+            .is_some_and(|ticket| ticket.fingerprint.starts_with("revert:"));
+        let harmed = if revert {
+            Vec::new()
+        } else {
             let harness = state.harness();
             let only = limits_changed(&proposal.actions);
             let docs: Vec<(&str, &Value)> = harness
