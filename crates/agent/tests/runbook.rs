@@ -269,6 +269,10 @@ struct World {
     observed: Vec<Query>,
     /// The harness's evidence document (`GET /v1/evidence`).
     evidence: Value,
+    /// The store's health history as the service would keep it: when each
+    /// change of `state.store.healthy` was seen (the evidence's
+    /// `/instances` derives from it when `evidence` has none).
+    transitions: Vec<(u64, bool)>,
 }
 
 impl World {
@@ -284,7 +288,40 @@ impl World {
             asked: Vec::new(),
             observed: Vec::new(),
             evidence: Value::Null,
+            transitions: Vec::new(),
         }
+    }
+
+    /// Notes a change of the store's health at the present time.
+    fn note_health(&mut self) {
+        let healthy = self.state["store"]["healthy"] == json!(true);
+        let last = self.transitions.last().map(|(_, healthy)| *healthy);
+        if last != Some(healthy) && !(last.is_none() && healthy) {
+            self.transitions.push((self.now, healthy));
+        }
+    }
+
+    /// The evidence's `/instances` of one instance, from the state and its
+    /// health history (`store_steady_ms`, `store_outages_last_hour`).
+    fn instances(&self) -> Value {
+        let store = &self.state["store"];
+        let steady = self
+            .transitions
+            .last()
+            .map_or(self.now, |(at, _)| self.now - at);
+        let outages = self
+            .transitions
+            .iter()
+            .filter(|(at, healthy)| !healthy && self.now - at <= 3_600_000)
+            .count();
+        json!({"instances": [{
+            "service": "svc-a",
+            "store_backend": store["backend"],
+            "store_healthy": store["healthy"],
+            "store_failure_policy": store["failure_policy"],
+            "store_steady_ms": steady,
+            "store_outages_last_hour": outages,
+        }]})
     }
 
     fn evidence(mut self, evidence: Value) -> World {
@@ -342,6 +379,7 @@ impl World {
         ticket: &Value,
     ) -> (Command, floodgate_agent::runbook::Run) {
         let mut run = runbook.start(ticket, self.now);
+        self.note_health();
         let mut outcome = None;
         for _ in 0..1000 {
             let command = run.next(outcome.take(), self.now);
@@ -351,6 +389,10 @@ impl World {
                     self.observed.push(query.clone());
                     outcome = Some(Outcome::Value(match query {
                         Query::State { .. } => query.resolve_state(&self.state),
+                        Query::Evidence { .. } if self.evidence.is_null() => {
+                            self.note_health();
+                            query.resolve_state(&self.instances())
+                        }
                         Query::Evidence { .. } => query.resolve_state(&self.evidence),
                         Query::Series { selector, .. } => {
                             let (_, values) = self
@@ -393,6 +435,7 @@ impl World {
                     self.now = *until_ms;
                     if let Some(change) = self.on_wait.pop_front() {
                         change(&mut self.state);
+                        self.note_health();
                     }
                 }
             }
@@ -903,14 +946,31 @@ fn backend_down_falls_back_then_restores_the_previous_policy() {
     );
     assert_eq!(
         summary(&end),
-        "The backend is back; failure policy fail_open restored."
+        "The backend is back and held; failure policy fail_open restored."
     );
     let watches = run
         .trace()
         .iter()
         .filter(|entry| entry.step == "watch" && matches!(entry.event, TraceEvent::Entered))
         .count();
-    assert_eq!(watches, 3);
+    // Healthy at the third watch, restored once it has held for the
+    // runbook's hold_ms (10 minutes, a watch a minute): ten watches later.
+    assert_eq!(watches, 13);
+    // a backend that goes down again while it is held: it flaps; the
+    // fallback stays and a human decides
+    let mut world = World::new(down.clone())
+        .verdicts(&[ProposalStatus::Succeeded])
+        .on_wait(|state| state["store"]["healthy"] = json!(true))
+        .on_wait(|_| {})
+        .on_wait(|state| state["store"]["healthy"] = json!(false))
+        .on_wait(|state| state["store"]["healthy"] = json!(true));
+    let (end, _) = world.run(&runbook, &ticket("invariant", "invariant:store_healthy"));
+    assert!(
+        summary(&end).starts_with("The redis backend went down 2 times within the hour: it flaps. Failure policy local_fallback stays in place"),
+        "{end:?}"
+    );
+    assert_eq!(world.proposed.len(), 1, "only the fallback");
+    assert_eq!(world.state["store"]["failure_policy"], "local_fallback");
     // the fallback is refused: escalate, nothing restored
     let mut world = World::new(down.clone()).verdicts(&[ProposalStatus::Rejected]);
     let (end, _) = world.run(&runbook, &ticket("invariant", "invariant:store_healthy"));
@@ -1137,8 +1197,8 @@ fn outcomes_while_waiting_are_ignored() {
     assert_eq!(
         run.next(None, 60_000),
         Command::Observe {
-            query: Query::State {
-                pointer: "/store/healthy".into()
+            query: Query::Evidence {
+                pointer: "/instances".into()
             }
         }
     );

@@ -36,6 +36,27 @@ pub struct StoreState {
     pub used_ratio: f64,
     pub evictions: Evictions,
     pub failure_policy: FailurePolicy,
+    /// The counter backend's latest health changes, oldest first (at most
+    /// [`MAX_STORE_TRANSITIONS`]; empty for a store without a backend, or
+    /// one that has not changed since the service started): how long the
+    /// present state has lasted, and whether the backend flaps.
+    #[serde(default)]
+    pub transitions: Vec<StoreTransition>,
+}
+
+/// The most backend health changes [`StoreState::transitions`] keeps.
+pub const MAX_STORE_TRANSITIONS: usize = 32;
+
+/// One change of the counter backend's health, as the service saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StoreTransition {
+    /// When (the service's clock, epoch ms).
+    pub time_ms: u64,
+    /// Whether the backend became healthy (`true`) or unhealthy.
+    pub healthy: bool,
+    /// Why: the error that made it unhealthy, or the probe that found it
+    /// back (at most 256 bytes).
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -8,7 +8,9 @@
 //! `limits[].top_values`, docs/catalog/schemas/state.json); `GET
 //! /v1/evidence` fetches them and calls [`build`].
 
-use floodgate_contract::state::{ConfigVersion, DescriptorEntry, NodeEntry, State};
+use floodgate_contract::state::{
+    ConfigVersion, DescriptorEntry, NodeEntry, State, StoreTransition,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -211,6 +213,49 @@ pub struct InstanceEvidence {
     pub store_backend: String,
     pub store_healthy: bool,
     pub store_used_ratio: f64,
+    /// `fail_open`, `fail_closed` or `local_fallback`.
+    pub store_failure_policy: String,
+    /// How long the store has been in its present health (ms): since its
+    /// latest health change, or since the service started when it has not
+    /// changed.
+    pub store_steady_ms: u64,
+    /// How many times the backend went down within the last
+    /// [`OUTAGE_WINDOW_MS`] (two or more: it flaps).
+    pub store_outages_last_hour: u32,
+    /// The backend's latest health changes, oldest first (the service's
+    /// `store.transitions`).
+    pub store_transitions: Vec<StoreTransition>,
+}
+
+/// The window [`InstanceEvidence::store_outages_last_hour`] counts over.
+pub const OUTAGE_WINDOW_MS: u64 = 3_600_000;
+
+impl InstanceEvidence {
+    /// One instance's health facts from its state, at `now_ms`.
+    pub fn of(service: &str, state: &State, now_ms: u64) -> InstanceEvidence {
+        let store = &state.store;
+        let steady_ms = match store.transitions.last() {
+            Some(latest) => now_ms.saturating_sub(latest.time_ms),
+            None => state.uptime_seconds.saturating_mul(1_000),
+        };
+        let outages = store
+            .transitions
+            .iter()
+            .filter(|t| !t.healthy && now_ms.saturating_sub(t.time_ms) <= OUTAGE_WINDOW_MS)
+            .count();
+        InstanceEvidence {
+            service: service.to_owned(),
+            config_version: state.config.version,
+            config_hash: state.config.hash.clone(),
+            store_backend: store.backend.clone(),
+            store_healthy: store.healthy,
+            store_used_ratio: store.used_ratio,
+            store_failure_policy: store.failure_policy.as_str().to_owned(),
+            store_steady_ms: steady_ms,
+            store_outages_last_hour: u32::try_from(outages).unwrap_or(u32::MAX),
+            store_transitions: store.transitions.clone(),
+        }
+    }
 }
 
 /// A unit's length in seconds (month 30 days, year 365 days); 0 when not
@@ -431,14 +476,7 @@ pub fn build(
         .cloned();
     let instances = states
         .iter()
-        .map(|(service, state)| InstanceEvidence {
-            service: service.clone(),
-            config_version: state.config.version,
-            config_hash: state.config.hash.clone(),
-            store_backend: state.store.backend.clone(),
-            store_healthy: state.store.healthy,
-            store_used_ratio: state.store.used_ratio,
-        })
+        .map(|(service, state)| InstanceEvidence::of(service, state, now_ms))
         .collect();
     Evidence {
         at_ms: now_ms,
@@ -625,5 +663,42 @@ mod tests {
         assert!(evidence.rejecting.is_none());
         assert!(evidence.rejected.is_empty());
         assert_eq!(evidence.busiest.expect("busiest").demand_ratio, 0.06);
+    }
+
+    #[test]
+    fn an_instance_says_how_long_its_store_has_been_steady_and_how_often_it_went_down() {
+        let mut flapping = state(json!([]));
+        flapping.store.backend = "redis".into();
+        flapping.store.healthy = true;
+        let change = |minute: u64, healthy: bool| StoreTransition {
+            time_ms: minute * 60_000,
+            healthy,
+            detail: String::new(),
+        };
+        // Down at 10 (outside the hour at 100), then down at 50 and 80, up
+        // again at 90.
+        flapping.store.transitions = vec![
+            change(10, false),
+            change(15, true),
+            change(50, false),
+            change(55, true),
+            change(80, false),
+            change(90, true),
+        ];
+        let steady = state(json!([]));
+        let evidence = build(
+            &[("a".into(), flapping), ("b".into(), steady)],
+            &[],
+            100 * 60_000,
+        );
+        let a = &evidence.instances[0];
+        assert_eq!(a.store_outages_last_hour, 2);
+        assert_eq!(a.store_steady_ms, 10 * 60_000);
+        assert_eq!(a.store_transitions.len(), 6);
+        assert_eq!(a.store_failure_policy, "fail_open");
+        // No change since it started: steady for its uptime (1 s).
+        let b = &evidence.instances[1];
+        assert_eq!(b.store_outages_last_hour, 0);
+        assert_eq!(b.store_steady_ms, 1_000);
     }
 }

@@ -467,6 +467,13 @@ impl Harness {
 
         self.tick_anomalies(now, &mut output);
         self.name_causes(now, &mut output.violations);
+        // Causes before symptoms: an invariant says what broke, a burn or
+        // an anomaly what it did, so the invariant's ticket is filed first
+        // and owns the incident they share (`incidents::owner_for` picks
+        // the oldest).
+        output
+            .violations
+            .sort_by_key(|violation| filing_rank(violation.draft.source));
 
         output.slos = slo_reports;
         output.invariants = invariant_reports;
@@ -1091,6 +1098,17 @@ pub fn file_violations(
         }
     }
     Ok(filed)
+}
+
+/// The order a tick files its violations in: invariants (what broke),
+/// then burn-rate alerts and anomalies (what it did), then the rest.
+fn filing_rank(source: Source) -> u8 {
+    match source {
+        Source::Invariant => 0,
+        Source::Slo => 1,
+        Source::Anomaly => 2,
+        Source::Human | Source::Alertmanager | Source::Reflection => 3,
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //!
 //! Every ticket may name its *causes*: short strings saying what it is
 //! about, `value:DOMAIN/KEY=VALUE` (one descriptor value), `limit:DOMAIN/NAME`
-//! (one limit), `instance:NAME` (one service instance). The harness derives
+//! (one limit), `instance:NAME` (one service instance), `backend:KIND` (the
+//! counter backend, while it is down). The harness derives
 //! them from the evidence when it files a violation ([`violation_causes`]);
 //! a human or an alert may give them in `context.causes`. A new ticket that
 //! shares a cause with an active ticket filed within [`INCIDENT_WINDOW_MS`]
@@ -59,7 +60,10 @@ pub fn causes_of(context: &serde_json::Value) -> Vec<String> {
 /// - an anomaly that rose above its reference: the value with the most
 ///   admitted traffic (the likeliest source of the rise); a fall names
 ///   nothing (the heaviest value does not explain a drop);
-/// - an invariant of one instance: that instance.
+/// - an invariant of one instance: that instance;
+/// - any of them while a remote counter backend is down (for an
+///   invariant: the instance's own): `backend:KIND` (one outage of a
+///   backend the fleet shares is one incident).
 ///
 /// Empty when the evidence says nothing: such a ticket is its own
 /// incident.
@@ -115,6 +119,22 @@ pub fn violation_causes(
             }
         }
         _ => {}
+    }
+    // A shared counter backend that is down explains what fires with it:
+    // the store invariants of every instance on it, and the rejections
+    // and the fall in admitted traffic its failure policy causes. One
+    // backend outage is one incident, owned by the ticket filed first
+    // (the harness files invariants before burns and anomalies).
+    if let Some(evidence) = evidence {
+        let instance = draft.context["instance"].as_str();
+        let down = evidence.instances.iter().find(|known| {
+            known.store_backend != "memory"
+                && !known.store_healthy
+                && (draft.source != Source::Invariant || instance == Some(known.service.as_str()))
+        });
+        if let Some(down) = down {
+            causes.push(format!("backend:{}", down.store_backend));
+        }
     }
     causes.retain(|cause| cause.len() <= MAX_CAUSE_BYTES);
     causes
@@ -262,6 +282,61 @@ mod tests {
             violation_causes(&invariant, Some(&evidence), None),
             ["instance:svc-b"]
         );
+    }
+
+    fn instance(service: &str, backend: &str, healthy: bool) -> serde_json::Value {
+        json!({
+            "service": service, "config_version": 1, "config_hash": "sha256:x",
+            "store_backend": backend, "store_healthy": healthy, "store_used_ratio": 0.0,
+            "store_failure_policy": "fail_closed", "store_steady_ms": 0,
+            "store_outages_last_hour": 1, "store_transitions": [],
+        })
+    }
+
+    #[test]
+    fn a_remote_backend_that_is_down_is_the_cause_of_what_fires_with_it() {
+        let mut evidence = evidence();
+        evidence.instances = serde_json::from_value(json!([
+            instance("svc-a", "redis", false),
+            instance("svc-b", "redis", true),
+        ]))
+        .expect("instances");
+        let on_a = draft(Source::Invariant, json!({"instance": "svc-a"}));
+        assert_eq!(
+            violation_causes(&on_a, Some(&evidence), None),
+            ["instance:svc-a", "backend:redis"]
+        );
+        // svc-b's own backend is healthy: its invariant is its own.
+        let on_b = draft(Source::Invariant, json!({"instance": "svc-b"}));
+        assert_eq!(
+            violation_causes(&on_b, Some(&evidence), None),
+            ["instance:svc-b"]
+        );
+        // A burn and a fall in traffic while it is down: the backend too.
+        let slo = draft(Source::Slo, json!({}));
+        assert_eq!(
+            violation_causes(&slo, Some(&evidence), None),
+            [
+                "value:api/org=big",
+                "limit:api/throttle@org=big",
+                "backend:redis"
+            ]
+        );
+        let fell = draft(
+            Source::Anomaly,
+            json!({"detail": {"value": 0.5, "median": 1.0}}),
+        );
+        assert_eq!(
+            violation_causes(&fell, Some(&evidence), None),
+            ["backend:redis"]
+        );
+        // A memory store cannot go down; a healthy backend explains nothing.
+        evidence.instances = serde_json::from_value(json!([
+            instance("svc-a", "memory", false),
+            instance("svc-b", "redis", true),
+        ]))
+        .expect("instances");
+        assert!(violation_causes(&fell, Some(&evidence), None).is_empty());
     }
 
     fn ticket(id: &str, causes: &[&str], created_ms: u64, state: TicketState) -> Ticket {

@@ -1456,9 +1456,13 @@ impl Pipeline {
         // (`tickets::fires_against`: not an echo of the episode the change
         // was meant to end) says the change did not hold: judged at once,
         // before the criteria's window has passed.
+        // An interim mitigation is exempt: it does not claim to end the
+        // cause (a backend that goes down again while its fallback policy
+        // verifies says nothing against the fallback), so it is judged by
+        // its criteria alone.
         let fired_anew = ticket
             .fired_anew_ms
-            .filter(|fired| *fired > verify.started_ms);
+            .filter(|fired| *fired > verify.started_ms && !proposal.interim);
         if now_ms < verify.judge_from_ms && fired_anew.is_none() {
             return None;
         }

@@ -138,6 +138,9 @@ fn listen_to_backend<S: CounterStore>(control: &Arc<control::Control<S>>) {
             return;
         };
         let backend = control.engine().store().stats().backend.to_string();
+        let healthy = change.to == floodgate_store::BackendHealth::Up;
+        let detail = format!("{}: {}", change.to.as_str(), change.detail);
+        control.store_health_changed(healthy, &detail);
         tracing::warn!(
             backend = %backend,
             from = change.from.as_str(),
@@ -150,8 +153,8 @@ fn listen_to_backend<S: CounterStore>(control: &Arc<control::Control<S>>) {
             "",
             floodgate_contract::events::EventBody::BackendHealthChanged {
                 backend,
-                healthy: change.to == floodgate_store::BackendHealth::Up,
-                detail: format!("{}: {}", change.to.as_str(), change.detail),
+                healthy,
+                detail,
             },
         );
     }));

@@ -13,6 +13,10 @@ pub const MAX_DOMAIN_BYTES: usize = 256;
 pub const MAX_KEY_BYTES: usize = 256;
 /// Bytes in a descriptor entry value (a URL path or a token fits).
 pub const MAX_VALUE_BYTES: usize = 4096;
+/// Bytes of a backend health change's detail kept in `/v1/state`'s
+/// `store.transitions` (the contract's `MAX_STORE_TRANSITIONS` of them): an
+/// error message, cut.
+pub const STORE_TRANSITION_DETAIL_BYTES: usize = 256;
 /// Bytes in one request message (gRPC frame payload or JSON body). Bounds
 /// what one request can make the service allocate.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;

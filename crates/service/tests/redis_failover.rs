@@ -254,6 +254,25 @@ async fn redis_killed_under_load_policies_hold_and_recovery_is_detected() {
     // Reported as down in state and health.
     let state = service.get("/v1/state").await;
     assert_eq!(state["store"]["healthy"], false, "{state}");
+    // The health history says when and why it went down.
+    let transitions = state["store"]["transitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let down_at = transitions.len();
+    assert!(down_at >= 1, "{state}");
+    assert!(transitions.iter().all(|t| t["healthy"] == false), "{state}");
+    assert!(
+        transitions[0]["time_ms"].as_u64().is_some_and(|t| t > 0),
+        "{state}"
+    );
+    assert!(
+        !transitions[0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{state}"
+    );
     let health = service.get("/v1/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
     let check = health["checks"]
@@ -312,6 +331,13 @@ async fn redis_killed_under_load_policies_hold_and_recovery_is_detected() {
     );
     let state = service.get("/v1/state").await;
     assert_eq!(state["store"]["healthy"], true, "{state}");
+    let transitions = state["store"]["transitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(transitions.len(), down_at + 1, "{state}");
+    assert_eq!(transitions[down_at]["healthy"], true, "{state}");
+    assert!(transitions[down_at]["time_ms"].as_u64() >= transitions[0]["time_ms"].as_u64());
     for _ in 0..LIMIT {
         let (ok, elapsed) = service.check("after").await;
         assert!(ok, "Redis admits again under fail_closed");

@@ -176,6 +176,7 @@ impl<S: CounterStore> Control<S> {
                 lru: stats.evicted_lru,
             },
             failure_policy: self.failure_policy(),
+            transitions: self.store_transitions(),
         }
     }
 

@@ -36,9 +36,11 @@ use crate::ServiceInfo;
 use events::{EventLog, EventsFile};
 use floodgate_contract::actions::FailurePolicy;
 use floodgate_contract::events::EventBody;
+use floodgate_contract::state::{StoreTransition, MAX_STORE_TRANSITIONS};
 use floodgate_store::CounterStore;
 use history::History;
 use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -77,6 +79,9 @@ pub struct Control<S> {
     /// Serialises actions: one changes the service at a time.
     acting: Mutex<()>,
     sampler: Mutex<health::Sampler>,
+    /// The backend's latest health changes, oldest first (at most
+    /// [`MAX_STORE_TRANSITIONS`]).
+    store_transitions: Mutex<VecDeque<StoreTransition>>,
     stopping: watch::Sender<bool>,
 }
 
@@ -111,8 +116,32 @@ impl<S: CounterStore> Control<S> {
             failure_policy: Mutex::new(failure_policy),
             acting: Mutex::new(()),
             sampler: Mutex::new(sampler),
+            store_transitions: Mutex::new(VecDeque::new()),
             stopping: watch::channel(false).0,
         }
+    }
+
+    /// Remembers a change of the counter backend's health (the store's
+    /// health listener calls it), at the service's clock; the oldest is
+    /// forgotten past [`MAX_STORE_TRANSITIONS`].
+    pub fn store_health_changed(&self, healthy: bool, detail: &str) {
+        let mut detail = detail.to_owned();
+        keys::cut(&mut detail, crate::limits::STORE_TRANSITION_DETAIL_BYTES);
+        let time_ms = self.engine.clock().now() / 1_000_000;
+        let mut transitions = self.store_transitions.lock();
+        if transitions.len() >= MAX_STORE_TRANSITIONS {
+            transitions.pop_front();
+        }
+        transitions.push_back(StoreTransition {
+            time_ms,
+            healthy,
+            detail,
+        });
+    }
+
+    /// The backend's latest health changes, oldest first.
+    pub fn store_transitions(&self) -> Vec<StoreTransition> {
+        self.store_transitions.lock().iter().cloned().collect()
     }
 
     pub fn engine(&self) -> &Arc<Engine<S>> {
