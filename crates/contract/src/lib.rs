@@ -14,8 +14,10 @@
 pub mod actions;
 pub mod client;
 pub mod events;
+pub mod limits;
 pub mod metrics;
 pub mod state;
+pub mod yaml;
 
 /// A generated document: where it lives in the repository and its content.
 #[derive(Debug, Clone, PartialEq, Eq)]

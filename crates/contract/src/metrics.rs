@@ -155,6 +155,10 @@ metric!(TRAFFIC_RECORDED, "floodgate_traffic_recorded_total", Counter, "requests
     "Check requests (gRPC and HTTP) the traffic recorder kept in its ring, for GET /v1/traffic and dry-run replays; the ring holds the most recent ones.");
 metric!(TRAFFIC_DROPPED, "floodgate_traffic_dropped_total", Counter, "requests", [],
     "Check requests the traffic recorder did not keep because their slot was busy (it never waits); a replay misses them.");
+metric!(TRAFFIC_BYTES, "floodgate_traffic_bytes", Gauge, "bytes", [],
+    "Bytes the traffic recorder's records take now (each request with its heap); never more than its budget (16 MiB).");
+metric!(TRAFFIC_NOT_RECORDED, "floodgate_traffic_not_recorded_total", Counter, "requests", ["reason"],
+    "Check requests the traffic recorder counted but did not keep: too_large (over the per-request cap), over_budget (would have crossed the byte budget), unknown_domain (a domain the config does not define).");
 metric!(
     CONFIG_LIMITS,
     "floodgate_config_limits",
@@ -201,6 +205,8 @@ pub const CATALOG: &[MetricDef] = &[
     BACKEND_FALLBACK_DECISIONS,
     TRAFFIC_RECORDED,
     TRAFFIC_DROPPED,
+    TRAFFIC_BYTES,
+    TRAFFIC_NOT_RECORDED,
     CONFIG_LIMITS,
     BUILD_INFO,
     START_TIME,

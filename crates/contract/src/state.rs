@@ -314,6 +314,25 @@ pub struct TrafficWindow {
     /// Requests not recorded because their slot was busy (the recorder
     /// never waits); since start.
     pub dropped: u64,
+    /// Bytes the records held take now (each request with its heap).
+    #[serde(default)]
+    pub bytes: u64,
+    /// The most bytes the records may take (16 MiB, the service's
+    /// `limits::DEFAULT_TRAFFIC_BYTES`).
+    #[serde(default)]
+    pub budget_bytes: u64,
+    /// Requests not recorded because one was larger than the per-request
+    /// cap; since start.
+    #[serde(default)]
+    pub too_large: u64,
+    /// Requests not recorded because they would have crossed the byte
+    /// budget; since start.
+    #[serde(default)]
+    pub over_budget: u64,
+    /// Requests for a domain the config does not define: counted, never
+    /// recorded; since start.
+    #[serde(default)]
+    pub unknown_domain: u64,
 }
 
 /// One recorded check request.

@@ -317,6 +317,20 @@ impl std::error::Error for FileError {}
 /// An objectives file error.
 pub type ObjectivesError = FileError;
 
+/// The shared YAML gate (`floodgate_contract::yaml`: no aliases or
+/// anchors, core-schema tags only, bounded depth and nodes, no NUL), its
+/// refusal in the form every YAML error of the harness takes. Every YAML
+/// text the harness reads passes it before serde_norway sees it.
+pub(crate) fn yaml_gate(text: &str) -> Result<(), (Option<usize>, String, String)> {
+    floodgate_contract::yaml::check(text).map_err(|refusal| {
+        (
+            Some(refusal.line),
+            refusal.path.clone(),
+            refusal.problem.to_string(),
+        )
+    })
+}
+
 /// Turns a serde_norway error (with serde_path_to_error's path) into the
 /// form every YAML error of the harness takes. Shared with ticket YAML.
 pub(crate) fn yaml_error(
@@ -799,6 +813,7 @@ impl Loader<'_> {
     }
 
     fn run(&mut self) -> Result<(), ObjectivesError> {
+        yaml_gate(self.text).map_err(|(line, path, message)| self.error(line, path, message))?;
         // Pass 1: syntax, and what each document is.
         let mut kinds = Vec::new();
         for document in serde_norway::Deserializer::from_str(self.text) {

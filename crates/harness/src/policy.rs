@@ -460,6 +460,8 @@ impl Policy {
                 format!("larger than {MAX_POLICY_BYTES} bytes"),
             ));
         }
+        crate::objectives::yaml_gate(text)
+            .map_err(|(line, path, message)| error(line, &path, message))?;
         let deserializer = serde_norway::Deserializer::from_str(text);
         let raw: Option<RawPolicy> =
             serde_path_to_error::deserialize(deserializer).map_err(|e| {

@@ -444,6 +444,8 @@ impl Thresholds {
                 format!("larger than {MAX_THRESHOLDS_BYTES} bytes"),
             ));
         }
+        crate::objectives::yaml_gate(text)
+            .map_err(|(line, path, message)| error(line, path, message))?;
         let deserializer = serde_norway::Deserializer::from_str(text);
         let parsed: Option<Thresholds> =
             serde_path_to_error::deserialize(deserializer).map_err(|e| {

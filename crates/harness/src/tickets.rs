@@ -1134,6 +1134,8 @@ pub fn parse_ticket_yaml(
             format!("larger than {} bytes", MAX_CONTEXT_BYTES * 2),
         ));
     }
+    crate::objectives::yaml_gate(text)
+        .map_err(|(line, path, message)| error(line, path, message))?;
     let deserializer = serde_norway::Deserializer::from_str(text);
     let spec: TicketFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let (line, path, message) = crate::objectives::yaml_error("", &e);

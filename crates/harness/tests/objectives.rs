@@ -154,7 +154,7 @@ fn bad_objectives_name_the_line_and_field() {
     );
     check_error(
         "slos:\n  - name: x\n    target: 99%\n  window: 1d\n",
-        "objectives.yaml: line 4: did not find expected '-' indicator, while parsing a block collection at line 2 column 3",
+        "objectives.yaml: line 4: not valid YAML: while parsing a block collection, did not find expected '-' indicator",
     );
     check_error(
         "apiVersion: openslo/v1\nkind: SLO\nmetadata:\n  name: x\nspec:\n  service: s\n  indicatorRef: y\n  timeWindow:\n    - duration: 7d\n  budgetingMethod: Timeslices\n  objectives:\n    - target: 0.99\n",

@@ -110,3 +110,50 @@ fn bad_tickets_name_the_line_and_field() {
         "ticket.yaml: line 1: ticket.acceptance_criteria: a ticket needs at least one acceptance criterion (what shows it is done?)…",
     );
 }
+
+/// Every YAML text the harness reads passes the shared gate first
+/// (`floodgate_contract::yaml`): aliases, tags outside the core schema,
+/// deep nesting and NUL are refused, naming the file, line and field.
+#[test]
+fn hostile_yaml_is_refused_before_deserialising() {
+    check_error(
+        "ticket:\n  type: &t improvement\n  objective:\n    description: *t\n",
+        "ticket.yaml: line 2: ticket.type: YAML anchors (`&name`) are not accepted",
+    );
+    check_error(
+        "ticket:\n  type: !!binary aW1wcm92ZW1lbnQ=\n",
+        "ticket.yaml: line 2: ticket.type: YAML tag `!!binary` is not accepted…",
+    );
+    check_error(
+        &format!(
+            "ticket:\n  type: {}{}\n",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        ),
+        "ticket.yaml: line 2: ticket.type…",
+    );
+    check_error(
+        "ticket:\n  type: \"a\\0\"\n",
+        "ticket.yaml: line 2: ticket.type: NUL characters are not accepted",
+    );
+    let policy = floodgate_harness::policy::Policy::parse("p.yaml", "budgets: &b {}\nother: *b\n")
+        .expect_err("anchor refused");
+    assert!(
+        policy.to_string().contains("budgets: YAML anchors"),
+        "{policy}"
+    );
+    let objectives =
+        objectives::parse("o.yaml", "slos:\n  - !custom {}\n").expect_err("tag refused");
+    assert!(
+        objectives
+            .to_string()
+            .contains("slos[0]: YAML tag `!custom`"),
+        "{objectives}"
+    );
+    let thresholds = floodgate_harness::reflection::Thresholds::parse("r.yaml", "a: *x\n")
+        .expect_err("alias refused");
+    assert!(
+        thresholds.to_string().contains("a: YAML aliases"),
+        "{thresholds}"
+    );
+}

@@ -303,6 +303,12 @@ pub fn find_line(text: &str, key: &str, after: usize) -> Option<usize> {
 
 /// Parses `text` (the contents of `file`).
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    floodgate_contract::yaml::check(text).map_err(|refusal| ScenarioError {
+        file: file.to_owned(),
+        line: Some(refusal.line),
+        field: refusal.path.clone(),
+        message: refusal.problem.to_string(),
+    })?;
     let deserializer = serde_norway::Deserializer::from_str(text);
     let raw: Raw = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let line = error.inner().location().map(|location| location.line());

@@ -29,6 +29,7 @@
 //! domain; several files are loaded together with [`load`]. Every error is a
 //! [`ConfigError`] naming the file, the path inside it and the problem.
 
+use crate::limits::MAX_DESCRIPTORS;
 use crate::model::{Algorithm, Rate, Unit};
 use crate::table::{self, LimitDef, Table};
 use serde::de::IgnoredAny;
@@ -184,6 +185,10 @@ const ALGORITHMS: &str = "fixed_window, token_bucket, sliding_window, concurrenc
 pub fn parse_file(name: &str, text: &str) -> Result<Vec<DomainConfig>, ConfigError> {
     // First pass: YAML syntax, and how many documents hold something, which
     // decides whether paths carry a `document[N].` prefix.
+    // Before any deserialising: no aliases or anchors, no tags outside the
+    // core schema, bounded depth and node count, no NUL (the shared gate).
+    floodgate_contract::yaml::check(text)
+        .map_err(|refusal| ConfigError::new(name, refusal.field(), refusal.message()))?;
     let mut documents = 0usize;
     for document in serde_norway::Deserializer::from_str(text) {
         match <Option<IgnoredAny>>::deserialize(document) {
@@ -195,11 +200,14 @@ pub fn parse_file(name: &str, text: &str) -> Result<Vec<DomainConfig>, ConfigErr
     let several = documents > 1;
 
     let mut domains = Vec::new();
+    let mut descriptors = 0usize;
     for document in serde_norway::Deserializer::from_str(text) {
         let prefix = document_prefix(several, domains.len());
         let parsed: Result<Option<DomainConfig>, _> = serde_path_to_error::deserialize(document);
         match parsed {
             Ok(Some(domain)) => {
+                descriptors += count_descriptors(&domain.descriptors);
+                check_descriptor_count(name, &prefix, descriptors)?;
                 plan_domain(name, &prefix, &domain)?;
                 domains.push(domain);
             }
@@ -241,11 +249,14 @@ pub fn compile(domains: Vec<(String, DomainConfig)>) -> Result<Table, ConfigErro
     // domain -> (file, document prefix) of its first definition
     let mut defined: HashMap<&str, (&str, String)> = HashMap::new();
     let mut plans = Vec::with_capacity(domains.len());
+    let mut descriptors = 0usize;
     for (file, domain) in &domains {
         let several = per_file.get(file.as_str()).copied().unwrap_or(0) > 1;
         let seen = seen_in_file.entry(file.as_str()).or_default();
         let prefix = document_prefix(several, *seen);
         *seen += 1;
+        descriptors += count_descriptors(&domain.descriptors);
+        check_descriptor_count(file, &prefix, descriptors)?;
         if domain.domain.is_empty() {
             return Err(empty_domain(file, &prefix));
         }
@@ -276,6 +287,29 @@ fn document_prefix(several: bool, index: usize) -> String {
     } else {
         String::new()
     }
+}
+
+/// Descriptors in a tree, nested ones included.
+fn count_descriptors(descriptors: &[DescriptorConfig]) -> usize {
+    descriptors
+        .iter()
+        .map(|descriptor| 1 + count_descriptors(&descriptor.descriptors))
+        .sum()
+}
+
+/// Refuses a config past [`MAX_DESCRIPTORS`] (`total` counted up to and
+/// including the domain at `prefix` of `file`).
+fn check_descriptor_count(file: &str, prefix: &str, total: usize) -> Result<(), ConfigError> {
+    if total > MAX_DESCRIPTORS {
+        return Err(ConfigError::new(
+            file,
+            format!("{prefix}descriptors"),
+            format!(
+                "{total} descriptors so far, more than the {MAX_DESCRIPTORS} a config may define"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn empty_domain(file: &str, prefix: &str) -> ConfigError {
@@ -443,6 +477,13 @@ fn plan_domain(file: &str, prefix: &str, domain: &DomainConfig) -> Result<Domain
     if domain.domain.is_empty() {
         return Err(empty_domain(file, prefix));
     }
+    if domain.domain.chars().any(char::is_control) {
+        return Err(ConfigError::new(
+            file,
+            format!("{prefix}domain"),
+            format!("{:?} holds a control character", domain.domain),
+        ));
+    }
     let mut planner = Planner {
         file,
         prefix,
@@ -479,6 +520,16 @@ impl Planner<'_> {
             let path = format!("{parent}descriptors[{index}]");
             if descriptor.key.is_empty() {
                 return Err(self.error(&format!("{path}.key"), "must not be empty"));
+            }
+            if descriptor.key.contains('\0') {
+                return Err(self.error(&format!("{path}.key"), "holds a NUL character"));
+            }
+            if descriptor
+                .value
+                .as_deref()
+                .is_some_and(|value| value.contains('\0'))
+            {
+                return Err(self.error(&format!("{path}.value"), "holds a NUL character"));
             }
             let value = descriptor
                 .value

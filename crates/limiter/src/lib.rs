@@ -14,6 +14,7 @@
 
 pub mod algo;
 pub mod config;
+pub mod limits;
 pub mod model;
 pub mod replay;
 pub mod table;

@@ -257,6 +257,11 @@ impl Table {
     }
 
     /// The index of the limit named `name` in `domain`.
+    /// Whether the config defines `domain`.
+    pub fn has_domain(&self, domain: &str) -> bool {
+        self.domains.contains_key(domain)
+    }
+
     pub fn find(&self, domain: &str, name: &str) -> Option<usize> {
         self.domains.get(domain)?.names.get(name).copied()
     }

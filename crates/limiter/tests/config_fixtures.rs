@@ -548,7 +548,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "syntax_error.yaml",
-        "syntax_error.yaml: line 4 column 4: did not find expected '-' indicator, while parsing a block collection at line 3 column 3",
+        "syntax_error.yaml: line 4 column 4: not valid YAML: while parsing a block collection, did not find expected '-' indicator",
     ),
     (
         "multi_document_error.yaml",
@@ -557,6 +557,26 @@ const BAD: &[(&str, &str)] = &[
     (
         "empty_file.yaml",
         "empty_file.yaml: domain: missing (the file holds no YAML document)",
+    ),
+    (
+        "alias_bomb.yaml",
+        "alias_bomb.yaml: descriptors[0].value: YAML anchors (`&name`) are not accepted (line 4 column 12)",
+    ),
+    (
+        "binary_tag.yaml",
+        "binary_tag.yaml: domain: YAML tag `!!binary` is not accepted (only the core schema's !!str, !!int, !!float, !!bool, !!null, !!seq, !!map) (line 1 column 9)",
+    ),
+    (
+        "nul_domain.yaml",
+        "nul_domain.yaml: domain: NUL characters are not accepted (line 1 column 9)",
+    ),
+    (
+        "control_domain.yaml",
+        "control_domain.yaml: domain: \"api\\u{7}\" holds a control character",
+    ),
+    (
+        "deep_nesting.yaml",
+        "deep_nesting.yaml: descriptors[0].value[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nested deeper than 64 levels (line 4 column 73)",
     ),
     (
         "not_a_mapping.yaml",

@@ -135,7 +135,11 @@ impl<S: CounterStore> Engine<S> {
     #[inline]
     pub fn record(&self, request: RateLimitRequest) {
         if self.traffic.enabled() {
-            self.traffic.record(self.clock.now(), request);
+            if self.snapshot.load().table.has_domain(&request.domain) {
+                self.traffic.record(self.clock.now(), request);
+            } else {
+                self.traffic.count_unknown_domain();
+            }
         }
     }
 

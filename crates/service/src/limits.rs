@@ -65,6 +65,18 @@ pub const DEFAULT_TRAFFIC_CAPACITY: usize = 100_000;
 /// The most the recorder may keep: ~2 GiB at about 200 bytes a request,
 /// and a replay of it takes seconds under the action lock.
 pub const MAX_TRAFFIC_CAPACITY: usize = 10_000_000;
+/// Bytes the traffic recorder's records may take together: about 80,000
+/// ordinary requests, so the default capacity is seldom cut short. A request that would
+/// cross it is counted (`floodgate_traffic_not_recorded_total{reason=
+/// "over_budget"}`), not kept, so hostile requests cannot grow the ring
+/// past it whatever the capacity.
+pub const DEFAULT_TRAFFIC_BYTES: usize = 16 << 20;
+/// The largest request the recorder keeps, in bytes with its heap
+/// ([`crate::traffic::record_bytes`]): a check request can be 256 KiB
+/// ([`MAX_MESSAGE_BYTES`]), and a few hundred of those would fill the budget
+/// with one client's noise. Larger ones are counted
+/// (`reason="too_large"`), not kept.
+pub const MAX_TRAFFIC_RECORD_BYTES: usize = 8 << 10;
 /// Requests `GET /v1/traffic` answers when `limit` is not given.
 pub const TRAFFIC_PAGE_DEFAULT: usize = 100;
 /// The most requests one `GET /v1/traffic` answers (a page of the largest

@@ -428,6 +428,19 @@ pub fn render(input: &RenderInput<'_>) -> String {
             n if n == catalog::TRAFFIC_DROPPED.name => {
                 series(&mut out, def.name, &[], def, input.traffic.dropped)
             }
+            n if n == catalog::TRAFFIC_BYTES.name => {
+                series(&mut out, def.name, &[], def, input.traffic.bytes)
+            }
+            n if n == catalog::TRAFFIC_NOT_RECORDED.name => {
+                let reasons = [
+                    ("too_large", input.traffic.too_large),
+                    ("over_budget", input.traffic.over_budget),
+                    ("unknown_domain", input.traffic.unknown_domain),
+                ];
+                for (reason, count) in reasons {
+                    series(&mut out, def.name, &[reason], def, count);
+                }
+            }
             n if n == catalog::CONFIG_LIMITS.name => {
                 series(&mut out, def.name, &[], def, input.config_limits)
             }

@@ -17,8 +17,17 @@
 //!
 //! Readers lock slot by slot and copy what they need; what a reader reads
 //! is the most recent `capacity` sequence numbers minus those dropped.
+//!
+//! It is bounded in bytes as well as in requests: every record is sized
+//! (its heap included, [`record_bytes`]); a request larger than
+//! [`MAX_TRAFFIC_RECORD_BYTES`] is counted, not kept, and the records held
+//! never add up to more than the budget ([`DEFAULT_TRAFFIC_BYTES`] unless
+//! given): a request that would cross it frees its slot and is counted as
+//! over budget. Requests for a domain the config does not know are counted
+//! by the engine, never kept (no limit applies to them, and a flood of them
+//! would push the window a dry run replays out of the ring).
 
-use crate::limits::MAX_TRAFFIC_CAPACITY;
+use crate::limits::{DEFAULT_TRAFFIC_BYTES, MAX_TRAFFIC_CAPACITY, MAX_TRAFFIC_RECORD_BYTES};
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use floodgate_contract::state::{
@@ -47,6 +56,17 @@ pub struct TrafficFigures {
     pub recorded: u64,
     /// Requests not recorded because their slot was busy.
     pub dropped: u64,
+    /// Bytes the records held take now, and the most they may take.
+    pub bytes: u64,
+    pub budget_bytes: u64,
+    /// Requests not recorded because one was larger than
+    /// [`MAX_TRAFFIC_RECORD_BYTES`].
+    pub too_large: u64,
+    /// Requests not recorded because the records held would have crossed
+    /// the byte budget.
+    pub over_budget: u64,
+    /// Requests for a domain the config does not define: counted only.
+    pub unknown_domain: u64,
 }
 
 /// The ring. A capacity of 0 records nothing.
@@ -55,6 +75,12 @@ pub struct Traffic {
     /// Sequence numbers handed out (recorded + dropped).
     next: AtomicU64,
     dropped: AtomicU64,
+    /// Bytes held ([`record_bytes`] of every record in the ring).
+    bytes: AtomicU64,
+    budget: u64,
+    too_large: AtomicU64,
+    over_budget: AtomicU64,
+    unknown_domain: AtomicU64,
 }
 
 impl std::fmt::Debug for Traffic {
@@ -66,13 +92,34 @@ impl std::fmt::Debug for Traffic {
 }
 
 impl Traffic {
-    /// A ring of `capacity` requests (capped at [`MAX_TRAFFIC_CAPACITY`]).
+    /// A ring of `capacity` requests (capped at [`MAX_TRAFFIC_CAPACITY`])
+    /// within [`DEFAULT_TRAFFIC_BYTES`].
     pub fn new(capacity: usize) -> Traffic {
+        Traffic::with_budget(capacity, DEFAULT_TRAFFIC_BYTES)
+    }
+
+    /// A ring of `capacity` requests whose records take at most
+    /// `budget_bytes`.
+    pub fn with_budget(capacity: usize, budget_bytes: usize) -> Traffic {
         let capacity = capacity.min(MAX_TRAFFIC_CAPACITY);
         Traffic {
             slots: (0..capacity).map(|_| Mutex::new(None)).collect(),
             next: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            budget: budget_bytes as u64,
+            too_large: AtomicU64::new(0),
+            over_budget: AtomicU64::new(0),
+            unknown_domain: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a request for a domain the config does not define (the
+    /// engine calls this instead of [`Traffic::record`]).
+    #[inline]
+    pub fn count_unknown_domain(&self) {
+        if !self.slots.is_empty() {
+            self.unknown_domain.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -95,12 +142,33 @@ impl Traffic {
         if self.slots.is_empty() {
             return;
         }
+        let size = record_bytes(&request);
+        if size > MAX_TRAFFIC_RECORD_BYTES as u64 {
+            self.too_large.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
         let displaced = match slot.try_lock() {
             // A writer a whole lap ahead got here first: keep its record.
             Some(guard) if guard.as_ref().is_some_and(|held| held.seq > seq) => None,
-            Some(mut guard) => Some(guard.replace(Record { seq, time, request })),
+            Some(mut guard) => {
+                // The slot's old record goes either way: its bytes first,
+                // then the new one's if the budget has room for them.
+                let old = guard.take();
+                if let Some(old) = &old {
+                    self.bytes
+                        .fetch_sub(record_bytes(&old.request), Ordering::Relaxed);
+                }
+                let after = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
+                if after > self.budget {
+                    self.bytes.fetch_sub(size, Ordering::Relaxed);
+                    self.over_budget.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    *guard = Some(Record { seq, time, request });
+                }
+                Some(old)
+            }
             None => None,
         };
         match displaced {
@@ -115,11 +183,17 @@ impl Traffic {
     pub fn figures(&self) -> TrafficFigures {
         // `dropped` first: recorded never reads as more than it was.
         let dropped = self.dropped.load(Ordering::Relaxed);
+        let over_budget = self.over_budget.load(Ordering::Relaxed);
         let handed_out = self.next.load(Ordering::Relaxed);
         TrafficFigures {
             capacity: self.slots.len() as u64,
-            recorded: handed_out.saturating_sub(dropped),
+            recorded: handed_out.saturating_sub(dropped + over_budget),
             dropped,
+            bytes: self.bytes.load(Ordering::Relaxed),
+            budget_bytes: self.budget,
+            too_large: self.too_large.load(Ordering::Relaxed),
+            over_budget,
+            unknown_domain: self.unknown_domain.load(Ordering::Relaxed),
         }
     }
 
@@ -229,8 +303,33 @@ impl Traffic {
             held,
             recorded: figures.recorded,
             dropped: figures.dropped,
+            bytes: figures.bytes,
+            budget_bytes: figures.budget_bytes,
+            too_large: figures.too_large,
+            over_budget: figures.over_budget,
+            unknown_domain: figures.unknown_domain,
         }
     }
+}
+
+/// What a record of `request` takes in memory: the record itself and every
+/// heap allocation the request owns (by capacity), so the byte budget
+/// bounds what the ring really holds.
+pub fn record_bytes(request: &RateLimitRequest) -> u64 {
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+    use std::mem::size_of;
+    let mut bytes = size_of::<Mutex<Option<Record>>>() + request.domain.capacity();
+    bytes += request.descriptors.capacity() * size_of::<RateLimitDescriptor>();
+    for descriptor in &request.descriptors {
+        bytes += descriptor.entries.capacity() * size_of::<Entry>();
+        for entry in &descriptor.entries {
+            bytes += entry.key.capacity() + entry.value.capacity();
+        }
+        if descriptor.limit.is_some() {
+            bytes += 64;
+        }
+    }
+    bytes as u64
 }
 
 impl Record {
@@ -404,8 +503,42 @@ mod tests {
         let traffic = Traffic::disabled();
         traffic.record(0, request("api", "a"));
         assert!(!traffic.enabled());
-        assert_eq!(traffic.figures(), TrafficFigures::default());
+        assert_eq!(
+            traffic.figures(),
+            TrafficFigures {
+                budget_bytes: DEFAULT_TRAFFIC_BYTES as u64,
+                ..TrafficFigures::default()
+            }
+        );
         assert!(traffic.snapshot().is_empty());
         assert_eq!(traffic.recent(5, None, None).0.len(), 0);
+    }
+
+    #[test]
+    fn the_byte_budget_and_the_per_request_cap_hold() {
+        let one = record_bytes(&request("api", "aaaa"));
+        // Room for three records of this size, in a ring of ten.
+        let traffic = Traffic::with_budget(10, (one * 3) as usize);
+        for value in ["aaaa", "bbbb", "cccc", "dddd", "eeee"] {
+            traffic.record(0, request("api", value));
+        }
+        let figures = traffic.figures();
+        assert_eq!((figures.bytes, figures.over_budget), (one * 3, 2));
+        assert_eq!(values(&traffic.snapshot()), ["aaaa", "bbbb", "cccc"]);
+        // Lapping the ring frees slots: newer records take their place.
+        for _ in 0..10 {
+            traffic.record(0, request("api", "ffff"));
+        }
+        assert!(traffic.figures().bytes <= one * 3);
+        assert!(values(&traffic.snapshot())
+            .iter()
+            .all(|value| *value == "ffff"));
+
+        let huge = "x".repeat(MAX_TRAFFIC_RECORD_BYTES);
+        traffic.record(0, request("api", &huge));
+        assert_eq!(traffic.figures().too_large, 1);
+        assert!(traffic.figures().bytes <= one * 3);
+        traffic.count_unknown_domain();
+        assert_eq!(traffic.figures().unknown_domain, 1);
     }
 }

@@ -535,6 +535,13 @@ impl Runbook {
                 ),
             });
         }
+        floodgate_contract::yaml::check(text).map_err(|refusal| RunbookError {
+            file: file.to_owned(),
+            line: Some(refusal.line),
+            step: None,
+            field: refusal.path.clone(),
+            message: refusal.problem.to_string(),
+        })?;
         let raw: RawRunbook = {
             let deserializer = serde_norway::Deserializer::from_str(text);
             serde_path_to_error::deserialize(deserializer)
