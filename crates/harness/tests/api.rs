@@ -568,3 +568,19 @@ async fn out_of_range_claims_and_oversized_comments_name_their_field() {
     let (status, answer) = api.post(&format!("/v1/tickets/{id}/comment"), body).await;
     assert_eq!(status, 200, "{answer}");
 }
+
+/// An Alertmanager `startsAt` that is not a time is refused naming it (it
+/// is part of the alert's identity), and files nothing.
+#[tokio::test]
+async fn an_alert_starting_yesterday_is_refused_naming_starts_at() {
+    let api = Api::start("api-alertmanager-starts-at").await;
+    let mut payload = alert_payload();
+    payload["alerts"][0]["startsAt"] = json!("yesterday");
+    let body = serde_json::to_vec(&payload).expect("json");
+    let (status, error) = api.post("/v1/alertmanager", body).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["error"]["field"], "alerts[0].startsAt", "{error}");
+    let (status, list) = api.get("/v1/tickets").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["tickets"], json!([]), "{list}");
+}
