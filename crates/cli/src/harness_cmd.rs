@@ -56,6 +56,8 @@ pub struct HarnessArgs {
     /// loopback only.
     #[arg(long, value_name = "FILE")]
     tokens_file: Option<PathBuf>,
+    #[command(flatten)]
+    edge: crate::edge_args::EdgeArgs,
     /// How often services are observed (1s … 5m).
     #[arg(long, default_value = "10s", value_parser = parse_interval)]
     interval: u64,
@@ -510,6 +512,10 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
     if args.services.is_empty() && args.prometheus.is_none() {
         bail!("--service: give at least one service (or --prometheus)");
     }
+    let listener_settings = api::Listener {
+        options: args.edge.listener_options()?,
+        open_mode: args.edge.open_mode()?,
+    };
     let files = args
         .objectives
         .iter()
@@ -620,10 +626,19 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
             mcp_shutdown.clone(),
         ));
         let stopping = wait(stopped.clone());
-        let serving = api::serve_app(listener, app, Arc::new(tokens), async move {
-            stopping.await;
-            mcp_shutdown.cancel();
-        });
+        floodgate_edge::nofile::raise_and_log(
+            listener_settings.options.max_connections as u64 + 64,
+        );
+        let serving = api::serve_app_with(
+            listener,
+            app,
+            Arc::new(tokens),
+            listener_settings,
+            async move {
+                stopping.await;
+                mcp_shutdown.cancel();
+            },
+        );
         serving.await.context("the harness API failed")?;
         let _ = observing.await;
         tracing::info!("stopped");

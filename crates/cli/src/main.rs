@@ -19,6 +19,7 @@ use std::sync::Arc;
 mod agent_cmd;
 mod ctl;
 mod demo;
+mod edge_args;
 mod harness_cmd;
 mod notice_cmd;
 mod report_cmd;
@@ -128,6 +129,8 @@ struct ServeArgs {
     traffic_capacity: usize,
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    edge: edge_args::EdgeArgs,
 }
 
 /// Where counters live, and what happens when that place fails.
@@ -302,7 +305,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         bail!("--max-keys: must be at least 1");
     }
     let env_tokens = std::env::var(TOKENS_ENV).ok();
-    let access = load_access(args.tokens_file.as_deref(), env_tokens.as_deref())?;
+    let listener = args.edge.listener_options()?;
+    let access = load_access(args.tokens_file.as_deref(), env_tokens.as_deref())?
+        .with_open_mode(args.edge.open_mode()?);
     for (flag, addr) in [
         ("--grpc-addr", args.grpc_addr),
         ("--http-addr", args.http_addr),
@@ -322,9 +327,16 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
     } else {
         tracing::info!(
-            "access control is off (no --tokens-file or FLOODGATE_TOKENS): binding loopback addresses only"
+            "access control is off (no --tokens-file or FLOODGATE_TOKENS): binding loopback addresses only; \
+             foreign Host and Origin headers are refused, and POSTs need Content-Type: application/json"
         );
     }
+    // Two listeners at their cap, plus files and the backend's sockets.
+    floodgate_edge::nofile::raise_and_log(2 * listener.max_connections as u64 + 64);
+    let settings = floodgate_service::ListenerSettings {
+        grpc: listener,
+        http: listener,
+    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.worker_threads {
         runtime.worker_threads(threads);
@@ -371,7 +383,8 @@ fn serve(args: ServeArgs) -> Result<()> {
                 control,
                 traffic_capacity: args.traffic_capacity,
             };
-            floodgate_service::run(parts, grpc, http, shutdown_signal()).await;
+            let assembled = floodgate_service::assemble(parts);
+            floodgate_service::serve_with(assembled, grpc, http, settings, shutdown_signal()).await;
         } else {
             let store = redis_store(&args.backend, args.max_keys)?;
             tracing::info!(
@@ -388,7 +401,8 @@ fn serve(args: ServeArgs) -> Result<()> {
                 control,
                 traffic_capacity: args.traffic_capacity,
             };
-            floodgate_service::run(parts, grpc, http, shutdown_signal()).await;
+            let assembled = floodgate_service::assemble(parts);
+            floodgate_service::serve_with(assembled, grpc, http, settings, shutdown_signal()).await;
         }
         tracing::info!("stopped");
         Ok(())

@@ -391,10 +391,13 @@ impl Transport for HttpTransport {
         if let Some(token) = &self.token {
             builder = builder.bearer_auth(token);
         }
+        // Every POST says JSON, body or not: an open-mode API refuses a POST
+        // without it (415; ADR 0004).
+        if matches!(request.method, Method::Post) {
+            builder = builder.header("content-type", "application/json");
+        }
         if let Some(body) = request.body {
-            builder = builder
-                .header("content-type", "application/json")
-                .body(body);
+            builder = builder.body(body);
         }
         let response = builder
             .send()

@@ -76,6 +76,17 @@ pub enum EventBody {
         status: u16,
         needed: String,
     },
+    /// A request was refused by the open-mode guard (no tokens configured):
+    /// a foreign Host or Origin (403), or a POST without a JSON content
+    /// type (415). `field` is `host`, `origin` or `content-type`; `value`
+    /// what was sent, cut to 256 bytes.
+    RequestRefused {
+        method: String,
+        path: String,
+        status: u16,
+        field: String,
+        value: String,
+    },
     /// The store's key count crossed the warning share of its capacity.
     CapacityWarning {
         keys: u64,
@@ -107,6 +118,7 @@ impl EventBody {
             EventBody::ActionFailed { .. } => "action_failed",
             EventBody::ConfigApplied { .. } => "config_applied",
             EventBody::AccessDenied { .. } => "access_denied",
+            EventBody::RequestRefused { .. } => "request_refused",
             EventBody::CapacityWarning { .. } => "capacity_warning",
             EventBody::BackendHealthChanged { .. } => "backend_health_changed",
             EventBody::FailurePolicyChanged { .. } => "failure_policy_changed",
@@ -133,6 +145,7 @@ pub const CATALOG: &[EventDef] = &[
     EventDef { name: "action_failed", meaning: "An action failed while being applied; nothing was changed." },
     EventDef { name: "config_applied", meaning: "A new config version became current (through apply_config, rollback_config or a limit action)." },
     EventDef { name: "access_denied", meaning: "An HTTP call was refused: no or unknown token (401) or insufficient scope (403)." },
+    EventDef { name: "request_refused", meaning: "In open mode (no tokens), a request with a foreign Host or Origin (403) or a POST without a JSON content type (415) was refused (ADR 0004)." },
     EventDef { name: "capacity_warning", meaning: "The store holds more than 80% of its capacity (raised once per crossing)." },
     EventDef { name: "backend_health_changed", meaning: "The counter backend went down, degraded or recovered." },
     EventDef { name: "failure_policy_changed", meaning: "The backend failure policy changed." },

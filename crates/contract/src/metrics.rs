@@ -184,6 +184,39 @@ metric!(
     "When the service started, in seconds since the Unix epoch."
 );
 
+metric!(
+    CONNECTIONS_OPEN,
+    "floodgate_connections_open",
+    Gauge,
+    "connections",
+    ["listener"],
+    "Connections open now on a listener (`grpc`, `http`)."
+);
+metric!(
+    CONNECTIONS_ACCEPTED,
+    "floodgate_connections_accepted_total",
+    Counter,
+    "connections",
+    ["listener"],
+    "Connections a listener accepted."
+);
+metric!(
+    ACCEPT_ERRORS,
+    "floodgate_accept_errors_total",
+    Counter,
+    "errors",
+    ["listener"],
+    "Accept calls that failed (out of file descriptors, ...); each pauses the listener briefly (doubling up to 1 s) instead of spinning."
+);
+metric!(
+    CONNECTIONS_CLOSED,
+    "floodgate_connections_closed_total",
+    Counter,
+    "connections",
+    ["listener", "reason"],
+    "Connections the service closed itself: `shed_idle` (the longest-idle one, to make room at the cap), `refused_busy` (at the cap with every connection busy), `handshake_timeout`, `idle_timeout`, `body_timeout` (requests answered 408)."
+);
+
 /// Every metric, in the order `/metrics` and the docs list them.
 pub const CATALOG: &[MetricDef] = &[
     HITS,
@@ -208,6 +241,10 @@ pub const CATALOG: &[MetricDef] = &[
     TRAFFIC_BYTES,
     TRAFFIC_NOT_RECORDED,
     CONFIG_LIMITS,
+    CONNECTIONS_OPEN,
+    CONNECTIONS_ACCEPTED,
+    ACCEPT_ERRORS,
+    CONNECTIONS_CLOSED,
     BUILD_INFO,
     START_TIME,
 ];

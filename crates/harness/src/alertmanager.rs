@@ -186,6 +186,12 @@ pub fn convert(payload: &Payload) -> Result<Conversion, PayloadError> {
                 "must be 1 to 128 bytes".into(),
             ));
         }
+        // Part of the alert's identity (an occurrence): a time, or absent.
+        if !alert.starts_at.is_empty() {
+            if let Err(message) = crate::policy::parse_rfc3339_ms(&alert.starts_at) {
+                return Err(invalid(&format!("alerts[{index}].startsAt"), message));
+            }
+        }
         let label = |name: &str| {
             alert
                 .labels

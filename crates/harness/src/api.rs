@@ -251,41 +251,80 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes (open, with
+/// the default listener bounds).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<HarnessState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_app_with(
+        listener,
+        router(state),
+        Arc::default(),
+        Listener::default(),
+        shutdown,
+    )
+    .await
 }
 
-/// Serves the API behind the access layer: with `tokens` non-empty every
-/// call needs a bearer token whose scope grants it ([`crate::auth`]).
+/// How the harness's listener is bounded and guarded: the edge's listener
+/// options (connection cap, handshake, header, body and idle timeouts) and,
+/// without tokens, the open-mode guard's allowed names (ADR 0004).
+#[derive(Debug, Clone, Default)]
+pub struct Listener {
+    pub options: floodgate_edge::server::ListenerOptions,
+    pub open_mode: floodgate_edge::guard::OpenMode,
+}
+
 /// Serves `app` (the harness router, maybe with more routes merged in,
-/// such as `/mcp`) behind the access layer until `shutdown` completes.
+/// such as `/mcp`) behind the access layer until `shutdown` completes:
+/// with `tokens` non-empty every call needs a bearer token whose scope
+/// grants it ([`crate::auth`]); without, the open-mode guard refuses
+/// foreign Host and Origin headers and POSTs without a JSON content type.
+/// The listener is the edge's (`floodgate_edge::server`), bounded by
+/// `listener.options`.
+pub async fn serve_app_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tokens: Arc<crate::auth::Tokens>,
+    settings: Listener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let open = tokens.is_empty();
+    let app = crate::auth::layer(app, tokens);
+    let app = if open {
+        let on_refused: floodgate_edge::guard::RefusedHook =
+            Arc::new(|refused: &floodgate_edge::guard::Refused| {
+                floodgate_edge::guard::log("harness", refused);
+            });
+        floodgate_edge::guard::layer(app, settings.open_mode, on_refused)
+    } else {
+        app
+    };
+    floodgate_edge::server::serve_router(listener, settings.options, Arc::default(), app, shutdown)
+        .await;
+    Ok(())
+}
+
+/// [`serve_app_with`] with the default listener bounds.
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     app: Router,
     tokens: Arc<crate::auth::Tokens>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, crate::auth::layer(app, tokens))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_app_with(listener, app, tokens, Listener::default(), shutdown).await
 }
 
+/// [`serve_app`] of the harness router.
 pub async fn serve_with_tokens(
     listener: tokio::net::TcpListener,
     state: Arc<HarnessState>,
     tokens: Arc<crate::auth::Tokens>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, crate::auth::layer(router(state), tokens))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_app(listener, router(state), tokens, shutdown).await
 }
 
 async fn not_found() -> ApiError {
@@ -552,6 +591,17 @@ async fn comment_ticket(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let body: CommentBody = parse_body(&body?)?;
+    // The text's size is the request's fault whatever the ticket's state.
+    if body.text.len() > crate::tickets::MAX_COMMENT_BYTES {
+        return Err(ApiError::invalid(
+            "text",
+            format!(
+                "{} bytes, longer than {} bytes",
+                body.text.len(),
+                crate::tickets::MAX_COMMENT_BYTES
+            ),
+        ));
+    }
     let command = Command::Comment {
         actor: actor(body.actor)?,
         text: body.text,
@@ -760,6 +810,15 @@ async fn agent_claim(State(state): State<Shared>, body: Result<Bytes, BytesRejec
     let body: ClaimBody = parse_body(&body?)?;
     let agent = actor(Some(body.agent))?;
     let ttl_ms = body.ttl_ms.unwrap_or(DEFAULT_CLAIM_TTL_MS);
+    // Refused here, before any ticket is looked at: an out-of-range lease
+    // is a bad request, never "no ticket".
+    let range = crate::tickets::MIN_CLAIM_TTL_MS..=crate::tickets::MAX_CLAIM_TTL_MS;
+    if !range.contains(&ttl_ms) {
+        return Err(ApiError::invalid(
+            "ttl_ms",
+            format!("{ttl_ms} is outside {}..={}", range.start(), range.end()),
+        ));
+    }
     let now = state.now_ms();
     let store = Arc::clone(state.store());
     let claimed = blocking(move || {

@@ -360,13 +360,20 @@ fn refusal(status: StatusCode, kind: &str, field: &str, message: String, scope: 
 
 async fn check(State(tokens): State<Arc<Tokens>>, mut request: Request, next: Next) -> Response {
     let scope = needed(request.method(), request.uri().path());
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-        .map(<[u8]>::trim_ascii);
+    // As the service's layer: two Authorization headers are refused, the
+    // scheme matches in any case, spaces around the token are ignored.
+    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    let repeated = values.next().is_some();
+    let presented = first
+        .filter(|_| !repeated)
+        .and_then(|value| value.as_bytes().split_at_checked(7))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer "))
+        .map(|(_, rest)| rest.trim_ascii());
     let Some(token) = presented.and_then(|presented| tokens.authenticate(presented)) else {
-        let message = if presented.is_some() {
+        let message = if repeated {
+            "more than one Authorization header"
+        } else if presented.is_some() {
             "unknown bearer token"
         } else {
             "this call needs an Authorization: Bearer TOKEN header"

@@ -58,6 +58,7 @@ impl Api {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await
@@ -500,4 +501,86 @@ async fn bad_notices_are_refused_naming_the_field() {
     // Nothing was stored but the one good notice.
     let (_, listed) = api.get("/v1/notices").await;
     assert_eq!(listed["notices"].as_array().map(Vec::len), Some(1));
+}
+
+/// Open mode (no tokens): a page's cross-site POST (text/plain, a foreign
+/// Origin) and a rebound name's GET are refused naming the header; the
+/// same host's JSON POST is served (ADR 0004).
+#[tokio::test]
+async fn open_mode_refuses_cross_site_requests_and_rebound_hosts() {
+    let api = Api::start("open-mode").await;
+    let response = api
+        .client
+        .post(format!("{}/v1/pause", api.base))
+        .header("origin", "http://evil.example")
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 403);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "origin", "{body}");
+    let response = api
+        .client
+        .get(format!("{}/v1/tickets", api.base))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 403);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "host", "{body}");
+    let response = api
+        .client
+        .post(format!("{}/v1/pause", api.base))
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 415);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "content-type", "{body}");
+    let (status, filed) = api.post("/v1/tickets", TICKET).await;
+    assert_eq!(status, 201, "{filed}");
+}
+
+/// Validation errors are 400s naming the field, whatever the queue holds:
+/// a claim's `ttl_ms` out of range while a ticket is open (not 200 with
+/// no ticket), a comment over 8,192 bytes (not 409 on `state`).
+#[tokio::test]
+async fn out_of_range_claims_and_oversized_comments_name_their_field() {
+    let api = Api::start("validation").await;
+    let (status, created) = api.post("/v1/tickets", TICKET).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["ticket"]["id"].as_str().expect("id").to_owned();
+    for ttl_ms in [1, 365 * 24 * 3_600_000_u64] {
+        let body = json!({"agent": "agent:a", "ttl_ms": ttl_ms}).to_string();
+        let (status, answer) = api.post("/v1/agent/claim", body).await;
+        assert_eq!(status, 400, "{ttl_ms}: {answer}");
+        assert_eq!(answer["error"]["field"], "ttl_ms", "{answer}");
+    }
+    let body = json!({"actor": "human:a", "text": "x".repeat(8_193)}).to_string();
+    let (status, answer) = api.post(&format!("/v1/tickets/{id}/comment"), body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], "text", "{answer}");
+    let body = json!({"actor": "human:a", "text": "x".repeat(8_192)}).to_string();
+    let (status, answer) = api.post(&format!("/v1/tickets/{id}/comment"), body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// An Alertmanager `startsAt` that is not a time is refused naming it (it
+/// is part of the alert's identity), and files nothing.
+#[tokio::test]
+async fn an_alert_starting_yesterday_is_refused_naming_starts_at() {
+    let api = Api::start("api-alertmanager-starts-at").await;
+    let mut payload = alert_payload();
+    payload["alerts"][0]["startsAt"] = json!("yesterday");
+    let body = serde_json::to_vec(&payload).expect("json");
+    let (status, error) = api.post("/v1/alertmanager", body).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["error"]["field"], "alerts[0].startsAt", "{error}");
+    let (status, list) = api.get("/v1/tickets").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["tickets"], json!([]), "{list}");
 }

@@ -70,6 +70,7 @@ impl Api {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
+            .header("content-type", "application/json")
             .body(body.to_owned());
         if let Some(token) = token {
             request = request.bearer_auth(token);

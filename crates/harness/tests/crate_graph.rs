@@ -30,7 +30,16 @@ fn floodgate_dependencies(manifest: &str) -> Vec<String> {
 
 #[test]
 fn the_harness_depends_on_the_contract_only() {
-    assert_eq!(floodgate_dependencies("Cargo.toml"), ["floodgate-contract"]);
+    // The edge (listeners, the open-mode guard; ADR 0019) is no service: it
+    // serves what it is given and depends on no Floodgate crate.
+    assert_eq!(
+        floodgate_dependencies("Cargo.toml"),
+        ["floodgate-contract", "floodgate-edge"]
+    );
+    assert_eq!(
+        floodgate_dependencies("../edge/Cargo.toml"),
+        Vec::<String>::new()
+    );
     assert_eq!(
         floodgate_dependencies("../contract/Cargo.toml"),
         Vec::<String>::new()

@@ -7,8 +7,11 @@
 //! whose scope grants what the call needs ([`needed`]); a missing or unknown
 //! token is answered 401, an insufficient scope 403, both with the
 //! contract's error body, and each refusal is reported to a hook (the event
-//! log records it as `access_denied`). Without tokens the API is open, and
-//! [`check_bind`] keeps it on loopback.
+//! log records it as `access_denied`). Without tokens the API is open:
+//! [`check_bind`] keeps it on loopback, and the open-mode guard
+//! (`floodgate_edge::guard`, shared with the harness) refuses foreign Host
+//! and Origin headers (403) and POSTs without a JSON content type (415),
+//! each recorded as `request_refused`.
 //!
 //! The gRPC listener is Envoy's data plane and is never authenticated:
 //! restrict it by binding.
@@ -429,10 +432,11 @@ pub struct Denied {
 pub type DeniedHook = Arc<dyn Fn(Denied) + Send + Sync>;
 
 /// The access policy of a service: its tokens, or none (open, loopback
-/// only).
+/// only, behind the open-mode guard).
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     tokens: Tokens,
+    open_mode: floodgate_edge::guard::OpenMode,
 }
 
 impl Access {
@@ -443,7 +447,21 @@ impl Access {
     }
 
     pub fn with_tokens(tokens: Tokens) -> Access {
-        Access { tokens }
+        Access {
+            tokens,
+            open_mode: Default::default(),
+        }
+    }
+
+    /// The open-mode guard's policy (the names `--allowed-host` adds),
+    /// applied when no tokens are configured.
+    pub fn with_open_mode(mut self, open_mode: floodgate_edge::guard::OpenMode) -> Access {
+        self.open_mode = open_mode;
+        self
+    }
+
+    pub fn open_mode(&self) -> &floodgate_edge::guard::OpenMode {
+        &self.open_mode
     }
 
     /// Whether tokens are required.
@@ -470,7 +488,7 @@ pub fn check_bind(access: &Access, flag: &str, addr: SocketAddr) -> Result<(), S
 }
 
 struct Layer {
-    access: Access,
+    tokens: Tokens,
     on_denied: DeniedHook,
 }
 
@@ -480,10 +498,16 @@ pub fn layer(router: Router, access: Access, on_denied: DeniedHook) -> Router {
     if !access.enabled() {
         return router;
     }
-    let state = Arc::new(Layer { access, on_denied });
+    let state = Arc::new(Layer {
+        tokens: access.tokens,
+        on_denied,
+    });
     router.layer(axum::middleware::from_fn_with_state(state, guard))
 }
 
+/// The bearer token of `Authorization`: the scheme matched in any case
+/// (`bearer`, `BEARER`) and spaces around the token ignored (RFC 7235;
+/// ADR 0004).
 fn bearer(request: &Request) -> Option<&[u8]> {
     let value = request.headers().get(header::AUTHORIZATION)?.as_bytes();
     let (scheme, rest) = value.split_at_checked(7)?;
@@ -503,8 +527,16 @@ fn truncated(path: &str) -> String {
 
 async fn guard(State(layer): State<Arc<Layer>>, mut request: Request, next: Next) -> Response {
     let needed = needed(request.method(), request.uri().path());
-    let presented = bearer(&request);
-    let token = presented.and_then(|secret| layer.access.tokens.authenticate(secret));
+    // Two Authorization headers are ambiguous (which one counts depends on
+    // the hop reading them): refused, never the first taken.
+    let repeated = request
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .count()
+        > 1;
+    let presented = if repeated { None } else { bearer(&request) };
+    let token = presented.and_then(|secret| layer.tokens.authenticate(secret));
     let denial = match token {
         None => Some((
             StatusCode::UNAUTHORIZED,
@@ -512,7 +544,9 @@ async fn guard(State(layer): State<Arc<Layer>>, mut request: Request, next: Next
             ErrorDetail {
                 kind: "unauthorized".to_string(),
                 field: "authorization".to_string(),
-                message: if presented.is_some() {
+                message: if repeated {
+                    "more than one Authorization header".to_string()
+                } else if presented.is_some() {
                     "unknown bearer token".to_string()
                 } else {
                     "missing `Authorization: Bearer TOKEN` header".to_string()

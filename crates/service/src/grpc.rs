@@ -19,7 +19,7 @@ use crate::limits::{
     CONNECTION_WINDOW_BYTES, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, MAX_SEND_BUFFER_BYTES,
     MAX_STREAMS_PER_CONNECTION, REQUEST_TIMEOUT, STREAM_WINDOW_BYTES,
 };
-use crate::server::{accept_loop, Shutdown};
+use crate::server::{accept_loop, Connection, ListenerOptions, ListenerStats, Shutdown};
 use crate::stats::{Api, ErrorKind, Outcome};
 use bytes::{BufMut, Bytes, BytesMut};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
@@ -54,16 +54,23 @@ pub enum GrpcCode {
 }
 
 /// Serves gRPC on every connection `listener` accepts until `shutdown`
-/// completes; then each connection sends GOAWAY, finishes its open streams
-/// and closes (see [`accept_loop`]).
+/// completes, under the cap and timeouts of `options` (see
+/// [`accept_loop`]); then each connection sends GOAWAY, finishes its open
+/// streams and closes.
 pub async fn serve<S: CounterStore>(
     listener: TcpListener,
     engine: Arc<Engine<S>>,
+    options: ListenerOptions,
+    stats: Arc<ListenerStats>,
     shutdown: impl Future<Output = ()>,
 ) {
-    accept_loop(listener, shutdown, move |stream, stop| {
-        serve_connection(engine.clone(), stream, stop)
-    })
+    accept_loop(
+        listener,
+        options,
+        stats,
+        shutdown,
+        move |stream, connection, stop| serve_connection(engine.clone(), stream, connection, stop),
+    )
     .await;
 }
 
@@ -85,10 +92,13 @@ type Accepted = (Request<RecvStream>, SendResponse<Bytes>);
 /// allocated when needed.
 const RESPONSE_CAPACITY: usize = 512;
 
-/// Serves one HTTP/2 connection: every stream is answered inside this task.
+/// Serves one HTTP/2 connection: every stream is answered inside this task,
+/// which tells `activity` how many are waiting (the idle timeout and the
+/// shedding at the cap spare a connection with streams in flight).
 async fn serve_connection<S: CounterStore>(
     engine: Arc<Engine<S>>,
     stream: TcpStream,
+    activity: Connection,
     stop: Shutdown,
 ) {
     let mut stop = pin!(stop.requested());
@@ -140,6 +150,7 @@ async fn serve_connection<S: CounterStore>(
             while let Poll::Ready(Some(())) = parked.poll_next_unpin(cx) {
                 answered = true;
             }
+            activity.set_in_flight(parked.len(), answered);
             if !answered {
                 return Poll::Pending;
             }
@@ -436,9 +447,15 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let addr = listener.local_addr().expect("address");
             let (stop, stopped) = oneshot::channel::<()>();
-            let task = tokio::spawn(serve(listener, engine.clone(), async move {
-                let _ = stopped.await;
-            }));
+            let task = tokio::spawn(serve(
+                listener,
+                engine.clone(),
+                crate::server::ListenerOptions::default(),
+                Arc::default(),
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
             Server {
                 addr,
                 engine,

@@ -39,6 +39,8 @@ pub struct HttpState<S> {
     pub control: Arc<crate::control::Control<S>>,
     /// Whether bearer tokens are required (reported in `/v1/state`).
     pub access_control: bool,
+    /// What the listeners count (`/metrics`).
+    pub listeners: crate::Listeners,
 }
 
 /// Builds the router for the HTTP API.
@@ -185,6 +187,14 @@ fn code_name(code: i32) -> &'static str {
 }
 
 fn parse_request(body: &[u8]) -> Result<(RateLimitRequest, Vec<Option<LeaseId>>), RequestError> {
+    // serde reads a struct from a JSON array too (fields by position):
+    // a check request is an object, nothing else.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(RequestError::invalid(
+            "body",
+            "expected a JSON object (a check request), e.g. {\"domain\": …, \"descriptors\": […]}",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let parsed: JsonRequest =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
@@ -384,6 +394,10 @@ async fn metrics<S: CounterStore>(State(state): State<Arc<HttpState<S>>>) -> Res
         backend: engine.store().resilience().map(|r| r.figures()),
         config_limits: snapshot.table.limits().len() as u64,
         traffic: engine.traffic().figures(),
+        listeners: [
+            ("grpc", state.listeners.grpc.figures()),
+            ("http", state.listeners.http.figures()),
+        ],
         version: crate::VERSION,
         start_time_seconds: state.info.started_at as f64 / 1e9,
     });
@@ -412,5 +426,8 @@ mod tests {
         assert_eq!(error.field, "descriptors[0].limit.unit");
         let error = parse_request(b"{not json").expect_err("malformed");
         assert_eq!(error.field, "body");
+        let error = parse_request(br#"["a", []]"#).expect_err("an array");
+        assert_eq!(error.field, "body");
+        assert!(error.message.contains("JSON object"), "{}", error.message);
     }
 }

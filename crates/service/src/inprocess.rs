@@ -61,13 +61,11 @@ impl Transport for InProcessTransport {
         if let Some(token) = &self.token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let body = match request.body {
-            Some(body) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Body::from(body)
-            }
-            None => Body::empty(),
-        };
+        // Every POST says JSON, body or not, as over HTTP (ADR 0004).
+        if matches!(request.method, Method::Post) {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = request.body.map_or_else(Body::empty, Body::from);
         let http_request = builder
             .body(body)
             .map_err(|error| ClientError::Transport(format!("{}: {error}", request.path)))?;

@@ -72,8 +72,26 @@ pub struct ServiceParts<S> {
 pub struct Assembled<S> {
     pub engine: Arc<Engine<S>>,
     pub control: Arc<control::Control<S>>,
-    /// The whole HTTP API, access layer included.
+    /// The whole HTTP API, access layer (or, without tokens, the open-mode
+    /// guard) included.
     pub router: axum::Router,
+    /// What the two listeners count (rendered in `/metrics`).
+    pub listeners: Listeners,
+}
+
+/// The figures of the two listeners.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    pub grpc: Arc<server::ListenerStats>,
+    pub http: Arc<server::ListenerStats>,
+}
+
+/// The bounds of the two listeners ([`serve_with`]); `Default` is the
+/// constants of [`limits`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListenerSettings {
+    pub grpc: server::ListenerOptions,
+    pub http: server::ListenerOptions,
 }
 
 /// Builds the engine, the control plane (recording `service_started`) and
@@ -97,11 +115,13 @@ pub fn assemble<S: CounterStore>(parts: ServiceParts<S>) -> Assembled<S> {
     control.started();
     listen_to_backend(&control);
     let access_control = parts.access.enabled();
+    let listeners = Listeners::default();
     let router = http::router(Arc::new(http::HttpState {
         engine: engine.clone(),
         info,
         control: control.clone(),
         access_control,
+        listeners: listeners.clone(),
     }));
     let events = control.clone();
     let on_denied: auth::DeniedHook = Arc::new(move |denied: auth::Denied| {
@@ -117,11 +137,35 @@ pub fn assemble<S: CounterStore>(parts: ServiceParts<S>) -> Assembled<S> {
         );
         log_denied(denied);
     });
+    let open_mode = (!parts.access.enabled()).then(|| parts.access.open_mode().clone());
     let router = auth::layer(router, parts.access, on_denied);
+    let router = match open_mode {
+        Some(policy) => {
+            let events = control.clone();
+            let on_refused: floodgate_edge::guard::RefusedHook =
+                Arc::new(move |refused: &floodgate_edge::guard::Refused| {
+                    floodgate_edge::guard::log("service", refused);
+                    events.events().emit(
+                        control::ANONYMOUS,
+                        "",
+                        floodgate_contract::events::EventBody::RequestRefused {
+                            method: refused.method.clone(),
+                            path: refused.path.clone(),
+                            status: refused.refusal.status.as_u16(),
+                            field: refused.refusal.field.to_string(),
+                            value: refused.refusal.value.clone(),
+                        },
+                    );
+                });
+            floodgate_edge::guard::layer(router, policy, on_refused)
+        }
+        None => router,
+    };
     Assembled {
         engine,
         control,
         router,
+        listeners,
     }
 }
 
@@ -193,20 +237,41 @@ pub async fn serve<S: CounterStore>(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Arc<Engine<S>> {
+    serve_with(assembled, grpc, http, ListenerSettings::default(), shutdown).await
+}
+
+/// [`serve`] with the listeners' bounds given (`floodgate serve`'s
+/// `--max-connections`, `--idle-timeout`, …).
+pub async fn serve_with<S: CounterStore>(
+    assembled: Assembled<S>,
+    grpc: TcpListener,
+    http: TcpListener,
+    settings: ListenerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Arc<Engine<S>> {
     let Assembled {
         engine,
         control,
         router,
+        listeners,
     } = assembled;
     let sampler = tokio::spawn(control.clone().run_sampler());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let grpc_task = tokio::spawn(grpc::serve(grpc, engine.clone(), stopped(stop_rx.clone())));
+    let grpc_task = tokio::spawn(grpc::serve(
+        grpc,
+        engine.clone(),
+        settings.grpc,
+        listeners.grpc,
+        stopped(stop_rx.clone()),
+    ));
     let http_task = tokio::spawn(serve_connections(
         http,
         Protocol::Auto,
+        settings.http,
+        listeners.http,
         TowerToHyperService::new(router),
         stopped(stop_rx),
     ));

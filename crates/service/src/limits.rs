@@ -20,22 +20,15 @@ pub const STORE_TRANSITION_DETAIL_BYTES: usize = 256;
 /// Bytes in one request message (gRPC frame payload or JSON body). Bounds
 /// what one request can make the service allocate.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-/// Open connections per listener; further ones are closed at accept.
-pub const MAX_CONNECTIONS: usize = 4096;
-/// Concurrent HTTP/2 streams per connection (Envoy multiplexes its checks).
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
-/// Bytes of request headers (HPACK-decoded) per HTTP/2 request, as
-/// advertised in SETTINGS_MAX_HEADER_LIST_SIZE: a gRPC call needs a few
-/// hundred; this is hyper's default, kept for both listeners.
-pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
-/// HTTP/2 receive window per stream. Bigger than the 64 KiB default so a
-/// whole request message fits without waiting for a WINDOW_UPDATE; it bounds
-/// what one stream can make the service buffer.
-pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
-/// HTTP/2 receive window per connection: lets a multiplexing client keep
-/// many requests in flight; bounds what one connection can make the service
-/// buffer.
-pub const CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+/// The listeners' bounds (connections, HTTP/2 settings, the timeouts of
+/// every phase of a connection, shutdown grace) live in the edge crate both
+/// the service and the harness use; named here too so one module lists
+/// every bound the service enforces.
+pub use floodgate_edge::limits::{
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, BODY_READ_TIMEOUT, CONNECTION_WINDOW_BYTES,
+    HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MAX_ALLOWED_HOSTS, MAX_CONNECTIONS,
+    MAX_HEADER_LIST_BYTES, MAX_STREAMS_PER_CONNECTION, SHUTDOWN_GRACE, STREAM_WINDOW_BYTES,
+};
 /// Bytes of response data buffered per HTTP/2 stream before the service
 /// stops queueing more (hyper's default; a gRPC answer is a few hundred).
 pub const MAX_SEND_BUFFER_BYTES: usize = 400 * 1024;
@@ -44,8 +37,6 @@ pub const MAX_SEND_BUFFER_BYTES: usize = 400 * 1024;
 /// the rate-limit call is 20 ms, so anything near this bound is already
 /// useless to the caller.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long shutdown waits for in-flight requests before closing anyway.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Distinct descriptor values per `detailed_metric` limit that get their own
 /// series; the rest are counted under `__other__`.
 pub const MAX_DETAILED_SERIES_PER_LIMIT: usize = 100;

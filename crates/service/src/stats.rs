@@ -281,6 +281,8 @@ pub struct RenderInput<'a> {
     pub config_limits: u64,
     /// The traffic recorder's figures.
     pub traffic: crate::traffic::TrafficFigures,
+    /// Each listener's name and figures.
+    pub listeners: [(&'static str, crate::server::ListenerFigures); 2],
     pub version: &'a str,
     pub start_time_seconds: f64,
 }
@@ -443,6 +445,29 @@ pub fn render(input: &RenderInput<'_>) -> String {
             }
             n if n == catalog::CONFIG_LIMITS.name => {
                 series(&mut out, def.name, &[], def, input.config_limits)
+            }
+            n if n == catalog::CONNECTIONS_OPEN.name => {
+                for (listener, figures) in &input.listeners {
+                    series(&mut out, def.name, &[listener], def, figures.open);
+                }
+            }
+            n if n == catalog::CONNECTIONS_ACCEPTED.name => {
+                for (listener, figures) in &input.listeners {
+                    series(&mut out, def.name, &[listener], def, figures.accepted);
+                }
+            }
+            n if n == catalog::ACCEPT_ERRORS.name => {
+                for (listener, figures) in &input.listeners {
+                    series(&mut out, def.name, &[listener], def, figures.accept_errors);
+                }
+            }
+            n if n == catalog::CONNECTIONS_CLOSED.name => {
+                for (listener, figures) in &input.listeners {
+                    let reasons = crate::server::CLOSE_REASONS;
+                    for (reason, count) in reasons.iter().zip(figures.closed()) {
+                        series(&mut out, def.name, &[listener, reason], def, count);
+                    }
+                }
             }
             n if n == catalog::BUILD_INFO.name => {
                 series(&mut out, def.name, &[input.version], def, 1)

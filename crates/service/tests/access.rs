@@ -90,7 +90,11 @@ impl Server {
         authorization: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Option<String>, Value) {
+        let post = method == reqwest::Method::POST;
         let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if post {
+            request = request.header("content-type", "application/json");
+        }
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
@@ -373,4 +377,35 @@ async fn the_in_process_transport_enforces_the_same_scopes() {
         .expect("events");
     assert_eq!(page.events.len(), 2);
     assert_eq!(page.events[0].actor, "oncall");
+}
+
+/// Two Authorization headers are refused (401 naming the header), never
+/// the first taken; the scheme's case and spaces around the token are
+/// accepted (ADR 0004).
+#[tokio::test]
+async fn two_authorization_headers_are_refused_and_bearer_casing_is_accepted() {
+    let server = Server::start(true).await;
+    let response = server
+        .client
+        .get(format!("{}/v1/state", server.base))
+        .header("authorization", format!("Bearer {READ}"))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 401);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "authorization", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("more than one")),
+        "{body}"
+    );
+    for value in [format!("bearer {READ}"), format!("BEARER   {READ}  ")] {
+        let (status, _, body) = server
+            .call(reqwest::Method::GET, "/v1/state", Some(&value), None)
+            .await;
+        assert_eq!(status, 200, "{value}: {body}");
+    }
 }

@@ -622,6 +622,7 @@ async fn bad_parameters_are_400_naming_the_field_and_recorded() {
     // A body that is not an action request.
     let response = reqwest::Client::new()
         .post(server.url("/v1/actions/drain"))
+        .header("content-type", "application/json")
         .body(r#"{"dry_run": "yes"}"#)
         .send()
         .await

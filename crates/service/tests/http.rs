@@ -259,7 +259,8 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     // Expect: 100-continue makes the server say when the handler is reading
     // the body: from then on, the request is in flight.
     let head = format!(
-        "POST /v1/check HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        "POST /v1/check HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        server.http,
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("write head");
@@ -295,4 +296,61 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         tokio::net::TcpStream::connect(http_addr).await.is_err(),
         "listener closed"
     );
+}
+
+/// Open mode (no tokens; ADR 0004): a page's cross-site POST (text/plain,
+/// a foreign Origin) and a rebound name's GET of `/v1/state` are refused
+/// with 403 naming the header and recorded as `request_refused`; a POST
+/// without a JSON content type is 415; the same host's JSON POST is served.
+#[tokio::test]
+async fn open_mode_refuses_cross_site_requests_and_rebound_hosts() {
+    let server = TestServer::start(CONFIG).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(server.url("/v1/config"))
+        .header("origin", "http://evil.example")
+        .header("content-type", "text/plain")
+        .body(r#"{"yaml": "domain: x"}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "origin", "{body}");
+    let response = client
+        .get(server.url("/v1/state"))
+        .header("host", "evil.example:8080")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "host", "{body}");
+    let response = client
+        .post(server.url("/v1/check"))
+        .header("content-type", "text/plain")
+        .body(tenant("acme").to_string())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 415);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "content-type", "{body}");
+    let response = check(&server, tenant("acme")).await;
+    assert_eq!(response.status(), 200);
+    let events: Value = client
+        .get(server.url("/v1/events?type=request_refused"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let fields: Vec<&str> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|event| event["data"]["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["origin", "host", "content-type"], "{events}");
 }
