@@ -120,6 +120,126 @@ async fn an_interim_mitigation_verified_leaves_the_ticket_with_the_agent_and_the
     assert_eq!(world.limit().await, 130);
 }
 
+/// Files the cause as an invariant ticket on two instances (acme's
+/// over-limit ratio *above* 50%: a criterion no mitigation meets, as a
+/// backend that stays down keeps `store_healthy` false), claims the first
+/// (the owner), links the second to it (the same cause seen elsewhere), and
+/// links a symptom ticket (`over_limit_ratio < 1%`).
+async fn owner_with_a_symptom(world: &World) -> (String, String) {
+    let store = floodgate_harness::Store::open(&world.data).expect("store");
+    let cause = |instance: &str| {
+        let draft: floodgate_harness::tickets::NewTicket = serde_json::from_value(json!({
+            "type": "incident",
+            "objective": {"description": format!("Invariant backend_up is breached on {instance}")},
+            "acceptance_criteria": [
+                {"metric": "over_limit_ratio", "condition": "> 50%", "duration": "5m sustained"}
+            ],
+            "constraints": [],
+            "context": {"invariant": "backend_up", "instance": instance},
+            "source": "invariant",
+            "priority": "high",
+            "fingerprint": format!("invariant:backend_up:{instance}"),
+        }))
+        .expect("an invariant's draft");
+        store
+            .intake_as(&draft, None, world.now(), true)
+            .expect("filed")
+            .ticket
+            .id
+    };
+    let owner = cause("svc-a");
+    let elsewhere = cause("svc-b");
+    let (status, claimed) = world
+        .post(
+            "/v1/agent/claim",
+            json!({"agent": "agent-1", "ticket": owner}),
+        )
+        .await;
+    assert_eq!(status, 200, "{claimed}");
+    let (status, filed) = world
+        .post(
+            "/v1/tickets",
+            json!({
+                "type": "incident",
+                "objective": {"description": "acme is rejected"},
+                "acceptance_criteria": [
+                    {"metric": "over_limit_ratio", "condition": "< 1%", "duration": "5m sustained"}
+                ],
+                "constraints": [],
+                "priority": "high",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{filed}");
+    let member = filed["ticket"]["id"].as_str().expect("id").to_owned();
+    for linked in [&elsewhere, &member] {
+        let (status, answer) = world
+            .post(
+                &format!("/v1/tickets/{linked}/link"),
+                json!({"incident": owner, "reason": "the same cause"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    (owner, member)
+}
+
+async fn propose_interim(world: &World, ticket: &str, actions: serde_json::Value) -> String {
+    let (status, answer) = world
+        .post(
+            &format!("/v1/tickets/{ticket}/proposals"),
+            json!({
+                "agent": "agent-1",
+                "rationale": "a mitigation while the cause lasts",
+                "actions": actions,
+                "interim": true,
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    answer["proposal"]["id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn an_interim_mitigation_is_judged_by_its_incidents_symptoms_not_by_the_cause() {
+    let mut world = World::new("interim-symptoms", "");
+    world.ticks(40).await;
+    let (owner, member) = owner_with_a_symptom(&world).await;
+
+    // The raise ends acme's rejections: the symptom's criterion is met,
+    // while the owner's own (the cause's) never will be.
+    let id = propose_interim(&world, &owner, raise_to(120)).await;
+    world.ticks(44).await;
+    let proposal = world.proposal(&id).await;
+    assert_eq!(proposal["stage"], "succeeded", "{:?}", stages(&proposal));
+    let judged = proposal["verify"]["last"].to_string();
+    assert!(
+        judged.contains("< 1%") && !judged.contains("> 50%"),
+        "judged on the symptom only: {judged}"
+    );
+    assert_eq!(world.ticket_state(&owner).await, "in_progress");
+    assert_eq!(world.ticket_state(&member).await, "open");
+    assert_eq!(world.limit().await, 120);
+}
+
+#[tokio::test]
+async fn an_interim_mitigation_that_leaves_the_symptom_is_rolled_back() {
+    let mut world = World::new("interim-unmet", "verify:\n  max_duration: 5m\n");
+    world.ticks(40).await;
+    let (owner, _member) = owner_with_a_symptom(&world).await;
+
+    // 70/min still rejects a fifth of acme's 90/min: the symptom stays.
+    let id = propose_interim(&world, &owner, raise_to(70)).await;
+    world.ticks(13 + 31 + 31).await;
+    let proposal = world.proposal(&id).await;
+    assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
+    assert!(
+        proposal["outcome"].as_str().unwrap_or("").contains("< 1%"),
+        "{proposal}"
+    );
+    assert_eq!(world.limit().await, 60);
+}
+
 #[tokio::test]
 async fn a_fix_that_does_not_meet_the_criteria_is_rolled_back_to_the_exact_prior_state() {
     let mut world = World::new("rollback", "verify:\n  max_duration: 5m\n");

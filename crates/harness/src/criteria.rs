@@ -97,6 +97,31 @@ pub enum MetricQuery {
     Mean { selector: Selector },
 }
 
+impl MetricQuery {
+    /// The series families (metric names) the query reads.
+    pub fn families(&self) -> Vec<String> {
+        let selectors: Vec<&Selector> = match self {
+            MetricQuery::Sli { sli } => match sli {
+                Sli::Ratio { good, bad, total } => {
+                    good.iter().chain(bad.iter()).chain([total]).collect()
+                }
+                Sli::Latency { good, total, .. } => vec![good, total],
+            },
+            MetricQuery::CounterRatio {
+                numerator,
+                denominator,
+            }
+            | MetricQuery::GaugeRatio {
+                numerator,
+                denominator,
+            } => vec![numerator, denominator],
+            MetricQuery::Rate { selector } | MetricQuery::Mean { selector } => vec![selector],
+            MetricQuery::Quantile { buckets, .. } => vec![buckets],
+        };
+        selectors.into_iter().map(|s| s.name.clone()).collect()
+    }
+}
+
 /// One metric a criterion may name.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CriterionMetric {

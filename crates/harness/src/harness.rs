@@ -16,8 +16,8 @@
 
 use crate::anomaly::{Detector, DetectorState};
 use crate::criteria::{
-    capture_baselines, Condition, Criterion, CriterionResult, MetricRegistry, Reference, Sustain,
-    ANOMALY_SCORE_SERIES, ANOMALY_VALUE_SERIES, INVARIANT_HOLDS_SERIES,
+    capture_baselines, Condition, Criterion, CriterionResult, MetricQuery, MetricRegistry,
+    Reference, Sustain, ANOMALY_SCORE_SERIES, ANOMALY_VALUE_SERIES, INVARIANT_HOLDS_SERIES,
 };
 use crate::exposition;
 use crate::invariants::{Breach, Inputs, InvariantConfig, InvariantEvaluator, InvariantReport};
@@ -311,6 +311,26 @@ impl Harness {
                 suppressed_by: None,
             })
             .collect();
+        // The store keeps what the harness's queries read first (SLIs,
+        // criteria metrics, anomaly series) when its series cap is reached.
+        let mut tsdb = Tsdb::new(config.tsdb);
+        tsdb.want(
+            registry
+                .metrics()
+                .flat_map(|metric| {
+                    metric
+                        .query
+                        .families()
+                        .into_iter()
+                        .chain(metric.level.iter().flat_map(MetricQuery::families))
+                })
+                .chain(
+                    objectives
+                        .anomalies
+                        .iter()
+                        .map(|def| def.series.name.clone()),
+                ),
+        );
         Ok(Harness {
             expectations,
             notices: BTreeMap::new(),
@@ -319,7 +339,7 @@ impl Harness {
             invariants,
             anomalies,
             registry,
-            tsdb: Tsdb::new(config.tsdb),
+            tsdb,
             objectives,
             documents: BTreeMap::new(),
             rejecting: crate::evidence::RejectingSince::default(),

@@ -1407,16 +1407,14 @@ impl Pipeline {
         // A criterion without a duration is judged over the policy's
         // criteria window; each must lie wholly after the deploy.
         let window = self.policy.verify.criteria_window_ms;
-        let longest = {
-            let store_ticket = state.store().get(&proposal.ticket_id).ok().flatten();
-            store_ticket.map_or(window, |ticket| {
-                ticket
-                    .acceptance_criteria
-                    .iter()
-                    .map(|c| c.duration.map_or(window, |d| d.0))
-                    .max()
-                    .unwrap_or(window)
-            })
+        // An interim mitigation is judged on its incident's symptoms (see
+        // `verify`), so over their criteria's durations, not the cause's.
+        let store_ticket = state.store().get(&proposal.ticket_id).ok().flatten();
+        let longest = match &store_ticket {
+            Some(ticket) if proposal.interim => {
+                longest_criterion(&symptoms_of(state, ticket), window)
+            }
+            _ => longest_criterion(store_ticket.as_slice(), window),
         };
         let judge_from_ms = now_ms.saturating_add(longest);
         let verify = VerifyRun {
@@ -1466,11 +1464,37 @@ impl Pipeline {
         if now_ms < verify.judge_from_ms && fired_anew.is_none() {
             return None;
         }
-        let results = state.harness().evaluate_criteria_over(
-            &ticket,
-            now_ms,
-            self.policy.verify.criteria_window_ms,
-        );
+        let results = if proposal.interim {
+            // An interim mitigation is judged by its effect, not by the
+            // cause's criteria (ADR 0010): a fallback does not bring a
+            // backend back. Its effect is the incident's symptoms: the
+            // criteria of the tickets linked to this one. With none, the
+            // canary's harm check and the window without a recurrence of
+            // harm are its judgement.
+            let members = symptoms_of(state, &ticket);
+            // A symptom linked after the deploy is judged over its whole
+            // duration after the deploy too.
+            let longest = longest_criterion(&members, self.policy.verify.criteria_window_ms);
+            if now_ms < verify.started_ms.saturating_add(longest) {
+                return None;
+            }
+            members
+                .iter()
+                .flat_map(|member| {
+                    state.harness().evaluate_criteria_over(
+                        member,
+                        now_ms,
+                        self.policy.verify.criteria_window_ms,
+                    )
+                })
+                .collect()
+        } else {
+            state.harness().evaluate_criteria_over(
+                &ticket,
+                now_ms,
+                self.policy.verify.criteria_window_ms,
+            )
+        };
         let met = now_ms >= verify.judge_from_ms
             && results
                 .iter()
@@ -1773,4 +1797,37 @@ fn samples(
         }
     }
     out
+}
+
+/// The longest duration among the tickets' acceptance criteria; a
+/// criterion without one counts as `window`, and no criterion at all too.
+fn longest_criterion(tickets: &[Ticket], window: u64) -> u64 {
+    tickets
+        .iter()
+        .flat_map(|ticket| &ticket.acceptance_criteria)
+        .map(|c| c.duration.map_or(window, |d| d.0))
+        .max()
+        .unwrap_or(window)
+}
+
+/// The symptoms of `owner`'s incident: its active members, but for those
+/// the same objective filed on another instance (`invariant:NAME:svc-b`
+/// beside `invariant:NAME:svc-a` is the same cause seen elsewhere, not an
+/// effect a mitigation could end).
+fn symptoms_of(state: &HarnessState, owner: &Ticket) -> Vec<Ticket> {
+    let objective = |fingerprint: &str| -> String {
+        fingerprint
+            .splitn(3, ':')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let cause = objective(&owner.fingerprint);
+    state
+        .store()
+        .members_of(&owner.id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|member| member.fingerprint.is_empty() || objective(&member.fingerprint) != cause)
+        .collect()
 }

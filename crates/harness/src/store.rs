@@ -700,6 +700,16 @@ impl Store {
         Ok(out)
     }
 
+    /// The active members of the incident `owner_id` owns (tickets linked
+    /// to it, not yet ended), newest first.
+    pub fn members_of(&self, owner_id: &str) -> Result<Vec<Ticket>, StoreError> {
+        let conn = self.lock();
+        Ok(active_tickets(&conn)?
+            .into_iter()
+            .filter(|ticket| ticket.incident.as_deref() == Some(owner_id))
+            .collect())
+    }
+
     /// Incidents with members, newest owner first (at most `limit`): each
     /// owner with its state and causes, and its members.
     pub fn incidents(&self, limit: usize) -> Result<Vec<Incident>, StoreError> {
@@ -1555,8 +1565,8 @@ fn owned_elsewhere(conn: &Connection, ticket: &Ticket) -> Result<bool, StoreErro
 
 /// Active tickets (open, claimed, in progress, verifying), newest first,
 /// at most [`MAX_LIST`].
-fn active_tickets(tx: &rusqlite::Transaction<'_>) -> Result<Vec<Ticket>, StoreError> {
-    let mut statement = tx.prepare(
+fn active_tickets(conn: &Connection) -> Result<Vec<Ticket>, StoreError> {
+    let mut statement = conn.prepare(
         "SELECT doc FROM tickets WHERE state IN ('open', 'claimed', 'in_progress', 'verifying')
          ORDER BY number DESC LIMIT ?1",
     )?;

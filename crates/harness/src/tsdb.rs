@@ -27,7 +27,7 @@ use crate::exposition::{Exposition, MetricType};
 use crate::quantity::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::selector::Selector;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// How long raw points are kept: the longest short window of the default
 /// alert table (6 h) plus an hour of margin.
@@ -277,6 +277,9 @@ pub struct TsdbStats {
     pub dropped_samples: u64,
     /// Samples at or before their series' last time, or NaN.
     pub ignored_samples: u64,
+    /// Series no query reads, evicted at the cap for one a query reads
+    /// (or one the harness records).
+    pub evicted_series: u64,
     /// Counter resets seen.
     pub resets: u64,
     /// An estimate of the bytes held by points and buckets.
@@ -309,6 +312,13 @@ pub struct Tsdb {
     latest_ms: Option<u64>,
     dropped_samples: u64,
     ignored_samples: u64,
+    /// The families the harness's queries read (SLIs, criteria metrics,
+    /// anomaly series): at the series cap, a new series of one of them (or
+    /// one the harness records itself) takes the place of the stalest
+    /// series no query reads, so a full store never blinds an objective.
+    wanted: BTreeSet<String>,
+    /// Series evicted that way.
+    evicted_series: u64,
 }
 
 impl Default for Tsdb {
@@ -328,7 +338,16 @@ impl Tsdb {
             latest_ms: None,
             dropped_samples: 0,
             ignored_samples: 0,
+            wanted: BTreeSet::new(),
+            evicted_series: 0,
         }
+    }
+
+    /// Names the families the harness's queries read (see [`Tsdb::wanted`]):
+    /// they, and every series [`Tsdb::record`] writes, are kept before any
+    /// other when the series cap is reached.
+    pub fn want(&mut self, families: impl IntoIterator<Item = String>) {
+        self.wanted.extend(families);
     }
 
     pub fn limits(&self) -> TsdbLimits {
@@ -386,6 +405,9 @@ impl Tsdb {
         kind: SeriesKind,
     ) {
         labels.sort();
+        if !self.wanted.contains(name) {
+            self.wanted.insert(name.to_owned());
+        }
         self.push(time_ms, name, labels, value, kind, None);
     }
 
@@ -403,6 +425,13 @@ impl Tsdb {
             return;
         }
         let limits = self.limits;
+        let is_new = self
+            .series
+            .get(name)
+            .is_none_or(|family| !family.contains_key(&labels));
+        if is_new && self.count >= limits.max_series && self.wanted.contains(name) {
+            self.evict_unwanted();
+        }
         let at_capacity = self.count >= limits.max_series;
         if !self.series.contains_key(name) {
             self.series.insert(name.to_owned(), BTreeMap::new());
@@ -440,6 +469,35 @@ impl Tsdb {
     }
 
     /// Drops series with no point within the retention.
+    /// Removes the series no query reads whose last sample is the oldest
+    /// (the first in name and label order among equals); `false` when every
+    /// series held is wanted.
+    fn evict_unwanted(&mut self) -> bool {
+        let victim = self
+            .series
+            .iter()
+            .filter(|(name, _)| !self.wanted.contains(*name))
+            .flat_map(|(name, family)| {
+                family
+                    .iter()
+                    .map(move |(labels, series)| (series.last_time(), name, labels))
+            })
+            .min_by_key(|(last, _, _)| *last)
+            .map(|(_, name, labels)| (name.clone(), labels.clone()));
+        let Some((name, labels)) = victim else {
+            return false;
+        };
+        if let Some(family) = self.series.get_mut(&name) {
+            family.remove(&labels);
+            if family.is_empty() {
+                self.series.remove(&name);
+            }
+        }
+        self.count -= 1;
+        self.evicted_series += 1;
+        true
+    }
+
     fn collect_garbage(&mut self, now_ms: u64) {
         let oldest = now_ms.saturating_sub(self.limits.retention_ms);
         let mut removed = 0;
@@ -647,6 +705,7 @@ impl Tsdb {
             series: self.count,
             dropped_samples: self.dropped_samples,
             ignored_samples: self.ignored_samples,
+            evicted_series: self.evicted_series,
             ..TsdbStats::default()
         };
         for family in self.series.values() {
@@ -764,6 +823,60 @@ mod tests {
         );
         assert_eq!(db.stats().series, 3);
         assert_eq!(db.stats().dropped_samples, 1);
+    }
+
+    #[test]
+    fn at_the_cap_a_wanted_series_takes_the_place_of_the_stalest_unwanted_one() {
+        let limits = TsdbLimits {
+            max_series: 3,
+            ..TsdbLimits::default()
+        };
+        let mut db = Tsdb::new(limits);
+        db.want(["wanted_total".to_owned()]);
+        // Three unwanted series fill the store; "b" stops being scraped.
+        scrape(
+            &mut db,
+            0,
+            "# TYPE a_total counter\na_total 1\n# TYPE b_total counter\nb_total 1\n# TYPE c_total counter\nc_total 1\n",
+        );
+        scrape(
+            &mut db,
+            10_000,
+            "# TYPE a_total counter\na_total 2\n# TYPE c_total counter\nc_total 2\n",
+        );
+        // A new unwanted series is dropped, as before.
+        scrape(&mut db, 20_000, "# TYPE d_total counter\nd_total 1\n");
+        assert_eq!(db.stats().dropped_samples, 1);
+        assert_eq!(db.stats().evicted_series, 0);
+        // A wanted one evicts the stalest unwanted series (b), and so does
+        // a series the harness records itself.
+        scrape(
+            &mut db,
+            30_000,
+            "# TYPE wanted_total counter\nwanted_total{code=\"over_limit\"} 4\n",
+        );
+        db.record(30_000, "own_gauge", vec![], 1.0, SeriesKind::Gauge);
+        let stats = db.stats();
+        assert_eq!((stats.series, stats.evicted_series), (3, 2), "{stats:?}");
+        assert!(db.value_at(&Selector::metric("b_total"), 30_000).is_none());
+        assert_eq!(
+            db.value_at(&Selector::metric("wanted_total"), 30_000),
+            Some(4.0)
+        );
+        assert_eq!(
+            db.value_at(&Selector::metric("own_gauge"), 30_000),
+            Some(1.0)
+        );
+        // With nothing unwanted left to evict, a new wanted series is
+        // dropped: the cap holds.
+        scrape(
+            &mut db,
+            40_000,
+            "# TYPE wanted_total counter\nwanted_total{code=\"ok\"} 1\nwanted_total{code=\"error\"} 1\nwanted_total{code=\"x\"} 1\n",
+        );
+        let stats = db.stats();
+        assert_eq!(stats.series, 3, "{stats:?}");
+        assert!(stats.dropped_samples >= 2, "{stats:?}");
     }
 
     #[test]
