@@ -18,8 +18,9 @@ idle=4096
 out=${BENCH_OUT:-bench-out}
 mkdir -p "$out"
 command -v h2load >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
-cargo build --release --quiet -p floodgate --bin floodgate
-bin=target/release/floodgate
+# The release build of this checkout, in CARGO_TARGET_DIR when set.
+nice -n 10 cargo build --release --quiet -p floodgate --bin floodgate
+bin=${CARGO_TARGET_DIR:-target}/release/floodgate
 
 python3 - "$out/request.bin" <<'PY'
 import struct, sys
