@@ -371,6 +371,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let control = ControlOptions {
             events_file,
             failure_policy: Some(args.backend.failure_policy),
+            ..ControlOptions::default()
         };
         let clock = Arc::new(SystemClock);
         if args.backend.backend == "memory" {

@@ -9,7 +9,7 @@
 #[path = "support/process.rs"]
 mod process;
 
-use process::{floodgate, free_port, http, http_get, repo, scratch, Process};
+use process::{http, http_get, scratch, serve_example};
 use serde_json::Value;
 
 /// Checks of each kind sent.
@@ -48,17 +48,7 @@ fn post(addr: &str, body: &str) {
 
 #[test]
 fn hostile_checks_stay_within_the_recorders_byte_budget() {
-    let dir = scratch();
-    let http_addr = format!("127.0.0.1:{}", free_port());
-    let grpc_addr = format!("127.0.0.1:{}", free_port());
-    let mut command = floodgate();
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(repo().join("examples/limits.yaml"))
-        .args(["--http-addr", &http_addr, "--grpc-addr", &grpc_addr]);
-    let mut server = Process::spawn(command, dir.join("serve.log"));
-    server.wait_for(&http_addr, "/v1/health", |status, _| status == 200);
+    let (server, http_addr) = serve_example(&scratch(), &[]);
     let pid = server.child.id();
     // Warm the paths once, then take the baseline.
     post(&http_addr, &check("api", 1, 64, 0));

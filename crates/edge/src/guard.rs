@@ -29,8 +29,8 @@ use crate::limits::{MAX_ALLOWED_HOSTS, MAX_REFUSED_VALUE_BYTES};
 use crate::server::LocalAddr;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::response::Response;
+use axum::Router;
 use http::{header, HeaderMap, Method, StatusCode, Uri};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -73,7 +73,7 @@ pub struct Refused {
 /// Called once per refused request.
 pub type RefusedHook = Arc<dyn Fn(&Refused) + Send + Sync>;
 
-fn cut(text: &str) -> String {
+pub(crate) fn cut(text: &str) -> String {
     let mut end = text.len().min(MAX_REFUSED_VALUE_BYTES);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -292,10 +292,7 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
                 message,
                 ..
             } = refused.refusal;
-            let body = serde_json::json!({
-                "error": {"kind": kind, "field": field, "message": message}
-            });
-            (status, Json(body)).into_response()
+            crate::refusal::response(status, kind, field, &message)
         }
     }
 }

@@ -9,9 +9,11 @@
 //! - [`nofile`]: the open-file limit raised to the hard limit at start;
 //! - [`guard`]: the open-mode guard (Host, Origin, Content-Type) for APIs
 //!   served without tokens (ADR 0004);
+//! - [`refusal`]: the JSON error of every refusal, and the 405 answer;
 //! - [`limits`]: every bound, named.
 
 pub mod guard;
 pub mod limits;
 pub mod nofile;
+pub mod refusal;
 pub mod server;

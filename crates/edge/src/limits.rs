@@ -38,6 +38,19 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 /// advertised in SETTINGS_MAX_HEADER_LIST_SIZE: a gRPC call needs a few
 /// hundred; this is hyper's default, kept for both listeners.
 pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Header fields in one request. An HTTP/1 request over this many, or
+/// over [`MAX_HEADER_LIST_BYTES`] (counted as HTTP/2 counts: name, value
+/// and 32 bytes per field), is answered 431 with a JSON error naming
+/// `headers` before any route sees it. Past [`HYPER_MAX_HEADERS`] fields
+/// or hyper's read buffer (~400 KiB) hyper answers 431 itself, without a
+/// body; HTTP/2 header blocks over [`MAX_HEADER_LIST_BYTES`] are refused
+/// by h2 the same way (a bare 431 and RST_STREAM): neither lets a service
+/// write that answer.
+pub const MAX_REQUEST_HEADERS: usize = 100;
+/// Header fields hyper parses in one HTTP/1 request (its own default is
+/// 100): room past [`MAX_REQUEST_HEADERS`] so that bound's refusal is ours,
+/// with a JSON body.
+pub const HYPER_MAX_HEADERS: usize = 4 * MAX_REQUEST_HEADERS;
 /// HTTP/2 receive window per stream. Bigger than the 64 KiB default so a
 /// whole request message fits without waiting for a WINDOW_UPDATE; it bounds
 /// what one stream can make the service buffer.

@@ -28,8 +28,9 @@
 
 use crate::limits::{
     ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, BODY_READ_TIMEOUT, CONNECTION_WINDOW_BYTES,
-    HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_LIST_BYTES,
-    MAX_STREAMS_PER_CONNECTION, SHUTDOWN_GRACE, STREAM_WINDOW_BYTES,
+    HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, HYPER_MAX_HEADERS, IDLE_TIMEOUT, MAX_CONNECTIONS,
+    MAX_HEADER_LIST_BYTES, MAX_REQUEST_HEADERS, MAX_STREAMS_PER_CONNECTION, SHUTDOWN_GRACE,
+    STREAM_WINDOW_BYTES,
 };
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -490,7 +491,8 @@ pub async fn serve_connections<S, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+        .header_read_timeout(options.header_read_timeout)
+        .max_headers(HYPER_MAX_HEADERS);
     builder
         .http2()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
@@ -555,6 +557,15 @@ where
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_flight = self.connection.begin();
+        if let Some(message) = oversized_headers(request.headers()) {
+            return Box::pin(std::future::ready(Ok(fixed_json(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too_large",
+                "headers",
+                &message,
+                in_flight,
+            ))));
+        }
         let expired = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = request.into_parts();
         parts
@@ -587,18 +598,51 @@ where
 }
 
 fn body_timeout_response<B>(timeout: Duration, in_flight: InFlight) -> Response<EdgeBody<B>> {
-    let body = serde_json::json!({
-        "error": {
-            "kind": "timeout",
-            "field": "body",
-            "message": format!("the request body did not arrive within {timeout:?}"),
-        }
-    });
+    fixed_json(
+        StatusCode::REQUEST_TIMEOUT,
+        "timeout",
+        "body",
+        &format!("the request body did not arrive within {timeout:?}"),
+        in_flight,
+    )
+}
+
+/// Why a request's headers are over their bounds ([`MAX_REQUEST_HEADERS`]
+/// fields, [`MAX_HEADER_LIST_BYTES`] bytes counted as HTTP/2 counts them),
+/// if they are.
+fn oversized_headers(headers: &http::HeaderMap) -> Option<String> {
+    if headers.len() > MAX_REQUEST_HEADERS {
+        return Some(format!(
+            "{} header fields, more than the {MAX_REQUEST_HEADERS} allowed (MAX_REQUEST_HEADERS)",
+            headers.len()
+        ));
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum();
+    (bytes > MAX_HEADER_LIST_BYTES as usize).then(|| {
+        format!(
+            "{bytes} bytes of header fields (name, value and 32 per field), more than the {MAX_HEADER_LIST_BYTES} allowed (MAX_HEADER_LIST_BYTES)"
+        )
+    })
+}
+
+/// A JSON error answered by the edge itself; the connection is closed
+/// after it (the request's body, if any, is left unread).
+fn fixed_json<B>(
+    status: StatusCode,
+    kind: &str,
+    field: &str,
+    message: &str,
+    in_flight: InFlight,
+) -> Response<EdgeBody<B>> {
+    let body = crate::refusal::body(kind, field, message);
     let mut response = Response::new(EdgeBody {
         inner: Inner::Fixed(Some(Bytes::from(body.to_string()))),
         _in_flight: in_flight,
     });
-    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

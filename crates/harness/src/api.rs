@@ -53,6 +53,7 @@ use crate::selector::Selector;
 use crate::store::{IntakeAction, NoticeFilter, StoreError, TicketFilter, MAX_LIST};
 use crate::tickets::{
     parse_ticket_yaml, Command, Source, TicketFileError, TicketState, MAX_ACTOR_BYTES,
+    MAX_TICKET_FILE_BYTES,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -246,6 +247,7 @@ pub fn router(state: Arc<HarnessState>) -> Router {
         .route("/v1/notices/{id}/expire", post(expire_notice))
         .route("/v1/pause", post(pause))
         .route("/v1/resume", post(resume))
+        .method_not_allowed_fallback(floodgate_edge::refusal::method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -477,6 +479,17 @@ async fn create_ticket(
 ) -> Answer {
     let Query(query) = query?;
     let body = body?;
+    if body.len() > MAX_TICKET_FILE_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "body",
+            format!(
+                "{} bytes, more than the {MAX_TICKET_FILE_BYTES} a ticket may be (MAX_TICKET_FILE_BYTES)",
+                body.len()
+            ),
+        ));
+    }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", "not UTF-8"))?;
     let file = match query.get("file") {
         Some(name) if name.len() <= MAX_FILE_NAME_BYTES && !name.is_empty() => name.clone(),

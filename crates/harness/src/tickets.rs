@@ -50,6 +50,10 @@ pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 pub const MAX_FINGERPRINT_BYTES: usize = 256;
 pub const MAX_ACTOR_BYTES: usize = 128;
 pub const MAX_COMMENT_BYTES: usize = 8192;
+/// Bytes of a ticket file or `POST /v1/tickets` body: room for the largest
+/// evidence ([`MAX_CONTEXT_BYTES`]) twice over with the rest of the ticket.
+/// A body over it is answered 413 naming this bound.
+pub const MAX_TICKET_FILE_BYTES: usize = 2 * MAX_CONTEXT_BYTES;
 /// Claims last between these bounds (default [`DEFAULT_CLAIM_TTL_MS`]).
 pub const MIN_CLAIM_TTL_MS: u64 = 10_000;
 pub const MAX_CLAIM_TTL_MS: u64 = 24 * HOUR_MS;
@@ -1127,11 +1131,14 @@ pub fn parse_ticket_yaml(
         path,
         message,
     };
-    if text.len() > MAX_CONTEXT_BYTES * 2 {
+    if text.len() > MAX_TICKET_FILE_BYTES {
         return Err(error(
             None,
             String::new(),
-            format!("larger than {} bytes", MAX_CONTEXT_BYTES * 2),
+            format!(
+                "{} bytes, larger than the {MAX_TICKET_FILE_BYTES} a ticket may be (MAX_TICKET_FILE_BYTES)",
+                text.len()
+            ),
         ));
     }
     crate::objectives::yaml_gate(text)

@@ -584,3 +584,50 @@ async fn an_alert_starting_yesterday_is_refused_naming_starts_at() {
     assert_eq!(status, 200);
     assert_eq!(list["tickets"], json!([]), "{list}");
 }
+
+/// Refusals the router and the edge make themselves carry the JSON error:
+/// a method a path does not take (405, with `Allow`), headers over their
+/// bound (431), a ticket over `MAX_TICKET_FILE_BYTES` (413, not 400); a
+/// ticket of exactly that size is filed.
+#[tokio::test]
+async fn method_header_and_ticket_size_refusals_are_json_errors() {
+    let api = Api::start("refusals").await;
+    let response = api
+        .client
+        .delete(format!("{}/v1/tickets", api.base))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(response.status().as_u16(), 405);
+    let allow = response
+        .headers()
+        .get("allow")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(allow.as_deref(), Some("GET,HEAD,POST"));
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["kind"], "method_not_allowed", "{body}");
+    assert_eq!(body["error"]["field"], "method", "{body}");
+
+    let response = api
+        .client
+        .get(format!("{}/v1/health", api.base))
+        .header("x-padding", "p".repeat(20 * 1024))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 431);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "headers", "{body}");
+
+    let bound = floodgate_harness::tickets::MAX_TICKET_FILE_BYTES;
+    let padded = |bytes: usize| format!("{TICKET}# {}\n", "x".repeat(bytes - TICKET.len() - 3));
+    let (status, answer) = api.post("/v1/tickets", padded(bound + 1)).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["error"]["kind"], "too_large", "{answer}");
+    assert_eq!(answer["error"]["field"], "body", "{answer}");
+    let message = answer["error"]["message"].as_str().expect("message");
+    assert!(message.contains("MAX_TICKET_FILE_BYTES"), "{message}");
+    let (status, answer) = api.post("/v1/tickets", padded(bound)).await;
+    assert_eq!(status, 201, "{answer}");
+}

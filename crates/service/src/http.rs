@@ -50,6 +50,7 @@ pub fn router<S: CounterStore>(state: Arc<HttpState<S>>) -> Router {
         .route("/metrics", get(metrics::<S>))
         .route("/v1/openapi.json", get(crate::openapi::serve))
         .merge(crate::control::routes::<S>())
+        .method_not_allowed_fallback(floodgate_edge::refusal::method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .with_state(state)

@@ -73,3 +73,24 @@ pub const TRAFFIC_PAGE_DEFAULT: usize = 100;
 /// The most requests one `GET /v1/traffic` answers (a page of the largest
 /// requests stays within a few MiB).
 pub const TRAFFIC_PAGE_MAX: usize = 1_000;
+/// Lines (old and new together) of a stretch between two anchors of a
+/// config diff (the dry run's `diff`, `control::diff`) that is diffed line
+/// by line; a longer stretch is shown as replaced whole. Diffing a stretch
+/// costs up to its lines times this, so a whole config's diff stays linear
+/// in its size: a Myers diff of the whole, as before, took seconds for
+/// 8,000 descriptors and minutes for 32,000 (issue 15).
+pub const DIFF_MYERS_MAX_LINES: usize = 1_000;
+/// Actions taken over the API (`POST /v1/actions/{name}`, `/v1/config`,
+/// `/v1/config/rollback`) admitted at once, the running one included:
+/// actions run one at a time, and the harness's pipeline sends one at a
+/// time, so more than a few waiting means a caller is flooding the
+/// service. One more is answered 503 (`overloaded`, naming this bound)
+/// with nothing changed. Waiting actions hold no thread.
+pub const MAX_PENDING_ACTIONS: usize = 16;
+/// How long an action taken over the API may wait for its turn and then be
+/// planned (validated, compiled, diffed, replayed): one waiting past it is
+/// answered 503 and never runs; one whose planning ends past it is answered
+/// 504 and changes nothing (its effect, a swap, is never cut halfway). A
+/// dry run of the largest config takes well under a second (see
+/// `benches/config_actions.rs`), so this leaves room for a queue of them.
+pub const ACTION_TIMEOUT: Duration = Duration::from_secs(30);

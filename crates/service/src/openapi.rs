@@ -358,6 +358,8 @@ fn operations(builder: &mut Builder) -> Vec<Operation> {
                 error_response(409, "A precondition failed."),
                 error_response(413, "Body larger than the control plane's bound."),
                 error_response(500, "The action failed while being applied; nothing was changed."),
+                error_response(503, "`overloaded`: MAX_PENDING_ACTIONS actions already running or waiting (with Retry-After), or `timeout`: it did not get its turn within ACTION_TIMEOUT; it never ran."),
+                error_response(504, "`timeout`: its planning ended past ACTION_TIMEOUT; nothing was changed."),
             ],
         },
         Operation {
@@ -376,6 +378,8 @@ fn operations(builder: &mut Builder) -> Vec<Operation> {
                 error_response(409, "A precondition failed."),
                 error_response(413, "Body larger than the control plane's bound."),
                 error_response(500, "The action failed while being applied; nothing was changed."),
+                error_response(503, "`overloaded`: MAX_PENDING_ACTIONS actions already running or waiting (with Retry-After), or `timeout`: it did not get its turn within ACTION_TIMEOUT; it never ran."),
+                error_response(504, "`timeout`: its planning ended past ACTION_TIMEOUT; nothing was changed."),
             ],
         },
         Operation {
@@ -405,6 +409,8 @@ fn operations(builder: &mut Builder) -> Vec<Operation> {
                 error_response(409, "A precondition failed."),
                 error_response(413, "Body larger than the control plane's bound."),
                 error_response(500, "The action failed while being applied; nothing was changed."),
+                error_response(503, "`overloaded`: MAX_PENDING_ACTIONS actions already running or waiting (with Retry-After), or `timeout`: it did not get its turn within ACTION_TIMEOUT; it never ran."),
+                error_response(504, "`timeout`: its planning ended past ACTION_TIMEOUT; nothing was changed."),
             ],
         },
         Operation {

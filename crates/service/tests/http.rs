@@ -354,3 +354,100 @@ async fn open_mode_refuses_cross_site_requests_and_rebound_hosts() {
         .collect();
     assert_eq!(fields, ["origin", "host", "content-type"], "{events}");
 }
+
+/// Refusals the router and the edge make themselves carry the same JSON
+/// error as every other: a method a path does not take (405, with
+/// `Allow`), request headers over their bounds (431, by bytes and by
+/// count), a body over the control API's bound (413).
+#[tokio::test]
+async fn method_header_and_size_refusals_are_json_errors() {
+    let server = TestServer::start(CONFIG).await;
+    let client = reqwest::Client::new();
+    let json_error = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body: Value = response.json().await.expect("a JSON error body");
+        (status, allow, body)
+    };
+
+    let response = client
+        .get(server.url("/v1/check"))
+        .send()
+        .await
+        .expect("GET");
+    let (status, allow, body) = json_error(response).await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(allow.as_deref(), Some("POST"));
+    assert_eq!(body["error"]["kind"], "method_not_allowed", "{body}");
+    assert_eq!(body["error"]["field"], "method", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.starts_with("GET is not allowed on /v1/check")),
+        "{body}"
+    );
+    let response = client
+        .delete(server.url("/v1/config"))
+        .send()
+        .await
+        .expect("DELETE");
+    let (status, allow, body) = json_error(response).await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(allow.as_deref(), Some("GET,HEAD,POST"));
+
+    // One header of 20 KiB: over MAX_HEADER_LIST_BYTES (16 KiB).
+    let response = client
+        .get(server.url("/v1/health"))
+        .header("x-padding", "p".repeat(20 * 1024))
+        .send()
+        .await
+        .expect("GET");
+    let (status, _, body) = json_error(response).await;
+    assert_eq!(status, 431, "{body}");
+    assert_eq!(body["error"]["kind"], "too_large", "{body}");
+    assert_eq!(body["error"]["field"], "headers", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("MAX_HEADER_LIST_BYTES")),
+        "{body}"
+    );
+    // 150 small header fields: over MAX_REQUEST_HEADERS (100).
+    let mut request = client.get(server.url("/v1/health"));
+    for index in 0..150 {
+        request = request.header(format!("x-field-{index}"), "v");
+    }
+    let (status, _, body) = json_error(request.send().await.expect("GET")).await;
+    assert_eq!(status, 431, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("MAX_REQUEST_HEADERS")),
+        "{body}"
+    );
+    // Within the bounds, served.
+    let response = client
+        .get(server.url("/v1/health"))
+        .header("x-padding", "p".repeat(8 * 1024))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200);
+
+    // A control body over MAX_CONTROL_BODY_BYTES (4 MiB).
+    let yaml = "#".repeat(5 * 1024 * 1024);
+    let response = client
+        .post(server.url("/v1/config"))
+        .json(&json!({"yaml": yaml, "dry_run": true}))
+        .send()
+        .await
+        .expect("POST");
+    let (status, _, body) = json_error(response).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["kind"], "too_large", "{body}");
+    assert_eq!(body["error"]["field"], "body", "{body}");
+}

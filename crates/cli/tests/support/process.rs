@@ -146,6 +146,24 @@ pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A `floodgate serve` of `examples/limits.yaml` on free loopback ports
+/// with `extra` arguments, its log in `dir`; ready once `/v1/health`
+/// answers 200. The process and its HTTP address.
+pub fn serve_example(dir: &Path, extra: &[&str]) -> (Process, String) {
+    let http_addr = format!("127.0.0.1:{}", free_port());
+    let grpc_addr = format!("127.0.0.1:{}", free_port());
+    let mut command = floodgate();
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(repo().join("examples/limits.yaml"))
+        .args(["--http-addr", &http_addr, "--grpc-addr", &grpc_addr])
+        .args(extra);
+    let mut server = Process::spawn(command, dir.join("serve.log"));
+    server.wait_for(&http_addr, "/v1/health", |status, _| status == 200);
+    (server, http_addr)
+}
+
 /// A `floodgate harness` on a free loopback port observing `service` (a
 /// URL; nothing needs to answer there), with `extra` arguments; ready once
 /// its API answers `ready_status` on `/v1/health`.

@@ -78,6 +78,34 @@ impl ActionError {
         )
     }
 
+    /// Too many actions already running or waiting
+    /// ([`crate::limits::MAX_PENDING_ACTIONS`]): 503 `overloaded`.
+    pub fn overloaded(message: impl Into<String>) -> ActionError {
+        ActionError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "action",
+            message,
+        )
+    }
+
+    /// The action did not get its turn within its timeout
+    /// ([`crate::limits::ACTION_TIMEOUT`]): 503 `timeout`, it never ran.
+    pub fn queue_timeout(message: impl Into<String>) -> ActionError {
+        ActionError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "action",
+            message,
+        )
+    }
+
+    /// The action's planning ended past its timeout: 504 `timeout`,
+    /// nothing changed.
+    pub fn run_timeout(message: impl Into<String>) -> ActionError {
+        ActionError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "action", message)
+    }
+
     pub fn internal(field: impl Into<String>, message: impl Into<String>) -> ActionError {
         ActionError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -433,6 +461,19 @@ impl<S: CounterStore> Control<S> {
         request: ActionRequest,
         default_actor: &str,
     ) -> Result<ActionResult, ActionError> {
+        self.run_action_until(name, request, default_actor, None)
+    }
+
+    /// [`Control::run_action`], refused with nothing changed (504
+    /// `timeout`) when its planning ends after `deadline` (the API's
+    /// [`crate::limits::ACTION_TIMEOUT`] from when it was taken).
+    pub(crate) fn run_action_until(
+        &self,
+        name: &str,
+        request: ActionRequest,
+        default_actor: &str,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<ActionResult, ActionError> {
         let mut actor = if request.actor.is_empty() {
             default_actor.to_string()
         } else {
@@ -476,6 +517,9 @@ impl<S: CounterStore> Control<S> {
                 params: event_params(&request.params),
             },
         );
+        if let Some(hook) = &self.queue_hook() {
+            hook(&action, &request);
+        }
         let refuse = |error: ActionError| {
             let body = if error.status.is_server_error() {
                 EventBody::ActionFailed {
@@ -515,12 +559,24 @@ impl<S: CounterStore> Control<S> {
             request.params.clone()
         };
         let plan = self.plan(def.name, params).map_err(&refuse)?;
+        let past_deadline = || {
+            let late = deadline.is_some_and(|deadline| tokio::time::Instant::now() > deadline);
+            late.then(|| {
+                ActionError::run_timeout(format!(
+                    "the action was not planned within {:?} of being taken (ACTION_TIMEOUT); nothing changed",
+                    self.action_timeout()
+                ))
+            })
+        };
 
         if request.dry_run {
             let replay = match &plan.effect {
                 Effect::Config(change) => self.replay(&change.table),
                 _ => None,
             };
+            if let Some(error) = past_deadline() {
+                return Err(refuse(error));
+            }
             let seq = self.events.emit(
                 &actor,
                 &reason,
@@ -542,6 +598,9 @@ impl<S: CounterStore> Control<S> {
             });
         }
 
+        if let Some(error) = past_deadline() {
+            return Err(refuse(error));
+        }
         let applied = !matches!(plan.effect, Effect::Nothing);
         let (changes, config_version) = self
             .apply(plan.effect, plan.changes, &actor, &reason)

@@ -55,12 +55,10 @@ pub fn hash(text: &str) -> String {
 }
 
 /// A unified diff of two configs' canonical YAML (empty when equal).
+/// `n log n` in the lines, so a dry run of a whole config's replacement
+/// stays linear in its size ([`super::diff`]).
 pub fn diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(old_name, new_name)
-        .to_string()
+    super::diff::unified(old, new, old_name, new_name)
 }
 
 /// Validates and compiles a config model made through the API.

@@ -17,6 +17,7 @@
 //! ([`Engine::swap_table`]).
 
 mod actions;
+mod diff;
 pub mod events;
 mod health;
 pub mod history;
@@ -32,8 +33,10 @@ pub use routes::routes;
 
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::limits::{ACTION_TIMEOUT, MAX_PENDING_ACTIONS};
 use crate::ServiceInfo;
 use events::{EventLog, EventsFile};
+use floodgate_contract::actions::ActionRequest;
 use floodgate_contract::actions::FailurePolicy;
 use floodgate_contract::events::EventBody;
 use floodgate_contract::state::{StoreTransition, MAX_STORE_TRANSITIONS};
@@ -41,8 +44,9 @@ use floodgate_store::CounterStore;
 use history::History;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Who is asking, as the access-control layer identified them: put into a
@@ -56,8 +60,12 @@ pub const ANONYMOUS: &str = "anonymous";
 /// The actor of what the service does by itself.
 pub const SYSTEM: &str = "system";
 
+/// Called by every action once it has its turn (after `action_requested`
+/// is recorded, before anything is planned), with the action's name and
+/// request: a test holds an action there to see what waits on it.
+pub type ActionHook = Arc<dyn Fn(&str, &ActionRequest) + Send + Sync>;
+
 /// Options of the control plane.
-#[derive(Debug, Default)]
 pub struct ControlOptions {
     /// Also append every event to this JSONL file (see
     /// [`events::EVENTS_FILE_MAX_BYTES`] for its bound).
@@ -66,6 +74,61 @@ pub struct ControlOptions {
     /// store has no backend to apply it; a store with one
     /// ([`CounterStore::resilience`]) holds its own, which wins.
     pub failure_policy: Option<FailurePolicy>,
+    /// Actions taken over the API at once, the running one included; one
+    /// more is refused (503). [`MAX_PENDING_ACTIONS`] by default.
+    pub max_pending_actions: usize,
+    /// How long an action taken over the API may wait for its turn and be
+    /// planned before it is refused with nothing changed.
+    /// [`ACTION_TIMEOUT`] by default.
+    pub action_timeout: Duration,
+    /// See [`ActionHook`]; none by default.
+    pub action_hook: Option<ActionHook>,
+}
+
+impl Default for ControlOptions {
+    fn default() -> ControlOptions {
+        ControlOptions {
+            events_file: None,
+            failure_policy: None,
+            max_pending_actions: MAX_PENDING_ACTIONS,
+            action_timeout: ACTION_TIMEOUT,
+            action_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ControlOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlOptions")
+            .field("events_file", &self.events_file)
+            .field("failure_policy", &self.failure_policy)
+            .field("max_pending_actions", &self.max_pending_actions)
+            .field("action_timeout", &self.action_timeout)
+            .field("action_hook", &self.action_hook.is_some())
+            .finish()
+    }
+}
+
+/// The queue of actions taken over the API ([`routes`]): how many are
+/// admitted (running or waiting), the one turn they wait for, and their
+/// bounds. Waiting is asynchronous, so a queued action holds no thread and
+/// the blocking pool stays free for reads (`/v1/state`, `/v1/traffic`).
+struct ActionQueue {
+    turn: Arc<tokio::sync::Semaphore>,
+    pending: Arc<AtomicUsize>,
+    max_pending: usize,
+    timeout: Duration,
+    hook: Option<ActionHook>,
+}
+
+/// An admitted action's place in the queue; dropped when it is answered
+/// (or its caller goes away while it waits).
+pub(crate) struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The control plane of one service.
@@ -78,6 +141,8 @@ pub struct Control<S> {
     failure_policy: Mutex<FailurePolicy>,
     /// Serialises actions: one changes the service at a time.
     acting: Mutex<()>,
+    /// Actions taken over the API wait here for their turn.
+    queue: ActionQueue,
     sampler: Mutex<health::Sampler>,
     /// The backend's latest health changes, oldest first (at most
     /// [`MAX_STORE_TRANSITIONS`]).
@@ -115,10 +180,55 @@ impl<S: CounterStore> Control<S> {
             draining: AtomicBool::new(false),
             failure_policy: Mutex::new(failure_policy),
             acting: Mutex::new(()),
+            queue: ActionQueue {
+                turn: Arc::new(tokio::sync::Semaphore::new(1)),
+                pending: Arc::new(AtomicUsize::new(0)),
+                max_pending: options.max_pending_actions.max(1),
+                timeout: options.action_timeout,
+                hook: options.action_hook,
+            },
             sampler: Mutex::new(sampler),
             store_transitions: Mutex::new(VecDeque::new()),
             stopping: watch::channel(false).0,
         }
+    }
+
+    /// Admits one more action taken over the API, unless
+    /// `max_pending_actions` are already running or waiting: 503 naming
+    /// the bound.
+    pub(crate) fn admit_action(&self) -> Result<Admitted, ActionError> {
+        let queue = &self.queue;
+        let admitted = queue
+            .pending
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |pending| {
+                (pending < queue.max_pending).then_some(pending + 1)
+            });
+        match admitted {
+            Ok(_) => Ok(Admitted(queue.pending.clone())),
+            Err(pending) => Err(ActionError::overloaded(format!(
+                "{pending} actions are already running or waiting, the most the service queues (MAX_PENDING_ACTIONS = {}); nothing changed, retry later",
+                queue.max_pending
+            ))),
+        }
+    }
+
+    /// Actions taken over the API now running or waiting for their turn.
+    pub fn pending_actions(&self) -> usize {
+        self.queue.pending.load(Ordering::SeqCst)
+    }
+
+    /// The one turn actions over the API wait for (one permit).
+    pub(crate) fn action_turn(&self) -> Arc<tokio::sync::Semaphore> {
+        self.queue.turn.clone()
+    }
+
+    fn queue_hook(&self) -> Option<ActionHook> {
+        self.queue.hook.clone()
+    }
+
+    /// How long an action over the API may wait and be planned.
+    pub(crate) fn action_timeout(&self) -> Duration {
+        self.queue.timeout
     }
 
     /// Remembers a change of the counter backend's health (the store's

@@ -471,17 +471,57 @@ async fn off_the_workers<T: Send + 'static>(
         .map_err(|error| ActionError::internal("request", format!("the task failed: {error}")))
 }
 
+/// Runs an action taken over the API: admitted unless the queue is full
+/// (503 `overloaded`), then waiting (asynchronously, holding no thread)
+/// for its turn until [`Control::action_timeout`] (else 503 `timeout`,
+/// never run), then run on the blocking pool; refused with nothing changed
+/// when its planning ends past that timeout (504). Reads and checks never
+/// wait on it: they take neither the turn nor the action lock.
 async fn act<S: CounterStore>(
     control: &Arc<Control<S>>,
     name: String,
     request: ActionRequest,
     actor: String,
 ) -> Response {
+    let admitted = match control.admit_action() {
+        Ok(admitted) => admitted,
+        Err(error) => return overloaded(error),
+    };
+    let timeout = control.action_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let turn = match tokio::time::timeout_at(deadline, control.action_turn().acquire_owned()).await
+    {
+        Ok(Ok(turn)) => turn,
+        Ok(Err(closed)) => {
+            return ActionError::internal("action", format!("the action queue is closed: {closed}"))
+                .into_response()
+        }
+        Err(_) => {
+            return overloaded(ActionError::queue_timeout(format!(
+                "the action did not get its turn within {timeout:?} (ACTION_TIMEOUT): the actions before it took that long; it never ran, nothing changed"
+            )))
+        }
+    };
     let control = control.clone();
-    match off_the_workers(move || control.run_action(&name, request, &actor)).await {
+    let run = move || {
+        let result = control.run_action_until(&name, request, &actor, Some(deadline));
+        drop((turn, admitted));
+        result
+    };
+    match off_the_workers(run).await {
         Ok(Ok(result)) => Json(result).into_response(),
         Ok(Err(error)) | Err(error) => error.into_response(),
     }
+}
+
+/// A 503 refusal of an action with `Retry-After: 1`.
+fn overloaded(error: ActionError) -> Response {
+    let mut response = error.into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 impl<S: CounterStore> Control<S> {

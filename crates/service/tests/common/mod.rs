@@ -9,7 +9,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use floodgate_contract::client::HttpTransport;
 use floodgate_limiter::config::{self, ConfigSource};
 use floodgate_service::clock::ManualClock;
-use floodgate_service::control::Control;
+use floodgate_service::control::{Control, ControlOptions};
 use floodgate_service::engine::{Engine, EngineOptions};
 use floodgate_service::inprocess::InProcessTransport;
 use floodgate_service::ServiceParts;
@@ -59,6 +59,36 @@ impl TestServer {
         max_keys: u64,
         traffic_capacity: usize,
     ) -> TestServer {
+        TestServer::start_parts(
+            config,
+            options,
+            max_keys,
+            traffic_capacity,
+            ControlOptions::default(),
+        )
+        .await
+    }
+
+    /// A server whose control plane has `control`'s options (the action
+    /// queue's bounds, a hook).
+    pub async fn start_controlled(config: &str, control: ControlOptions) -> TestServer {
+        TestServer::start_parts(
+            config,
+            EngineOptions::default(),
+            10_000,
+            floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
+            control,
+        )
+        .await
+    }
+
+    async fn start_parts(
+        config: &str,
+        options: EngineOptions,
+        max_keys: u64,
+        traffic_capacity: usize,
+        control: ControlOptions,
+    ) -> TestServer {
         let table =
             config::load(&[ConfigSource::new("test.yaml", config)]).expect("valid test config");
         let clock = Arc::new(ManualClock::new(T0));
@@ -77,7 +107,7 @@ impl TestServer {
             clock: clock.clone(),
             options,
             access: floodgate_service::auth::Access::open(),
-            control: floodgate_service::control::ControlOptions::default(),
+            control,
             traffic_capacity,
         };
         let assembled = floodgate_service::assemble(parts);
