@@ -80,6 +80,10 @@ cargo run --quiet --locked -p floodgate -- catalog --check
 log "doc tests"
 cargo test --workspace --doc --locked --quiet
 
-# Last, so its summary line closes the output.
+# Last, so its summary line closes the output. It includes the fuzz
+# targets' committed corpora, replayed by `floodgate-fuzz`'s tests; the
+# coverage-guided run (scripts/fuzz.sh) does not fit CI's time: a cold
+# build of the libFuzzer binaries alone takes longer than CI has left
+# (ADR 0020).
 log "tests"
 cargo nextest run --workspace --locked --no-fail-fast

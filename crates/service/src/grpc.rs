@@ -161,10 +161,11 @@ async fn serve_connection<S: CounterStore>(
 }
 
 /// Why a call failed: what is counted, the status and its message.
-struct Failure {
-    kind: ErrorKind,
-    code: GrpcCode,
-    message: String,
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub code: GrpcCode,
+    pub message: String,
 }
 
 impl Failure {
@@ -233,14 +234,7 @@ async fn answer<S: CounterStore>(
     }
     let body = read_body(request.into_body()).await?;
     let started = Instant::now();
-    let message = unframe(&body)?;
-    let decoded = RateLimitRequest::decode(message).map_err(|error| {
-        Failure::new(
-            ErrorKind::InvalidArgument,
-            GrpcCode::InvalidArgument,
-            format!("malformed RateLimitRequest: {error}"),
-        )
-    })?;
+    let decoded = decode_request(&body)?;
     // The 5-byte message prefix, its length filled in once encoded.
     let mut framed = BytesMut::with_capacity(RESPONSE_CAPACITY);
     framed.put_bytes(0, 5);
@@ -269,6 +263,20 @@ async fn answer<S: CounterStore>(
         .metrics
         .request(Api::Grpc, outcome, started.elapsed());
     Ok(framed.freeze())
+}
+
+/// Decodes a whole unary request body (the 5-byte prefix, then one
+/// `RateLimitRequest`): the wire's part of every call, before the engine
+/// validates and decides it. Public for the fuzz targets (`fuzz/`).
+pub fn decode_request(body: &Bytes) -> Result<RateLimitRequest, Failure> {
+    let message = unframe(body)?;
+    RateLimitRequest::decode(message).map_err(|error| {
+        Failure::new(
+            ErrorKind::InvalidArgument,
+            GrpcCode::InvalidArgument,
+            format!("malformed RateLimitRequest: {error}"),
+        )
+    })
 }
 
 /// Reads a request body of at most one maximal message with its prefix.
@@ -397,9 +405,7 @@ mod tests {
         assert!(unframe(&Bytes::from_static(&[0, 0, 0])).is_err());
         assert!(unframe(&Bytes::from_static(&[1, 0, 0, 0, 0])).is_err());
         assert!(unframe(&Bytes::from_static(&[0, 0, 0, 0, 2, 1])).is_err());
-        let ok = unframe(&Bytes::from_static(&[0, 0, 0, 0, 1, 7]))
-            .ok()
-            .expect("valid frame");
+        let ok = unframe(&Bytes::from_static(&[0, 0, 0, 0, 1, 7])).expect("valid frame");
         assert_eq!(&ok[..], &[7]);
     }
 

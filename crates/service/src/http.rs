@@ -187,7 +187,13 @@ fn code_name(code: i32) -> &'static str {
     }
 }
 
-fn parse_request(body: &[u8]) -> Result<(RateLimitRequest, Vec<Option<LeaseId>>), RequestError> {
+/// Parses a `/v1/check` body into the Envoy request and, per descriptor,
+/// the concurrency lease it releases; the error names the field. The
+/// engine validates the request's shape afterwards
+/// ([`crate::engine::validate`]). Public for the fuzz targets (`fuzz/`).
+pub fn parse_request(
+    body: &[u8],
+) -> Result<(RateLimitRequest, Vec<Option<LeaseId>>), RequestError> {
     // serde reads a struct from a JSON array too (fields by position):
     // a check request is an object, nothing else.
     if body.trim_ascii_start().first() != Some(&b'{') {

@@ -1,0 +1,3 @@
+#![no_main]
+// The entry point and what it checks: floodgate_fuzz::tickets (crates/fuzz).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| floodgate_fuzz::tickets(data));
