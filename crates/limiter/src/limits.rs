@@ -6,7 +6,7 @@
 /// and replays the whole config; this keeps one to a bounded time and
 /// memory (`floodgate-service`'s `benches/config_actions.rs` measures
 /// checking, dry-running and applying configs of 1k, 8k and 32k
-/// descriptors: linear, ADR 0020), and it fits the YAML gate's node bound
+/// descriptors: linear, ADR 0021), and it fits the YAML gate's node bound
 /// (`floodgate_contract::limits::YAML_MAX_NODES`, about 12 nodes a
 /// descriptor).
 pub const MAX_DESCRIPTORS: usize = 32_768;
