@@ -1412,7 +1412,7 @@ impl Pipeline {
         let store_ticket = state.store().get(&proposal.ticket_id).ok().flatten();
         let longest = match &store_ticket {
             Some(ticket) if proposal.interim => {
-                longest_criterion(&symptoms_of(state, ticket), window)
+                longest_criterion(&symptoms_of(state, ticket, window), window)
             }
             _ => longest_criterion(store_ticket.as_slice(), window),
         };
@@ -1471,7 +1471,7 @@ impl Pipeline {
             // criteria of the tickets linked to this one. With none, the
             // canary's harm check and the window without a recurrence of
             // harm are its judgement.
-            let members = symptoms_of(state, &ticket);
+            let members = symptoms_of(state, &ticket, self.policy.verify.criteria_window_ms);
             // A symptom linked after the deploy is judged over its whole
             // duration after the deploy too.
             let longest = longest_criterion(&members, self.policy.verify.criteria_window_ms);
@@ -1814,7 +1814,12 @@ fn longest_criterion(tickets: &[Ticket], window: u64) -> u64 {
 /// the same objective filed on another instance (`invariant:NAME:svc-b`
 /// beside `invariant:NAME:svc-a` is the same cause seen elsewhere, not an
 /// effect a mitigation could end).
-fn symptoms_of(state: &HarnessState, owner: &Ticket) -> Vec<Ticket> {
+///
+/// A mitigation is judged on relief, not on recovery: each symptom's
+/// criteria are judged over at most `window` (the policy's criteria
+/// window), not their full sustained duration, which the fix that follows
+/// is held to.
+fn symptoms_of(state: &HarnessState, owner: &Ticket, window: u64) -> Vec<Ticket> {
     let objective = |fingerprint: &str| -> String {
         fingerprint
             .splitn(3, ':')
@@ -1829,5 +1834,13 @@ fn symptoms_of(state: &HarnessState, owner: &Ticket) -> Vec<Ticket> {
         .unwrap_or_default()
         .into_iter()
         .filter(|member| member.fingerprint.is_empty() || objective(&member.fingerprint) != cause)
+        .map(|mut member| {
+            for criterion in &mut member.acceptance_criteria {
+                criterion.duration = Some(crate::criteria::Sustain(
+                    criterion.duration.map_or(window, |d| d.0.min(window)),
+                ));
+            }
+            member
+        })
         .collect()
 }
