@@ -1820,20 +1820,15 @@ fn longest_criterion(tickets: &[Ticket], window: u64) -> u64 {
 /// window), not their full sustained duration, which the fix that follows
 /// is held to.
 fn symptoms_of(state: &HarnessState, owner: &Ticket, window: u64) -> Vec<Ticket> {
-    let objective = |fingerprint: &str| -> String {
-        fingerprint
-            .splitn(3, ':')
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    let cause = objective(&owner.fingerprint);
+    let cause = crate::reflector::problem_type(owner);
     state
         .store()
         .members_of(&owner.id)
         .unwrap_or_default()
         .into_iter()
-        .filter(|member| member.fingerprint.is_empty() || objective(&member.fingerprint) != cause)
+        .filter(|member| {
+            member.fingerprint.is_empty() || crate::reflector::problem_type(member) != cause
+        })
         .map(|mut member| {
             for criterion in &mut member.acceptance_criteria {
                 criterion.duration = Some(crate::criteria::Sustain(

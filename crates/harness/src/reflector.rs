@@ -75,7 +75,7 @@ pub fn target_of(action: &str, params: &Value) -> String {
     }
 }
 
-fn problem_type(ticket: &Ticket) -> String {
+pub(crate) fn problem_type(ticket: &Ticket) -> String {
     // `slo:NAME`, `invariant:NAME[:instance]`, `anomaly:NAME`: the part
     // before a per-instance suffix names the kind of problem.
     let mut parts = ticket.fingerprint.splitn(3, ':');
