@@ -33,9 +33,11 @@ fn the_demo_shows_the_whole_loop_and_leaves_its_data() {
         "fault: acme's traffic grows 3x",
         "SLO limiting_correctness is burning its budget",
         "ticket INF-0001 filed (slo:limiting_correctness)",
-        // The runbook asks before raising acme's quota more than 2x.
-        "P-0001 awaiting_approval: approval_requested",
-        "on-call approves P-0001",
+        // acme needs more than 2x its quota: the runbook raises it in
+        // stages of at most 2x, the first an interim mitigation verified
+        // for relief (the ticket stays in progress), then the last.
+        "P-0001 verifying: passed",
+        "ticket INF-0001 is in_progress",
         "P-0002 testing: passed",
         "P-0002 canary: successful",
         "P-0002 deploying: applied",

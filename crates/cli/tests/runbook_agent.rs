@@ -125,26 +125,35 @@ async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it
     assert_eq!(shown["ticket"]["fingerprint"], "slo:limiting_correctness");
     assert_eq!(shown["ticket"]["state"], "resolved");
     let proposals = shown["proposals"].as_array().expect("proposals");
-    // The rest of the day needs more than twice the quota: the runbook
-    // asked first (P-0001, approved), then proposed acme's own limits
-    // (P-0002): copies of its key's two, the daily one raised.
-    assert_eq!(approvals, 1);
-    assert_eq!(proposals.len(), 2, "{proposals:?}");
-    assert_eq!(proposals[1]["stage"], "succeeded");
-    let actions = proposals[1]["actions"].as_array().expect("actions");
+    // The rest of the day needs about 3.2x the quota (9700 with headroom):
+    // no change more than x2, nobody asked. P-0001, an interim stage:
+    // acme's own limits (copies of its key's two, the daily one at 4800);
+    // P-0002, a second interim stage (9600); P-0003, the last: 9700.
+    assert_eq!(approvals, 0);
+    assert_eq!(proposals.len(), 3, "{proposals:?}");
+    let actions = proposals[0]["actions"].as_array().expect("actions");
     assert_eq!(actions.len(), 2, "{actions:?}");
     assert!(actions.iter().all(|a| a["action"] == "add_limit"
         && a["params"]["path"] == json!([{"key": "tenant", "value": "acme"}])));
+    let quotas: Vec<&Value> = proposals[1..]
+        .iter()
+        .map(|p| &p["actions"][0]["params"]["requests_per_unit"])
+        .collect();
+    assert_eq!(quotas, vec![&json!(9600), &json!(9700)]);
+    assert!(proposals.iter().all(|p| p["stage"] == "succeeded"));
+    assert_eq!(proposals[0]["interim"], true);
+    assert_eq!(proposals[1]["interim"], true);
+    assert!(proposals[2]["interim"].is_null() || proposals[2]["interim"] == false);
     // What the agent did is on the ticket.
     let comments = comments(&shown);
     assert!(
         comments
             .iter()
-            .any(|text| text.starts_with("runbook tenant-outgrew-limit v3")),
+            .any(|text| text.starts_with("runbook tenant-outgrew-limit v4")),
         "{comments:?}"
     );
     assert!(
-        comments.iter().any(|text| text.contains("proposed P-0002")),
+        comments.iter().any(|text| text.contains("proposed P-0003")),
         "{comments:?}"
     );
     // Only acme's quota changed: the key's stays as it was.

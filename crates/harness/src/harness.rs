@@ -1069,7 +1069,13 @@ fn anomaly_violation(
                 reference,
             }],
             constraints: Vec::new(),
-            context: bound_context(serde_json::json!({ "anomaly": def.name, "detail": detail })),
+            context: bound_context({
+                let mut context = serde_json::json!({ "anomaly": def.name, "detail": detail });
+                if let Some(capacity) = def.capacity {
+                    context["capacity"] = serde_json::json!(capacity);
+                }
+                context
+            }),
             source: Source::Anomaly,
             priority: Priority::Low,
             fingerprint: format!("anomaly:{}", def.name),

@@ -281,6 +281,12 @@ pub struct AnomalyDef {
     pub transform: Transform,
     pub rate_window_ms: u64,
     pub detector: crate::anomaly::DetectorConfig,
+    /// The most the series may read without harm, in its transformed unit
+    /// (per second for a rate): e.g. the load the protected service is
+    /// planned for. Optional; an anomaly ticket carries it as
+    /// `context.capacity`, so an agent can tell a rise that harms from
+    /// one the plan absorbs (ADR 0022).
+    pub capacity: Option<f64>,
     /// `Ticket` or `Event` (auto-remediation is for invariants).
     pub on_violation: OnViolation,
 }
@@ -557,6 +563,8 @@ struct CompactAnomaly {
     direction: Option<Direction>,
     #[serde(default)]
     min_relative_scale: Option<f64>,
+    #[serde(default)]
+    capacity: Option<f64>,
     #[serde(default = "default_on_violation")]
     on_violation: OnViolation,
 }
@@ -1053,6 +1061,18 @@ impl Loader<'_> {
                 let line = find_line(self.text, range, &format!("name: {}", anomaly.name.0));
                 return Err(self.error(line, path, message));
             }
+            if let Some(capacity) = anomaly.capacity {
+                if !(capacity.is_finite() && capacity > 0.0) {
+                    let line = find_line(self.text, range, "capacity");
+                    return Err(self.error(
+                        line,
+                        join(&path, "capacity"),
+                        format!(
+                            "{capacity} is not a capacity: a positive number in the series' unit (per second for a rate), e.g. capacity: 8 for 480 a minute"
+                        ),
+                    ));
+                }
+            }
             if let OnViolation::AutoRemediate { .. } = anomaly.on_violation {
                 let line = find_line(self.text, range, "on_violation");
                 return Err(self.error(
@@ -1067,6 +1087,7 @@ impl Loader<'_> {
                 transform,
                 rate_window_ms: anomaly.rate_window.map_or(MINUTE_MS, Span::ms),
                 detector,
+                capacity: anomaly.capacity,
                 on_violation: anomaly.on_violation,
             });
         }

@@ -1461,7 +1461,40 @@ impl Pipeline {
         let fired_anew = ticket
             .fired_anew_ms
             .filter(|fired| *fired > verify.started_ms && !proposal.interim);
-        if now_ms < verify.judge_from_ms && fired_anew.is_none() {
+        // The same for an SLO ticket, whose burn-rate alert remembers the
+        // past and so never fires "anew": the SLO still burning at its
+        // fastest rule's rate over that rule's short window, wholly after
+        // the deploy, says the change did not stop the burn
+        // (`slo::burn_not_falling`).
+        let burn_kept = if proposal.interim || ticket.source != crate::tickets::Source::Slo {
+            None
+        } else {
+            let harness = state.harness();
+            ticket.context["slo"]
+                .as_str()
+                .and_then(|name| {
+                    harness
+                        .objectives()
+                        .slos
+                        .iter()
+                        .find(|slo| slo.name == name)
+                })
+                .and_then(|slo| {
+                    crate::slo::burn_not_falling(slo, harness.tsdb(), verify.started_ms, now_ms)
+                })
+        };
+        let failed_early = match (fired_anew, &burn_kept) {
+            (Some(fired), _) => Some(format!(
+                "the ticket's violation fired anew {} after the deploy: the change did not hold",
+                format_duration_ms(fired.saturating_sub(verify.started_ms))
+            )),
+            (None, Some((rule, burn))) => Some(format!(
+                "the SLO still burns at {}x over its {rule} rule's short window after the deploy: the change did not stop the burn",
+                crate::quantity::trim_float(*burn)
+            )),
+            (None, None) => None,
+        };
+        if now_ms < verify.judge_from_ms && failed_early.is_none() {
             return None;
         }
         let results = if proposal.interim {
@@ -1539,7 +1572,7 @@ impl Pipeline {
         let failing_fast = self.policy.verify.fail_after_ms.is_some_and(|after| {
             plainly_unmet && now_ms >= verify.judge_from_ms.saturating_add(after)
         });
-        if now_ms < verify.deadline_ms && !failing_fast && fired_anew.is_none() {
+        if now_ms < verify.deadline_ms && !failing_fast && failed_early.is_none() {
             return None;
         }
         let unmet: Vec<String> = results
@@ -1551,10 +1584,9 @@ impl Pipeline {
                 }
             })
             .collect();
-        let detail = if let Some(fired) = fired_anew.filter(|_| now_ms < verify.deadline_ms) {
+        let detail = if let Some(early) = failed_early.filter(|_| now_ms < verify.deadline_ms) {
             format!(
-                "the ticket's violation fired anew {} after the deploy: the change did not hold{}",
-                format_duration_ms(fired.saturating_sub(verify.started_ms)),
+                "{early}{}",
                 if unmet.is_empty() {
                     String::new()
                 } else {

@@ -123,6 +123,33 @@ pub fn count_events(sli: &Sli, tsdb: &Tsdb, window_ms: u64, end_ms: u64) -> Opti
     }
 }
 
+/// Whether a change plainly failed to stop an SLO's burn (the pipeline's
+/// fail-fast rule for an SLO ticket's fix): over the shortest window any of
+/// its rules reads (the fastest rule's short window; of equals, the rule
+/// with the highest rate), lying wholly after `deployed_ms`, the budget
+/// still burns at or above that rule's rate, on at least the SLO's
+/// `min_events` events. Answers the rule's name and the burn; `None`
+/// while that window still reaches before the deploy, or when the burn
+/// fell below the rate.
+pub fn burn_not_falling(
+    slo: &Slo,
+    tsdb: &Tsdb,
+    deployed_ms: u64,
+    now_ms: u64,
+) -> Option<(String, f64)> {
+    let rule = slo.rules.iter().min_by(|a, b| {
+        a.short_ms
+            .cmp(&b.short_ms)
+            .then(b.burn_rate.total_cmp(&a.burn_rate))
+    })?;
+    if now_ms < deployed_ms.saturating_add(rule.short_ms) {
+        return None;
+    }
+    let burn = window_burn(slo, tsdb, rule.short_ms, now_ms);
+    let rate = burn.burn_rate?;
+    (burn.total >= slo.min_events as f64 && rate >= rule.burn_rate).then(|| (rule.name(), rate))
+}
+
 fn window_burn(slo: &Slo, tsdb: &Tsdb, window_ms: u64, now_ms: u64) -> WindowBurn {
     let (good, total) = count_events(&slo.sli, tsdb, window_ms, now_ms).unwrap_or((0.0, 0.0));
     let bad_ratio = (total > 0.0).then(|| (total - good) / total);

@@ -172,6 +172,58 @@ fn the_harness_files_one_investigation_for_a_traffic_drop_and_none_before() {
     assert_eq!(violation.draft.fingerprint, "anomaly:request_rate");
 }
 
+#[test]
+fn an_anomaly_with_a_declared_capacity_carries_it_in_its_tickets_context() {
+    let seed = seed(12);
+    let mut rng = Rng::new(seed);
+    let objectives = objectives::parse(
+        "a.yaml",
+        "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n    rate_window: 1m\n    capacity: 250\n",
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(objectives.anomalies[0].capacity, Some(250.0));
+    let mut harness = Harness::new(objectives, HarnessConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut service = SyntheticService::new();
+    let mut violations = Vec::new();
+    // Six steady hours, then traffic doubles (still under the capacity).
+    let rise_at = 6 * 360;
+    for tick in 0..rise_at + 60 {
+        let mean = if tick < rise_at {
+            MEAN_PER_TICK
+        } else {
+            MEAN_PER_TICK * 2.0
+        };
+        service.serve(rng.poisson(mean), 0, 0);
+        let output = harness.tick(&Observation {
+            time_ms: T0_MS + tick * TICK_MS,
+            metrics_text: Some(service.render()),
+            ..Observation::default()
+        });
+        violations.extend(output.violations);
+    }
+    assert_eq!(violations.len(), 1, "seed {seed}: {violations:?}");
+    let context = &violations[0].draft.context;
+    assert_eq!(context["capacity"], serde_json::json!(250.0), "{context}");
+    assert_eq!(context["anomaly"], "request_rate");
+}
+
+#[test]
+fn a_capacity_that_is_not_a_positive_number_is_refused_naming_it() {
+    for bad in ["0", "-3", ".nan"] {
+        let text = format!(
+            "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n    capacity: {bad}\n"
+        );
+        let error = objectives::parse("a.yaml", &text)
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            error.contains("line 4") && error.contains("anomalies[0].capacity"),
+            "{bad}: {error}"
+        );
+    }
+}
+
 /// A harness with one rate detector, ticked by a seeded workload whose
 /// mean per tick `mean_at(tick)` decides.
 struct Traffic {

@@ -246,3 +246,64 @@ fn low_traffic_alerts_nothing() {
         "the guard, not a missing burn, kept it quiet"
     );
 }
+
+/// The pipeline's fail-fast rule for an SLO ticket's fix
+/// (`slo::burn_not_falling`): judged over the fastest rule's short window
+/// (5m for the default rules) lying wholly after the deploy.
+#[test]
+fn a_burn_that_goes_on_after_a_deploy_is_seen_once_the_short_window_lies_after_it() {
+    let judge = |errors_after_deploy: u64| {
+        let mut harness = harness();
+        let mut service = SyntheticService::new();
+        let deployed = T0_MS + 30 * MINUTE_MS;
+        let mut verdicts = Vec::new();
+        // 30 minutes burning at 5% bad, the deploy, then 10 minutes at
+        // `errors_after_deploy` per 1,000.
+        run(
+            &mut harness,
+            &mut service,
+            T0_MS,
+            40 * MINUTE_MS,
+            TICK_MS,
+            |elapsed| {
+                if elapsed <= 30 * MINUTE_MS {
+                    (1_000, 50)
+                } else {
+                    (1_000, errors_after_deploy)
+                }
+            },
+            |elapsed, _| verdicts.push(T0_MS + elapsed),
+        );
+        // Judged after the run at each tick's time (the store keeps the
+        // whole run): the same answers the pipeline got tick by tick.
+        let slo = harness.objectives().slos[0].clone();
+        verdicts
+            .iter()
+            .map(|now| {
+                (
+                    *now,
+                    floodgate_harness::slo::burn_not_falling(&slo, harness.tsdb(), deployed, *now),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let deployed = T0_MS + 30 * MINUTE_MS;
+    // The burn goes on (5% bad = 50x): nothing said while the window still
+    // reaches before the deploy, then the fastest rule's name and the burn.
+    let kept = judge(50);
+    for (now, verdict) in &kept {
+        if *now < deployed + 5 * MINUTE_MS {
+            assert_eq!(*verdict, None, "at {}", now - T0_MS);
+        }
+    }
+    let (_, last) = kept.last().expect("ticks");
+    let (rule, burn) = last.clone().expect("the burn went on");
+    assert_eq!(rule, "page 14.4x 1h/5m");
+    assert!((burn - 50.0).abs() < 1.0, "{burn}");
+    // The fix held: no error after the deploy, nothing to say.
+    let held = judge(0);
+    assert!(
+        held.iter().all(|(_, verdict)| verdict.is_none()),
+        "{held:?}"
+    );
+}

@@ -7,7 +7,7 @@ use crate::oracle::{
 };
 use crate::scenario::{Scenario, TICK_MS};
 use crate::workload::Generator;
-use crate::world::{World, WorldSpec, DEFAULT_LIMITS, OBJECTIVES, T0_MS};
+use crate::world::{objectives, World, WorldSpec, DEFAULT_LIMITS, T0_MS};
 use anyhow::anyhow;
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::llm::{LlmAgent, LlmOptions};
@@ -484,7 +484,7 @@ async fn drive(
             .limits
             .clone()
             .unwrap_or_else(|| DEFAULT_LIMITS.to_owned()),
-        objectives: OBJECTIVES.to_owned(),
+        objectives: objectives(scenario.max_load_per_minute),
         policy: lab_policy(&scenario.policy),
         store_capacity: scenario.store_capacity,
         backend: scenario.backend,

@@ -51,8 +51,11 @@ descriptors:
 /// rejections burn it, whoever is rejected (the harness cannot tell a
 /// good tenant from an abusive one; the evidence can), except those of
 /// deliberate throttles (`throttle@…`, put in through the pipeline; ADR
-/// 0015). The anomaly watches the admitted rate: the load the protected
-/// service takes.
+/// 0015): a limit's bad events are its own rejections (`over_limit`), so a
+/// request a throttle rejects does not count against the other limits it
+/// hit. The anomaly watches the admitted rate: the load the protected
+/// service takes ([`objectives`] adds the capacity it is planned for, when
+/// the scenario declares one).
 pub const OBJECTIVES: &str = r#"
 alerting:
   min_events: 20
@@ -63,7 +66,7 @@ slos:
     window: 7d
     sli:
       ratio:
-        good: floodgate_rate_limit_within_limit_total{limit!~"throttle@.*"}
+        bad: floodgate_rate_limit_over_limit_total{limit!~"throttle@.*"}
         total: floodgate_rate_limit_hits_total{limit!~"throttle@.*"}
 invariants:
   - name: capacity_headroom
@@ -81,6 +84,26 @@ anomalies:
     min_relative_scale: 0.05
     on_violation: ticket
 "#;
+
+/// The lab's objectives for a world whose protected service is planned for
+/// `max_load_per_minute` admitted checks a minute (when the scenario says
+/// so): the operator declares that capacity on the admitted-rate anomaly
+/// (`capacity:`, per second; ADR 0022), as an operator who knows the
+/// service behind the limiter would. Without one the anomaly declares
+/// none.
+pub fn objectives(max_load_per_minute: Option<u64>) -> String {
+    match max_load_per_minute {
+        Some(max) => OBJECTIVES.replacen(
+            "    min_relative_scale: 0.05\n",
+            &format!(
+                "    min_relative_scale: 0.05\n    capacity: {}\n",
+                max as f64 / 60.0
+            ),
+            1,
+        ),
+        None => OBJECTIVES.to_owned(),
+    }
+}
 
 /// Where the service keeps its counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

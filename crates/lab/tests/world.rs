@@ -247,3 +247,20 @@ async fn the_harness_evidence_merges_the_fleet_and_names_the_rejected_value() {
         assert!(value.get("rejected_since_ms").is_none(), "{value}");
     }
 }
+
+#[test]
+fn a_planned_load_is_declared_as_the_admitted_rate_anomalys_capacity() {
+    use floodgate_harness::objectives;
+    let planned = objectives::parse("lab.yaml", &floodgate_lab::world::objectives(Some(480)))
+        .expect("objectives");
+    let anomaly = &planned.anomalies[0];
+    assert_eq!(anomaly.name, "admitted_rate");
+    assert_eq!(anomaly.capacity, Some(8.0), "480 a minute is 8 a second");
+    let unplanned =
+        objectives::parse("lab.yaml", &floodgate_lab::world::objectives(None)).expect("objectives");
+    assert_eq!(unplanned.anomalies[0].capacity, None);
+    assert_eq!(
+        unplanned,
+        objectives::parse("lab.yaml", OBJECTIVES).expect("objectives")
+    );
+}
