@@ -45,6 +45,19 @@ fn ticket(source: &str, fingerprint: &str) -> Value {
 
 // ---- loading ----------------------------------------------------------------
 
+/// The names and quotas of the limits a proposal's `add_limit` actions add.
+fn added_limits(actions: &[ProposedAction]) -> Vec<(&Value, &Value)> {
+    actions
+        .iter()
+        .map(|a| {
+            (
+                &a.params["rate_limit"]["name"],
+                &a.params["rate_limit"]["requests_per_unit"],
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn every_shipped_runbook_loads_and_validates() {
     let runbooks = shipped();
@@ -269,6 +282,9 @@ struct World {
     observed: Vec<Query>,
     /// The harness's evidence document (`GET /v1/evidence`).
     evidence: Value,
+    /// Evidence documents that replace it at each wait, in turn (the
+    /// world moving on).
+    evidence_on_wait: VecDeque<Value>,
     /// The store's health history as the service would keep it: when each
     /// change of `state.store.healthy` was seen (the evidence's
     /// `/instances` derives from it when `evidence` has none).
@@ -288,6 +304,7 @@ impl World {
             asked: Vec::new(),
             observed: Vec::new(),
             evidence: Value::Null,
+            evidence_on_wait: VecDeque::new(),
             transitions: Vec::new(),
         }
     }
@@ -326,6 +343,11 @@ impl World {
 
     fn evidence(mut self, evidence: Value) -> World {
         self.evidence = evidence;
+        self
+    }
+
+    fn evidence_after_wait(mut self, evidence: Value) -> World {
+        self.evidence_on_wait.push_back(evidence);
         self
     }
 
@@ -436,6 +458,9 @@ impl World {
                     if let Some(change) = self.on_wait.pop_front() {
                         change(&mut self.state);
                         self.note_health();
+                    }
+                    if let Some(evidence) = self.evidence_on_wait.pop_front() {
+                        self.evidence = evidence;
                     }
                 }
             }
@@ -732,16 +757,7 @@ fn tenant_outgrew_limit_raises_the_one_value_from_its_need() {
     let (end, _) = world.run(&runbook, &slo);
     assert!(matches!(end, Command::Done { .. }), "{end:?}");
     assert!(world.asked.is_empty());
-    let names_and_quotas: Vec<(&Value, &Value)> = world.proposed[0]
-        .0
-        .iter()
-        .map(|a| {
-            (
-                &a.params["rate_limit"]["name"],
-                &a.params["rate_limit"]["requests_per_unit"],
-            )
-        })
-        .collect();
+    let names_and_quotas = added_limits(&world.proposed[0].0);
     assert_eq!(
         names_and_quotas,
         vec![
@@ -820,9 +836,55 @@ fn tenant_outgrew_limit_raises_the_one_value_from_its_need() {
             vec![],
         ))
         .verdicts(&[ProposalStatus::RolledBack, ProposalStatus::Succeeded]);
-    let (end, _) = world.run(&runbook, &slo);
+    let (end, run) = world.run(&runbook, &slo);
     assert!(matches!(end, Command::Done { .. }), "{end:?}");
     assert_eq!(world.proposed.len(), 2);
+    // Between the rolled-back change and the next reading of the evidence,
+    // a pause for the services' top values to refill (right after a config
+    // change they are empty: "nothing rejected" would be a wrong reading).
+    let order: Vec<(&str, &str)> = run
+        .trace()
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            TraceEvent::Issued {
+                command: Command::Wait { .. },
+            } => Some((entry.step.as_str(), "wait")),
+            TraceEvent::Issued {
+                command:
+                    Command::Observe {
+                        query: Query::Evidence { .. },
+                    },
+            } => Some((entry.step.as_str(), "evidence")),
+            TraceEvent::Issued {
+                command: Command::Propose { .. },
+            } => Some((entry.step.as_str(), "propose")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("evidence", "evidence"),
+            ("override", "propose"),
+            ("settle", "wait"),
+            ("evidence", "evidence"),
+            ("override", "propose"),
+        ]
+    );
+    // A small need still gets at least x1.5: a tenant that outgrew a
+    // limit is usually still growing.
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![rejected("acme", "per_min", 600, 0, false, 1.05)],
+            Value::Null,
+            vec![],
+        ))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    world.run(&runbook, &slo);
+    assert_eq!(
+        world.proposed[0].0[0].params["rate_limit"]["requests_per_unit"],
+        json!(900)
+    );
     let mut world = World::new(state())
         .evidence(evidence(
             vec![rejected("acme", "per_min", 600, 0, false, 1.5)],
@@ -836,6 +898,102 @@ fn tenant_outgrew_limit_raises_the_one_value_from_its_need() {
         "{end:?}"
     );
     assert_eq!(world.proposed.len(), 3);
+}
+
+#[test]
+fn tenant_outgrew_limit_counts_its_cap_from_a_human_given_own_quota() {
+    let runbook = shipped_one("tenant-outgrew-limit");
+    let slo = ticket("slo", "slo:limiting_correctness");
+    // An enterprise tenant a human gave 6000 a minute of its own, ten
+    // times the key's 600, needing 1.3x that: its own quota is the base,
+    // so the raise is in reach (6000 x 1.3 x 1.25 = 9750), in place.
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![rejected("acme", "per_min_enterprise", 6000, 1, true, 1.3)],
+            Value::Null,
+            vec![ev_limit("per_min_enterprise", "minute", 6000, 1)],
+        ))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert_eq!(
+        world.proposed,
+        vec![(
+            vec![ProposedAction {
+                action: "set_limit".into(),
+                params: json!({"domain": "api", "limit": "per_min_enterprise",
+                               "requests_per_unit": 9750}),
+            }],
+            Risk::Medium
+        )]
+    );
+    // The runbook's own override (`<limit>@<value>`) at the same 6000 is
+    // not a base: counted from the key's 600, 1.3x of it is 13x, past
+    // the x8 cap, and a human decides.
+    let mut world = World::new(state()).evidence(evidence(
+        vec![rejected("acme", "per_min@tenant=acme", 6000, 1, true, 1.3)],
+        Value::Null,
+        vec![],
+    ));
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(
+        summary(&end).contains("its base quota of 600 per minute"),
+        "{end:?}"
+    );
+    assert!(world.proposed.is_empty());
+}
+
+#[test]
+fn tenant_outgrew_limit_raises_every_limit_that_rejects_the_value_and_sizes_for_its_growth() {
+    let runbook = shipped_one("tenant-outgrew-limit");
+    let slo = ticket("slo", "slo:limiting_correctness");
+    // acme is rejected by per_min (1.5x) and per_day (1.2x): one override,
+    // each limit by its own need (per_day: at least x1.5).
+    let mut per_min = rejected("acme", "per_min", 600, 0, false, 1.5);
+    per_min["hits_per_second"] = json!(15.0);
+    let mut per_day = rejected("acme", "per_day", 100000, 0, false, 1.2);
+    per_day["over_per_second"] = json!(1.0);
+    let mut world = World::new(state()).evidence(evidence(
+        vec![per_min.clone(), per_day],
+        Value::Null,
+        vec![],
+    ));
+    // The change did not hold: acme grew from 15/s to 22.5/s meanwhile,
+    // needing 2.25x now; the next change is sized for as much growth
+    // again (x1.5): 600 x 2.25 x 1.25 x 1.5 = 2532, in stages of x2.
+    let mut grown = per_min.clone();
+    grown["hits_per_second"] = json!(22.5);
+    grown["needed_ratio"] = json!(2.25);
+    world = world
+        .evidence_after_wait(evidence(vec![grown], Value::Null, vec![]))
+        .verdicts(&[
+            ProposalStatus::RolledBack,
+            ProposalStatus::Succeeded,
+            ProposalStatus::Succeeded,
+            ProposalStatus::Succeeded,
+        ]);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    let first = added_limits(&world.proposed[0].0);
+    assert_eq!(
+        first,
+        vec![
+            (&json!("per_min@tenant=acme"), &json!(1125)),
+            (&json!("per_day@tenant=acme"), &json!(150000)),
+        ]
+    );
+    assert_eq!(
+        world.proposed[1].0[0].params["rate_limit"],
+        json!({"name": "per_min@tenant=acme", "unit": "minute", "requests_per_unit": 1200})
+    );
+    assert_eq!(
+        world.proposed[2].0[0].params,
+        json!({"domain": "api", "limit": "per_min@tenant=acme", "requests_per_unit": 2400})
+    );
+    assert_eq!(
+        world.proposed[3].0[0].params,
+        json!({"domain": "api", "limit": "per_min@tenant=acme", "requests_per_unit": 2532})
+    );
 }
 
 #[test]

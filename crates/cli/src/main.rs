@@ -79,7 +79,8 @@ enum Command {
     #[command(subcommand)]
     Trajectory(trajectory_cmd::TrajectoryCommand),
     /// Ask a running harness to reflect now: repeated fixes, oscillation,
-    /// non-convergence, repeated escalations.
+    /// non-convergence, repeated escalations, changes overridden from
+    /// outside.
     Reflect(trajectory_cmd::ReflectArgs),
     /// The whole loop in one command: a service, the harness, the runbook
     /// agent and a workload; a fault, the ticket, the pipeline, the fix.

@@ -18,6 +18,13 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const MAX_VALUES_PER_LIMIT: usize = 16;
 /// The most values in [`Evidence::rejected`].
 pub const MAX_REJECTED: usize = 64;
+/// How many standard deviations of a window's arrival count (random
+/// arrivals: the square root of the mean) a need for a limit of an hour or
+/// less covers above the mean: a quota at the mean rejects in about half
+/// the windows; four deviations above it, in about 1 window in 30,000 of
+/// independent arrivals (real traffic, burstier, more).
+pub const ARRIVAL_NOISE_SIGMAS: f64 = 4.0;
+
 /// The most config versions in [`Evidence::config_changes`].
 pub const MAX_CONFIG_CHANGES: usize = 8;
 
@@ -114,8 +121,11 @@ pub struct ValueEvidence {
     /// quota_per_second` (2.0: it asks twice what the limit admits).
     pub demand_ratio: f64,
     /// The multiple of the quota it would take for the limit to stop
-    /// rejecting it: the demand ratio for units of an hour or less (the
-    /// next windows come within the incident); for longer units, the quota
+    /// rejecting it: for units of an hour or less (the next windows come
+    /// within the incident), the mean demand of a window plus
+    /// [`ARRIVAL_NOISE_SIGMAS`] deviations of its arrival count (`(m +
+    /// 4·√m) / quota`, `m` the hits a window at the observed rate: a quota
+    /// at the mean rejects every other window); for longer units, the quota
     /// already spent plus what it is rejected at over the rest of the
     /// current window (`1 + over × seconds left / quota`): the next window
     /// is hours away, and is better judged when it comes. An estimate from
@@ -413,8 +423,13 @@ pub fn build(
             } else {
                 0.0
             };
-            value.needed_ratio = if limit.unit_seconds <= 3_600 || limit.requests_per_unit == 0 {
+            value.needed_ratio = if limit.requests_per_unit == 0 {
                 value.demand_ratio
+            } else if limit.unit_seconds <= 3_600 {
+                // A window's count of random arrivals swings about its
+                // mean: a quota at the mean rejects in half the windows.
+                let mean = value.hits_per_second * limit.unit_seconds as f64;
+                (mean + ARRIVAL_NOISE_SIGMAS * mean.sqrt()) / limit.requests_per_unit as f64
             } else {
                 1.0 + value.over_per_second * left as f64 / limit.requests_per_unit as f64
             };
@@ -614,7 +629,12 @@ mod tests {
             (heaviest.value.as_str(), heaviest.limit.as_str()),
             ("tenant=x", "per_min")
         );
-        assert_eq!(heaviest.needed_ratio, heaviest.demand_ratio);
+        // A minute limit: the mean (480 a minute) and 4 deviations above it.
+        assert!(
+            (heaviest.needed_ratio - (480.0 + 4.0 * 480f64.sqrt()) / 600.0).abs() < 1e-9,
+            "{}",
+            heaviest.needed_ratio
+        );
         assert_eq!(evidence.limits[1].name, "per_min");
         assert_eq!(evidence.instances.len(), 2);
     }
@@ -639,8 +659,14 @@ mod tests {
         assert!(big.own_limit);
         assert_eq!(big.key_requests_per_unit, 600);
         assert_eq!(big.requests_per_unit, 1200);
-        // 30 hits/s against 20/s.
-        assert_eq!(big.needed_ratio, 1.5);
+        // 30 hits/s against 20/s: 1800 a minute, and 4 deviations of a
+        // minute's count (4 x sqrt(1800)) above it, against 1200.
+        assert!(
+            (big.needed_ratio - (1800.0 + 4.0 * 1800f64.sqrt()) / 1200.0).abs() < 1e-9,
+            "{}",
+            big.needed_ratio
+        );
+        assert_eq!(big.demand_ratio, 1.5);
         let x = &evidence
             .limits
             .iter()

@@ -17,7 +17,7 @@
 //! | [`tickets`] | ticket format, state machine, dedup policy, ticket YAML | yes |
 //! | [`alertmanager`] | Alertmanager webhook v4 → ticket drafts | yes |
 //! | [`notices`] | expected-change notices: matchers, windows, the factor band (ADR 0011) | yes |
-//! | [`reflection`] | self-reflection across tickets: hysteresis, escalating fixes, oscillation, non-convergence, repeated escalation → help tickets | yes |
+//! | [`reflection`] | self-reflection across tickets: hysteresis, escalating fixes, oscillation, non-convergence, repeated escalation, contested changes → help tickets | yes |
 //! | [`report`] | the human review: Markdown and a standalone HTML page | yes |
 //! | [`harness`] | the tick: [`Observation`] → [`TickOutput`] | yes |
 //! | [`judge`] | the canary judge: effect size, Mann-Whitney U, verdict | yes |

@@ -291,6 +291,28 @@ pub struct TicketRecord {
 pub struct History {
     pub fixes: Vec<FixRecord>,
     pub tickets: Vec<TicketRecord>,
+    /// Changes someone outside the pipeline overrode (for
+    /// [`FindingKind::Contested`]).
+    #[serde(default)]
+    pub collisions: Vec<CollisionRecord>,
+}
+
+/// A change of an agent's that someone outside the pipeline overrode: the
+/// config moved under it after it was applied (a human's push, a deploy
+/// controller reconciling), and undoing it was refused so as not to
+/// overwrite theirs (the pipeline's `collided` record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollisionRecord {
+    /// When the pipeline found the config moved (ms since the epoch).
+    pub time_ms: u64,
+    pub ticket_id: String,
+    pub proposal_id: String,
+    /// The ticket's fingerprint: what a suspension covers.
+    pub fingerprint: String,
+    /// As in [`FixRecord::problem_type`].
+    pub problem_type: String,
+    /// What the pipeline saw (the version now current and who made it).
+    pub detail: String,
 }
 
 impl History {
@@ -319,6 +341,18 @@ impl History {
             ] {
                 if !bounded(value) {
                     return refuse(format!("fixes[{index}].{field}"), must);
+                }
+            }
+        }
+        for (index, collision) in self.collisions.iter().enumerate() {
+            for (field, value) in [
+                ("ticket_id", &collision.ticket_id),
+                ("proposal_id", &collision.proposal_id),
+                ("fingerprint", &collision.fingerprint),
+                ("problem_type", &collision.problem_type),
+            ] {
+                if !bounded(value) {
+                    return refuse(format!("collisions[{index}].{field}"), must);
                 }
             }
         }
@@ -609,6 +643,7 @@ pub enum FindingKind {
     Oscillation,
     NonConvergence,
     RepeatedEscalation,
+    Contested,
 }
 
 impl FindingKind {
@@ -619,6 +654,7 @@ impl FindingKind {
             FindingKind::Oscillation => "oscillation",
             FindingKind::NonConvergence => "non_convergence",
             FindingKind::RepeatedEscalation => "repeated_escalation",
+            FindingKind::Contested => "contested",
         }
     }
 
@@ -627,7 +663,10 @@ impl FindingKind {
     pub const fn suspends(self) -> bool {
         matches!(
             self,
-            FindingKind::Hysteresis | FindingKind::EscalatingFix | FindingKind::Oscillation
+            FindingKind::Hysteresis
+                | FindingKind::EscalatingFix
+                | FindingKind::Oscillation
+                | FindingKind::Contested
         )
     }
 }
@@ -737,6 +776,7 @@ pub fn reflect(
         state,
         now_ms,
     ));
+    findings.extend(contested(&history.collisions, state, now_ms));
     findings.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     (findings, next)
 }
@@ -1281,6 +1321,9 @@ pub fn help_ticket(finding: &Finding) -> NewTicket {
         FindingKind::RepeatedEscalation => {
             "How should this kind of problem be handled (a runbook, a policy change)?"
         }
+        FindingKind::Contested => {
+            "Who else changes this, and whose change should stand: should they stop, or the agents?"
+        }
     };
     let suspended = if finding.suspend {
         format!(
@@ -1325,6 +1368,76 @@ pub fn help_ticket(finding: &Finding) -> NewTicket {
 
 // ---------------------------------------------------------------------------
 // helpers
+
+/// Contested: someone outside the pipeline changed the config under an
+/// agent's change (a human's push, a controller putting its own config
+/// back), and undoing the change was refused so as not to overwrite
+/// theirs. Once is enough: the agents and that actor are changing the
+/// same thing, each fix the agents make will be overridden the same way,
+/// and only a human can say whose change stands. One finding per
+/// fingerprint; automatic work on it stops until a human answers.
+fn contested(collisions: &[CollisionRecord], state: &ReflectionState, now_ms: u64) -> Vec<Finding> {
+    let mut by_fingerprint: BTreeMap<&str, Vec<&CollisionRecord>> = BTreeMap::new();
+    for collision in collisions.iter().filter(|c| c.time_ms <= now_ms) {
+        by_fingerprint
+            .entry(collision.fingerprint.as_str())
+            .or_default()
+            .push(collision);
+    }
+    let mut out = Vec::new();
+    for (fingerprint, mut records) in by_fingerprint {
+        let key = make_key(FindingKind::Contested, fingerprint);
+        records.retain(|c| state.counts(&key, c.time_ms));
+        records.sort_by(|a, b| (a.time_ms, &a.proposal_id).cmp(&(b.time_ms, &b.proposal_id)));
+        let Some(newest) = records.last() else {
+            continue;
+        };
+        let tickets = distinct(records.iter().map(|c| c.ticket_id.clone()));
+        let proposals = distinct(records.iter().map(|c| c.proposal_id.clone()));
+        let mut timeline: Vec<TimelineEntry> = records
+            .iter()
+            .map(|c| TimelineEntry {
+                time_ms: c.time_ms,
+                what: cut(
+                    &format!("{} {}: {}", c.ticket_id, c.proposal_id, c.detail),
+                    MAX_MESSAGE_BYTES / 4,
+                ),
+            })
+            .collect();
+        let mut evidence = Evidence {
+            tickets,
+            proposals,
+            timeline: Vec::new(),
+            tried: Vec::new(),
+            newest_ms: newest.time_ms,
+            score: None,
+            omitted: 0,
+        };
+        evidence.omitted += keep_newest(&mut evidence.tickets);
+        evidence.omitted += keep_newest(&mut evidence.proposals);
+        evidence.omitted += keep_newest(&mut timeline);
+        evidence.timeline = timeline;
+        let message = format!(
+            "Someone outside the harness changed the config under my change {} for {} ({}): \
+             {}. Undoing it would overwrite theirs, and any fix I make will be overridden the \
+             same way while they keep changing it ({} time(s) so far): I need a human to \
+             decide whose change stands.",
+            newest.proposal_id,
+            newest.ticket_id,
+            newest.problem_type,
+            cut(&newest.detail, 400),
+            records.len(),
+        );
+        out.push(finding(
+            FindingKind::Contested,
+            key,
+            vec![fingerprint.to_owned()],
+            evidence,
+            message,
+        ));
+    }
+    out
+}
 
 fn make_key(kind: FindingKind, subject: &str) -> String {
     let key = format!("{}:{subject}", kind.as_str());

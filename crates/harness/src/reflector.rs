@@ -10,8 +10,8 @@
 
 use crate::proposal::{Proposal, Stage};
 use crate::reflection::{
-    help_ticket, reflect, Finding, FixRecord, History, Outcome, ReflectionState, Thresholds,
-    TicketRecord,
+    help_ticket, reflect, CollisionRecord, Finding, FixRecord, History, Outcome, ReflectionState,
+    Thresholds, TicketRecord,
 };
 use crate::store::{IntakeAction, Store, StoreError, TicketFilter};
 use crate::tickets::{Ticket, TicketState, TicketType};
@@ -111,6 +111,18 @@ pub fn history(tickets: &[Ticket], proposals: &BTreeMap<String, Vec<Proposal>>) 
                     params: call.params.clone(),
                     outcome,
                     agent: proposal.agent.clone(),
+                });
+            }
+        }
+        for proposal in mine {
+            for record in proposal.records.iter().filter(|r| r.result == "collided") {
+                out.collisions.push(CollisionRecord {
+                    time_ms: record.time_ms,
+                    ticket_id: ticket.id.clone(),
+                    proposal_id: proposal.id.clone(),
+                    fingerprint: ticket.fingerprint.clone(),
+                    problem_type: problem.clone(),
+                    detail: record.detail.clone(),
                 });
             }
         }

@@ -5,8 +5,8 @@
 
 use floodgate_harness::criteria::MetricRegistry;
 use floodgate_harness::reflection::{
-    help_ticket, percent_state_change, reflect, Finding, FindingKind, FixRecord, History, Outcome,
-    ReflectionState, Thresholds, TicketRecord,
+    help_ticket, percent_state_change, reflect, CollisionRecord, Finding, FindingKind, FixRecord,
+    History, Outcome, ReflectionState, Thresholds, TicketRecord,
 };
 use floodgate_harness::tickets::{NewTicket, Objective, Priority, Source, TicketState, TicketType};
 use proptest::prelude::*;
@@ -116,7 +116,11 @@ fn escalating_history() -> History {
             )
         })
         .collect();
-    History { fixes, tickets }
+    History {
+        fixes,
+        tickets,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -209,6 +213,7 @@ fn a_slow_escalation_across_fingerprints_is_caught_without_hysteresis() {
         &History {
             fixes,
             tickets: vec![],
+            ..Default::default()
         },
         T0 + 15 * DAY,
     );
@@ -260,7 +265,8 @@ fn a_slow_escalation_across_fingerprints_is_caught_without_hysteresis() {
         run(
             &History {
                 fixes,
-                tickets: vec![]
+                tickets: vec![],
+                ..Default::default()
             },
             T0 + 3 * DAY
         ),
@@ -288,6 +294,7 @@ fn a_slow_escalation_across_fingerprints_is_caught_without_hysteresis() {
         &History {
             fixes,
             tickets: vec![],
+            ..Default::default()
         },
         T0 + 3 * DAY,
     );
@@ -320,6 +327,7 @@ fn the_same_fingerprint_fixed_three_times_in_a_day_is_hysteresis() {
             })
             .collect(),
         tickets: vec![],
+        ..Default::default()
     };
     let findings = run(&burst([0, 8, 20]), T0 + 21 * HOUR);
     assert_eq!(findings.len(), 1, "{findings:#?}");
@@ -423,6 +431,7 @@ fn slow_series(target: &str, action: &str, params: &[serde_json::Value]) -> Hist
             })
             .collect(),
         tickets: vec![],
+        ..Default::default()
     }
 }
 
@@ -536,6 +545,7 @@ fn an_action_and_its_inverse_alternating_is_oscillation() {
                 })
                 .collect(),
             tickets: vec![],
+            ..Default::default()
         };
         let findings = run(&history, T0 + 30 * DAY);
         assert_eq!(
@@ -639,6 +649,82 @@ fn flapping_starts_above_high_and_stops_only_below_low() {
 }
 
 #[test]
+fn a_change_overridden_from_outside_is_contested_once_and_suspends_its_fingerprint() {
+    let collision = |ticket: u32, proposal: u32, at: u64| CollisionRecord {
+        time_ms: at,
+        ticket_id: format!("INF-{ticket:04}"),
+        proposal_id: format!("P-{proposal:04}"),
+        fingerprint: "slo:limiting_correctness".into(),
+        problem_type: "slo:limiting_correctness".into(),
+        detail: "undoing rollback_config on svc-a with rollback_config failed: the config moved: \
+                 expected version 3, it is at version 4 (made by controller:deploy)"
+            .into(),
+    };
+    let history = History {
+        collisions: vec![collision(2, 4, T0 + HOUR)],
+        ..Default::default()
+    };
+    history.validate().expect("a well-formed history");
+    let findings = run(&history, T0 + 2 * HOUR);
+    assert_eq!(
+        kinds(&findings),
+        vec![(
+            FindingKind::Contested,
+            "contested:slo:limiting_correctness".to_owned()
+        )]
+    );
+    let finding = &findings[0];
+    assert!(
+        finding.suspend,
+        "the agents stop fighting until a human answers"
+    );
+    assert_eq!(finding.fingerprints, vec!["slo:limiting_correctness"]);
+    assert_eq!(finding.evidence.tickets, vec!["INF-0002"]);
+    assert_eq!(finding.evidence.proposals, vec!["P-0004"]);
+    assert!(
+        finding.message.contains("controller:deploy") && finding.message.contains("P-0004"),
+        "{}",
+        finding.message
+    );
+    let help = help_ticket(finding);
+    help.validate(&MetricRegistry::builtin())
+        .expect("a help ticket is valid");
+    assert!(
+        help.objective
+            .description
+            .contains("whose change should stand"),
+        "{}",
+        help.objective.description
+    );
+
+    // Not before it happened; and once a human answered, only a newer
+    // collision counts.
+    assert_eq!(run(&history, T0 + HOUR - 1), vec![]);
+    let mut state = ReflectionState::default();
+    state.answer(&finding.key, T0 + 2 * HOUR);
+    let (after, _) = reflect(&history, &Thresholds::default(), &state, T0 + 3 * HOUR);
+    assert_eq!(after, vec![]);
+    let mut again = history.clone();
+    again.collisions.push(collision(3, 6, T0 + 4 * HOUR));
+    let (renewed, _) = reflect(&again, &Thresholds::default(), &state, T0 + 5 * HOUR);
+    assert_eq!(renewed.len(), 1);
+    assert_eq!(renewed[0].evidence.tickets, vec!["INF-0003"]);
+    assert!(
+        renewed[0].message.contains("1 time(s) so far"),
+        "{}",
+        renewed[0].message
+    );
+
+    // A malformed record is named.
+    let mut bad = history.clone();
+    bad.collisions[0].fingerprint = " ".into();
+    assert_eq!(
+        bad.validate().unwrap_err().path,
+        "collisions[0].fingerprint"
+    );
+}
+
+#[test]
 fn non_convergence_failed_attempts_and_criteria_never_met() {
     let failing = |n: u32, outcome| {
         fix(
@@ -661,6 +747,7 @@ fn non_convergence_failed_attempts_and_criteria_never_met() {
             failing(3, Outcome::RolledBack),
         ],
         tickets: vec![open.clone()],
+        ..Default::default()
     };
     let findings = run(&history, T0 + 4 * HOUR);
     assert_eq!(
@@ -691,6 +778,7 @@ fn non_convergence_failed_attempts_and_criteria_never_met() {
     let never = History {
         fixes: vec![],
         tickets: vec![open.clone()],
+        ..Default::default()
     };
     assert_eq!(run(&never, T0 + 6 * HOUR - 60_000), vec![]);
     let findings = run(&never, T0 + 6 * HOUR);
@@ -721,6 +809,7 @@ fn a_problem_type_that_mostly_ends_with_a_human_is_repeated_escalation() {
                 ticket(n as u32 + 1, "anomaly:latency", T0 + n as u64 * DAY, state)
             })
             .collect(),
+        ..Default::default()
     };
     let findings = run(&tickets(&[true, false, true, false, true]), T0 + 10 * DAY);
     assert_eq!(
@@ -839,7 +928,11 @@ fn healthy_history() -> History {
             record
         })
         .collect();
-    History { fixes, tickets }
+    History {
+        fixes,
+        tickets,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -1213,7 +1306,11 @@ fn reflect_never_panics_and_is_deterministic_on_arbitrary_histories() {
     );
     let registry = MetricRegistry::builtin();
     let result = runner.run(&strategy, |(fixes, tickets, thresholds, now, later)| {
-        let history = History { fixes, tickets };
+        let history = History {
+            fixes,
+            tickets,
+            ..Default::default()
+        };
         let first = reflect(&history, &thresholds, &ReflectionState::default(), now);
         let again = reflect(&history, &thresholds, &ReflectionState::default(), now);
         prop_assert_eq!(&first, &again, "same input, same output");

@@ -11,9 +11,11 @@
 //! Each family is a distribution (docs/scenarios.md, "Generated
 //! incidents", lists them). Its expected outcome follows from the drawn
 //! numbers by a documented rule, never from which agent will run it:
-//! - a quota outgrown past [`MITIGABLE_FACTOR`] is mitigable; past
+//! - a quota outgrown by at most [`MITIGABLE_FACTOR`] is mitigable; past
 //!   [`UNMITIGABLE_FACTOR`] it needs a human (beyond the ×8 an agent may
-//!   raise a limit within one ticket); nothing is drawn in between;
+//!   raise a limit within one ticket); nothing is drawn in between. How
+//!   much a quota is outgrown is measured as quotas are sized: at the
+//!   diurnal peak, with bursts and the arrival-noise margin;
 //! - traps (a fix that does not stick, a controller that undoes it, a
 //!   flapping backend) expect reflection's help ticket;
 //! - controls expect quiet.
@@ -668,6 +670,17 @@ fn warmup(rng: &mut Rng) -> u64 {
     rng.range(3, 9) * 10 * MINUTE_MS
 }
 
+/// The minutes over which a pushed limit of `unit` must reject someone for
+/// the push to take effect: one window, and for a day's quota the first
+/// hour after the push (its counters may start afresh; the run must see
+/// the harm while there is time to act on it).
+fn effect_minutes(unit: Unit) -> f64 {
+    match unit {
+        Unit::Day => 60.0,
+        unit => unit.minutes(),
+    }
+}
+
 /// Sets the run's length: `effect_ms` after the start for the fault to
 /// take effect, then `after_ms` to detect, mitigate, verify and hold;
 /// capped at 12 hours.
@@ -746,17 +759,35 @@ fn outgrown_quota(draft: &mut Draft, rng: &mut Rng, mitigable: Option<bool>) -> 
     }
     // Every limit of the tenant's node must agree with the class: the
     // one outgrown the most decides, and none may fall between the bands.
+    // A limit is outgrown by what its windows will see, measured as the
+    // quotas were sized: the diurnal peak over the rest of the run, the
+    // tenant's bursts (a burst spans a window of a second or a minute, a
+    // share of an hour's), and arrival noise (`window_peak`); a day's
+    // quota by the demand over the rest of the day.
     let midnight_min = (DAY_MS - (draft.start_ms + at) % DAY_MS) as f64 / MINUTE_MS as f64;
+    let diurnal_peak =
+        peak_diurnal(draft.amplitude, draft.start_ms + at, ramp + after_ms).max(diurnal_now);
+    let burst = tenant_ref.burst.clone();
+    let outgrown = |l: &Limit| -> f64 {
+        let quota = l.quota.max(1) as f64;
+        let burst_share = |window_min: f64| {
+            burst.as_ref().map_or(1.0, |b| {
+                let share = (b.for_min as f64 / window_min).min(1.0);
+                1.0 + (b.factor - 1.0) * share
+            })
+        };
+        match l.unit {
+            Unit::Day => new_per_minute * diurnal_now * midnight_min / quota,
+            unit => {
+                let rate = new_per_minute * diurnal_peak * burst_share(unit.minutes());
+                window_peak(rate, unit) / quota
+            }
+        }
+    };
     let worst = draft.nodes[node]
         .limits
         .iter()
-        .map(|l| {
-            let window = match l.unit {
-                Unit::Day => midnight_min,
-                unit => unit.minutes(),
-            };
-            new_per_minute * diurnal_now * window / l.quota.max(1) as f64
-        })
+        .map(outgrown)
         .fold(0.0, f64::max);
     let fits = if mitigable {
         worst <= MITIGABLE_FACTOR
@@ -764,11 +795,7 @@ fn outgrown_quota(draft: &mut Draft, rng: &mut Rng, mitigable: Option<bool>) -> 
         worst >= UNMITIGABLE_FACTOR
     };
     let between = draft.nodes[node].limits.iter().any(|l| {
-        let window = match l.unit {
-            Unit::Day => midnight_min,
-            unit => unit.minutes(),
-        };
-        let f = new_per_minute * diurnal_now * window / l.quota.max(1) as f64;
+        let f = outgrown(l);
         f > MITIGABLE_FACTOR && f < UNMITIGABLE_FACTOR
     });
     if !fits || between {
@@ -784,7 +811,7 @@ fn outgrown_quota(draft: &mut Draft, rng: &mut Rng, mitigable: Option<bool>) -> 
     }
     draft.faults.push(FaultDraft { at_ms: at, fields });
     draft.description.push(format!(
-        "{name}'s legitimate demand grows from {before} to {new_per_minute} checks a minute{}, {factor:.1}x its {} limit {} ({} a {}).",
+        "{name}'s legitimate demand grows from {before} to {new_per_minute} checks a minute{}, {factor:.1}x its {} limit {} ({} a {}) on average (its most outgrown limit sees {worst:.1}x at the peaks).",
         if ramp > 0 { format!(" over {}", duration(ramp)) } else { " at once".into() },
         limit.unit.name(),
         limit.name,
@@ -924,10 +951,11 @@ fn bad_config(draft: &mut Draft, rng: &mut Rng) -> Option<()> {
             let old = limit.quota;
             limit.quota = (old as f64 / divisor).floor() as u64;
             // Someone must now be rejected: the smallest user's mean
-            // demand over one window passes the new quota.
+            // demand over one window (a day's: its first hour) passes the
+            // new quota.
             let smallest = users
                 .iter()
-                .map(|t| draft.tenants[*t].per_minute as f64 * 0.5 * limit.unit.minutes())
+                .map(|t| draft.tenants[*t].per_minute as f64 * 0.5 * effect_minutes(limit.unit))
                 .fold(f64::INFINITY, f64::min);
             if smallest < (limit.quota as f64 + 1.0) * 1.5 {
                 return None;
@@ -968,7 +996,7 @@ fn bad_config(draft: &mut Draft, rng: &mut Rng) -> Option<()> {
             let key_admits = nodes[0]
                 .limits
                 .iter()
-                .map(|l| l.quota as f64 / l.unit.minutes())
+                .map(|l| l.quota as f64 / effect_minutes(l.unit))
                 .fold(f64::INFINITY, f64::min);
             if peak * 0.6 < key_admits * 1.5 {
                 return None;
