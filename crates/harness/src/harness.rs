@@ -13,6 +13,12 @@
 //! its ticket naming it ([`ANOMALY_BEYOND_NOTICE`]), and a detector whose
 //! episode a notice held back re-learns from the new level when the notice
 //! ends. SLO and invariant violations are never held back.
+//!
+//! An anomaly that declares `capacity:` (the most its series may read
+//! without harm, ADR 0022) files no ticket for a rise its capacity
+//! absorbs: the episode is recorded as [`ANOMALY_WITHIN_CAPACITY`] and
+//! held back while it stays within; the first value of the same episode
+//! past the capacity files the ticket. A drop is never absorbed.
 
 use crate::anomaly::{Detector, DetectorState};
 use crate::criteria::{
@@ -44,6 +50,10 @@ pub const ANOMALY_EXPECTED: &str = "anomaly.expected";
 /// matching it announced (their `max_factor`): its ticket is filed, naming
 /// them (the ledger's `notice.exceeded`).
 pub const ANOMALY_BEYOND_NOTICE: &str = "anomaly.beyond_notice";
+/// The event a tick records when an anomaly's rise stays within the
+/// capacity its definition declares: no ticket (once per episode; a value
+/// of the same episode past the capacity files it).
+pub const ANOMALY_WITHIN_CAPACITY: &str = "anomaly.within_capacity";
 
 /// The window of the `rate` map invariant expressions see.
 pub const INVARIANT_RATE_WINDOW_MS: u64 = 5 * MINUTE_MS;
@@ -174,6 +184,9 @@ struct Expectation {
     /// The notice that held back the current episode's ticket, while the
     /// episode lasts.
     suppressed_by: Option<String>,
+    /// The current episode is a rise within the declared capacity: held
+    /// back while it stays within.
+    absorbed: bool,
 }
 
 /// What one active notice saw of one detector.
@@ -309,6 +322,7 @@ impl Harness {
             .map(|def| Expectation {
                 signal: anomaly_signal(def),
                 suppressed_by: None,
+                absorbed: false,
             })
             .collect();
         // The store keeps what the harness's queries read first (SLIs,
@@ -689,6 +703,7 @@ impl Harness {
             }
             if !matches!(verdict.state, DetectorState::Anomalous { .. }) {
                 expectation.suppressed_by = None;
+                expectation.absorbed = false;
             }
             let detail = || {
                 serde_json::json!({
@@ -788,19 +803,36 @@ impl Harness {
                         }
                     }
                 }
-            } else if verdict.alarm {
-                match def.on_violation {
-                    OnViolation::Event => output.events.push(HarnessEvent {
-                        time_ms: now,
-                        kind: "anomaly.detected".into(),
-                        name: def.name.clone(),
-                        detail: detail(),
-                    }),
-                    _ => output.violations.push(anomaly_violation(
-                        def,
-                        detail(),
-                        reference_of(&verdict, def),
-                    )),
+            } else if verdict.alarm || expectation.absorbed {
+                if within_capacity(def, &verdict) {
+                    if verdict.alarm {
+                        let mut detail = detail();
+                        detail["capacity"] = def.capacity.into();
+                        output.events.push(HarnessEvent {
+                            time_ms: now,
+                            kind: ANOMALY_WITHIN_CAPACITY.into(),
+                            name: def.name.clone(),
+                            detail,
+                        });
+                    }
+                    expectation.absorbed = true;
+                } else {
+                    // The alarm, or the first value of an absorbed episode
+                    // past the capacity.
+                    expectation.absorbed = false;
+                    match def.on_violation {
+                        OnViolation::Event => output.events.push(HarnessEvent {
+                            time_ms: now,
+                            kind: "anomaly.detected".into(),
+                            name: def.name.clone(),
+                            detail: detail(),
+                        }),
+                        _ => output.violations.push(anomaly_violation(
+                            def,
+                            detail(),
+                            reference_of(&verdict, def),
+                        )),
+                    }
                 }
             }
             output.anomalies.push(AnomalyReport {
@@ -1016,6 +1048,18 @@ fn invariant_violation(breach: &Breach) -> Violation {
                 format!("invariant:{}:{}", breach.name, breach.instance)
             },
         },
+    }
+}
+
+/// Whether `verdict` is a rise that the anomaly's declared capacity
+/// absorbs: above the level before (the detector's median) and at most the
+/// capacity. Without a capacity, or for a drop, nothing is absorbed.
+fn within_capacity(def: &AnomalyDef, verdict: &crate::anomaly::Verdict) -> bool {
+    match (def.capacity, verdict.median) {
+        (Some(capacity), Some(median)) => {
+            verdict.value.is_finite() && verdict.value > median && verdict.value <= capacity
+        }
+        _ => false,
     }
 }
 

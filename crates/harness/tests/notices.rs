@@ -2,13 +2,17 @@
 //! store and a fake service with seeded traffic. A planned step in the
 //! request rate that a notice announces files no anomaly ticket, is
 //! recorded once, and stays quiet after the notice ends; the same step
-//! unannounced, or beyond the notice's `max_factor`, is ticketed.
+//! unannounced, or beyond the notice's `max_factor`, is ticketed. A rise
+//! within the capacity an anomaly declares files no ticket until it passes
+//! the capacity; a drop is ticketed whatever the capacity.
 
 mod common;
 
 use common::{scratch_dir, seed, FakeService, Rng, T0_MS, TICK_MS};
 use floodgate_harness::anomaly::DetectorState;
-use floodgate_harness::harness::{ANOMALY_BEYOND_NOTICE, ANOMALY_EXPECTED};
+use floodgate_harness::harness::{
+    ANOMALY_BEYOND_NOTICE, ANOMALY_EXPECTED, ANOMALY_WITHIN_CAPACITY,
+};
 use floodgate_harness::notices::{LabelName, NoticeDraft, NoticeMatcher, NoticeState};
 use floodgate_harness::observe::{Observer, Target, TickReport};
 use floodgate_harness::quantity::MINUTE_MS;
@@ -46,7 +50,12 @@ struct World {
 impl World {
     /// A harness watching one service, after an hour of steady traffic.
     async fn start(name: &str, seed: u64) -> World {
-        let objectives = objectives::parse("objectives.yaml", OBJECTIVES).expect("objectives");
+        World::start_with(name, seed, OBJECTIVES).await
+    }
+
+    /// The same, with these objectives.
+    async fn start_with(name: &str, seed: u64, objectives: &str) -> World {
+        let objectives = objectives::parse("objectives.yaml", objectives).expect("objectives");
         let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
         let dir = scratch_dir(name);
         let store = Store::open(&dir).expect("store");
@@ -310,4 +319,54 @@ async fn a_notice_expired_early_covers_nothing() {
         .expire_notice(&id, "human:alice", "again", world.now())
         .expect_err("already expired");
     assert!(error.to_string().contains("already expired"), "{error}");
+}
+
+/// The anomaly of [`OBJECTIVES`] with a declared capacity of 300 a second
+/// (the steady level is 100).
+const WITH_CAPACITY: &str = "
+anomalies:
+  - name: request_rate
+    series: floodgate_requests_total
+    rate_window: 1m
+    capacity: 300
+";
+
+#[tokio::test]
+async fn a_rise_within_the_declared_capacity_files_no_ticket_until_it_passes_it() {
+    let seed = seed(53);
+    let mut world = World::start_with("capacity-absorbs", seed, WITH_CAPACITY).await;
+    // Two and a half times the level: an anomaly, but within the capacity.
+    world.run(5 * PER_MINUTE, MEAN_PER_TICK * 2.5).await;
+    assert!(
+        matches!(world.detector_state(), DetectorState::Anomalous { .. }),
+        "seed {seed}: {:?}",
+        world.detector_state()
+    );
+    // (The detector learns the new level meanwhile.)
+    world.run(5 * PER_MINUTE, MEAN_PER_TICK * 2.5).await;
+    assert_eq!(world.tickets(), vec![], "seed {seed}: absorbed");
+    let absorbed = world.events(ANOMALY_WITHIN_CAPACITY);
+    assert_eq!(
+        absorbed.len(),
+        1,
+        "seed {seed}: once an episode: {absorbed:?}"
+    );
+    assert_eq!(absorbed[0]["capacity"], 300.0);
+    // The rise goes on past the capacity: now it harms, and is ticketed
+    // once.
+    world.run(10 * PER_MINUTE, MEAN_PER_TICK * 5.0).await;
+    let tickets = world.tickets();
+    assert_eq!(tickets.len(), 1, "seed {seed}: {tickets:?}");
+    assert_eq!(tickets[0].fingerprint, "anomaly:request_rate");
+    assert_eq!(tickets[0].context["capacity"], 300.0);
+}
+
+#[tokio::test]
+async fn a_drop_is_ticketed_whatever_the_capacity() {
+    let seed = seed(59);
+    let mut world = World::start_with("capacity-drop", seed, WITH_CAPACITY).await;
+    world.run(10 * PER_MINUTE, MEAN_PER_TICK * 0.2).await;
+    let tickets = world.tickets();
+    assert_eq!(tickets.len(), 1, "seed {seed}: {tickets:?}");
+    assert!(world.events(ANOMALY_WITHIN_CAPACITY).is_empty());
 }

@@ -1394,7 +1394,9 @@ fn control(draft: &mut Draft, rng: &mut Rng) -> Option<()> {
                 fields.push(("ramp", duration(ramp)));
             }
             draft.faults.push(FaultDraft { at_ms: at, fields });
-            let lead = rng.range(1, 6) * 10 * MINUTE_MS;
+            // Announced 10–50 minutes ahead, but no earlier than ten
+            // minutes into the run (a notice starts after the run does).
+            let lead = (rng.range(1, 6) * 10 * MINUTE_MS).min(at - 10 * MINUTE_MS);
             draft.notices.push(NoticeDraft {
                 at_ms: at.saturating_sub(lead),
                 for_ms: lead + ramp + rng.range(1, 3) * HOUR_MS,
@@ -1653,6 +1655,14 @@ mod tests {
                     .unwrap_or_else(|error| panic!("seed {seed}: {error}\n{}", generated.text));
                 assert_eq!(parsed.family, generated.family);
                 assert_eq!(parsed.suites, vec!["generated".to_owned()]);
+            }
+        }
+        // Controls carry notices (a planned launch announced ahead): many
+        // of them, so every draw of a notice's start is parsed.
+        for seed in 0..40 {
+            for generated in generate(&["control".into()], 100, seed).expect("generate") {
+                crate::scenario::parse(&generated.name, &generated.text)
+                    .unwrap_or_else(|error| panic!("seed {seed}: {error}\n{}", generated.text));
             }
         }
     }
