@@ -1669,7 +1669,11 @@ impl Pipeline {
                     let moved = config_moved(&error);
                     proposal.record(
                         now_ms,
-                        if moved { "collided" } else { "error" },
+                        if moved {
+                            crate::proposal::RESULT_COLLIDED
+                        } else {
+                            "error"
+                        },
                         &detail,
                         Value::Null,
                     );

@@ -8,7 +8,7 @@
 //! Suspension is enforced where agents get work: `POST /v1/agent/claim`
 //! skips open tickets whose fingerprint is suspended.
 
-use crate::proposal::{Proposal, Stage};
+use crate::proposal::{Proposal, Stage, RESULT_COLLIDED};
 use crate::reflection::{
     help_ticket, reflect, CollisionRecord, Finding, FixRecord, History, Outcome, ReflectionState,
     Thresholds, TicketRecord,
@@ -115,7 +115,11 @@ pub fn history(tickets: &[Ticket], proposals: &BTreeMap<String, Vec<Proposal>>) 
             }
         }
         for proposal in mine {
-            for record in proposal.records.iter().filter(|r| r.result == "collided") {
+            for record in proposal
+                .records
+                .iter()
+                .filter(|r| r.result == RESULT_COLLIDED)
+            {
                 out.collisions.push(CollisionRecord {
                     time_ms: record.time_ms,
                     ticket_id: ticket.id.clone(),

@@ -1396,7 +1396,7 @@ fn control(draft: &mut Draft, rng: &mut Rng) -> Option<()> {
             draft.faults.push(FaultDraft { at_ms: at, fields });
             // Announced 10–50 minutes ahead, but no earlier than ten
             // minutes into the run (a notice starts after the run does).
-            let lead = (rng.range(1, 6) * 10 * MINUTE_MS).min(at - 10 * MINUTE_MS);
+            let lead = (rng.range(1, 6) * 10 * MINUTE_MS).min(at.saturating_sub(10 * MINUTE_MS));
             draft.notices.push(NoticeDraft {
                 at_ms: at.saturating_sub(lead),
                 for_ms: lead + ramp + rng.range(1, 3) * HOUR_MS,
