@@ -300,3 +300,71 @@ descriptors:
     );
     floodgate_harness::verify(&world.data).expect("the ledger verifies");
 }
+
+/// The store's headroom, watched per instance.
+const HEADROOM: &str = "
+invariants:
+  - name: capacity_headroom
+    condition: capacity.available_ratio > 0.2
+    on_violation: ticket
+";
+
+#[tokio::test]
+async fn an_instance_s_ticket_is_judged_on_that_instance_s_state() {
+    use floodgate_contract::client::ServiceApi;
+    let mut world = World::build("runbook-instance", LIMITS, HEADROOM, "", 2);
+    // svc-b's store holds 100 keys, svc-a's 10,000: a new tenant a tick
+    // fills svc-b past 80% long before svc-a.
+    world.services[1]
+        .run_action(
+            "set_store_capacity",
+            &floodgate_contract::actions::ActionRequest {
+                params: json!({"max_keys": 100}),
+                dry_run: false,
+                reason: "a small instance".into(),
+                actor: "alice".into(),
+                expect_config_version: None,
+            },
+        )
+        .await
+        .expect("svc-b takes 100 keys");
+    let mut agent = agent(&world);
+    let mut proposal = None;
+    for tick in 0..200u64 {
+        world.traffic = vec![(
+            json!({"domain": "api", "descriptors": [{"entries": [{"key": "tenant", "value": format!("t{tick}")}]}]}),
+            1,
+        )];
+        world.observe().await;
+        let report = agent.poll(world.now()).await.expect("the harness answers");
+        if let Some(id) = agent.current_ticket() {
+            let shown = ticket(&world, id).await;
+            assert_eq!(
+                shown["ticket"]["fingerprint"], "invariant:capacity_headroom:svc-b",
+                "only svc-b ran out of headroom"
+            );
+            if let Some(first) = shown["proposals"].as_array().and_then(|all| all.first()) {
+                proposal = Some(first.clone());
+                break;
+            }
+        }
+        assert!(
+            !matches!(report, PollReport::Finished { .. }),
+            "the agent finished without a change: {report:?}"
+        );
+        world.advance();
+    }
+    let proposal = proposal.expect("the agent proposed a change for svc-b");
+    // Sized from svc-b's store (100 keys), not svc-a's (10,000).
+    assert_eq!(
+        proposal["actions"][0]["params"]["max_keys"], 200,
+        "{proposal}"
+    );
+    assert!(
+        proposal["rationale"]
+            .as_str()
+            .unwrap_or("")
+            .contains("of 100 keys"),
+        "{proposal}"
+    );
+}

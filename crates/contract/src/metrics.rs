@@ -159,6 +159,8 @@ metric!(TRAFFIC_BYTES, "floodgate_traffic_bytes", Gauge, "bytes", [],
     "Bytes the traffic recorder's records take now (each request with its heap); never more than its budget (16 MiB).");
 metric!(TRAFFIC_NOT_RECORDED, "floodgate_traffic_not_recorded_total", Counter, "requests", ["reason"],
     "Check requests the traffic recorder counted but did not keep: too_large (over the per-request cap), over_budget (would have crossed the byte budget), unknown_domain (a domain the config does not define).");
+metric!(ACTIONS_REFUSED, "floodgate_actions_refused_total", Counter, "actions", ["reason"],
+    "Actions taken over the API refused with nothing changed: overloaded (MAX_PENDING_ACTIONS already running or waiting, 503), queue_timeout (no turn within ACTION_TIMEOUT, 503) or planning_timeout (planned past ACTION_TIMEOUT, 504).");
 metric!(
     CONFIG_LIMITS,
     "floodgate_config_limits",
@@ -240,6 +242,7 @@ pub const CATALOG: &[MetricDef] = &[
     TRAFFIC_DROPPED,
     TRAFFIC_BYTES,
     TRAFFIC_NOT_RECORDED,
+    ACTIONS_REFUSED,
     CONFIG_LIMITS,
     CONNECTIONS_OPEN,
     CONNECTIONS_ACCEPTED,

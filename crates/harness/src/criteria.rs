@@ -683,6 +683,10 @@ pub struct Reference {
     pub scale: f64,
     #[serde(default = "both")]
     pub direction: Direction,
+    /// The capacity the anomaly declares (ADR 0022), if any: a rise at or
+    /// under it harms nothing, so it meets the condition too (ADR 0024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
 }
 
 fn both() -> Direction {
@@ -691,23 +695,33 @@ fn both() -> Direction {
 
 impl Reference {
     /// Whether `value` is within `threshold` scales of the median on the
-    /// watched side(s).
+    /// watched side(s), or a rise at or under the declared capacity.
     pub fn holds(&self, value: f64, threshold: f64) -> bool {
         let reach = threshold * self.scale;
+        let harmless_rise =
+            value > self.median && self.capacity.is_some_and(|capacity| value <= capacity);
         match self.direction {
-            Direction::Both => (value - self.median).abs() <= reach,
-            Direction::Up => value <= self.median + reach,
+            Direction::Both => (value - self.median).abs() <= reach || harmless_rise,
+            Direction::Up => value <= self.median + reach || harmless_rise,
             Direction::Down => value >= self.median - reach,
         }
     }
 
-    /// The band as text: `100 ± 15` (or `≤ 115`, `≥ 85` for one side).
+    /// The band as text: `100 ± 15` (or `≤ 115`, `≥ 85` for one side),
+    /// then `, or a rise to at most 300 (the declared capacity)`.
     pub fn band_text(&self, threshold: f64) -> String {
         let reach = threshold * self.scale;
-        match self.direction {
+        let band = match self.direction {
             Direction::Both => format!("{} ± {}", trim_float(self.median), trim_float(reach)),
             Direction::Up => format!("≤ {}", trim_float(self.median + reach)),
             Direction::Down => format!("≥ {}", trim_float(self.median - reach)),
+        };
+        match (self.direction, self.capacity) {
+            (Direction::Down, _) | (_, None) => band,
+            (_, Some(capacity)) => format!(
+                "{band}, or a rise to at most {} (the declared capacity)",
+                trim_float(capacity)
+            ),
         }
     }
 
@@ -717,6 +731,11 @@ impl Reference {
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return Err(format!("reference.scale {} must be above 0", self.scale));
+        }
+        if let Some(capacity) = self.capacity {
+            if !(capacity.is_finite() && capacity > 0.0) {
+                return Err(format!("reference.capacity {capacity} must be above 0"));
+            }
         }
         Ok(())
     }
@@ -1031,6 +1050,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rise_at_or_under_the_declared_capacity_meets_a_reference_and_a_drop_never_does() {
+        let mut reference = Reference {
+            median: 100.0,
+            scale: 2.0,
+            direction: Direction::Both,
+            capacity: None,
+        };
+        // The band is 100 ± 12.
+        assert!(reference.holds(110.0, 6.0));
+        assert!(!reference.holds(200.0, 6.0));
+        assert!(!reference.holds(80.0, 6.0));
+        reference.capacity = Some(250.0);
+        assert!(reference.holds(200.0, 6.0));
+        assert!(reference.holds(250.0, 6.0));
+        assert!(!reference.holds(251.0, 6.0));
+        assert!(!reference.holds(80.0, 6.0), "a drop is no rise");
+        assert_eq!(
+            reference.band_text(6.0),
+            "100 ± 12, or a rise to at most 250 (the declared capacity)"
+        );
+        reference.direction = Direction::Down;
+        assert!(!reference.holds(80.0, 6.0));
+        assert_eq!(reference.band_text(6.0), "≥ 88");
+        reference.capacity = Some(f64::NAN);
+        assert!(reference.check().is_err());
+    }
+
+    #[test]
     fn a_reference_condition_needs_an_anomaly_metric_and_its_reference() {
         let objectives = crate::objectives::parse(
             "a.yaml",
@@ -1042,6 +1089,7 @@ mod tests {
             median: 100.0,
             scale: 2.0,
             direction: Direction::Both,
+            capacity: None,
         };
         let criterion = |metric: &str, reference: Option<Reference>| Criterion {
             metric: metric.into(),

@@ -19,6 +19,13 @@
 //! absorbs: the episode is recorded as [`ANOMALY_WITHIN_CAPACITY`] and
 //! held back while it stays within; the first value of the same episode
 //! past the capacity files the ticket. A drop is never absorbed.
+//!
+//! An anomaly that declares `sustain:` files only an episode that lasts
+//! that long (a burst that comes and goes is recorded as
+//! [`ANOMALY_TRANSIENT`] when it ends), unless its value is past the
+//! declared capacity: harm known at once files at once. The ticket's
+//! reference is the level frozen when the episode began, not the one the
+//! detector learned while it waited.
 
 use crate::anomaly::{Detector, DetectorState};
 use crate::criteria::{
@@ -54,6 +61,10 @@ pub const ANOMALY_BEYOND_NOTICE: &str = "anomaly.beyond_notice";
 /// capacity its definition declares: no ticket (once per episode; a value
 /// of the same episode past the capacity files it).
 pub const ANOMALY_WITHIN_CAPACITY: &str = "anomaly.within_capacity";
+/// The event a tick records when an episode ends before its anomaly's
+/// `sustain:` elapsed (and it never went past a declared capacity): a
+/// transient rise or fall, no ticket.
+pub const ANOMALY_TRANSIENT: &str = "anomaly.transient";
 
 /// The window of the `rate` map invariant expressions see.
 pub const INVARIANT_RATE_WINDOW_MS: u64 = 5 * MINUTE_MS;
@@ -187,6 +198,20 @@ struct Expectation {
     /// The current episode is a rise within the declared capacity: held
     /// back while it stays within.
     absorbed: bool,
+    /// The current episode alarmed and waits for its anomaly's `sustain:`
+    /// before it files.
+    pending: Option<Pending>,
+}
+
+/// An episode waiting for its anomaly's `sustain:`.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// When it alarmed.
+    since_ms: u64,
+    /// The level before it (the ticket's reference when it files).
+    reference: Option<Reference>,
+    /// The detail of its alarm (the transient event's, when it ends).
+    first: serde_json::Value,
 }
 
 /// What one active notice saw of one detector.
@@ -323,6 +348,7 @@ impl Harness {
                 signal: anomaly_signal(def),
                 suppressed_by: None,
                 absorbed: false,
+                pending: None,
             })
             .collect();
         // The store keeps what the harness's queries read first (SLIs,
@@ -701,10 +727,6 @@ impl Harness {
                     SeriesKind::Gauge,
                 );
             }
-            if !matches!(verdict.state, DetectorState::Anomalous { .. }) {
-                expectation.suppressed_by = None;
-                expectation.absorbed = false;
-            }
             let detail = || {
                 serde_json::json!({
                     "series": def.series.to_string(),
@@ -716,9 +738,31 @@ impl Harness {
                     "threshold": def.detector.threshold,
                 })
             };
-            // An alarm, or a suppressed episode that goes on: is it still
-            // what a notice announced?
-            let judged = verdict.alarm || expectation.suppressed_by.is_some();
+            if !matches!(verdict.state, DetectorState::Anomalous { .. }) {
+                expectation.suppressed_by = None;
+                expectation.absorbed = false;
+                if let Some(pending) = expectation.pending.take() {
+                    // Over before its `sustain:`: a transient, no ticket.
+                    let mut detail = pending.first;
+                    detail["lasted_ms"] = now.saturating_sub(pending.since_ms).into();
+                    detail["sustain_ms"] = def.sustain_ms.into();
+                    output.events.push(HarnessEvent {
+                        time_ms: now,
+                        kind: ANOMALY_TRANSIENT.into(),
+                        name: def.name.clone(),
+                        detail,
+                    });
+                }
+            }
+            // Whether this value files the episode's ticket now: it is past
+            // the declared capacity, or the episode lasted its `sustain:`.
+            // Until then it waits, its reference frozen at the alarm.
+            // An alarm, or an episode a notice held back (or one waiting
+            // for its `sustain:` past what a notice announced) that goes
+            // on: is it still what a notice announced?
+            let judged = verdict.alarm
+                || expectation.suppressed_by.is_some()
+                || expectation.pending.is_some();
             if judged && !matched.is_empty() {
                 let covered: Vec<Covered<'_>> = matched
                     .iter()
@@ -760,50 +804,54 @@ impl Harness {
                             }
                         }
                         expectation.suppressed_by = Some(holder.notice.id.clone());
+                        expectation.pending = None;
                     }
                     None => {
                         // Beyond what every matching notice announced: the
-                        // ticket is filed, naming them.
+                        // ticket is filed, naming them (once due).
                         expectation.suppressed_by = None;
-                        let ids: Vec<String> =
-                            covered.iter().map(|item| item.notice.id.clone()).collect();
-                        let beyond = beyond_text(&covered, value);
-                        let mut detail = detail();
-                        detail["notices"] = ids.clone().into();
-                        detail["beyond"] = beyond.clone().into();
-                        output.events.push(HarnessEvent {
-                            time_ms: now,
-                            kind: ANOMALY_BEYOND_NOTICE.into(),
-                            name: def.name.clone(),
-                            detail: detail.clone(),
-                        });
-                        let expected = serde_json::json!({
-                            "notices": covered.iter().map(Covered::describe).collect::<Vec<_>>(),
-                            "beyond": beyond,
-                        });
-                        match def.on_violation {
-                            OnViolation::Event => output.events.push(HarnessEvent {
+                        if let Some(reference) =
+                            due(def, &verdict, now, &mut expectation.pending, detail)
+                        {
+                            let ids: Vec<String> =
+                                covered.iter().map(|item| item.notice.id.clone()).collect();
+                            let beyond = beyond_text(&covered, value);
+                            let mut detail = detail();
+                            detail["notices"] = ids.clone().into();
+                            detail["beyond"] = beyond.clone().into();
+                            output.events.push(HarnessEvent {
                                 time_ms: now,
-                                kind: "anomaly.detected".into(),
+                                kind: ANOMALY_BEYOND_NOTICE.into(),
                                 name: def.name.clone(),
-                                detail,
-                            }),
-                            _ => {
-                                let mut violation =
-                                    anomaly_violation(def, detail, reference_of(&verdict, def));
-                                violation.draft.objective.description.push_str(&format!(
-                                    "; it went beyond what {} announced",
-                                    ids.join(", ")
-                                ));
-                                violation.draft.context["expected_change"] = expected;
-                                violation.draft.context =
-                                    bound_context(violation.draft.context.take());
-                                output.violations.push(violation);
+                                detail: detail.clone(),
+                            });
+                            let expected = serde_json::json!({
+                                "notices": covered.iter().map(Covered::describe).collect::<Vec<_>>(),
+                                "beyond": beyond,
+                            });
+                            match def.on_violation {
+                                OnViolation::Event => output.events.push(HarnessEvent {
+                                    time_ms: now,
+                                    kind: "anomaly.detected".into(),
+                                    name: def.name.clone(),
+                                    detail,
+                                }),
+                                _ => {
+                                    let mut violation = anomaly_violation(def, detail, reference);
+                                    violation.draft.objective.description.push_str(&format!(
+                                        "; it went beyond what {} announced",
+                                        ids.join(", ")
+                                    ));
+                                    violation.draft.context["expected_change"] = expected;
+                                    violation.draft.context =
+                                        bound_context(violation.draft.context.take());
+                                    output.violations.push(violation);
+                                }
                             }
                         }
                     }
                 }
-            } else if verdict.alarm || expectation.absorbed {
+            } else if verdict.alarm || expectation.absorbed || expectation.pending.is_some() {
                 if within_capacity(def, &verdict) {
                     if verdict.alarm {
                         let mut detail = detail();
@@ -816,9 +864,12 @@ impl Harness {
                         });
                     }
                     expectation.absorbed = true;
-                } else {
-                    // The alarm, or the first value of an absorbed episode
-                    // past the capacity.
+                } else if let Some(reference) =
+                    due(def, &verdict, now, &mut expectation.pending, detail)
+                {
+                    // The alarm, the first value of an absorbed episode
+                    // past the capacity, or an episode that lasted its
+                    // `sustain:`.
                     expectation.absorbed = false;
                     match def.on_violation {
                         OnViolation::Event => output.events.push(HarnessEvent {
@@ -827,12 +878,12 @@ impl Harness {
                             name: def.name.clone(),
                             detail: detail(),
                         }),
-                        _ => output.violations.push(anomaly_violation(
-                            def,
-                            detail(),
-                            reference_of(&verdict, def),
-                        )),
+                        _ => output
+                            .violations
+                            .push(anomaly_violation(def, detail(), reference)),
                     }
+                } else {
+                    expectation.absorbed = false;
                 }
             }
             output.anomalies.push(AnomalyReport {
@@ -1051,6 +1102,48 @@ fn invariant_violation(breach: &Breach) -> Violation {
     }
 }
 
+/// Whether this value files its episode's ticket now: it is past the
+/// declared capacity, or the episode lasted the anomaly's `sustain:`. The
+/// ticket's reference then is the level frozen when the episode began.
+/// Until then the episode waits in `pending` (`None` returned).
+fn due(
+    def: &AnomalyDef,
+    verdict: &crate::anomaly::Verdict,
+    now: u64,
+    pending: &mut Option<Pending>,
+    detail: impl Fn() -> serde_json::Value,
+) -> Option<Option<Reference>> {
+    let since_ms = match verdict.state {
+        DetectorState::Anomalous { since_ms, .. } => since_ms,
+        _ => now,
+    };
+    if past_capacity(def, verdict) || now.saturating_sub(since_ms) >= def.sustain_ms {
+        return Some(match pending.take() {
+            Some(pending) => pending.reference,
+            None => reference_of(verdict, def),
+        });
+    }
+    if pending.is_none() {
+        *pending = Some(Pending {
+            since_ms,
+            reference: reference_of(verdict, def),
+            first: detail(),
+        });
+    }
+    None
+}
+
+/// Whether `verdict` is a rise past the anomaly's declared capacity (harm
+/// known at once). Without a capacity, or for a drop, never.
+fn past_capacity(def: &AnomalyDef, verdict: &crate::anomaly::Verdict) -> bool {
+    match (def.capacity, verdict.median) {
+        (Some(capacity), Some(median)) => {
+            verdict.value.is_finite() && verdict.value > median && verdict.value > capacity
+        }
+        _ => false,
+    }
+}
+
 /// Whether `verdict` is a rise that the anomaly's declared capacity
 /// absorbs: above the level before (the detector's median) and at most the
 /// capacity. Without a capacity, or for a drop, nothing is absorbed.
@@ -1069,6 +1162,7 @@ fn reference_of(verdict: &crate::anomaly::Verdict, def: &AnomalyDef) -> Option<R
         median: verdict.median?,
         scale: verdict.scale?,
         direction: def.detector.direction,
+        capacity: def.capacity,
     })
 }
 

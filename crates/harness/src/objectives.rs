@@ -273,6 +273,9 @@ pub enum Direction {
     Down,
 }
 
+/// The longest `sustain:` an anomaly may declare.
+pub const MAX_SUSTAIN_MS: u64 = 24 * 60 * 60 * 1000;
+
 /// An anomaly detector on one series (see [`crate::anomaly`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnomalyDef {
@@ -287,6 +290,11 @@ pub struct AnomalyDef {
     /// `context.capacity`, so an agent can tell a rise that harms from
     /// one the plan absorbs (ADR 0022).
     pub capacity: Option<f64>,
+    /// How long an episode must last before it files (`sustain:`, 0 by
+    /// default: at its alarm), unless its value is past `capacity`: a
+    /// burst that harms nothing known and comes and goes is not an
+    /// incident.
+    pub sustain_ms: u64,
     /// `Ticket` or `Event` (auto-remediation is for invariants).
     pub on_violation: OnViolation,
 }
@@ -565,6 +573,8 @@ struct CompactAnomaly {
     min_relative_scale: Option<f64>,
     #[serde(default)]
     capacity: Option<f64>,
+    #[serde(default)]
+    sustain: Option<Span>,
     #[serde(default = "default_on_violation")]
     on_violation: OnViolation,
 }
@@ -1073,6 +1083,19 @@ impl Loader<'_> {
                     ));
                 }
             }
+            if let Some(sustain) = anomaly.sustain {
+                if sustain.ms() > MAX_SUSTAIN_MS {
+                    let line = find_line(self.text, range, "sustain");
+                    return Err(self.error(
+                        line,
+                        join(&path, "sustain"),
+                        format!(
+                            "{} ms is longer than the {MAX_SUSTAIN_MS} ms (a day) an episode may wait before it files",
+                            sustain.ms()
+                        ),
+                    ));
+                }
+            }
             if let OnViolation::AutoRemediate { .. } = anomaly.on_violation {
                 let line = find_line(self.text, range, "on_violation");
                 return Err(self.error(
@@ -1088,6 +1111,7 @@ impl Loader<'_> {
                 rate_window_ms: anomaly.rate_window.map_or(MINUTE_MS, Span::ms),
                 detector,
                 capacity: anomaly.capacity,
+                sustain_ms: anomaly.sustain.map_or(0, Span::ms),
                 on_violation: anomaly.on_violation,
             });
         }

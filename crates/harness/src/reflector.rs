@@ -6,7 +6,10 @@
 //! (`POST /v1/reflect`, `floodgate reflect`).
 //!
 //! Suspension is enforced where agents get work: `POST /v1/agent/claim`
-//! skips open tickets whose fingerprint is suspended.
+//! skips open tickets whose fingerprint is suspended, and each run
+//! escalates the open tickets the harness filed (SLO, invariant, anomaly,
+//! alert) on a suspended fingerprint, not members of an incident, naming
+//! the help ticket they wait on.
 
 use crate::proposal::{Proposal, Stage, RESULT_COLLIDED};
 use crate::reflection::{
@@ -14,7 +17,7 @@ use crate::reflection::{
     Thresholds, TicketRecord,
 };
 use crate::store::{IntakeAction, Store, StoreError, TicketFilter};
-use crate::tickets::{Ticket, TicketState, TicketType};
+use crate::tickets::{Command, Source, Ticket, TicketState, TicketType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,7 +53,23 @@ pub struct RunReport {
     pub suspended: BTreeMap<String, BTreeSet<String>>,
     /// Fingerprints a human's answer released in this run.
     pub resumed: Vec<String>,
+    /// Open tickets of suspended fingerprints this run escalated (they
+    /// wait on the help ticket's answer).
+    pub escalated: Vec<String>,
 }
+
+/// Whether the harness filed tickets of this source on its own (an SLO,
+/// an invariant, an anomaly, an alert): a human's own ticket, or a help
+/// ticket, is the human's to decide about.
+fn machine_filed(source: Source) -> bool {
+    matches!(
+        source,
+        Source::Slo | Source::Invariant | Source::Anomaly | Source::Alertmanager
+    )
+}
+
+/// The actor reflection acts as on tickets.
+pub const REFLECTION_ACTOR: &str = "harness:reflection";
 
 /// What a change targets, for reflection: a limit, the store, the
 /// failure policy, the config, the drain switch.
@@ -231,6 +250,43 @@ pub fn run(store: &Store, thresholds: &Thresholds, now_ms: u64) -> Result<RunRep
             }
         }
     }
+    // An open ticket the harness filed on a suspended fingerprint waits on
+    // a human's answer, not on an agent: escalated now, naming what it
+    // waits on, so no ticket sits open unworked (a recurrence after the
+    // answer opens a new episode). A member of an incident follows its
+    // owner instead; a human's own ticket stays as the human left it.
+    for ticket in &tickets {
+        let Some(help) = stored
+            .suspended
+            .get(&ticket.fingerprint)
+            .and_then(|waiting| waiting.iter().next())
+        else {
+            continue;
+        };
+        let current = match store.get(&ticket.id)? {
+            Some(current)
+                if current.state == TicketState::Open
+                    && current.incident.is_none()
+                    && machine_filed(current.source) =>
+            {
+                current
+            }
+            _ => continue,
+        };
+        let command = Command::Escalate {
+            actor: REFLECTION_ACTOR.into(),
+            reason: format!(
+                "automatic work on {} is suspended until a human answers {help}: this ticket waits on that answer",
+                current.fingerprint
+            ),
+        };
+        match store.command(&current.id, &command, now_ms) {
+            Ok(_) => report.escalated.push(current.id.clone()),
+            // Claimed or changed since it was read: its worker decides.
+            Err(StoreError::Transition(_)) => {}
+            Err(error) => return Err(error),
+        }
+    }
     report.findings = findings;
     report.suspended = stored.suspended.clone();
     stored.last_ms = Some(now_ms);
@@ -243,10 +299,12 @@ pub fn run(store: &Store, thresholds: &Thresholds, now_ms: u64) -> Result<RunRep
         "help_tickets": report.help_tickets,
         "suspended": report.suspended,
         "resumed": report.resumed,
+        "escalated": report.escalated,
     });
     let changed = !report.findings.is_empty()
         || !report.help_tickets.is_empty()
-        || !report.resumed.is_empty();
+        || !report.resumed.is_empty()
+        || !report.escalated.is_empty();
     if changed {
         store.set_setting(
             STATE_SETTING,

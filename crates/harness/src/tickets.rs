@@ -919,7 +919,9 @@ pub fn fires_against(ticket: &Ticket, draft: &NewTicket) -> bool {
                 return false;
             };
             let side = (first - reference.median).signum();
-            side != 0.0 && (now - reference.median) * side > threshold * reference.scale
+            side != 0.0
+                && (now - reference.median) * side > 0.0
+                && !reference.holds(now, *threshold)
         }
         _ => false,
     }
@@ -1267,6 +1269,7 @@ mod tests {
                 median: 10.0,
                 scale: 1.0,
                 direction: crate::objectives::Direction::Both,
+                capacity: None,
             }),
         };
         let anomaly = |value: f64| NewTicket {

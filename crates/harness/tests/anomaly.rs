@@ -225,6 +225,25 @@ fn a_capacity_that_is_not_a_positive_number_is_refused_naming_it() {
     }
 }
 
+#[test]
+fn a_sustain_that_is_not_a_duration_or_longer_than_a_day_is_refused_naming_it() {
+    for (bad, says) in [("25h", "a day"), ("soon", "not a duration")] {
+        let text = format!(
+            "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n    sustain: {bad}\n"
+        );
+        let error = objectives::parse("a.yaml", &text)
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            error.contains("anomalies[0]") && error.contains(says),
+            "{bad}: {error}"
+        );
+    }
+    let text = "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n    sustain: 10m\n";
+    let parsed = objectives::parse("a.yaml", text).expect("a valid sustain");
+    assert_eq!(parsed.anomalies[0].sustain_ms, 600_000);
+}
+
 /// A harness with one rate detector, ticked by a seeded workload whose
 /// mean per tick `mean_at(tick)` decides.
 struct Traffic {

@@ -4,14 +4,16 @@
 //! recorded once, and stays quiet after the notice ends; the same step
 //! unannounced, or beyond the notice's `max_factor`, is ticketed. A rise
 //! within the capacity an anomaly declares files no ticket until it passes
-//! the capacity; a drop is ticketed whatever the capacity.
+//! the capacity; a drop is ticketed whatever the capacity. An anomaly that
+//! declares `sustain:` files only an episode that lasts that long (or goes
+//! past its capacity), against the level before it.
 
 mod common;
 
 use common::{scratch_dir, seed, FakeService, Rng, T0_MS, TICK_MS};
 use floodgate_harness::anomaly::DetectorState;
 use floodgate_harness::harness::{
-    ANOMALY_BEYOND_NOTICE, ANOMALY_EXPECTED, ANOMALY_WITHIN_CAPACITY,
+    ANOMALY_BEYOND_NOTICE, ANOMALY_EXPECTED, ANOMALY_TRANSIENT, ANOMALY_WITHIN_CAPACITY,
 };
 use floodgate_harness::notices::{LabelName, NoticeDraft, NoticeMatcher, NoticeState};
 use floodgate_harness::observe::{Observer, Target, TickReport};
@@ -369,4 +371,82 @@ async fn a_drop_is_ticketed_whatever_the_capacity() {
     let tickets = world.tickets();
     assert_eq!(tickets.len(), 1, "seed {seed}: {tickets:?}");
     assert!(world.events(ANOMALY_WITHIN_CAPACITY).is_empty());
+}
+
+/// An anomaly that files only an episode lasting ten minutes, over an
+/// hour's reference; with a capacity of three times the level, or none.
+fn sustained(capacity: Option<u32>) -> String {
+    let mut text = "
+anomalies:
+  - name: request_rate
+    series: floodgate_requests_total
+    rate_window: 1m
+    min_relative_scale: 0.05
+    history: 360
+    sustain: 10m
+"
+    .to_owned();
+    if let Some(capacity) = capacity {
+        text.push_str(&format!("    capacity: {capacity}\n"));
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_burst_shorter_than_the_sustain_is_transient_and_a_longer_rise_is_ticketed_against_the_level_before_it(
+) {
+    let seed = seed(61);
+    let mut world = World::start_with("sustain", seed, &sustained(None)).await;
+    // A four-minute burst at two and a half times the level.
+    world.run(4 * PER_MINUTE, MEAN_PER_TICK * 2.5).await;
+    assert!(
+        matches!(world.detector_state(), DetectorState::Anomalous { .. }),
+        "seed {seed}: the burst is an anomaly: {:?}",
+        world.detector_state()
+    );
+    world.run(10 * PER_MINUTE, MEAN_PER_TICK).await;
+    assert_eq!(
+        world.tickets(),
+        vec![],
+        "seed {seed}: a burst files nothing"
+    );
+    let transient = world.events(ANOMALY_TRANSIENT);
+    assert_eq!(transient.len(), 1, "seed {seed}: {transient:?}");
+    let lasted = transient[0]["lasted_ms"].as_u64().expect("lasted_ms");
+    assert!(
+        lasted > 2 * MINUTE_MS && lasted < 10 * MINUTE_MS,
+        "seed {seed}: {transient:?}"
+    );
+    assert_eq!(transient[0]["sustain_ms"], 600_000);
+    // The same rise, sustained: ticketed once, after ten minutes, and its
+    // criterion judges against the level before it (about 100 a second),
+    // not what the detector learned while it waited.
+    world.run(9 * PER_MINUTE, MEAN_PER_TICK * 2.5).await;
+    assert_eq!(
+        world.tickets(),
+        vec![],
+        "seed {seed}: nine minutes are not ten"
+    );
+    world.run(4 * PER_MINUTE, MEAN_PER_TICK * 2.5).await;
+    let tickets = world.tickets();
+    assert_eq!(tickets.len(), 1, "seed {seed}: {tickets:?}");
+    let reference = tickets[0].acceptance_criteria[0]
+        .reference
+        .as_ref()
+        .expect("a reference");
+    assert!(
+        (reference.median - 100.0).abs() < 10.0,
+        "seed {seed}: the level before the rise: {reference:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rise_past_the_capacity_is_ticketed_at_once_whatever_the_sustain() {
+    let seed = seed(67);
+    let mut world = World::start_with("sustain-capacity", seed, &sustained(Some(300))).await;
+    // Five times the level: past the capacity of 300 a second.
+    world.run(2 * PER_MINUTE, MEAN_PER_TICK * 5.0).await;
+    let tickets = world.tickets();
+    assert_eq!(tickets.len(), 1, "seed {seed}: {tickets:?}");
+    assert!(world.events(ANOMALY_TRANSIENT).is_empty());
 }

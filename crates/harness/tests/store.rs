@@ -853,3 +853,64 @@ fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
     // Every move is in the ledger: the rebuilt tickets match.
     ledger::verify(&dir).unwrap_or_else(|error| panic!("{error:?}"));
 }
+
+#[test]
+fn reflection_escalates_the_open_tickets_the_harness_filed_on_a_suspended_fingerprint() {
+    use floodgate_harness::reflection::Thresholds;
+    use floodgate_harness::reflector::{self, Stored, STATE_SETTING};
+    let dir = scratch_dir("suspended-escalated");
+    let store = open(&dir);
+    let filed = |fingerprint: &str, source: Source, causes: &[&str], at: u64| {
+        let mut draft = caused(fingerprint, causes);
+        draft.source = source;
+        store.intake(&draft, None, at).expect("intake").ticket
+    };
+    // A help ticket a human has not answered; three fingerprints wait on it.
+    let help = filed("reflection:contested:slo:x", Source::Reflection, &[], T0_MS);
+    let mut stored = Stored::default();
+    for fingerprint in ["slo:x", "human:y", "anomaly:z"] {
+        stored
+            .suspended
+            .entry(fingerprint.into())
+            .or_default()
+            .insert(help.id.clone());
+    }
+    store
+        .put_setting(
+            STATE_SETTING,
+            &serde_json::to_string(&stored).expect("json"),
+        )
+        .expect("stored");
+    let slo = filed("slo:x", Source::Slo, &["value:api/org=a"], T0_MS + 1);
+    let human = filed("human:y", Source::Human, &[], T0_MS + 2);
+    // A member of the SLO ticket's incident follows its owner.
+    let member = filed(
+        "anomaly:z",
+        Source::Anomaly,
+        &["value:api/org=a"],
+        T0_MS + 3,
+    );
+    assert_eq!(member.incident.as_deref(), Some(slo.id.as_str()));
+    let free = filed("slo:w", Source::Slo, &[], T0_MS + 4);
+
+    let report =
+        reflector::run(&store, &Thresholds::default(), T0_MS + 10).expect("reflection runs");
+    assert_eq!(report.escalated, vec![slo.id.clone()], "{report:?}");
+    let history = store.history(&slo.id).expect("history");
+    let escalation = history.last().expect("an entry");
+    assert!(
+        escalation.data.to_string().contains(&help.id),
+        "names the help ticket it waits on: {escalation:?}"
+    );
+    assert_eq!(state_of(&store, &slo.id).0, TicketState::Escalated);
+    // The member followed its owner; the human's ticket, the help ticket
+    // and a ticket of another fingerprint are left as they were.
+    assert_eq!(state_of(&store, &member.id).0, TicketState::Escalated);
+    assert_eq!(state_of(&store, &human.id).0, TicketState::Open);
+    assert_eq!(state_of(&store, &help.id).0, TicketState::Open);
+    assert_eq!(state_of(&store, &free.id).0, TicketState::Open);
+    // A second run finds nothing more to escalate.
+    let again = reflector::run(&store, &Thresholds::default(), T0_MS + 20).expect("runs");
+    assert!(again.escalated.is_empty(), "{again:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -55,7 +55,12 @@ descriptors:
 /// request a throttle rejects does not count against the other limits it
 /// hit. The anomaly watches the admitted rate: the load the protected
 /// service takes ([`objectives`] adds the capacity it is planned for, when
-/// the scenario declares one).
+/// the scenario declares one). Its reference is the last hour (`history:
+/// 360` values at the lab's 10 s tick), and an episode files only when it
+/// lasts ten minutes (`sustain: 10m`) or goes past the declared capacity: a
+/// tenant's contractual burst (minutes at a few times its rate, harming
+/// nothing known) is not an incident, and the hour-long reference does not
+/// learn a surge as normal while the episode waits.
 pub const OBJECTIVES: &str = r#"
 alerting:
   min_events: 20
@@ -82,6 +87,8 @@ anomalies:
     rate_window: 1m
     threshold: 6
     min_relative_scale: 0.05
+    history: 360
+    sustain: 10m
     on_violation: ticket
 "#;
 

@@ -212,6 +212,34 @@ impl Histogram {
     }
 }
 
+/// Why an action taken over the API was refused with nothing changed
+/// (`floodgate_actions_refused_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionRefusal {
+    /// The queue already held `MAX_PENDING_ACTIONS` (503 `overloaded`).
+    Overloaded = 0,
+    /// No turn within `ACTION_TIMEOUT` (503 `timeout`).
+    QueueTimeout = 1,
+    /// Planned past `ACTION_TIMEOUT` (504 `timeout`).
+    PlanningTimeout = 2,
+}
+
+impl ActionRefusal {
+    pub const ALL: [ActionRefusal; 3] = [
+        ActionRefusal::Overloaded,
+        ActionRefusal::QueueTimeout,
+        ActionRefusal::PlanningTimeout,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActionRefusal::Overloaded => "overloaded",
+            ActionRefusal::QueueTimeout => "queue_timeout",
+            ActionRefusal::PlanningTimeout => "planning_timeout",
+        }
+    }
+}
+
 /// Service-wide counters.
 #[derive(Debug, Default)]
 pub struct ServiceMetrics {
@@ -219,9 +247,20 @@ pub struct ServiceMetrics {
     errors: [[AtomicU64; 6]; 2],
     unmatched: [AtomicU64; 3],
     durations: [Histogram; 2],
+    actions_refused: [AtomicU64; 3],
 }
 
 impl ServiceMetrics {
+    /// One action over the API refused with nothing changed.
+    pub fn action_refused(&self, reason: ActionRefusal) {
+        self.actions_refused[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Actions refused so far for `reason`.
+    pub fn actions_refused(&self, reason: ActionRefusal) -> u64 {
+        self.actions_refused[reason as usize].load(Ordering::Relaxed)
+    }
+
     pub fn request(&self, api: Api, outcome: Outcome, elapsed: Duration) {
         self.requests[api as usize][outcome as usize].fetch_add(1, Ordering::Relaxed);
         self.durations[api as usize].observe(elapsed);
@@ -441,6 +480,12 @@ pub fn render(input: &RenderInput<'_>) -> String {
                 ];
                 for (reason, count) in reasons {
                     series(&mut out, def.name, &[reason], def, count);
+                }
+            }
+            n if n == catalog::ACTIONS_REFUSED.name => {
+                for reason in ActionRefusal::ALL {
+                    let count = input.service.actions_refused(reason);
+                    series(&mut out, def.name, &[reason.as_str()], def, count);
                 }
             }
             n if n == catalog::CONFIG_LIMITS.name => {

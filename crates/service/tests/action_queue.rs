@@ -98,6 +98,19 @@ async fn get(server: &TestServer, path: &str) -> (u16, String) {
     (status, response.text().await.expect("body"))
 }
 
+/// `floodgate_actions_refused_total{reason="REASON"}` as `/metrics` shows it.
+async fn refused_total(server: &TestServer, reason: &str) -> u64 {
+    let (status, text) = get(server, "/metrics").await;
+    assert_eq!(status, 200);
+    let series = format!("floodgate_actions_refused_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
 fn spawn_action(server: &TestServer, body: Value) -> tokio::task::JoinHandle<(u16, Value)> {
     let url = server.url("/v1/actions/set_limit");
     tokio::spawn(async move {
@@ -208,6 +221,10 @@ async fn reads_and_checks_never_wait_on_an_action_and_the_queue_is_bounded() {
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["error"]["kind"], "overloaded", "{refused}");
     assert_eq!(config_version(&server).await, 1);
+    // Both refusals are counted, and nothing else is.
+    assert_eq!(refused_total(&server, "overloaded").await, 2);
+    assert_eq!(refused_total(&server, "queue_timeout").await, 0);
+    assert_eq!(refused_total(&server, "planning_timeout").await, 0);
 
     holder.release.send(()).expect("release");
     let (status, applied) = guarded("the held action", held).await.expect("task");
@@ -284,6 +301,9 @@ async fn an_action_past_its_timeout_changes_nothing() {
         .collect();
     assert_eq!(types, ["action_requested", "action_failed"], "{page}");
     assert_eq!(server.control.pending_actions(), 0);
+    assert_eq!(refused_total(&server, "queue_timeout").await, 1);
+    assert_eq!(refused_total(&server, "planning_timeout").await, 1);
+    assert_eq!(refused_total(&server, "overloaded").await, 0);
 
     // The queue is free again, and an action within its timeout runs.
     let (status, _, applied) = post(

@@ -112,7 +112,8 @@ impl RunbookAgent {
         }
     }
 
-    /// Reads `state:` observations from this service.
+    /// Reads `state:` observations from this service (for a ticket that
+    /// names no instance of its own).
     pub fn with_service(mut self, service: impl Into<String>) -> RunbookAgent {
         self.service = Some(service.into());
         self
@@ -258,7 +259,7 @@ impl RunbookAgent {
             let command = work.run.next(outcome.take(), now_ms);
             match command {
                 Command::Observe { query } => {
-                    let (answer, base) = self.observe(&query).await;
+                    let (answer, base) = self.observe(&query, &work.ticket).await;
                     if base.is_some() {
                         work.base_config = base;
                     }
@@ -415,7 +416,10 @@ impl RunbookAgent {
 
     /// Runs an observation; answers it and, for evidence, the config hash
     /// every instance is at (`None` when they disagree or none answered).
-    async fn observe(&self, query: &Query) -> (Outcome, Option<String>) {
+    /// A `state:` observation reads the instance the ticket is about
+    /// (`context.instance`, an invariant's), else this agent's service,
+    /// else the harness's default.
+    async fn observe(&self, query: &Query, ticket: &Value) -> (Outcome, Option<String>) {
         match query {
             Query::Series {
                 selector,
@@ -446,7 +450,12 @@ impl RunbookAgent {
                 Err(error) => (Outcome::Error(describe(&error)), None),
             },
             Query::State { .. } => {
-                let service = self.service.clone().unwrap_or_default();
+                let service = ticket["context"]["instance"]
+                    .as_str()
+                    .filter(|instance| !instance.is_empty())
+                    .map(str::to_owned)
+                    .or_else(|| self.service.clone())
+                    .unwrap_or_default();
                 match self.client.observe_state(&service).await {
                     Ok(answer) => (Outcome::Value(query.resolve_state(&answer["state"])), None),
                     Err(error) => (Outcome::Error(describe(&error)), None),

@@ -562,6 +562,9 @@ impl<S: CounterStore> Control<S> {
         let past_deadline = || {
             let late = deadline.is_some_and(|deadline| tokio::time::Instant::now() > deadline);
             late.then(|| {
+                self.engine()
+                    .metrics
+                    .action_refused(crate::stats::ActionRefusal::PlanningTimeout);
                 ActionError::run_timeout(format!(
                     "the action was not planned within {:?} of being taken (ACTION_TIMEOUT); nothing changed",
                     self.action_timeout()

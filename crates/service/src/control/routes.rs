@@ -7,6 +7,7 @@ use super::history::{CONFIG_PAGE_DEFAULT, CONFIG_PAGE_MAX};
 use super::{Actor, Control, ANONYMOUS};
 use crate::http::HttpState;
 use crate::limits::{MAX_DOMAIN_BYTES, TRAFFIC_PAGE_DEFAULT, TRAFFIC_PAGE_MAX};
+use crate::stats::ActionRefusal;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -483,9 +484,13 @@ async fn act<S: CounterStore>(
     request: ActionRequest,
     actor: String,
 ) -> Response {
+    let refused = |reason: ActionRefusal| control.engine().metrics.action_refused(reason);
     let admitted = match control.admit_action() {
         Ok(admitted) => admitted,
-        Err(error) => return overloaded(error),
+        Err(error) => {
+            refused(ActionRefusal::Overloaded);
+            return overloaded(error);
+        }
     };
     let timeout = control.action_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
@@ -497,9 +502,10 @@ async fn act<S: CounterStore>(
                 .into_response()
         }
         Err(_) => {
+            refused(ActionRefusal::QueueTimeout);
             return overloaded(ActionError::queue_timeout(format!(
                 "the action did not get its turn within {timeout:?} (ACTION_TIMEOUT): the actions before it took that long; it never ran, nothing changed"
-            )))
+            )));
         }
     };
     let control = control.clone();
