@@ -540,7 +540,13 @@ pub fn judge(
         mitigated: false,
         escalated,
         help: !helps.is_empty(),
-        false_alarms: false_alarms.len(),
+        // On a control every ticket is a false alarm, one opened during
+        // its harmless fault as much as any other (the verdict says so).
+        false_alarms: if expect.outcome == Outcome::Quiet {
+            run.tickets.len()
+        } else {
+            false_alarms.len()
+        },
         alarms_before_fault: false_alarms
             .iter()
             .filter(|t| injected.is_some_and(|at| t.created_t_ms < at))
@@ -996,6 +1002,23 @@ mod tests {
         let (verdict, _, figures) = judge(&run, &record(0..0, 40), &expectation);
         assert_eq!(verdict, Verdict::Fail);
         assert_eq!(figures.false_alarms, 1);
+    }
+
+    #[test]
+    fn a_ticket_during_a_control_s_harmless_fault_is_a_false_alarm_too() {
+        let mut run = record(0..0, 40);
+        let expectation = expect(Outcome::Quiet);
+        assert!(!expectation.faults.is_empty());
+        let during = expectation.faults[0].at_ms / TICK_MS + 1;
+        run.tickets.push(ticket(
+            "anomaly",
+            "anomaly:request_rate",
+            "escalated",
+            during,
+        ));
+        let (verdict, _, figures) = judge(&run, &record(0..0, 40), &expectation);
+        assert_eq!(verdict, Verdict::Fail);
+        assert_eq!(figures.false_alarms, 1, "every ticket of a control counts");
     }
 
     #[test]
