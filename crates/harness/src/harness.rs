@@ -738,6 +738,12 @@ impl Harness {
                     "threshold": def.detector.threshold,
                 })
             };
+            let event = |kind: &str, detail: serde_json::Value| HarnessEvent {
+                time_ms: now,
+                kind: kind.into(),
+                name: def.name.clone(),
+                detail,
+            };
             if !matches!(verdict.state, DetectorState::Anomalous { .. }) {
                 expectation.suppressed_by = None;
                 expectation.absorbed = false;
@@ -746,17 +752,9 @@ impl Harness {
                     let mut detail = pending.first;
                     detail["lasted_ms"] = now.saturating_sub(pending.since_ms).into();
                     detail["sustain_ms"] = def.sustain_ms.into();
-                    output.events.push(HarnessEvent {
-                        time_ms: now,
-                        kind: ANOMALY_TRANSIENT.into(),
-                        name: def.name.clone(),
-                        detail,
-                    });
+                    output.events.push(event(ANOMALY_TRANSIENT, detail));
                 }
             }
-            // Whether this value files the episode's ticket now: it is past
-            // the declared capacity, or the episode lasted its `sustain:`.
-            // Until then it waits, its reference frozen at the alarm.
             // An alarm, or an episode a notice held back (or one waiting
             // for its `sustain:` past what a notice announced) that goes
             // on: is it still what a notice announced?
@@ -780,12 +778,7 @@ impl Harness {
                             let mut detail = detail();
                             detail["notice"] = holder.notice.id.clone().into();
                             detail["expected"] = holder.describe();
-                            output.events.push(HarnessEvent {
-                                time_ms: now,
-                                kind: ANOMALY_EXPECTED.into(),
-                                name: def.name.clone(),
-                                detail,
-                            });
+                            output.events.push(event(ANOMALY_EXPECTED, detail));
                         }
                         // The notice holds this episode back: count its
                         // values from its first exceeding one (a new
@@ -819,23 +812,17 @@ impl Harness {
                             let mut detail = detail();
                             detail["notices"] = ids.clone().into();
                             detail["beyond"] = beyond.clone().into();
-                            output.events.push(HarnessEvent {
-                                time_ms: now,
-                                kind: ANOMALY_BEYOND_NOTICE.into(),
-                                name: def.name.clone(),
-                                detail: detail.clone(),
-                            });
+                            output
+                                .events
+                                .push(event(ANOMALY_BEYOND_NOTICE, detail.clone()));
                             let expected = serde_json::json!({
                                 "notices": covered.iter().map(Covered::describe).collect::<Vec<_>>(),
                                 "beyond": beyond,
                             });
                             match def.on_violation {
-                                OnViolation::Event => output.events.push(HarnessEvent {
-                                    time_ms: now,
-                                    kind: "anomaly.detected".into(),
-                                    name: def.name.clone(),
-                                    detail,
-                                }),
+                                OnViolation::Event => {
+                                    output.events.push(event("anomaly.detected", detail))
+                                }
                                 _ => {
                                     let mut violation = anomaly_violation(def, detail, reference);
                                     violation.draft.objective.description.push_str(&format!(
@@ -852,16 +839,11 @@ impl Harness {
                     }
                 }
             } else if verdict.alarm || expectation.absorbed || expectation.pending.is_some() {
-                if within_capacity(def, &verdict) {
+                if rise_within_capacity(def, &verdict) == Some(true) {
                     if verdict.alarm {
                         let mut detail = detail();
                         detail["capacity"] = def.capacity.into();
-                        output.events.push(HarnessEvent {
-                            time_ms: now,
-                            kind: ANOMALY_WITHIN_CAPACITY.into(),
-                            name: def.name.clone(),
-                            detail,
-                        });
+                        output.events.push(event(ANOMALY_WITHIN_CAPACITY, detail));
                     }
                     expectation.absorbed = true;
                 } else if let Some(reference) =
@@ -872,12 +854,9 @@ impl Harness {
                     // `sustain:`.
                     expectation.absorbed = false;
                     match def.on_violation {
-                        OnViolation::Event => output.events.push(HarnessEvent {
-                            time_ms: now,
-                            kind: "anomaly.detected".into(),
-                            name: def.name.clone(),
-                            detail: detail(),
-                        }),
+                        OnViolation::Event => {
+                            output.events.push(event("anomaly.detected", detail()))
+                        }
                         _ => output
                             .violations
                             .push(anomaly_violation(def, detail(), reference)),
@@ -1117,7 +1096,9 @@ fn due(
         DetectorState::Anomalous { since_ms, .. } => since_ms,
         _ => now,
     };
-    if past_capacity(def, verdict) || now.saturating_sub(since_ms) >= def.sustain_ms {
+    if rise_within_capacity(def, verdict) == Some(false)
+        || now.saturating_sub(since_ms) >= def.sustain_ms
+    {
         return Some(match pending.take() {
             Some(pending) => pending.reference,
             None => reference_of(verdict, def),
@@ -1133,27 +1114,14 @@ fn due(
     None
 }
 
-/// Whether `verdict` is a rise past the anomaly's declared capacity (harm
-/// known at once). Without a capacity, or for a drop, never.
-fn past_capacity(def: &AnomalyDef, verdict: &crate::anomaly::Verdict) -> bool {
-    match (def.capacity, verdict.median) {
-        (Some(capacity), Some(median)) => {
-            verdict.value.is_finite() && verdict.value > median && verdict.value > capacity
-        }
-        _ => false,
-    }
-}
-
-/// Whether `verdict` is a rise that the anomaly's declared capacity
-/// absorbs: above the level before (the detector's median) and at most the
-/// capacity. Without a capacity, or for a drop, nothing is absorbed.
-fn within_capacity(def: &AnomalyDef, verdict: &crate::anomaly::Verdict) -> bool {
-    match (def.capacity, verdict.median) {
-        (Some(capacity), Some(median)) => {
-            verdict.value.is_finite() && verdict.value > median && verdict.value <= capacity
-        }
-        _ => false,
-    }
+/// Where a rise stands against the anomaly's declared capacity: `Some(true)`
+/// at or under it (absorbed: it harms nothing), `Some(false)` past it
+/// (harm known at once). `None` without a capacity, or for a drop (a
+/// value not above the level before, the detector's median).
+fn rise_within_capacity(def: &AnomalyDef, verdict: &crate::anomaly::Verdict) -> Option<bool> {
+    let capacity = def.capacity?;
+    let rise = verdict.value.is_finite() && verdict.value > verdict.median?;
+    rise.then_some(verdict.value <= capacity)
 }
 
 /// The level before an anomaly, as the detector knew it when it alarmed.

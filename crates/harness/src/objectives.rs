@@ -274,7 +274,7 @@ pub enum Direction {
 }
 
 /// The longest `sustain:` an anomaly may declare.
-pub const MAX_SUSTAIN_MS: u64 = 24 * 60 * 60 * 1000;
+pub const MAX_SUSTAIN_MS: u64 = DAY_MS;
 
 /// An anomaly detector on one series (see [`crate::anomaly`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]

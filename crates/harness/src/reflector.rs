@@ -263,26 +263,22 @@ pub fn run(store: &Store, thresholds: &Thresholds, now_ms: u64) -> Result<RunRep
         else {
             continue;
         };
-        let current = match store.get(&ticket.id)? {
-            Some(current)
-                if current.state == TicketState::Open
-                    && current.incident.is_none()
-                    && machine_filed(current.source) =>
-            {
-                current
-            }
-            _ => continue,
-        };
+        if ticket.state != TicketState::Open
+            || ticket.incident.is_some()
+            || !machine_filed(ticket.source)
+        {
+            continue;
+        }
         let command = Command::Escalate {
             actor: REFLECTION_ACTOR.into(),
             reason: format!(
                 "automatic work on {} is suspended until a human answers {help}: this ticket waits on that answer",
-                current.fingerprint
+                ticket.fingerprint
             ),
         };
-        match store.command(&current.id, &command, now_ms) {
-            Ok(_) => report.escalated.push(current.id.clone()),
-            // Claimed or changed since it was read: its worker decides.
+        match store.command(&ticket.id, &command, now_ms) {
+            Ok(_) => report.escalated.push(ticket.id.clone()),
+            // Claimed or closed since it was read: its worker decides.
             Err(StoreError::Transition(_)) => {}
             Err(error) => return Err(error),
         }
