@@ -444,7 +444,7 @@ pub static CATALOG: &[ToolDef] = &[
         name: "get_proposal",
         title: "Read a proposal",
         description: "A proposal and its pipeline stage (testing, awaiting_approval, \
-            canary, held, deploying, verifying, succeeded, failed, rejected, rolled_back), \
+            canary, held, deploying, verifying, succeeded, failed, rejected, rolled_back, kept), \
             with each stage's evidence.",
         input_schema: schema::<ProposalArgs>,
         read_only: true,

@@ -726,10 +726,19 @@ fn abusive_tenant_surge_throttles_only_past_the_declared_capacity() {
     let (end, _) = world.run(&runbook, &anomaly_ticket_with(100.0, Some(250.0)));
     assert!(matches!(end, Command::Done { .. }), "{end:?}");
     assert_eq!(world.proposed.len(), 1);
-    assert!(world.proposed[0]
+    let throttle = world.proposed[0]
         .0
         .iter()
-        .any(|a| a.params["rate_limit"]["name"] == "throttle@tenant=acme"));
+        .find(|a| a.params["rate_limit"]["name"] == "throttle@tenant=acme")
+        .expect("a throttle");
+    // Back to 80% of the capacity (200/s, above the 100/s before), not to
+    // the level before: at 260/s acme gives up 1.2 x (260 - 200) = 72 of
+    // its 180/s, keeping 108/s (6,480 a minute): a cut to 100/s would
+    // hold it far under its own usual rate once the surge is over.
+    let quota = throttle.params["rate_limit"]["requests_per_unit"]
+        .as_u64()
+        .expect("a quota");
+    assert!((6480..=6481).contains(&quota), "{quota}");
     // No capacity declared: a rise cannot be told from abuse; a human
     // decides, nothing is throttled.
     let mut world = World::new(state())
@@ -1136,25 +1145,55 @@ fn capacity_headroom_doubles_capacity_and_verifies() {
     );
     assert_eq!(
         summary(&end),
-        "Store capacity doubled to 2000; used ratio now 0.45."
+        "Store capacity raised to 2000; used ratio now 0.45."
     );
     assert_eq!(world.proposed[0].0[0].params, json!({"max_keys": 2000}));
     assert!(world.asked.is_empty());
-    // past the soft ceiling a human approves; the pipeline fails it
+    // A raise that did not bring the headroom back (rolled back by the
+    // pipeline): the next is x4 the capacity first found, then x8.
+    let mut world = World::new(state())
+        .verdicts(&[ProposalStatus::RolledBack, ProposalStatus::Succeeded])
+        .on_wait(|_| {})
+        .on_wait(|state| state["store"]["used_ratio"] = json!(0.3));
+    let (end, _) = world.run(
+        &runbook,
+        &ticket("invariant", "invariant:capacity_headroom"),
+    );
+    let raises: Vec<&Value> = world
+        .proposed
+        .iter()
+        .map(|(actions, _)| &actions[0].params["max_keys"])
+        .collect();
+    assert_eq!(raises, vec![&json!(2000), &json!(4000)]);
+    assert_eq!(
+        summary(&end),
+        "Store capacity raised to 4000; used ratio now 0.3."
+    );
+    // past the soft ceiling a human approves each raise; three that the
+    // pipeline fails, and a human decides
     let mut big = state();
     big["store"]["capacity"] = json!(8_000_000);
     big["store"]["keys"] = json!(7_900_000);
     let mut world = World::new(big)
-        .verdicts(&[ProposalStatus::Failed])
-        .answers(&[Approval::Approved]);
+        .verdicts(&[
+            ProposalStatus::Failed,
+            ProposalStatus::Failed,
+            ProposalStatus::Failed,
+        ])
+        .answers(&[Approval::Approved, Approval::Approved, Approval::Approved]);
     let (end, _) = world.run(
         &runbook,
         &ticket("invariant", "invariant:store_below_capacity"),
     );
-    assert_eq!(world.asked.len(), 1);
+    assert_eq!(world.asked.len(), 3);
+    let raises: Vec<&Value> = world
+        .proposed
+        .iter()
+        .map(|(actions, _)| &actions[0].params["max_keys"])
+        .collect();
     assert_eq!(
-        world.proposed[0].0[0].params,
-        json!({"max_keys": 16_000_000})
+        raises,
+        vec![&json!(16_000_000), &json!(32_000_000), &json!(64_000_000)]
     );
     assert!(summary(&end).starts_with("The pipeline did not accept the capacity raise"));
     // capacity raised but the store keeps filling
@@ -1163,7 +1202,7 @@ fn capacity_headroom_doubles_capacity_and_verifies() {
         &runbook,
         &ticket("invariant", "invariant:capacity_headroom"),
     );
-    assert!(summary(&end).starts_with("Capacity doubled but the used ratio is still 0.9"));
+    assert!(summary(&end).starts_with("Capacity raised to 2000 but the used ratio is still 0.9"));
 }
 
 #[test]

@@ -156,14 +156,28 @@ async fn owner_with_a_symptom(world: &World) -> (String, String) {
         )
         .await;
     assert_eq!(status, 200, "{claimed}");
+    let member = file_linked(world, &owner, "incident", "acme is rejected", "< 1%").await;
+    link(world, &elsewhere, &owner).await;
+    (owner, member)
+}
+
+/// Files a human's ticket of `kind` (over_limit_ratio `condition` for 5m)
+/// and links it to `owner`'s incident; answers its id.
+async fn file_linked(
+    world: &World,
+    owner: &str,
+    kind: &str,
+    description: &str,
+    condition: &str,
+) -> String {
     let (status, filed) = world
         .post(
             "/v1/tickets",
             json!({
-                "type": "incident",
-                "objective": {"description": "acme is rejected"},
+                "type": kind,
+                "objective": {"description": description},
                 "acceptance_criteria": [
-                    {"metric": "over_limit_ratio", "condition": "< 1%", "duration": "5m sustained"}
+                    {"metric": "over_limit_ratio", "condition": condition, "duration": "5m sustained"}
                 ],
                 "constraints": [],
                 "priority": "high",
@@ -171,17 +185,19 @@ async fn owner_with_a_symptom(world: &World) -> (String, String) {
         )
         .await;
     assert_eq!(status, 201, "{filed}");
-    let member = filed["ticket"]["id"].as_str().expect("id").to_owned();
-    for linked in [&elsewhere, &member] {
-        let (status, answer) = world
-            .post(
-                &format!("/v1/tickets/{linked}/link"),
-                json!({"incident": owner, "reason": "the same cause"}),
-            )
-            .await;
-        assert_eq!(status, 200, "{answer}");
-    }
-    (owner, member)
+    let id = filed["ticket"]["id"].as_str().expect("id").to_owned();
+    link(world, &id, owner).await;
+    id
+}
+
+async fn link(world: &World, ticket: &str, owner: &str) {
+    let (status, answer) = world
+        .post(
+            &format!("/v1/tickets/{ticket}/link"),
+            json!({"incident": owner, "reason": "the same cause"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
 }
 
 async fn propose_interim(world: &World, ticket: &str, actions: serde_json::Value) -> String {
@@ -219,6 +235,36 @@ async fn an_interim_mitigation_is_judged_by_its_incidents_symptoms_not_by_the_ca
     );
     assert_eq!(world.ticket_state(&owner).await, "in_progress");
     assert_eq!(world.ticket_state(&member).await, "open");
+    assert_eq!(world.limit().await, 120);
+}
+
+/// An investigation linked to the incident (an anomaly: "find out whether
+/// it matters") names no harm: its criterion measures the cause (here a
+/// rate a raise can only move further from), so it does not judge an
+/// interim mitigation (ADR 0025).
+#[tokio::test]
+async fn an_investigation_in_the_incident_does_not_judge_an_interim_mitigation() {
+    let mut world = World::new("interim-investigation", "verify:\n  max_duration: 30m\n");
+    world.ticks(40).await;
+    let (owner, _member) = owner_with_a_symptom(&world).await;
+    file_linked(
+        &world,
+        &owner,
+        "investigation",
+        "acme's admitted rate left its band",
+        "> 50%",
+    )
+    .await;
+
+    let id = propose_interim(&world, &owner, raise_to(120)).await;
+    world.ticks(44).await;
+    let proposal = world.proposal(&id).await;
+    assert_eq!(proposal["stage"], "succeeded", "{:?}", stages(&proposal));
+    let judged = proposal["verify"]["last"].to_string();
+    assert!(
+        judged.contains("< 1%") && !judged.contains("> 50%"),
+        "judged on the harm only, not the investigation: {judged}"
+    );
     assert_eq!(world.limit().await, 120);
 }
 
@@ -299,6 +345,28 @@ async fn criteria_plainly_unmet_fail_fast_without_waiting_for_max_duration() {
     assert_eq!(world.limit().await, 60);
 }
 
+/// Files `draft` as its evaluator files one (straight into the store) and
+/// claims it for agent-1; answers the store and the ticket's id.
+async fn file_as_evaluator_and_claim(
+    world: &World,
+    draft: &floodgate_harness::tickets::NewTicket,
+) -> (floodgate_harness::Store, String) {
+    let store = floodgate_harness::Store::open(&world.data).expect("store");
+    let ticket = store
+        .intake_as(draft, None, world.now(), true)
+        .expect("filed")
+        .ticket
+        .id;
+    let (status, claimed) = world
+        .post(
+            "/v1/agent/claim",
+            json!({"agent": "agent-1", "ticket": ticket}),
+        )
+        .await;
+    assert_eq!(status, 200, "{claimed}");
+    (store, ticket)
+}
+
 #[tokio::test]
 async fn a_violation_firing_anew_during_verification_fails_it_at_once() {
     let mut world = World::new("fired-anew", "verify:\n  max_duration: 6h\n");
@@ -318,19 +386,7 @@ async fn a_violation_firing_anew_during_verification_fails_it_at_once() {
         "fingerprint": "invariant:acme_served",
     }))
     .expect("an invariant's draft");
-    let store = floodgate_harness::Store::open(&world.data).expect("store");
-    let ticket = store
-        .intake_as(&draft, None, world.now(), true)
-        .expect("filed")
-        .ticket
-        .id;
-    let (status, claimed) = world
-        .post(
-            "/v1/agent/claim",
-            json!({"agent": "agent-1", "ticket": ticket}),
-        )
-        .await;
-    assert_eq!(status, 200, "{claimed}");
+    let (store, ticket) = file_as_evaluator_and_claim(&world, &draft).await;
     let (status, answer) = world.propose(&ticket, raise_to(120)).await;
     assert_eq!(status, 201, "{answer}");
     let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
@@ -934,4 +990,74 @@ async fn an_agent_may_ask_a_human_a_question_and_gets_the_answer() {
         )
         .await;
     assert_eq!(status, 409, "{refused}");
+}
+
+/// An SLO ticket's fix that relieved the burn without ending it is kept in
+/// place, not rolled back (ADR 0025); one that did not relieve it is
+/// rolled back as before.
+#[tokio::test]
+async fn a_fix_that_relieved_the_burn_is_kept_one_that_did_not_is_rolled_back() {
+    const LIMITING: &str = "
+slos:
+  - name: limiting
+    service: floodgate
+    target: 99.5%
+    window: 30d
+    sli:
+      ratio:
+        good: floodgate_requests_total{code=\"ok\"}
+        total: floodgate_requests_total
+";
+    let judge = |raise: u64| async move {
+        let mut world = World::build(
+            &format!("relief-{raise}"),
+            LIMITS,
+            LIMITING,
+            "verify:\n  max_duration: 6h\n  fail_after: 5m\n",
+            1,
+        );
+        // acme's 90/min against 60/min: a third rejected, 66x the budget.
+        world.ticks(40).await;
+        let draft: floodgate_harness::tickets::NewTicket = serde_json::from_value(json!({
+            "type": "incident",
+            "objective": {"description": "SLO limiting is burning its error budget"},
+            "acceptance_criteria": [
+                {"metric": "limiting", "condition": ">= 99.5%", "duration": "5m sustained"}
+            ],
+            "constraints": [],
+            "context": {"slo": "limiting"},
+            "source": "slo",
+            "priority": "high",
+            "fingerprint": "slo:limiting",
+        }))
+        .expect("an SLO's draft");
+        let (_, ticket) = file_as_evaluator_and_claim(&world, &draft).await;
+        let (status, answer) = world.propose(&ticket, raise_to(raise)).await;
+        assert_eq!(status, 201, "{answer}");
+        let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+        world.ticks(13 + 31 + 31).await;
+        let proposal = world.proposal(&id).await;
+        let limit = world.limit().await;
+        let state = world.ticket_state(&ticket).await;
+        (proposal, limit, state)
+    };
+    // 80/min: a ninth rejected (22x): still over the fastest rule's 14.4x,
+    // so the fix fails fast, but under half the 66x before: kept.
+    let (proposal, limit, state) = judge(80).await;
+    assert_eq!(proposal["stage"], "kept", "{:?}", stages(&proposal));
+    assert!(
+        proposal["outcome"]
+            .as_str()
+            .is_some_and(|outcome| outcome.contains("relieved the burn")),
+        "{proposal}"
+    );
+    assert_eq!(limit, 80);
+    assert_eq!(state, "in_progress");
+    let applied = proposal["applied"].as_array().expect("applied");
+    assert!(applied.iter().all(|a| a["undone"] != true), "{proposal}");
+    // 62/min: still 31% rejected (62x): no relief, rolled back.
+    let (proposal, limit, state) = judge(62).await;
+    assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
+    assert_eq!(limit, 60);
+    assert_eq!(state, "in_progress");
 }

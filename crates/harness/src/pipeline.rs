@@ -837,6 +837,7 @@ impl Pipeline {
             | Stage::Failed
             | Stage::Rejected
             | Stage::RolledBack
+            | Stage::Kept
             | Stage::Error => None,
         }
     }
@@ -1466,23 +1467,23 @@ impl Pipeline {
         // fastest rule's rate over that rule's short window, wholly after
         // the deploy, says the change did not stop the burn
         // (`slo::burn_not_falling`).
-        let burn_kept = if proposal.interim || ticket.source != crate::tickets::Source::Slo {
-            None
-        } else {
-            let harness = state.harness();
-            ticket.context["slo"]
-                .as_str()
-                .and_then(|name| {
-                    harness
-                        .objectives()
-                        .slos
-                        .iter()
-                        .find(|slo| slo.name == name)
-                })
-                .and_then(|slo| {
-                    crate::slo::burn_not_falling(slo, harness.tsdb(), verify.started_ms, now_ms)
-                })
-        };
+        // The ticket's SLO, copied out: the harness's lock is taken again
+        // below and must not be held across.
+        let slo = (ticket.source == crate::tickets::Source::Slo)
+            .then(|| ticket.context["slo"].as_str())
+            .flatten()
+            .and_then(|name| {
+                state
+                    .harness()
+                    .objectives()
+                    .slos
+                    .iter()
+                    .find(|slo| slo.name == name)
+                    .cloned()
+            });
+        let burn_kept = slo.as_ref().filter(|_| !proposal.interim).and_then(|slo| {
+            crate::slo::burn_not_falling(slo, state.harness().tsdb(), verify.started_ms, now_ms)
+        });
         let failed_early = match (fired_anew, &burn_kept) {
             (Some(fired), _) => Some(format!(
                 "the ticket's violation fired anew {} after the deploy: the change did not hold",
@@ -1602,6 +1603,48 @@ impl Pipeline {
         } else {
             format!("criteria not met by the deadline: {}", unmet.join("; "))
         };
+        // A fix that relieved the burn without ending it (a tenant still
+        // growing past a raise) is kept, not undone (ADR 0025): rolling it
+        // back would bring back the rejections it ended, and the agent's
+        // next change builds on it. A human may still revert it.
+        // "Before" ends when the change first went live (on the canary),
+        // "after" lies wholly after the deploy.
+        let first_applied = proposal
+            .applied
+            .iter()
+            .map(|applied| applied.time_ms)
+            .min()
+            .unwrap_or(verify.started_ms);
+        let relief = slo.as_ref().and_then(|slo| {
+            crate::slo::burn_relief(
+                slo,
+                state.harness().tsdb(),
+                first_applied,
+                verify.started_ms,
+                now_ms,
+            )
+        });
+        if let Some((before, after)) = relief {
+            let detail = format!(
+                "{detail}; but it relieved the burn ({}x over the short window before the deploy, {}x after): kept in place for the next change to build on",
+                crate::quantity::trim_float(before),
+                crate::quantity::trim_float(after)
+            );
+            proposal.record(now_ms, "kept", &detail, verify.last.clone());
+            proposal.outcome = detail.clone();
+            proposal.stage = Stage::Kept;
+            let mut step = Step::new(
+                proposal.clone(),
+                "proposal.kept",
+                json!({ "result": "kept", "before": before, "after": after, "criteria": verify.last }),
+            );
+            step.ticket_command = Some(Command::Rework {
+                actor: HARNESS_ACTOR.into(),
+                reason: format!("{}: {detail}", proposal.id),
+                ttl_ms: REWORK_CLAIM_MS,
+            });
+            return Some(step);
+        }
         proposal.record(now_ms, "failed", &detail, verify.last.clone());
         proposal.outcome = format!("{detail}; rolled back");
         let rework = Command::Rework {
@@ -1846,7 +1889,8 @@ fn longest_criterion(tickets: &[Ticket], window: u64) -> u64 {
         .unwrap_or(window)
 }
 
-/// The symptoms of `owner`'s incident: its active members, but for those
+/// The symptoms of `owner`'s incident: its active members, but for
+/// investigations (anomalies) and for those
 /// the same objective filed on another instance (`invariant:NAME:svc-b`
 /// beside `invariant:NAME:svc-a` is the same cause seen elsewhere, not an
 /// effect a mitigation could end).
@@ -1865,6 +1909,11 @@ fn symptoms_of(state: &HarnessState, owner: &Ticket, window: u64) -> Vec<Ticket>
         .filter(|member| {
             member.fingerprint.is_empty() || crate::reflector::problem_type(member) != cause
         })
+        // An investigation (an anomaly: "find out whether it matters")
+        // names no harm to relieve: its criterion, the level before the
+        // rise, is the cause's own measure (a tenant that grew asks more,
+        // and a raise that helps it admits more), not a symptom.
+        .filter(|member| member.kind != crate::tickets::TicketType::Investigation)
         .map(|mut member| {
             for criterion in &mut member.acceptance_criteria {
                 criterion.duration = Some(crate::criteria::Sustain(

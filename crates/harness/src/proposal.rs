@@ -77,6 +77,10 @@ pub enum Stage {
     Rejected,
     /// Applied and undone: verification failed, or deploying did.
     RolledBack,
+    /// Applied and left in place: verification failed, but the change
+    /// relieved its SLO's burn (ADR 0025). The agent builds on it; a human
+    /// may revert it.
+    Kept,
     /// The pipeline could not judge (a service unreachable, an undo that
     /// failed). Never a pass; a human is asked.
     Error,
@@ -95,6 +99,7 @@ impl Stage {
             Stage::Failed => "failed",
             Stage::Rejected => "rejected",
             Stage::RolledBack => "rolled_back",
+            Stage::Kept => "kept",
             Stage::Error => "error",
         }
     }
@@ -103,7 +108,12 @@ impl Stage {
     pub const fn is_terminal(self) -> bool {
         matches!(
             self,
-            Stage::Succeeded | Stage::Failed | Stage::Rejected | Stage::RolledBack | Stage::Error
+            Stage::Succeeded
+                | Stage::Failed
+                | Stage::Rejected
+                | Stage::RolledBack
+                | Stage::Kept
+                | Stage::Error
         )
     }
 }

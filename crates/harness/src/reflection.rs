@@ -6,7 +6,7 @@
 //!
 //! | finding | when | suspends? |
 //! |---|---|---|
-//! | [`FindingKind::Hysteresis`] | one fingerprint fixed (a proposal succeeded) `same_fix_count` times within `same_fix_window` | yes |
+//! | [`FindingKind::Hysteresis`] | one fingerprint fixed (a proposal succeeded, or was kept because it relieved the problem, ADR 0025) `same_fix_count` times within `same_fix_window` | yes |
 //! | [`FindingKind::EscalatingFix`] | the last `escalation_min_values` values one target's parameter was set to each differ from the one before by `escalation_factor` or more, the same way (64 → 128 → 256 → 512) | yes |
 //! | [`FindingKind::Oscillation`] | a target's setting flaps: weighted percent state change over its last `flap_window` changes above `flap_high`, until below `flap_low` | yes |
 //! | [`FindingKind::NonConvergence`] | a ticket with `max_failed_attempts` failed or rolled-back proposals, or open `never_met_after` with its criteria never met | no |
@@ -111,6 +111,9 @@ pub enum Outcome {
     Failed,
     /// Applied everywhere, then undone (verification or deploy failed).
     RolledBack,
+    /// Applied everywhere and left in place: verification failed, but it
+    /// relieved the burn (ADR 0025).
+    Kept,
     /// A human rejected it, or nobody answered in time.
     Rejected,
     /// The pipeline could not judge it.
@@ -123,6 +126,7 @@ impl Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
             Outcome::RolledBack => "rolled_back",
+            Outcome::Kept => "kept",
             Outcome::Rejected => "rejected",
             Outcome::Error => "error",
         }
@@ -134,6 +138,7 @@ impl Outcome {
             Stage::Succeeded => Some(Outcome::Succeeded),
             Stage::Failed => Some(Outcome::Failed),
             Stage::RolledBack => Some(Outcome::RolledBack),
+            Stage::Kept => Some(Outcome::Kept),
             Stage::Rejected => Some(Outcome::Rejected),
             Stage::Error => Some(Outcome::Error),
             _ => None,
@@ -143,12 +148,15 @@ impl Outcome {
     /// Applied to every service (it stuck, or it was undone afterwards):
     /// what the agent tried, for the escalating-fix check.
     pub const fn was_applied(self) -> bool {
-        matches!(self, Outcome::Succeeded | Outcome::RolledBack)
+        matches!(
+            self,
+            Outcome::Succeeded | Outcome::RolledBack | Outcome::Kept
+        )
     }
 
     /// An attempt that did not fix the ticket, for non-convergence.
     pub const fn is_failed_attempt(self) -> bool {
-        matches!(self, Outcome::Failed | Outcome::RolledBack)
+        matches!(self, Outcome::Failed | Outcome::RolledBack | Outcome::Kept)
     }
 }
 
@@ -815,7 +823,11 @@ fn hysteresis(
     let window_ms = thresholds.same_fix_window.ms();
     let mut by_fingerprint: BTreeMap<&str, Vec<&FixRecord>> = BTreeMap::new();
     for fix in fixes {
-        if fix.outcome == Outcome::Succeeded && now_ms - fix.time_ms < window_ms {
+        // A kept change (ADR 0025) relieved the problem without ending
+        // it, and it went on or came back: a fix that did not hold.
+        if matches!(fix.outcome, Outcome::Succeeded | Outcome::Kept)
+            && now_ms - fix.time_ms < window_ms
+        {
             by_fingerprint
                 .entry(&fix.fingerprint)
                 .or_default()

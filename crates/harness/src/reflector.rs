@@ -8,8 +8,8 @@
 //! Suspension is enforced where agents get work: `POST /v1/agent/claim`
 //! skips open tickets whose fingerprint is suspended, and each run
 //! escalates the open tickets the harness filed (SLO, invariant, anomaly,
-//! alert) on a suspended fingerprint, not members of an incident, naming
-//! the help ticket they wait on.
+//! alert) or a recurrence reopened on a suspended fingerprint, not members
+//! of an incident, naming the help ticket they wait on.
 
 use crate::proposal::{Proposal, Stage, RESULT_COLLIDED};
 use crate::reflection::{
@@ -254,7 +254,9 @@ pub fn run(store: &Store, thresholds: &Thresholds, now_ms: u64) -> Result<RunRep
     // a human's answer, not on an agent: escalated now, naming what it
     // waits on, so no ticket sits open unworked (a recurrence after the
     // answer opens a new episode). A member of an incident follows its
-    // owner instead; a human's own ticket stays as the human left it.
+    // owner instead; a human's own ticket stays as the human left it,
+    // unless a recurrence reopened it (the violation came back: the
+    // harness's episode now, e.g. a controller re-pushing a bad config).
     for ticket in &tickets {
         let Some(help) = stored
             .suspended
@@ -265,7 +267,7 @@ pub fn run(store: &Store, thresholds: &Thresholds, now_ms: u64) -> Result<RunRep
         };
         if ticket.state != TicketState::Open
             || ticket.incident.is_some()
-            || !machine_filed(ticket.source)
+            || !(machine_filed(ticket.source) || ticket.reopened > 0)
         {
             continue;
         }

@@ -123,6 +123,17 @@ pub fn count_events(sli: &Sli, tsdb: &Tsdb, window_ms: u64, end_ms: u64) -> Opti
     }
 }
 
+/// The fastest rule (shortest short window; of equals, the highest rate),
+/// once its short window lies wholly after `deployed_ms`.
+fn fastest_rule_after(slo: &Slo, deployed_ms: u64, now_ms: u64) -> Option<&BurnRule> {
+    let rule = slo.rules.iter().min_by(|a, b| {
+        a.short_ms
+            .cmp(&b.short_ms)
+            .then(b.burn_rate.total_cmp(&a.burn_rate))
+    })?;
+    (now_ms >= deployed_ms.saturating_add(rule.short_ms)).then_some(rule)
+}
+
 /// Whether a change plainly failed to stop an SLO's burn (the pipeline's
 /// fail-fast rule for an SLO ticket's fix): over the shortest window any of
 /// its rules reads (the fastest rule's short window; of equals, the rule
@@ -137,17 +148,42 @@ pub fn burn_not_falling(
     deployed_ms: u64,
     now_ms: u64,
 ) -> Option<(String, f64)> {
-    let rule = slo.rules.iter().min_by(|a, b| {
-        a.short_ms
-            .cmp(&b.short_ms)
-            .then(b.burn_rate.total_cmp(&a.burn_rate))
-    })?;
-    if now_ms < deployed_ms.saturating_add(rule.short_ms) {
-        return None;
-    }
+    let rule = fastest_rule_after(slo, deployed_ms, now_ms)?;
     let burn = window_burn(slo, tsdb, rule.short_ms, now_ms);
     let rate = burn.burn_rate?;
     (burn.total >= slo.min_events as f64 && rate >= rule.burn_rate).then(|| (rule.name(), rate))
+}
+
+/// A change that failed its verification relieved the burn at least this
+/// much to be kept rather than rolled back (ADR 0025): the burn over the
+/// fastest rule's short window after the deploy at most this share of the
+/// burn over the same window just before it.
+pub const RELIEF_SHARE: f64 = 0.5;
+
+/// Whether a change relieved an SLO's burn without ending it (the
+/// pipeline's keep-or-roll-back rule for a failed fix, ADR 0025): the burn
+/// over the fastest rule's short window, lying wholly after `deployed_ms`,
+/// is at most [`RELIEF_SHARE`] of the burn over the same window ending
+/// when the change first went live (`applied_ms`: on the canary), each
+/// window holding at least the SLO's `min_events` events, the one before
+/// burning. Answers the burns before and after; `None` when there was no
+/// relief (or too little to tell).
+pub fn burn_relief(
+    slo: &Slo,
+    tsdb: &Tsdb,
+    applied_ms: u64,
+    deployed_ms: u64,
+    now_ms: u64,
+) -> Option<(f64, f64)> {
+    let rule = fastest_rule_after(slo, deployed_ms, now_ms)?;
+    let before = window_burn(slo, tsdb, rule.short_ms, applied_ms.min(deployed_ms));
+    let after = window_burn(slo, tsdb, rule.short_ms, now_ms);
+    let (before_rate, after_rate) = (before.burn_rate?, after.burn_rate?);
+    (before.total >= slo.min_events as f64
+        && after.total >= slo.min_events as f64
+        && before_rate > 0.0
+        && after_rate <= RELIEF_SHARE * before_rate)
+        .then_some((before_rate, after_rate))
 }
 
 fn window_burn(slo: &Slo, tsdb: &Tsdb, window_ms: u64, now_ms: u64) -> WindowBurn {

@@ -407,6 +407,12 @@ pub enum TicketEvent {
         /// anomaly alarmed anew), not a reminder of one still firing.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         fresh: bool,
+        /// The occurrence reopened the ticket: its evidence becomes the
+        /// ticket's context (the agent works the episode that is, e.g. the
+        /// config version pushed now, not the one a fix already undid);
+        /// `previous_ticket` is kept.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reopened: bool,
     },
     Commented {
         actor: String,
@@ -878,6 +884,8 @@ pub fn apply(
             occurrences,
             priority,
             fresh,
+            reopened,
+            evidence,
             ..
         } => {
             ticket.occurrences = *occurrences;
@@ -885,6 +893,13 @@ pub fn apply(
             ticket.last_seen_ms = time_ms;
             if *fresh {
                 ticket.fired_anew_ms = Some(time_ms);
+            }
+            if *reopened && evidence.is_object() {
+                let previous = ticket.context.get("previous_ticket").cloned();
+                ticket.context = evidence.clone();
+                if let (Some(previous), Some(map)) = (previous, ticket.context.as_object_mut()) {
+                    map.insert("previous_ticket".into(), previous);
+                }
             }
         }
         TicketEvent::Commented { .. } => {}
@@ -987,6 +1002,7 @@ pub fn plan_intake(
         evidence: draft.context.clone(),
         intake_key: intake_key.map(str::to_owned),
         fresh: fresh && ticket.state.is_active() && fires_against(ticket, draft),
+        reopened: false,
     };
     if ticket.state.is_active() {
         return IntakePlan::Update {
@@ -1019,6 +1035,24 @@ pub fn plan_intake(
             actor: HARNESS_ACTOR.to_owned(),
             reason,
             claim: None,
+        };
+        let occurred = match occurred {
+            TicketEvent::Occurred {
+                occurrences,
+                priority,
+                evidence,
+                intake_key,
+                fresh,
+                ..
+            } => TicketEvent::Occurred {
+                occurrences,
+                priority,
+                evidence,
+                intake_key,
+                fresh,
+                reopened: to == TicketState::Open,
+            },
+            other => other,
         };
         return IntakePlan::Update {
             id: ticket.id.clone(),
@@ -1419,6 +1453,64 @@ mod tests {
         assert_eq!(open.state, TicketState::Open);
         // An expired claim cannot be used.
         assert!(step(claimed, Command::Start { agent: "a".into() }, 10_001).is_err());
+    }
+
+    #[test]
+    fn a_recurrence_that_reopens_brings_its_own_evidence() {
+        let policy = IntakePolicy {
+            reopen_window_ms: 1000,
+            max_reopens: 3,
+        };
+        let mut first = draft();
+        first.context = serde_json::json!({ "config_version": 2 });
+        let mut ticket = new_ticket(ticket_id(2), &first, Some("INF-0001"), 0);
+        assert_eq!(ticket.context["previous_ticket"], "INF-0001");
+        // Absorbed while active: the context the agent works from stays.
+        let mut second = draft();
+        second.context = serde_json::json!({ "config_version": 3 });
+        let IntakePlan::Update { events, .. } =
+            plan_intake(Some(&ticket), &second, None, &policy, 10, false)
+        else {
+            panic!("absorbs")
+        };
+        ticket = apply(Some(ticket), &events[0], 10).expect("applies");
+        assert_eq!(ticket.context["config_version"], 2);
+        // Reopened by a recurrence: the episode that is now, e.g. the
+        // version pushed again, not the one a fix already undid.
+        ticket.state = TicketState::Resolved;
+        ticket.closed_ms = Some(100);
+        let mut third = draft();
+        third.context = serde_json::json!({ "config_version": 4 });
+        let IntakePlan::Update { events, .. } =
+            plan_intake(Some(&ticket), &third, None, &policy, 500, false)
+        else {
+            panic!("reopens")
+        };
+        for event in &events {
+            ticket = apply(Some(ticket), event, 500).expect("applies");
+        }
+        assert_eq!(ticket.state, TicketState::Open);
+        assert_eq!(ticket.context["config_version"], 4);
+        assert_eq!(ticket.context["previous_ticket"], "INF-0001");
+        // A recurrence past the reopens escalates and keeps the context.
+        let policy = IntakePolicy {
+            reopen_window_ms: 1000,
+            max_reopens: 1,
+        };
+        ticket.state = TicketState::Resolved;
+        ticket.closed_ms = Some(600);
+        let mut fourth = draft();
+        fourth.context = serde_json::json!({ "config_version": 5 });
+        let IntakePlan::Update { events, .. } =
+            plan_intake(Some(&ticket), &fourth, None, &policy, 700, false)
+        else {
+            panic!("escalates")
+        };
+        for event in &events {
+            ticket = apply(Some(ticket), event, 700).expect("applies");
+        }
+        assert_eq!(ticket.state, TicketState::Escalated);
+        assert_eq!(ticket.context["config_version"], 4);
     }
 
     #[test]

@@ -1350,3 +1350,54 @@ fn the_example_thresholds_file_is_the_defaults() {
             .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(parsed, floodgate_harness::reflection::Thresholds::default());
 }
+
+/// A change the pipeline kept because it relieved the problem without
+/// ending it (ADR 0025) is a fix that did not hold: three of them (or
+/// kept and succeeded together) within the window are hysteresis; rolled
+/// back ones are not fixes.
+#[test]
+fn kept_changes_count_as_fixes_that_did_not_hold() {
+    let fp = "slo:limiting_correctness";
+    let rollback = json!({"to_version": 1});
+    let history = |outcomes: [Outcome; 3]| History {
+        fixes: outcomes
+            .iter()
+            .enumerate()
+            .map(|(n, outcome)| {
+                let n = n as u32;
+                fix(
+                    T0 + u64::from(n) * HOUR,
+                    1,
+                    2 + 2 * n,
+                    fp,
+                    "config",
+                    "rollback_config",
+                    rollback.clone(),
+                    *outcome,
+                )
+            })
+            .collect(),
+        tickets: vec![],
+        ..Default::default()
+    };
+    let findings = run(
+        &history([Outcome::Kept, Outcome::Kept, Outcome::Succeeded]),
+        T0 + 3 * HOUR,
+    );
+    assert!(
+        findings.iter().any(|f| f
+            .message
+            .starts_with("I have fixed slo:limiting_correctness 3 times")),
+        "{findings:#?}"
+    );
+    let findings = run(
+        &history([Outcome::RolledBack, Outcome::Kept, Outcome::Succeeded]),
+        T0 + 3 * HOUR,
+    );
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.message.starts_with("I have fixed")),
+        "{findings:#?}"
+    );
+}

@@ -247,33 +247,38 @@ fn low_traffic_alerts_nothing() {
     );
 }
 
+/// 30 minutes burning at 5% bad (50x), a deploy, then 10 minutes at
+/// `errors_after_deploy` per 1,000: the harness, and each tick's time.
+fn burn_then(errors_after_deploy: u64) -> (Harness, Vec<u64>) {
+    let mut harness = harness();
+    let mut service = SyntheticService::new();
+    let mut ticks = Vec::new();
+    run(
+        &mut harness,
+        &mut service,
+        T0_MS,
+        40 * MINUTE_MS,
+        TICK_MS,
+        |elapsed| {
+            if elapsed <= 30 * MINUTE_MS {
+                (1_000, 50)
+            } else {
+                (1_000, errors_after_deploy)
+            }
+        },
+        |elapsed, _| ticks.push(T0_MS + elapsed),
+    );
+    (harness, ticks)
+}
+
 /// The pipeline's fail-fast rule for an SLO ticket's fix
 /// (`slo::burn_not_falling`): judged over the fastest rule's short window
 /// (5m for the default rules) lying wholly after the deploy.
 #[test]
 fn a_burn_that_goes_on_after_a_deploy_is_seen_once_the_short_window_lies_after_it() {
     let judge = |errors_after_deploy: u64| {
-        let mut harness = harness();
-        let mut service = SyntheticService::new();
         let deployed = T0_MS + 30 * MINUTE_MS;
-        let mut verdicts = Vec::new();
-        // 30 minutes burning at 5% bad, the deploy, then 10 minutes at
-        // `errors_after_deploy` per 1,000.
-        run(
-            &mut harness,
-            &mut service,
-            T0_MS,
-            40 * MINUTE_MS,
-            TICK_MS,
-            |elapsed| {
-                if elapsed <= 30 * MINUTE_MS {
-                    (1_000, 50)
-                } else {
-                    (1_000, errors_after_deploy)
-                }
-            },
-            |elapsed, _| verdicts.push(T0_MS + elapsed),
-        );
+        let (harness, verdicts) = burn_then(errors_after_deploy);
         // Judged after the run at each tick's time (the store keeps the
         // whole run): the same answers the pipeline got tick by tick.
         let slo = harness.objectives().slos[0].clone();
@@ -306,4 +311,43 @@ fn a_burn_that_goes_on_after_a_deploy_is_seen_once_the_short_window_lies_after_i
         held.iter().all(|(_, verdict)| verdict.is_none()),
         "{held:?}"
     );
+}
+
+/// The pipeline's keep-or-roll-back rule for a fix that did not end an
+/// SLO's burn (`slo::burn_relief`, ADR 0025): kept when the burn over the
+/// fastest rule's short window after the deploy is at most half the burn
+/// over the same window before it.
+#[test]
+fn a_fix_that_halved_the_burn_relieved_it_one_that_did_not_did_not() {
+    let judge = |errors_after_deploy: u64| {
+        let (harness, _) = burn_then(errors_after_deploy);
+        let slo = harness.objectives().slos[0].clone();
+        let deployed = T0_MS + 30 * MINUTE_MS;
+        (
+            // While the short window still reaches before the deploy,
+            // nothing is said.
+            floodgate_harness::slo::burn_relief(
+                &slo,
+                harness.tsdb(),
+                deployed,
+                deployed,
+                deployed + 4 * MINUTE_MS,
+            ),
+            floodgate_harness::slo::burn_relief(
+                &slo,
+                harness.tsdb(),
+                deployed,
+                deployed,
+                deployed + 10 * MINUTE_MS,
+            ),
+        )
+    };
+    // 2% bad after: 20x, still over the 14.4x rule, but under half of 50x.
+    let (early, relieved) = judge(20);
+    assert_eq!(early, None);
+    let (before, after) = relieved.expect("relieved");
+    assert!((before - 50.0).abs() < 1.0, "{before}");
+    assert!((after - 20.0).abs() < 1.0, "{after}");
+    // 4% bad after: 40x, more than half of before: no relief.
+    assert_eq!(judge(40).1, None);
 }

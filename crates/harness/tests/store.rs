@@ -868,7 +868,7 @@ fn reflection_escalates_the_open_tickets_the_harness_filed_on_a_suspended_finger
     // A help ticket a human has not answered; three fingerprints wait on it.
     let help = filed("reflection:contested:slo:x", Source::Reflection, &[], T0_MS);
     let mut stored = Stored::default();
-    for fingerprint in ["slo:x", "human:y", "anomaly:z"] {
+    for fingerprint in ["slo:x", "human:y", "anomaly:z", "human:v"] {
         stored
             .suspended
             .entry(fingerprint.into())
@@ -892,10 +892,41 @@ fn reflection_escalates_the_open_tickets_the_harness_filed_on_a_suspended_finger
     );
     assert_eq!(member.incident.as_deref(), Some(slo.id.as_str()));
     let free = filed("slo:w", Source::Slo, &[], T0_MS + 4);
+    // A human's ticket, worked and resolved, then reopened by its
+    // violation recurring: the harness's episode now.
+    let reported = filed("human:v", Source::Human, &[], T0_MS + 5);
+    let agent = "agent-1".to_owned();
+    for command in [
+        Command::Claim {
+            agent: agent.clone(),
+            ttl_ms: 60_000,
+        },
+        Command::Start {
+            agent: agent.clone(),
+        },
+        Command::Submit {
+            agent: agent.clone(),
+        },
+        Command::Resolve {
+            actor: agent.clone(),
+            reason: "fixed".into(),
+        },
+    ] {
+        store
+            .command(&reported.id, &command, T0_MS + 6)
+            .expect("moves");
+    }
+    let reopened = filed("human:v", Source::Human, &[], T0_MS + 7);
+    assert_eq!(reopened.id, reported.id);
+    assert_eq!(reopened.state, TicketState::Open);
 
     let report =
         reflector::run(&store, &Thresholds::default(), T0_MS + 10).expect("reflection runs");
-    assert_eq!(report.escalated, vec![slo.id.clone()], "{report:?}");
+    let mut expected = vec![slo.id.clone(), reported.id.clone()];
+    expected.sort();
+    let mut escalated = report.escalated.clone();
+    escalated.sort();
+    assert_eq!(escalated, expected, "{report:?}");
     let history = store.history(&slo.id).expect("history");
     let escalation = history.last().expect("an entry");
     assert!(

@@ -230,6 +230,7 @@ impl RunbookAgent {
                         (false, "rolled_back") => {
                             Some(Outcome::Proposal(ProposalStatus::RolledBack))
                         }
+                        (false, "kept") => Some(Outcome::Proposal(ProposalStatus::Kept)),
                         (false, "rejected") => Some(Outcome::Proposal(ProposalStatus::Rejected)),
                         (true, "succeeded") => Some(Outcome::Approval(Approval::Approved)),
                         (true, "rejected") => Some(Outcome::Approval(Approval::Rejected)),

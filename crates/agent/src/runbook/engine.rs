@@ -85,6 +85,9 @@ pub enum ProposalStatus {
     Succeeded,
     Failed,
     RolledBack,
+    /// Verification failed, but the change relieved the burn and stays
+    /// in place (ADR 0025): the runbook's `on_failure` path, building on it.
+    Kept,
     Rejected,
 }
 
