@@ -151,14 +151,23 @@ async fn the_same_fix_escalating_three_times_asks_a_human_and_suspends_the_work(
             .any(|f| f == fingerprint.as_str()),
         "{report}"
     );
+    // The recurrence reopened the ticket while the work was suspended:
+    // reflection handed it to the humans too, naming the help ticket it
+    // waited on (ADR 0025), so it is theirs now, not an agent's.
+    let shown = world.get(&format!("/v1/tickets/{again}")).await;
+    assert_eq!(shown["ticket"]["state"], "escalated", "{shown}");
+    let history = shown["history"].to_string();
+    assert!(
+        history.contains("waits on that answer") && waiting.iter().any(|w| history.contains(w)),
+        "names a help ticket it waits on: {history}"
+    );
     let (status, claimed) = world
         .post(
             "/v1/agent/claim",
             json!({"agent": "agent-1", "ticket": again}),
         )
         .await;
-    assert_eq!(status, 200, "{claimed}");
-    assert_eq!(claimed["ticket"]["id"], again.as_str());
+    assert_eq!(status, 409, "{claimed}");
     floodgate_harness::verify(&world.data).expect("the ledger verifies");
 }
 

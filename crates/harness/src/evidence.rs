@@ -126,8 +126,8 @@ pub struct ValueEvidence {
     /// [`ARRIVAL_NOISE_SIGMAS`] deviations of its arrival count (`(m +
     /// 4·√m) / quota`, `m` the hits a window at the observed rate: a quota
     /// at the mean rejects every other window); for longer units, the quota
-    /// already spent plus its demand over the rest of the current window
-    /// (`1 + hits × seconds left / quota`): the next window
+    /// already spent plus what it is rejected at over the rest of the
+    /// current window (`1 + over × seconds left / quota`): the next window
     /// is hours away, and is better judged when it comes. An estimate from
     /// one to two minutes of traffic.
     pub needed_ratio: f64,
@@ -431,11 +431,7 @@ pub fn build(
                 let mean = value.hits_per_second * limit.unit_seconds as f64;
                 (mean + ARRIVAL_NOISE_SIGMAS * mean.sqrt()) / limit.requests_per_unit as f64
             } else {
-                // A limit that rejects has spent its window's quota: the
-                // rest of the window needs all the demand that comes
-                // (`hits`), not only what is rejected now (the quota may
-                // have run out inside the top values' window).
-                1.0 + value.hits_per_second * left as f64 / limit.requests_per_unit as f64
+                1.0 + value.over_per_second * left as f64 / limit.requests_per_unit as f64
             };
             value.share = if limit.hits_per_second > 0.0 {
                 (value.hits_per_second / limit.hits_per_second).min(1.0)
@@ -617,10 +613,9 @@ mod tests {
         assert_eq!(y.over_per_second, 3.0);
         assert_eq!(y.admitted_per_second, 5.0);
         assert_eq!(y.demand_ratio, 80.0);
-        // The day's quota is spent; its demand of 8/s for 21,600 s more
-        // needs 172,800 on top of 8,640: 21x (not only the 3/s rejected
-        // now: the quota may have run out inside the sampled window).
-        assert_eq!(y.needed_ratio, 21.0);
+        // The day's quota is spent; 3/s rejected for 21,600 s more needs
+        // 64,800 on top of 8,640: 8.5x.
+        assert_eq!(y.needed_ratio, 8.5);
         assert!(!y.own_limit);
         assert_eq!(y.key_requests_per_unit, 8640);
         assert!((y.share - 8.0 / 8.5).abs() < 1e-9);
