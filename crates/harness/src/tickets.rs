@@ -25,7 +25,9 @@
 //!   in progress, verifying, escalated) is absorbed: occurrences + 1,
 //!   last_seen = now, priority raised if the new one is higher;
 //! - one whose latest ticket was *resolved* less than `reopen_window_ms` ago
-//!   reopens it (the fix did not hold): resolved → open, `reopened` + 1; once
+//!   reopens it (the fix did not hold): resolved → open, `reopened` + 1,
+//!   its context replaced by the new violation's (`previous_ticket` kept:
+//!   the agent works the episode that is, ADR 0025); once
 //!   a ticket has been reopened `max_reopens` times, the next recurrence
 //!   escalates it to a human instead (the same fix is not applied forever);
 //! - otherwise (resolved long ago, failed, cancelled) a new ticket is filed,
@@ -996,19 +998,19 @@ pub fn plan_intake(
             previous: Some(ticket.id.clone()),
         };
     }
-    let occurred = TicketEvent::Occurred {
+    let occurred = |reopened: bool| TicketEvent::Occurred {
         occurrences: ticket.occurrences.saturating_add(1),
         priority: ticket.priority.most_urgent(draft.priority),
         evidence: draft.context.clone(),
         intake_key: intake_key.map(str::to_owned),
         fresh: fresh && ticket.state.is_active() && fires_against(ticket, draft),
-        reopened: false,
+        reopened,
     };
     if ticket.state.is_active() {
         return IntakePlan::Update {
             id: ticket.id.clone(),
             reopened: false,
-            events: vec![occurred],
+            events: vec![occurred(false)],
         };
     }
     let recent = ticket
@@ -1036,28 +1038,11 @@ pub fn plan_intake(
             reason,
             claim: None,
         };
-        let occurred = match occurred {
-            TicketEvent::Occurred {
-                occurrences,
-                priority,
-                evidence,
-                intake_key,
-                fresh,
-                ..
-            } => TicketEvent::Occurred {
-                occurrences,
-                priority,
-                evidence,
-                intake_key,
-                fresh,
-                reopened: to == TicketState::Open,
-            },
-            other => other,
-        };
+        let reopened = to == TicketState::Open;
         return IntakePlan::Update {
             id: ticket.id.clone(),
             reopened: true,
-            events: vec![transition, occurred],
+            events: vec![transition, occurred(reopened)],
         };
     }
     IntakePlan::Create {
