@@ -368,7 +368,7 @@ pub static CATALOG: &[ToolDef] = &[
     ToolDef {
         name: "list_incidents",
         title: "List incidents",
-        description: "Tickets grouped into incidents: each owner (the ticket worked) with             its causes (value:DOMAIN/KEY=VALUE, limit:DOMAIN/NAME, instance:NAME) and the             tickets linked to it, which are not handed out while the owner is active and             follow it when it ends (resolved or escalated with it; released when it failed).",
+        description: "Tickets grouped into incidents: each owner (the ticket worked) with             its causes (value:DOMAIN/KEY=VALUE, limit:DOMAIN/NAME, instance:NAME) and the             tickets linked to it, which are not handed out while the owner is active and             follow it when it ends (resolved or escalated with it; released when it failed,             or when an investigation owner went to a human and the member reports a harm).",
         input_schema: schema::<NoArgs>,
         read_only: true,
         destructive: false,

@@ -34,6 +34,9 @@ fn shipped_one(name: &str) -> Runbook {
         .unwrap_or_else(|| panic!("no shipped runbook {name}"))
 }
 
+/// The capacity runbook's growth series for a ticket naming no instance.
+const NO_GROWTH: &str = "floodgate_store_keys{instance=\"\"}";
+
 fn ticket(source: &str, fingerprint: &str) -> Value {
     json!({
         "id": "INF-0001",
@@ -1137,6 +1140,7 @@ fn a_runbook_naming_a_limit_or_tenant_is_refused() {
 fn capacity_headroom_doubles_capacity_and_verifies() {
     let runbook = shipped_one("capacity-headroom");
     let mut world = World::new(state())
+        .series(NO_GROWTH, &[Value::Null])
         .verdicts(&[ProposalStatus::Succeeded])
         .on_wait(|state| state["store"]["used_ratio"] = json!(0.45));
     let (end, _) = world.run(
@@ -1152,6 +1156,7 @@ fn capacity_headroom_doubles_capacity_and_verifies() {
     // A raise that did not bring the headroom back (rolled back by the
     // pipeline): the next is x4 the capacity first found, then x8.
     let mut world = World::new(state())
+        .series(NO_GROWTH, &[Value::Null])
         .verdicts(&[ProposalStatus::RolledBack, ProposalStatus::Succeeded])
         .on_wait(|_| {})
         .on_wait(|state| state["store"]["used_ratio"] = json!(0.3));
@@ -1175,6 +1180,7 @@ fn capacity_headroom_doubles_capacity_and_verifies() {
     big["store"]["capacity"] = json!(8_000_000);
     big["store"]["keys"] = json!(7_900_000);
     let mut world = World::new(big)
+        .series(NO_GROWTH, &[Value::Null])
         .verdicts(&[
             ProposalStatus::Failed,
             ProposalStatus::Failed,
@@ -1197,12 +1203,59 @@ fn capacity_headroom_doubles_capacity_and_verifies() {
     );
     assert!(summary(&end).starts_with("The pipeline did not accept the capacity raise"));
     // capacity raised but the store keeps filling
-    let mut world = World::new(state()).verdicts(&[ProposalStatus::Succeeded]);
+    let mut world = World::new(state())
+        .series(NO_GROWTH, &[Value::Null])
+        .verdicts(&[ProposalStatus::Succeeded]);
     let (end, _) = world.run(
         &runbook,
         &ticket("invariant", "invariant:capacity_headroom"),
     );
     assert!(summary(&end).starts_with("Capacity raised to 2000 but the used ratio is still 0.9"));
+}
+
+#[test]
+fn capacity_headroom_sizes_a_raise_for_the_measured_growth() {
+    let runbook = shipped_one("capacity-headroom");
+    let mut on_b = ticket("invariant", "invariant:capacity_headroom:svc-b");
+    on_b["context"]["instance"] = json!("svc-b");
+    let keys_of_b = "floodgate_store_keys{instance=\"svc-b\"}";
+    // 900 keys growing 0.05 a second: six hours more is 1,980 keys, held
+    // at 80% by 2,476 (more than x2 the 1,000 found).
+    let mut world = World::new(state())
+        .series(keys_of_b, &[json!(0.05)])
+        .verdicts(&[ProposalStatus::Succeeded])
+        .on_wait(|state| state["store"]["used_ratio"] = json!(0.4));
+    let (end, _) = world.run(&runbook, &on_b);
+    assert_eq!(world.proposed[0].0[0].params, json!({"max_keys": 2476}));
+    assert_eq!(
+        summary(&end),
+        "Store capacity raised to 2476; used ratio now 0.4."
+    );
+    // Growth past what x8 holds is capped at x8.
+    let mut world = World::new(state())
+        .series(keys_of_b, &[json!(5.0)])
+        .verdicts(&[ProposalStatus::Succeeded])
+        .on_wait(|state| state["store"]["used_ratio"] = json!(0.4));
+    world.run(&runbook, &on_b);
+    assert_eq!(world.proposed[0].0[0].params, json!({"max_keys": 8000}));
+    // A full store hides its growth: the raise doubles, whatever the
+    // slope of a store that could not grow says.
+    let mut full = state();
+    full["store"]["keys"] = json!(1000);
+    full["store"]["used_ratio"] = json!(1.0);
+    let mut world = World::new(full)
+        .series(keys_of_b, &[json!(0.05)])
+        .verdicts(&[ProposalStatus::Succeeded])
+        .on_wait(|state| state["store"]["used_ratio"] = json!(0.5));
+    world.run(&runbook, &on_b);
+    assert_eq!(world.proposed[0].0[0].params, json!({"max_keys": 2000}));
+    // A shrinking store: no growth to hold, the raise doubles.
+    let mut world = World::new(state())
+        .series(keys_of_b, &[json!(-0.2)])
+        .verdicts(&[ProposalStatus::Succeeded])
+        .on_wait(|state| state["store"]["used_ratio"] = json!(0.45));
+    world.run(&runbook, &on_b);
+    assert_eq!(world.proposed[0].0[0].params, json!({"max_keys": 2000}));
 }
 
 #[test]
@@ -1496,6 +1549,19 @@ fn reduce_and_resolve_state_helpers() {
     assert_eq!(Reduce::Rate.apply(&samples), Some(6.25));
     assert_eq!(Reduce::Rate.apply(&samples[..1]), None);
     assert_eq!(Reduce::Avg.apply(&[]), None);
+    // A gauge growing 3 a second, with noise either side of the line: the
+    // least-squares slope; one sample (or one instant) has none.
+    let growing = [
+        (0, 100.0),
+        (10_000, 131.0),
+        (20_000, 159.0),
+        (30_000, 190.0),
+    ];
+    let slope = Reduce::Deriv.apply(&growing).unwrap();
+    assert!((slope - 2.98).abs() < 1e-9, "{slope}");
+    assert!(Reduce::Deriv.apply(&samples).unwrap() > 0.0);
+    assert_eq!(Reduce::Deriv.apply(&growing[..1]), None);
+    assert_eq!(Reduce::Deriv.apply(&[(5, 1.0), (5, 2.0)]), None);
     let query = Query::State {
         pointer: "/store/capacity".into(),
     };

@@ -277,13 +277,7 @@ async fn an_interim_mitigation_that_leaves_the_symptom_is_rolled_back() {
     // 70/min still rejects a fifth of acme's 90/min: the symptom stays.
     let id = propose_interim(&world, &owner, raise_to(70)).await;
     world.ticks(13 + 31 + 31).await;
-    let proposal = world.proposal(&id).await;
-    assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
-    assert!(
-        proposal["outcome"].as_str().unwrap_or("").contains("< 1%"),
-        "{proposal}"
-    );
-    assert_eq!(world.limit().await, 60);
+    assert_rolled_back(&world, &id, "< 1%").await;
 }
 
 #[tokio::test]
@@ -334,13 +328,29 @@ async fn criteria_plainly_unmet_fail_fast_without_waiting_for_max_duration() {
     assert_eq!(status, 201, "{answer}");
     let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
     world.ticks(13 + 31 + 31).await;
-    let proposal = world.proposal(&id).await;
+    assert_rolled_back(&world, &id, "verify.fail_after").await;
+}
+
+/// The services a proposal was applied to, in order.
+fn applied_targets(proposal: &serde_json::Value) -> Vec<&str> {
+    proposal["applied"]
+        .as_array()
+        .expect("applied")
+        .iter()
+        .filter_map(|applied| applied["target"].as_str())
+        .collect()
+}
+
+/// Asserts proposal `id` was rolled back saying `says`, and the limit is
+/// back at 60.
+async fn assert_rolled_back(world: &World, id: &str, says: &str) {
+    let proposal = world.proposal(id).await;
     assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
     assert!(
         proposal["outcome"]
             .as_str()
-            .is_some_and(|outcome| outcome.contains("verify.fail_after")),
-        "{proposal}"
+            .is_some_and(|outcome| outcome.contains(says)),
+        "{proposal:#}"
     );
     assert_eq!(world.limit().await, 60);
 }
@@ -367,31 +377,51 @@ async fn file_as_evaluator_and_claim(
     (store, ticket)
 }
 
+/// Files an invariant's ticket (criterion `metric condition` over 5m) as
+/// its evaluator files one, claims it, proposes raising the limit to 120
+/// and runs it through the canary: answers the store, the draft, the
+/// ticket and the proposal, now verifying.
+async fn invariant_ticket_verifying(
+    world: &mut World,
+    invariant: &str,
+    metric: &str,
+    condition: &str,
+) -> (
+    floodgate_harness::Store,
+    floodgate_harness::tickets::NewTicket,
+    String,
+    String,
+) {
+    let draft: floodgate_harness::tickets::NewTicket = serde_json::from_value(json!({
+        "type": "incident",
+        "objective": {"description": format!("Invariant {invariant} is breached")},
+        "acceptance_criteria": [
+            {"metric": metric, "condition": condition, "duration": "5m sustained"}
+        ],
+        "constraints": [],
+        "context": {"invariant": invariant},
+        "source": "invariant",
+        "priority": "high",
+        "fingerprint": format!("invariant:{invariant}"),
+    }))
+    .expect("an invariant's draft");
+    let (store, ticket) = file_as_evaluator_and_claim(world, &draft).await;
+    let (status, answer) = world.propose(&ticket, raise_to(120)).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    world.ticks(13).await;
+    assert_eq!(world.proposal(&id).await["stage"], "verifying");
+    (store, draft, ticket, id)
+}
+
 #[tokio::test]
 async fn a_violation_firing_anew_during_verification_fails_it_at_once() {
     let mut world = World::new("fired-anew", "verify:\n  max_duration: 6h\n");
     world.ticks(40).await;
     // An invariant's ticket (it judges the present), filed as its
     // evaluator files one, and claimed.
-    let draft: floodgate_harness::tickets::NewTicket = serde_json::from_value(json!({
-        "type": "incident",
-        "objective": {"description": "Invariant acme_served is breached"},
-        "acceptance_criteria": [
-            {"metric": "over_limit_ratio", "condition": "< 1%", "duration": "5m sustained"}
-        ],
-        "constraints": [],
-        "context": {"invariant": "acme_served"},
-        "source": "invariant",
-        "priority": "high",
-        "fingerprint": "invariant:acme_served",
-    }))
-    .expect("an invariant's draft");
-    let (store, ticket) = file_as_evaluator_and_claim(&world, &draft).await;
-    let (status, answer) = world.propose(&ticket, raise_to(120)).await;
-    assert_eq!(status, 201, "{answer}");
-    let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
-    world.ticks(13).await;
-    assert_eq!(world.proposal(&id).await["stage"], "verifying");
+    let (store, draft, ticket, id) =
+        invariant_ticket_verifying(&mut world, "acme_served", "over_limit_ratio", "< 1%").await;
 
     // A reminder of the breach still reported changes nothing…
     store
@@ -406,15 +436,7 @@ async fn a_violation_firing_anew_during_verification_fails_it_at_once() {
         .intake_as(&draft, None, world.now(), true)
         .expect("a new firing");
     world.ticks(2).await;
-    let proposal = world.proposal(&id).await;
-    assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
-    assert!(
-        proposal["outcome"]
-            .as_str()
-            .is_some_and(|outcome| outcome.contains("fired anew")),
-        "{proposal:#}"
-    );
-    assert_eq!(world.limit().await, 60);
+    assert_rolled_back(&world, &id, "fired anew").await;
     assert_eq!(world.ticket_state(&ticket).await, "in_progress");
 }
 
@@ -849,16 +871,76 @@ async fn with_two_services_the_canary_is_judged_against_the_other_then_deployed_
         (world.limit_of(0).await, world.limit_of(1).await),
         (120, 120)
     );
-    let targets: Vec<&str> = proposal["applied"]
-        .as_array()
-        .expect("applied")
-        .iter()
-        .filter_map(|applied| applied["target"].as_str())
-        .collect();
+    let targets = applied_targets(&proposal);
     assert_eq!(targets, ["svc-a", "svc-b"]);
     world.ticks(31).await;
     assert_eq!(world.proposal(&id).await["stage"], "succeeded");
     assert_eq!(world.ticket_state(&ticket).await, "resolved");
+}
+
+#[tokio::test]
+async fn the_canary_runs_on_an_instance_that_serves_traffic() {
+    // svc-a receives nothing: a canary there has no samples to judge and
+    // would wait for a human. svc-b serves traffic and is the canary; the
+    // baseline is the others (svc-c has samples).
+    let mut world = World::with_services("idle-canary", "", 3);
+    world.idle = vec![0];
+    world.ticks(40).await;
+    let ticket = world.file_and_claim("< 1%").await;
+    let (status, answer) = world.propose(&ticket, raise_to(120)).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(answer["proposal"]["canary"]["target"], "svc-b");
+    assert_eq!(
+        (
+            world.limit_of(0).await,
+            world.limit_of(1).await,
+            world.limit_of(2).await
+        ),
+        (60, 120, 60)
+    );
+    world.ticks(13).await;
+    let proposal = world.proposal(&id).await;
+    assert_eq!(
+        proposal["stage"], "verifying",
+        "{:#}",
+        proposal["canary"]["verdict"]
+    );
+    let targets = applied_targets(&proposal);
+    assert_eq!(targets, ["svc-b", "svc-a", "svc-c"]);
+
+    // With traffic everywhere the first instance stays the canary.
+    let mut world = World::with_services("busy-canary", "", 3);
+    world.ticks(40).await;
+    let ticket = world.file_and_claim("< 1%").await;
+    let (status, answer) = world.propose(&ticket, raise_to(120)).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["proposal"]["canary"]["target"], "svc-a");
+}
+
+#[tokio::test]
+async fn a_change_after_which_its_invariant_never_holds_fails_in_ten_minutes() {
+    let objectives = format!(
+        "{OBJECTIVES}invariants:\n  - name: never_holds\n    condition: state.config.version < 0\n    on_violation: event\n"
+    );
+    let mut world = World::build(
+        "stuck-invariant",
+        LIMITS,
+        &objectives,
+        "verify:\n  max_duration: 6h\n",
+        1,
+    );
+    world.ticks(40).await;
+    let (_store, _draft, ticket, id) =
+        invariant_ticket_verifying(&mut world, "never_holds", "never_holds", ">= 100%").await;
+    // Nine minutes after the deploy it still waits…
+    world.ticks(54).await;
+    assert_eq!(world.proposal(&id).await["stage"], "verifying");
+    // …and once ten have passed without the invariant holding once, the
+    // change is undone, hours before max_duration.
+    world.ticks(7).await;
+    assert_rolled_back(&world, &id, "has not held once").await;
+    assert_eq!(world.ticket_state(&ticket).await, "in_progress");
 }
 
 #[tokio::test]

@@ -355,9 +355,18 @@ async fn an_instance_s_ticket_is_judged_on_that_instance_s_state() {
         world.advance();
     }
     let proposal = proposal.expect("the agent proposed a change for svc-b");
-    // Sized from svc-b's store (100 keys), not svc-a's (10,000).
+    // Sized from svc-b's store (100 keys), not svc-a's (10,000): a new
+    // tenant a tick is more growth than x8 holds for six hours, so the
+    // raise is x8 of svc-b's capacity.
     assert_eq!(
-        proposal["actions"][0]["params"]["max_keys"], 200,
+        proposal["actions"][0]["params"]["max_keys"], 800,
+        "{proposal}"
+    );
+    assert!(
+        proposal["rationale"]
+            .as_str()
+            .unwrap_or("")
+            .contains("keys grew"),
         "{proposal}"
     );
     assert!(

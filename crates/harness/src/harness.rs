@@ -70,6 +70,9 @@ pub const ANOMALY_TRANSIENT: &str = "anomaly.transient";
 pub const INVARIANT_RATE_WINDOW_MS: u64 = 5 * MINUTE_MS;
 /// How long a harness-filed ticket's criterion must hold to count as fixed.
 pub const FIX_SUSTAIN_MS: u64 = 30 * MINUTE_MS;
+/// How long an SLO ticket's criterion (the SLI at its target) must hold to
+/// count as fixed, for a page and a slow-burn ticket alike (ADR 0026).
+pub const SLO_FIX_SUSTAIN_MS: u64 = HOUR_MS;
 
 /// What the harness saw of one service at one moment. Every field but the
 /// time is optional: a failed scrape is an observation with less in it.
@@ -947,10 +950,13 @@ impl Harness {
                     trim_float(left * 100.0)
                 ))
         );
-        let sustain = match alert.severity {
-            Severity::Page => HOUR_MS,
-            Severity::Ticket => 6 * HOUR_MS,
-        };
+        // A fix is verified by the SLO holding its target for an hour,
+        // whatever the alert's severity (ADR 0026): severity says how soon
+        // a human must look, not how long a fix takes to show. A relapse
+        // after that hour fires the burn alert again and reopens the
+        // ticket (the reopen window), so verification need not block the
+        // ticket for the six hours a slow burn's window spans.
+        let sustain = SLO_FIX_SUSTAIN_MS;
         let context = bound_context(serde_json::json!({
             "slo": alert.slo,
             "severity": alert.severity,

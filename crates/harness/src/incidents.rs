@@ -20,7 +20,7 @@
 use crate::evidence::Evidence;
 use crate::quantity::HOUR_MS;
 use crate::selector::Selector;
-use crate::tickets::{NewTicket, Source, Ticket, TicketState};
+use crate::tickets::{NewTicket, Source, Ticket, TicketState, TicketType};
 
 /// How long after an owner was filed a ticket with a common cause still
 /// joins its incident: long enough for the consequences of one fault (a
@@ -183,10 +183,20 @@ pub enum Follow {
     Stay,
 }
 
-/// How a member follows its owner's move to `to`.
-pub const fn follow(to: TicketState) -> Follow {
+/// How a member follows its owner's move to `to`. An investigation (an
+/// anomaly: "find out whether it matters") that goes to a human asks a
+/// question; it does not answer the harm a member reports (an SLO burn,
+/// a breached invariant), which is released to be worked on its own
+/// rather than escalated unworked (ADR 0026).
+pub const fn follow(to: TicketState, owner: TicketType, member: TicketType) -> Follow {
     match to {
         TicketState::Resolved => Follow::Resolve,
+        TicketState::Escalated
+            if matches!(owner, TicketType::Investigation)
+                && !matches!(member, TicketType::Investigation) =>
+        {
+            Follow::Release
+        }
         TicketState::Escalated => Follow::Escalate,
         TicketState::Failed | TicketState::Cancelled => Follow::Release,
         TicketState::Open
@@ -398,11 +408,29 @@ mod tests {
 
     #[test]
     fn members_follow_their_owner() {
-        assert_eq!(follow(TicketState::Resolved), Follow::Resolve);
-        assert_eq!(follow(TicketState::Escalated), Follow::Escalate);
-        assert_eq!(follow(TicketState::Failed), Follow::Release);
-        assert_eq!(follow(TicketState::Cancelled), Follow::Release);
-        assert_eq!(follow(TicketState::Verifying), Follow::Stay);
+        use TicketType::{Incident, Investigation};
+        for (owner, member) in [
+            (Incident, Incident),
+            (Incident, Investigation),
+            (Investigation, Incident),
+            (Investigation, Investigation),
+        ] {
+            let follows = |to| follow(to, owner, member);
+            assert_eq!(follows(TicketState::Resolved), Follow::Resolve);
+            assert_eq!(follows(TicketState::Failed), Follow::Release);
+            assert_eq!(follows(TicketState::Cancelled), Follow::Release);
+            assert_eq!(follows(TicketState::Verifying), Follow::Stay);
+        }
+        // An investigation's question to a human leaves the harm with it
+        // to be worked; every other escalation takes its members along.
+        for (owner, member, how) in [
+            (Incident, Incident, Follow::Escalate),
+            (Incident, Investigation, Follow::Escalate),
+            (Investigation, Investigation, Follow::Escalate),
+            (Investigation, Incident, Follow::Release),
+        ] {
+            assert_eq!(follow(TicketState::Escalated, owner, member), how);
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | testing | every action as a dry run on every service (validation, config checks, traffic replay) | awaiting_approval (gated) · canary · failed |
 //! | awaiting_approval | a human approves or rejects (`POST /v1/proposals/{id}/approve`), or the timeout escalates | canary · rejected |
-//! | canary | applied to the first service; judged against the others (or its own window before the change) when the canary window ends; then deployed to the rest, unless a freeze window or the pause holds it | verifying · rolling_back → failed/error · awaiting_approval (inconclusive) |
+//! | canary | applied to one service (the first whose canary checks had samples, ADR 0026); judged against the others (or its own window before the change) when the canary window ends; then deployed to the rest, unless a freeze window or the pause holds it | verifying · rolling_back → failed/error · awaiting_approval (inconclusive) |
 //! | verifying | the ticket's acceptance criteria, judged once their whole duration lies after the deploy | succeeded · rolling_back → rolled_back |
 //! | rolling_back | every applied change undone with its recorded inverse, newest first | rolled_back · failed · rejected · error |
 
@@ -52,6 +52,9 @@ pub const REWORK_CLAIM_MS: u64 = 30 * MINUTE_MS;
 pub const MIN_SAMPLE_STEP_MS: u64 = 10 * SECOND_MS;
 /// Canary samples: at most this many steps per window.
 pub const SAMPLE_STEPS: u64 = 12;
+/// How long after the deploy an invariant ticket's invariant may stay
+/// breached without holding once before its change fails (ADR 0026).
+pub const INVARIANT_FAIL_AFTER_MS: u64 = 10 * MINUTE_MS;
 /// The setting that holds the global pause.
 pub const PAUSE_SETTING: &str = "pipeline.paused";
 
@@ -139,7 +142,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Pipeline {
-    /// A pipeline applying changes to `targets` (the first is the canary).
+    /// A pipeline applying changes to `targets` (the first that serves
+    /// traffic is the canary: `choose_canary`).
     /// Refuses a policy whose canary metrics the harness cannot compute per
     /// service.
     pub fn new(
@@ -1074,7 +1078,7 @@ impl Pipeline {
             return step;
         }
         {
-            let target = &self.targets[0];
+            let target = &self.targets[self.canary_index(state, now_ms)];
             if let Err(detail) = self
                 .apply_all(&mut proposal, std::slice::from_ref(target), now_ms)
                 .await
@@ -1132,6 +1136,45 @@ impl Pipeline {
         }
     }
 
+    /// Which target a canary runs on (ADR 0026): the first, in the
+    /// harness's order, on which every canary check had its samples over
+    /// the last canary duration — an instance no traffic reaches (a
+    /// load balancer hashing few tenants may leave one idle) can judge
+    /// nothing, and an inconclusive canary waits for a human. Else the
+    /// one with the most samples; the first when none has any.
+    fn canary_index(&self, state: &HarnessState, now_ms: u64) -> usize {
+        if self.targets.len() < 2 {
+            return 0;
+        }
+        let checks = self.policy.canary_checks();
+        let duration = self.policy.canary.duration_ms;
+        let step = (duration / SAMPLE_STEPS).max(MIN_SAMPLE_STEP_MS);
+        let harness = state.harness();
+        let counts: Vec<Vec<(usize, usize)>> = self
+            .targets
+            .iter()
+            .map(|target| {
+                checks
+                    .iter()
+                    .map(|check| {
+                        let found = samples(
+                            harness.registry(),
+                            harness.tsdb(),
+                            &check.name,
+                            &[target.name.as_str()],
+                            now_ms,
+                            duration,
+                            step,
+                        )
+                        .len();
+                        (found, check.min_samples.max(1))
+                    })
+                    .collect()
+            })
+            .collect();
+        choose_canary(&counts)
+    }
+
     /// While changes are held (pause, freeze): `Some(None)` to wait,
     /// `Some(Some(step))` to record that it is now held; `None` to go on.
     async fn hold(
@@ -1187,7 +1230,7 @@ impl Pipeline {
             let others: Vec<&str> = self
                 .targets
                 .iter()
-                .skip(1)
+                .filter(|t| t.name != canary.target)
                 .map(|t| t.name.as_str())
                 .collect();
             let (baseline_instances, baseline_end): (Vec<&str>, u64) = if others.is_empty() {
@@ -1484,16 +1527,40 @@ impl Pipeline {
         let burn_kept = slo.as_ref().filter(|_| !proposal.interim).and_then(|slo| {
             crate::slo::burn_not_falling(slo, state.harness().tsdb(), verify.started_ms, now_ms)
         });
-        let failed_early = match (fired_anew, &burn_kept) {
-            (Some(fired), _) => Some(format!(
+        // An invariant ticket's invariant that has not held once, on every
+        // instance at one tick, in the `INVARIANT_FAIL_AFTER_MS` after the
+        // deploy was not restored by the change (ADR 0026): a breach that
+        // never ends fires nothing anew, and waiting for the criteria's
+        // deadline only delays the next attempt by hours.
+        let invariant_stuck = (ticket.source == crate::tickets::Source::Invariant
+            && !proposal.interim
+            && now_ms >= verify.started_ms.saturating_add(INVARIANT_FAIL_AFTER_MS))
+        .then(|| ticket.context["invariant"].as_str())
+        .flatten()
+        .filter(|name| {
+            let holds = crate::selector::Selector::metric(crate::criteria::INVARIANT_HOLDS_SERIES)
+                .with("invariant", name);
+            state
+                .harness()
+                .tsdb()
+                .mean(&holds, now_ms.saturating_sub(verify.started_ms), now_ms)
+                .is_some_and(|held| held <= 0.0)
+        })
+        .map(str::to_owned);
+        let failed_early = match (fired_anew, &burn_kept, &invariant_stuck) {
+            (Some(fired), _, _) => Some(format!(
                 "the ticket's violation fired anew {} after the deploy: the change did not hold",
                 format_duration_ms(fired.saturating_sub(verify.started_ms))
             )),
-            (None, Some((rule, burn))) => Some(format!(
+            (None, Some((rule, burn)), _) => Some(format!(
                 "the SLO still burns at {}x over its {rule} rule's short window after the deploy: the change did not stop the burn",
                 crate::quantity::trim_float(*burn)
             )),
-            (None, None) => None,
+            (None, None, Some(name)) => Some(format!(
+                "invariant {name} has not held once in the {} after the deploy: the change did not restore it",
+                format_duration_ms(now_ms.saturating_sub(verify.started_ms))
+            )),
+            (None, None, None) => None,
         };
         if now_ms < verify.judge_from_ms && failed_early.is_none() {
             return None;
@@ -1846,6 +1913,28 @@ fn summarize_replay(test: &Value) -> String {
     }
 }
 
+/// The canary among targets whose checks found `(samples, needed)` each
+/// (see `Pipeline::canary_index`): the first whose every check has what it
+/// needs, else the one with the most samples (the first of equals).
+pub fn choose_canary(counts: &[Vec<(usize, usize)>]) -> usize {
+    if let Some(ready) = counts
+        .iter()
+        .position(|checks| checks.iter().all(|(found, needed)| found >= needed))
+    {
+        return ready;
+    }
+    let mut best = 0;
+    let mut most = 0;
+    for (index, checks) in counts.iter().enumerate() {
+        let found: usize = checks.iter().map(|(found, _)| found).sum();
+        if found > most {
+            best = index;
+            most = found;
+        }
+    }
+    best
+}
+
 /// One sample per step over `(end - duration, end]`, per instance.
 fn samples(
     registry: &MetricRegistry,
@@ -1923,4 +2012,32 @@ fn symptoms_of(state: &HarnessState, owner: &Ticket, window: u64) -> Vec<Ticket>
             member
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose_canary;
+
+    #[test]
+    fn the_canary_is_the_first_target_whose_checks_can_be_judged() {
+        // Every target judgeable: the first.
+        assert_eq!(choose_canary(&[vec![(12, 3)], vec![(12, 3)]]), 0);
+        // The first idle, the second not: the second.
+        assert_eq!(
+            choose_canary(&[vec![(0, 3)], vec![(12, 3)], vec![(12, 3)]]),
+            1
+        );
+        // Every check must have its samples.
+        assert_eq!(
+            choose_canary(&[vec![(12, 3), (2, 3)], vec![(4, 3), (3, 3)]]),
+            1
+        );
+        // None judgeable: the most samples, the first of equals.
+        assert_eq!(choose_canary(&[vec![(1, 3)], vec![(2, 3)]]), 1);
+        assert_eq!(choose_canary(&[vec![(2, 3)], vec![(2, 3)]]), 0);
+        // None with any: the first.
+        assert_eq!(choose_canary(&[vec![(0, 3)], vec![(0, 3)]]), 0);
+        // No checks to judge: the first.
+        assert_eq!(choose_canary(&[vec![], vec![]]), 0);
+    }
 }

@@ -1652,8 +1652,7 @@ fn follow_owner(
     if owner.incident.is_some() {
         return Ok(());
     }
-    let how = crate::incidents::follow(owner.state);
-    if how == Follow::Stay {
+    if crate::incidents::follow(owner.state, owner.kind, owner.kind) == Follow::Stay {
         return Ok(());
     }
     let members: Vec<Ticket> = active_tickets(tx)?
@@ -1661,6 +1660,7 @@ fn follow_owner(
         .filter(|ticket| ticket.incident.as_deref() == Some(owner.id.as_str()))
         .collect();
     for member in members {
+        let how = crate::incidents::follow(owner.state, owner.kind, member.kind);
         let event = match how {
             Follow::Resolve | Follow::Escalate => TicketEvent::Transitioned {
                 from: member.state,

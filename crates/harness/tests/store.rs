@@ -811,6 +811,43 @@ fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
         .expect("escalate");
     assert_eq!(state_of(&store, &follower.id).0, TicketState::Escalated);
 
+    // An investigation (an anomaly) that goes to a human asks a question:
+    // the harm that joined it (an SLO burn) is released to be worked, an
+    // investigation that joined it goes with it.
+    let mut asking = caused("anomaly:rise", &["value:api/org=c"]);
+    asking.kind = TicketType::Investigation;
+    let asking = store
+        .intake(&asking, None, T0_MS + 30)
+        .expect("owner")
+        .ticket;
+    let harm = store
+        .intake(&caused("slo:burn", &["value:api/org=c"]), None, T0_MS + 31)
+        .expect("member")
+        .ticket;
+    let mut echo = caused("anomaly:other", &["value:api/org=c"]);
+    echo.kind = TicketType::Investigation;
+    let echo = store
+        .intake(&echo, None, T0_MS + 32)
+        .expect("member")
+        .ticket;
+    assert_eq!(harm.incident.as_deref(), Some(asking.id.as_str()));
+    assert_eq!(echo.incident.as_deref(), Some(asking.id.as_str()));
+    store
+        .command(&asking.id, &claim("agent"), T0_MS + 33)
+        .expect("claim");
+    store
+        .command(
+            &asking.id,
+            &Command::Escalate {
+                actor: "agent".into(),
+                reason: "is this rise abuse?".into(),
+            },
+            T0_MS + 34,
+        )
+        .expect("escalate");
+    assert_eq!(state_of(&store, &harm.id), (TicketState::Open, None));
+    assert_eq!(state_of(&store, &echo.id).0, TicketState::Escalated);
+
     // Past the window, a shared cause is a new incident.
     let late = store
         .intake(

@@ -391,7 +391,7 @@ impl World {
         floodgate_harness::Clock::now_ms(self.clock.as_ref())
     }
 
-    /// The first instance (the pipeline's canary).
+    /// The first instance (the pipeline's canary when it serves traffic).
     pub fn service(&self) -> &Arc<dyn Transport> {
         &self.services[0]
     }

@@ -229,6 +229,9 @@ pub enum Reduce {
     /// Per-second increase of a counter over the window (counter resets
     /// count from zero).
     Rate,
+    /// Per-second slope of a gauge over the window, by least squares (as
+    /// Prometheus' `deriv`): how fast it grows (negative: shrinks).
+    Deriv,
 }
 
 impl Reduce {
@@ -268,6 +271,28 @@ impl Reduce {
                     };
                 }
                 Some(increase * 1000.0 / (last.0 - first.0) as f64)
+            }
+            Reduce::Deriv => {
+                let points: Vec<(f64, f64)> = samples
+                    .iter()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(t, v)| (*t as f64 / 1000.0, *v))
+                    .collect();
+                let n = points.len() as f64;
+                if points.len() < 2 {
+                    return None;
+                }
+                let mean_t = points.iter().map(|(t, _)| t).sum::<f64>() / n;
+                let mean_v = points.iter().map(|(_, v)| v).sum::<f64>() / n;
+                let spread: f64 = points.iter().map(|(t, _)| (t - mean_t).powi(2)).sum();
+                if spread <= 0.0 {
+                    return None;
+                }
+                let covariance: f64 = points
+                    .iter()
+                    .map(|(t, v)| (t - mean_t) * (v - mean_v))
+                    .sum();
+                Some(covariance / spread)
             }
         }
     }

@@ -70,6 +70,17 @@ pub struct World {
     pub data: PathBuf,
     /// What each tick sends to every service: (request, times).
     pub traffic: Vec<(Value, usize)>,
+    /// Services no traffic reaches (indices), as a load balancer hashing
+    /// few tenants may leave one idle.
+    pub idle: Vec<usize>,
+}
+
+/// The scratch data directory goes with the world (a failing test's
+/// assertion names what it needs; the directory is no evidence kept).
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
 }
 
 impl World {
@@ -136,6 +147,7 @@ impl World {
                 }),
                 CHECKS_PER_TICK,
             )],
+            idle: Vec::new(),
         }
     }
 
@@ -153,7 +165,10 @@ impl World {
     /// This tick's traffic, then the harness observes (and advances the
     /// pipeline). The clocks do not move.
     pub async fn observe(&mut self) {
-        for service in &self.services {
+        for (index, service) in self.services.iter().enumerate() {
+            if self.idle.contains(&index) {
+                continue;
+            }
             for (request, times) in &self.traffic {
                 for _ in 0..*times {
                     service.check(request).await.expect("check");
