@@ -172,6 +172,30 @@ async fn the_same_fix_escalating_three_times_asks_a_human_and_suspends_the_work(
 }
 
 #[tokio::test]
+async fn a_fixed_problem_that_comes_back_is_reflected_on_at_once() {
+    // Three fixes that held, each undone by the problem coming back; the
+    // fourth recurrence is a finding on the very next tick — not up to
+    // ten minutes later, when an agent may have applied the fix again.
+    let mut world = World::new("reflect-on-reopen", "");
+    world.ticks(40).await;
+    for value in [120, 240, 480] {
+        file(&world).await;
+        fix(&mut world, value).await;
+    }
+    let again = file(&world).await;
+    world.tick().await;
+    let shown = world.get(&format!("/v1/tickets/{again}")).await;
+    assert_eq!(shown["ticket"]["state"], "escalated", "{shown}");
+    let claimed = claim(&world).await;
+    assert!(claimed.is_null(), "handed out: {claimed}");
+    let reflection = world.get("/v1/reflection").await;
+    assert!(
+        reflection.to_string().contains("hysteresis"),
+        "{reflection}"
+    );
+}
+
+#[tokio::test]
 async fn a_healthy_history_of_different_fixes_raises_nothing() {
     let mut world = World::new("reflect-healthy", "");
     world.ticks(40).await;

@@ -765,9 +765,14 @@ impl Observer {
                 Err(error) => errors.push(format!("trajectories: {error}")),
             }
         }
-        let due = self.last_reflect_ms.is_none_or(|last| {
-            now_ms >= last.saturating_add(crate::reflector::REFLECT_INTERVAL_MS)
-        });
+        // Every interval, and at once when a fixed problem came back (a
+        // ticket reopened): the fix that keeps coming back is a finding
+        // before an agent applies it again (ADR 0026).
+        let reopened = self.state.store().take_reopened();
+        let due = reopened
+            || self.last_reflect_ms.is_none_or(|last| {
+                now_ms >= last.saturating_add(crate::reflector::REFLECT_INTERVAL_MS)
+            });
         if due {
             self.last_reflect_ms = Some(now_ms);
             let state = Arc::clone(&self.state);

@@ -345,6 +345,9 @@ pub struct Store {
     conn: Mutex<Connection>,
     policy: IntakePolicy,
     data_dir: PathBuf,
+    /// A ticket was reopened (a fixed problem came back) since the last
+    /// [`Store::take_reopened`]: reflection looks at once (ADR 0026).
+    reopened: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Store {
@@ -394,6 +397,7 @@ impl Store {
             conn: Mutex::new(conn),
             policy: IntakePolicy::default(),
             data_dir: data_dir.to_owned(),
+            reopened: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -455,7 +459,19 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let outcome = self.intake_in(&tx, draft, intake_key, now_ms, fresh)?;
         tx.commit()?;
+        if outcome.action == IntakeAction::Reopened {
+            self.reopened
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(outcome)
+    }
+
+    /// Whether a ticket was reopened since the last call (and forgets it):
+    /// the observe loop reflects at once when a fixed problem came back,
+    /// before an agent starts the same fix again.
+    pub fn take_reopened(&self) -> bool {
+        self.reopened
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Files a new ticket and runs `command` on it (a claim) in one

@@ -336,6 +336,8 @@ fn recurrences_are_absorbed_reopened_then_escalated() {
         (again.action, again.ticket.occurrences),
         (IntakeAction::Absorbed, 2)
     );
+    // Filing and absorbing are no reopen: reflection waits its interval.
+    assert!(!store.take_reopened());
     let resolve = |store: &Store, at: u64| {
         store.command(&id, &claim("a"), at).expect("claim");
         store
@@ -367,6 +369,9 @@ fn recurrences_are_absorbed_reopened_then_escalated() {
         ),
         (IntakeAction::Reopened, TicketState::Open, 1)
     );
+    // A reopen is told once (the observe loop reflects at once).
+    assert!(store.take_reopened());
+    assert!(!store.take_reopened());
     resolve(&store, T0_MS + 30);
     let escalated = store
         .intake(&draft("fp"), None, T0_MS + 40)
