@@ -7,7 +7,7 @@
 mod support;
 
 use floodgate_contract::client::ServiceApi;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::sim::*;
 
 #[tokio::test]
@@ -1074,12 +1074,7 @@ async fn an_agent_may_ask_a_human_a_question_and_gets_the_answer() {
     assert_eq!(status, 409, "{refused}");
 }
 
-/// An SLO ticket's fix that relieved the burn without ending it is kept in
-/// place, not rolled back (ADR 0025); one that did not relieve it is
-/// rolled back as before.
-#[tokio::test]
-async fn a_fix_that_relieved_the_burn_is_kept_one_that_did_not_is_rolled_back() {
-    const LIMITING: &str = "
+const LIMITING: &str = "
 slos:
   - name: limiting
     service: floodgate
@@ -1090,43 +1085,68 @@ slos:
         good: floodgate_requests_total{code=\"ok\"}
         total: floodgate_requests_total
 ";
-    let judge = |raise: u64| async move {
-        let mut world = World::build(
-            &format!("relief-{raise}"),
-            LIMITS,
-            LIMITING,
-            "verify:\n  max_duration: 6h\n  fail_after: 5m\n",
-            1,
-        );
-        // acme's 90/min against 60/min: a third rejected, 66x the budget.
-        world.ticks(40).await;
-        let draft: floodgate_harness::tickets::NewTicket = serde_json::from_value(json!({
-            "type": "incident",
-            "objective": {"description": "SLO limiting is burning its error budget"},
-            "acceptance_criteria": [
-                {"metric": "limiting", "condition": ">= 99.5%", "duration": "5m sustained"}
-            ],
-            "constraints": [],
-            "context": {"slo": "limiting"},
-            "source": "slo",
-            "priority": "high",
-            "fingerprint": "slo:limiting",
-        }))
-        .expect("an SLO's draft");
-        let (_, ticket) = file_as_evaluator_and_claim(&world, &draft).await;
-        let (status, answer) = world.propose(&ticket, raise_to(raise)).await;
-        assert_eq!(status, 201, "{answer}");
-        let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
-        world.ticks(13 + 31 + 31).await;
-        let proposal = world.proposal(&id).await;
-        let limit = world.limit().await;
-        let state = world.ticket_state(&ticket).await;
-        (proposal, limit, state)
-    };
+
+/// One SLO ticket judged on a raise of per_tenant to `raise`; `outside`: a
+/// value a deploy job pushes for per_tenant itself, in the middle of the
+/// verification. The proposal, the limit, the ticket's state at the end.
+async fn judge_relief(raise: u64, outside: Option<u64>) -> (Value, u64, String, World) {
+    let mut world = World::build(
+        &format!("relief-{raise}-{outside:?}"),
+        LIMITS,
+        LIMITING,
+        "verify:\n  max_duration: 6h\n  fail_after: 5m\n",
+        1,
+    );
+    // acme's 90/min against 60/min: a third rejected, 66x the budget.
+    world.ticks(40).await;
+    let draft: floodgate_harness::tickets::NewTicket = serde_json::from_value(json!({
+        "type": "incident",
+        "objective": {"description": "SLO limiting is burning its error budget"},
+        "acceptance_criteria": [
+            {"metric": "limiting", "condition": ">= 99.5%", "duration": "5m sustained"}
+        ],
+        "constraints": [],
+        "context": {"slo": "limiting"},
+        "source": "slo",
+        "priority": "high",
+        "fingerprint": "slo:limiting",
+    }))
+    .expect("an SLO's draft");
+    let (_, ticket) = file_as_evaluator_and_claim(&world, &draft).await;
+    let (status, answer) = world.propose(&ticket, raise_to(raise)).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["proposal"]["id"].as_str().expect("id").to_owned();
+    world.ticks(13 + 10).await;
+    if let Some(value) = outside {
+        let mut push = human_push(value);
+        push.actor = "deploy-job".into();
+        world
+            .service
+            .run_action("set_limit", &push)
+            .await
+            .expect("the deploy job's push");
+    }
+    world.ticks(21 + 31).await;
+    let proposal = world.proposal(&id).await;
+    let limit = world.limit().await;
+    let state = world.ticket_state(&ticket).await;
+    (proposal, limit, state, world)
+}
+
+/// An SLO ticket's fix that relieved the burn without ending it is kept in
+/// place, not rolled back (ADR 0025); one that did not relieve it is
+/// rolled back as before.
+#[tokio::test]
+async fn a_fix_that_relieved_the_burn_is_kept_one_that_did_not_is_rolled_back() {
     // 80/min: a ninth rejected (22x): still over the fastest rule's 14.4x,
     // so the fix fails fast, but under half the 66x before: kept.
-    let (proposal, limit, state) = judge(80).await;
+    let (proposal, limit, state, _) = judge_relief(80, None).await;
     assert_eq!(proposal["stage"], "kept", "{:?}", stages(&proposal));
+    assert!(
+        !stages(&proposal).contains(&"verifying:collided".to_owned()),
+        "{:?}",
+        stages(&proposal)
+    );
     assert!(
         proposal["outcome"]
             .as_str()
@@ -1138,8 +1158,44 @@ slos:
     let applied = proposal["applied"].as_array().expect("applied");
     assert!(applied.iter().all(|a| a["undone"] != true), "{proposal}");
     // 62/min: still 31% rejected (62x): no relief, rolled back.
-    let (proposal, limit, state) = judge(62).await;
+    let (proposal, limit, state, _) = judge_relief(62, None).await;
     assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
     assert_eq!(limit, 60);
     assert_eq!(state, "in_progress");
+}
+
+/// A kept fix under which someone outside the pipeline changed the config
+/// while it verified (a deploy job pushing its own value) is recorded as
+/// collided, as an undo refused for that reason is, and reflection asks a
+/// human whose change stands (ADR 0026): nobody undoes a kept change, so
+/// nothing else would notice that the fix is being overridden.
+#[tokio::test]
+async fn a_kept_fix_the_config_moved_under_is_contested_and_reflection_asks_a_human() {
+    let (proposal, limit, state, world) = judge_relief(80, Some(79)).await;
+    assert_eq!(proposal["stage"], "kept", "{:?}", stages(&proposal));
+    assert_eq!(limit, 79, "the deploy job's value stands");
+    assert_eq!(state, "in_progress");
+    let records = proposal["records"].as_array().expect("records");
+    let collided = records
+        .iter()
+        .find(|record| record["result"] == "collided")
+        .unwrap_or_else(|| panic!("no collided record: {:?}", stages(&proposal)));
+    let detail = collided["detail"].as_str().expect("detail");
+    assert!(detail.contains("svc-a from version"), "{detail}");
+    assert!(detail.contains("outside the pipeline"), "{detail}");
+
+    let (status, report) = world.post("/v1/reflect", json!({})).await;
+    assert_eq!(status, 200, "{report}");
+    let contested = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|finding| finding["kind"] == "contested")
+        .unwrap_or_else(|| panic!("no contested finding: {report:#}"));
+    let ticket = proposal["ticket_id"].as_str().expect("ticket");
+    assert_eq!(
+        contested["evidence"]["tickets"],
+        json!([ticket]),
+        "{contested:#}"
+    );
 }

@@ -1698,6 +1698,19 @@ impl Pipeline {
                 crate::quantity::trim_float(after)
             );
             proposal.record(now_ms, "kept", &detail, verify.last.clone());
+            // Kept means nobody undoes it, so nobody would notice that
+            // someone outside the pipeline changed the config under it
+            // (a deploy job pushing its config back): the same evidence as
+            // an undo refused for that reason, recorded the same way, and
+            // read by reflection as a contested change (ADR 0026).
+            if let Some(moved) = config_moved_under(&proposal, &state.harness()) {
+                proposal.record(
+                    now_ms,
+                    crate::proposal::RESULT_COLLIDED,
+                    &moved,
+                    Value::Null,
+                );
+            }
             proposal.outcome = detail.clone();
             proposal.stage = Stage::Kept;
             let mut step = Step::new(
@@ -1871,6 +1884,28 @@ fn changes_config(action: &str) -> bool {
 }
 
 /// The service refused because its config is not at the expected version.
+/// The targets whose config moved past the version `proposal` left it at
+/// (`Proposal::bases`), as the latest observation shows them: someone
+/// outside the pipeline changed the config after this change (no other
+/// proposal can while this one holds its lock). `None` when none moved,
+/// or when the proposal changed no config.
+fn config_moved_under(proposal: &Proposal, harness: &crate::harness::Harness) -> Option<String> {
+    let moved: Vec<String> = harness
+        .service_documents()
+        .filter_map(|(instance, document)| {
+            let base = *proposal.bases.get(instance)?;
+            let now = document?.pointer("/config/version")?.as_u64()?;
+            (now > base).then(|| format!("{instance} from version {base} to {now}"))
+        })
+        .collect();
+    (!moved.is_empty()).then(|| {
+        format!(
+            "the config moved under this change while it verified ({}): someone outside the pipeline changed it, and any change made now may be overridden the same way",
+            moved.join(", ")
+        )
+    })
+}
+
 fn config_moved(error: &ClientError) -> bool {
     matches!(error, ClientError::Api { error, .. } if error.error.kind == "config_moved")
 }

@@ -120,8 +120,9 @@ impl Stage {
 
 /// One stage's result, as recorded (and as a ledger entry).
 /// A [`StageRecord::result`]: an undo refused because someone changed the
-/// config after the change (theirs stands; a human decides). Reflection
-/// reads it as a contested change (ADR 0023).
+/// config after the change (theirs stands; a human decides), or a kept
+/// change whose config someone moved while it verified (ADR 0026).
+/// Reflection reads it as a contested change (ADR 0023).
 pub const RESULT_COLLIDED: &str = "collided";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! and notice when they should stop and ask a human
 //! (docs/adr/0009-reflection-thresholds.md).
 //!
-//! Five patterns, each with named thresholds ([`Thresholds`]):
+//! Six patterns, five with named thresholds ([`Thresholds`]):
 //!
 //! | finding | when | suspends? |
 //! |---|---|---|
@@ -11,6 +11,7 @@
 //! | [`FindingKind::Oscillation`] | a target's setting flaps: weighted percent state change over its last `flap_window` changes above `flap_high`, until below `flap_low` | yes |
 //! | [`FindingKind::NonConvergence`] | a ticket with `max_failed_attempts` failed or rolled-back proposals, or open `never_met_after` with its criteria never met | no |
 //! | [`FindingKind::RepeatedEscalation`] | a problem type whose recent tickets ended with a human `escalation_ratio` of the time | no |
+//! | [`FindingKind::Contested`] | someone outside the pipeline changed the config under an agent's change (a proposal's `collided` record: an undo refused, or a kept change the config moved past, ADR 0023, ADR 0026); once is enough | yes |
 //!
 //! Pure: the caller builds a [`History`] from stored tickets and proposals,
 //! calls [`reflect`] with the previous [`ReflectionState`] and the time, and
@@ -1384,7 +1385,7 @@ pub fn help_ticket(finding: &Finding) -> NewTicket {
 /// Contested: someone outside the pipeline changed the config under an
 /// agent's change (a human's push, a controller putting its own config
 /// back), and undoing the change was refused so as not to overwrite
-/// theirs. Once is enough: the agents and that actor are changing the
+/// theirs, or the change was kept and the config had moved past it. Once is enough: the agents and that actor are changing the
 /// same thing, each fix the agents make will be overridden the same way,
 /// and only a human can say whose change stands. One finding per
 /// fingerprint; automatic work on it stops until a human answers.
