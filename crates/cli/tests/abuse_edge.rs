@@ -3,12 +3,18 @@
 //! connections than the cap (`--max-connections`) leave a new client's
 //! check answered (the idle ones are shed first, counted, and closed), and
 //! a control-API body that never finishes is cut by `--body-read-timeout`
-//! (408 naming `body`, connection closed) while checks go on.
+//! (408 naming `body`, connection closed) while checks go on; a process
+//! whose open-file limit is below its cap sheds the longest-idle
+//! connection when an accept fails for want of descriptors, and still
+//! serves a new client. Under each, RSS grows by less than
+//! [`RSS_BOUND_KIB`].
 
 #[path = "support/process.rs"]
 mod process;
 
-use process::{http, http_get, scratch, serve_example, Process};
+use process::{
+    floodgate, http, http_get, rss_kib, scratch, serve_example, serve_example_with, Process,
+};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -17,6 +23,14 @@ use std::time::Duration;
 /// The cap given to the process, and the idle connections opened.
 const CAP: usize = 32;
 const IDLE: usize = 3 * CAP;
+/// The most RSS an attack may add to the process (the abuse suite's
+/// bound: the store's documented size, here empty, plus 64 MiB).
+const RSS_BOUND_KIB: u64 = 64 * 1024;
+/// The open-file limit (soft and hard) of the descriptor test's process,
+/// the cap it is given (far above that), and the idle connections opened.
+const NOFILE: usize = 128;
+const NOFILE_CAP: usize = 4 * NOFILE;
+const NOFILE_IDLE: usize = 2 * NOFILE;
 /// Readiness polls of the process's own figures (it accepts in its own
 /// time); each poll is one request.
 const POLLS: usize = 2_000;
@@ -54,38 +68,65 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
     }
 }
 
-#[test]
-fn idle_connections_past_the_cap_are_shed_and_a_new_client_is_served() {
-    let cap = CAP.to_string();
-    let (server, addr) = serve(&[
-        "--max-connections",
-        &cap,
-        "--handshake-timeout",
-        "10m",
-        "--idle-timeout",
-        "10m",
-    ]);
-    let accepted = r#"floodgate_connections_accepted_total{listener="http"}"#;
-    let before = metric(&addr, accepted).expect("accepted");
+/// A `floodgate serve` run by `command` with a connection cap of `cap` and
+/// timeouts too long to close an idle connection during a test.
+fn serve_capped(command: std::process::Command, cap: usize) -> (Process, String) {
+    let cap = cap.to_string();
+    serve_example_with(
+        command,
+        &scratch(),
+        &[
+            "--max-connections",
+            &cap,
+            "--handshake-timeout",
+            "10m",
+            "--idle-timeout",
+            "10m",
+        ],
+    )
+}
 
-    let mut idle: Vec<TcpStream> = (0..IDLE)
-        .map(|_| TcpStream::connect(&addr).expect("connect"))
+/// Opens `count` connections that never send a byte, and waits until the
+/// process has accepted every one of them (each poll is one more
+/// connection, so those are counted too).
+fn open_idle(addr: &str, count: usize) -> Vec<TcpStream> {
+    let accepted = r#"floodgate_connections_accepted_total{listener="http"}"#;
+    let before = metric(addr, accepted).expect("accepted");
+    let idle: Vec<TcpStream> = (0..count)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
-    // Until the process has accepted every one of them (each poll is one
-    // more connection, so count those too).
     let mut polls = 0.0;
     loop {
         polls += 1.0;
-        let now = metric(&addr, accepted).expect("accepted");
-        if now >= before + IDLE as f64 + polls {
+        let now = metric(addr, accepted).expect("accepted");
+        if now >= before + count as f64 + polls {
             break;
         }
         assert!(
             polls < POLLS as f64,
             "accepted {now}, never {}",
-            before + IDLE as f64
+            before + count as f64
         );
     }
+    idle
+}
+
+fn assert_rss_bounded(server: &Process, before_kib: u64) {
+    let after = rss_kib(server.child.id());
+    let grown = after.saturating_sub(before_kib);
+    eprintln!("RSS {before_kib} KiB before, {after} KiB after (+{grown} KiB)");
+    assert!(
+        grown < RSS_BOUND_KIB,
+        "RSS grew by {grown} KiB ({before_kib} → {after}), over {RSS_BOUND_KIB} KiB"
+    );
+}
+
+#[test]
+fn idle_connections_past_the_cap_are_shed_and_a_new_client_is_served() {
+    let (server, addr) = serve_capped(floodgate(), CAP);
+    let rss_before = rss_kib(server.child.id());
+    let mut idle = open_idle(&addr, IDLE);
+    assert_rss_bounded(&server, rss_before);
 
     // A new client past the cap of idle connections: answered.
     let (status, body) = check(&addr);
@@ -164,5 +205,56 @@ fn a_slow_control_body_is_cut_by_the_body_timeout() {
     assert_eq!(status, 200, "{text}");
     let view: Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(view["version"], 1, "{view}");
+    drop(server);
+}
+
+/// The open-file limit below the connection cap (a host that cannot raise
+/// it): accepts fail with EMFILE, and each failure sheds the longest-idle
+/// connection and pauses the listener instead of spinning, so a new
+/// client is still answered and the process does not freeze.
+#[test]
+fn out_of_descriptors_the_longest_idle_is_shed_and_a_new_client_is_served() {
+    // `ulimit -n` sets the soft and the hard limit: the process's raise
+    // to the hard limit cannot get past it.
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("ulimit -n {NOFILE} && exec \"$0\" \"$@\""))
+        .arg(floodgate().get_program());
+    let (server, addr) = serve_capped(shell, NOFILE_CAP);
+    let rss_before = rss_kib(server.child.id());
+    let idle = open_idle(&addr, NOFILE_IDLE);
+
+    let (status, body) = check(&addr);
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["overall_code"], "OK", "{answer}");
+
+    let errors =
+        metric(&addr, r#"floodgate_accept_errors_total{listener="http"}"#).expect("accept errors");
+    let shed = metric(
+        &addr,
+        r#"floodgate_connections_closed_total{listener="http",reason="shed_idle"}"#,
+    )
+    .expect("shed_idle");
+    assert!(errors >= 1.0, "the open-file limit was never reached");
+    assert!(
+        shed >= (NOFILE_IDLE - NOFILE) as f64,
+        "shed {shed} of {NOFILE_IDLE} idle connections with {NOFILE} descriptors"
+    );
+    let open = metric(&addr, r#"floodgate_connections_open{listener="http"}"#).expect("open");
+    assert!(
+        open < NOFILE as f64,
+        "{open} open with {NOFILE} descriptors"
+    );
+    assert_rss_bounded(&server, rss_before);
+    assert!(
+        server
+            .log()
+            .contains("the open-file limit is below the connection caps"),
+        "{}",
+        server.log()
+    );
+    drop(idle);
     drop(server);
 }

@@ -9,7 +9,7 @@
 #[path = "support/process.rs"]
 mod process;
 
-use process::{http, http_get, scratch, serve_example};
+use process::{http, http_get, rss_kib, scratch, serve_example};
 use serde_json::Value;
 
 /// Checks of each kind sent.
@@ -30,15 +30,6 @@ fn check(domain: &str, descriptors: usize, value_bytes: usize, salt: usize) -> S
         r#"{{"domain":"{domain}","descriptors":[{}]}}"#,
         descriptors.join(",")
     )
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 fn post(addr: &str, body: &str) {

@@ -82,6 +82,16 @@ pub fn http(
     Some((status, body))
 }
 
+/// A process's resident set size in KiB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
 /// A child process killed (and reaped) on drop, its output in a log file.
 pub struct Process {
     pub child: Child,
@@ -150,9 +160,14 @@ pub fn stdout(output: &Output) -> String {
 /// with `extra` arguments, its log in `dir`; ready once `/v1/health`
 /// answers 200. The process and its HTTP address.
 pub fn serve_example(dir: &Path, extra: &[&str]) -> (Process, String) {
+    serve_example_with(floodgate(), dir, extra)
+}
+
+/// [`serve_example`] run by `command` (the `floodgate` binary, or a shell
+/// that sets a resource limit and execs the arguments it is given).
+pub fn serve_example_with(mut command: Command, dir: &Path, extra: &[&str]) -> (Process, String) {
     let http_addr = format!("127.0.0.1:{}", free_port());
     let grpc_addr = format!("127.0.0.1:{}", free_port());
-    let mut command = floodgate();
     command
         .arg("serve")
         .arg("--config")
