@@ -505,9 +505,15 @@ const ADMITTED: &str = "floodgate_requests_total{code=\"ok\"}";
 
 /// A limit of the evidence document at `descriptors[node]`.
 fn ev_limit(name: &str, unit: &str, quota: u64, node: usize) -> Value {
+    let unit_seconds = match unit {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3600,
+        _ => 86400,
+    };
     json!({"domain": "api", "name": name, "node": format!("descriptors[{node}]"),
-           "unit": unit, "requests_per_unit": quota, "algorithm": "fixed_window",
-           "values": []})
+           "unit": unit, "unit_seconds": unit_seconds, "requests_per_unit": quota,
+           "algorithm": "fixed_window", "shadow": false, "values": []})
 }
 
 /// A value of the evidence document, of limit `limit` at `descriptors[node]`.
@@ -1005,6 +1011,84 @@ fn tenant_outgrew_limit_raises_every_limit_that_rejects_the_value_and_sizes_for_
     assert_eq!(
         world.proposed[3].0[0].params,
         json!({"domain": "api", "limit": "per_min@tenant=acme", "requests_per_unit": 2532})
+    );
+}
+
+/// A limit that does not reject the value yet but would at its rate (the
+/// minute limit holds it back; the hour limit is next) is raised with the
+/// change, sized to that rate over its unit; a day limit the rate would
+/// not pass within the hour, and a shadow limit, are copied as they are.
+#[test]
+fn tenant_outgrew_limit_raises_the_limits_its_rate_would_pass_next() {
+    let runbook = shipped_one("tenant-outgrew-limit");
+    let slo = ticket("slo", "slo:limiting_correctness");
+    // 15/s with 25% headroom is 18.75/s: 67,500 an hour, past per_hour's
+    // 20,000 (raised by at most x2: 40,000), not past per_day's 100,000
+    // within the hour.
+    let mut per_min = rejected("acme", "per_min", 600, 0, false, 1.5);
+    per_min["hits_per_second"] = json!(15.0);
+    let mut shadow = ev_limit("per_hour_shadow", "hour", 1000, 0);
+    shadow["shadow"] = json!(true);
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![per_min],
+            Value::Null,
+            vec![ev_limit("per_hour", "hour", 20000, 0), shadow],
+        ))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, run) = world.run(&runbook, &slo);
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert_eq!(
+        added_limits(&world.proposed[0].0),
+        vec![
+            (&json!("per_min@tenant=acme"), &json!(1125)),
+            (&json!("per_day@tenant=acme"), &json!(100000)),
+            (&json!("per_hour@tenant=acme"), &json!(40000)),
+            (&json!("per_hour_shadow@tenant=acme"), &json!(1000)),
+        ]
+    );
+    let rationale = run
+        .trace()
+        .iter()
+        .find_map(|entry| match &entry.event {
+            TraceEvent::Issued {
+                command: Command::Propose { rationale, .. },
+            } => Some(rationale.clone()),
+            _ => None,
+        })
+        .expect("a proposal");
+    assert!(
+        rationale
+            .contains("Its rate would pass 1 more of its limits next (per_hour first, to 40000)"),
+        "{rationale}"
+    );
+    // Its own limits: the hour one is raised in place beside the minute
+    // one (its need is 67,500 an hour: at most x2, 24,000).
+    let mut own = rejected("acme", "per_min_own", 1000, 1, true, 1.2);
+    own["hits_per_second"] = json!(15.0);
+    let mut world = World::new(state())
+        .evidence(evidence(
+            vec![own],
+            Value::Null,
+            vec![
+                ev_limit("per_min_own", "minute", 1000, 1),
+                ev_limit("per_hour_own", "hour", 12000, 1),
+            ],
+        ))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    let set: Vec<(&Value, &Value)> = world.proposed[0]
+        .0
+        .iter()
+        .map(|a| (&a.params["limit"], &a.params["requests_per_unit"]))
+        .collect();
+    assert_eq!(
+        set,
+        vec![
+            (&json!("per_min_own"), &json!(1500)),
+            (&json!("per_hour_own"), &json!(24000)),
+        ]
     );
 }
 
