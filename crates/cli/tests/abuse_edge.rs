@@ -7,13 +7,14 @@
 //! whose open-file limit is below its cap sheds the longest-idle
 //! connection when an accept fails for want of descriptors, and still
 //! serves a new client. Under each, RSS grows by less than
-//! [`RSS_BOUND_KIB`].
+//! `process::RSS_BOUND_KIB`.
 
 #[path = "support/process.rs"]
 mod process;
 
 use process::{
-    floodgate, http, http_get, rss_kib, scratch, serve_example, serve_example_with, Process,
+    assert_rss_bounded, floodgate, http, http_get, rss_kib, scratch, serve_example,
+    serve_example_with, Process,
 };
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
@@ -23,9 +24,6 @@ use std::time::Duration;
 /// The cap given to the process, and the idle connections opened.
 const CAP: usize = 32;
 const IDLE: usize = 3 * CAP;
-/// The most RSS an attack may add to the process (the abuse suite's
-/// bound: the store's documented size, here empty, plus 64 MiB).
-const RSS_BOUND_KIB: u64 = 64 * 1024;
 /// The open-file limit (soft and hard) of the descriptor test's process,
 /// the cap it is given (far above that), and the idle connections opened.
 const NOFILE: usize = 128;
@@ -109,16 +107,6 @@ fn open_idle(addr: &str, count: usize) -> Vec<TcpStream> {
         );
     }
     idle
-}
-
-fn assert_rss_bounded(server: &Process, before_kib: u64) {
-    let after = rss_kib(server.child.id());
-    let grown = after.saturating_sub(before_kib);
-    eprintln!("RSS {before_kib} KiB before, {after} KiB after (+{grown} KiB)");
-    assert!(
-        grown < RSS_BOUND_KIB,
-        "RSS grew by {grown} KiB ({before_kib} → {after}), over {RSS_BOUND_KIB} KiB"
-    );
 }
 
 #[test]

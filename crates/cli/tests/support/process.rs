@@ -92,6 +92,22 @@ pub fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// The most RSS an attack may add to a process (the abuse suite's bound:
+/// the store's documented size, empty in these tests, plus 64 MiB).
+pub const RSS_BOUND_KIB: u64 = 64 * 1024;
+
+/// Fails unless `process`'s RSS grew by less than [`RSS_BOUND_KIB`] since
+/// `before_kib`; prints both.
+pub fn assert_rss_bounded(process: &Process, before_kib: u64) {
+    let after = rss_kib(process.child.id());
+    let grown = after.saturating_sub(before_kib);
+    eprintln!("RSS {before_kib} KiB before, {after} KiB after (+{grown} KiB)");
+    assert!(
+        grown < RSS_BOUND_KIB,
+        "RSS grew by {grown} KiB ({before_kib} → {after}), over {RSS_BOUND_KIB} KiB"
+    );
+}
+
 /// A child process killed (and reaped) on drop, its output in a log file.
 pub struct Process {
     pub child: Child,
