@@ -1883,7 +1883,6 @@ fn changes_config(action: &str) -> bool {
         .is_some_and(|def| def.effects.state.contains(&"config"))
 }
 
-/// The service refused because its config is not at the expected version.
 /// The targets whose config moved past the version `proposal` left it at
 /// (`Proposal::bases`), as the latest observation shows them: someone
 /// outside the pipeline changed the config after this change (no other
@@ -1906,6 +1905,7 @@ fn config_moved_under(proposal: &Proposal, harness: &crate::harness::Harness) ->
     })
 }
 
+/// The service refused because its config is not at the expected version.
 fn config_moved(error: &ClientError) -> bool {
     matches!(error, ClientError::Api { error, .. } if error.error.kind == "config_moved")
 }

@@ -1385,9 +1385,10 @@ pub fn help_ticket(finding: &Finding) -> NewTicket {
 /// Contested: someone outside the pipeline changed the config under an
 /// agent's change (a human's push, a controller putting its own config
 /// back), and undoing the change was refused so as not to overwrite
-/// theirs, or the change was kept and the config had moved past it. Once is enough: the agents and that actor are changing the
-/// same thing, each fix the agents make will be overridden the same way,
-/// and only a human can say whose change stands. One finding per
+/// theirs, or the change was kept and the config had moved past it. Once
+/// is enough: the agents and that actor are changing the same thing, each
+/// fix the agents make will be overridden the same way, and only a human
+/// can say whose change stands. One finding per
 /// fingerprint; automatic work on it stops until a human answers.
 fn contested(collisions: &[CollisionRecord], state: &ReflectionState, now_ms: u64) -> Vec<Finding> {
     let mut by_fingerprint: BTreeMap<&str, Vec<&CollisionRecord>> = BTreeMap::new();
