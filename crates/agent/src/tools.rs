@@ -360,7 +360,9 @@ pub static CATALOG: &[ToolDef] = &[
         description: "Every instance's state merged: each limit's rejected and admitted \
             hits per second by descriptor value (with entries ready for an add_limit \
             path), each value's demand against its limit (demand_ratio), the most \
-            rejecting limit, the busiest value, and each instance's store health.",
+            rejecting limit, the busiest value, the hottest value (the most hits asked, \
+            with its lead over the next value: a hot key's suspect), and each instance's \
+            store health.",
         input_schema: schema::<NoArgs>,
         read_only: true,
         destructive: false,

@@ -406,7 +406,8 @@ impl World {
         let mut run = runbook.start(ticket, self.now);
         self.note_health();
         let mut outcome = None;
-        for _ in 0..1000 {
+        // Enough for a six-hour run that looks four times a minute.
+        for _ in 0..5000 {
             let command = run.next(outcome.take(), self.now);
             match &command {
                 Command::Escalate { .. } | Command::Done { .. } => return (command, run),
@@ -513,6 +514,7 @@ fn ev_limit(name: &str, unit: &str, quota: u64, node: usize) -> Value {
     };
     json!({"domain": "api", "name": name, "node": format!("descriptors[{node}]"),
            "unit": unit, "unit_seconds": unit_seconds, "requests_per_unit": quota,
+           "quota_per_second": quota as f64 / unit_seconds as f64,
            "algorithm": "fixed_window", "shadow": false, "values": []})
 }
 
@@ -1176,6 +1178,54 @@ fn tenant_outgrew_limit_escalates_past_the_cap_and_ignores_throttles() {
 }
 
 #[test]
+fn tenant_outgrew_limit_resolves_a_burn_the_fallback_ended_and_waits_out_a_closed_backend() {
+    let runbook = shipped_one("tenant-outgrew-limit");
+    let slo = ticket("slo", "slo:limiting_correctness");
+    let mut down = state();
+    down["store"]["backend"] = json!("redis");
+    down["store"]["healthy"] = json!(false);
+    // Deciding with local_fallback and nothing but a throttle rejects: the
+    // burn was the outage's; resolved, nothing changed.
+    down["store"]["failure_policy"] = json!("local_fallback");
+    let throttled = evidence(
+        vec![rejected(
+            "runaway",
+            "throttle@tenant=runaway",
+            100,
+            1,
+            true,
+            9.0,
+        )],
+        Value::Null,
+        vec![],
+    );
+    let mut world = World::new(down.clone()).evidence(throttled.clone());
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(
+        summary(&end).starts_with("The counter backend is unhealthy and the service decides with local_fallback; no limit rejects"),
+        "{end:?}"
+    );
+    assert!(world.proposed.is_empty());
+    // A limit still rejects under the fallback (its quota scaled to the
+    // instance's share): no raise while the backend is down; it waits.
+    let mut world = World::new(down.clone()).evidence(evidence(
+        vec![rejected("acme", "per_min", 600, 0, false, 1.5)],
+        Value::Null,
+        vec![],
+    ));
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(summary(&end).contains("timed out"), "{end:?}");
+    assert!(world.proposed.is_empty());
+    // Failing closed, every rejection is the policy's: it waits, whatever
+    // the evidence says.
+    down["store"]["failure_policy"] = json!("fail_closed");
+    let mut world = World::new(down).evidence(throttled);
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(summary(&end).contains("timed out"), "{end:?}");
+    assert!(world.proposed.is_empty());
+}
+
+#[test]
 fn a_runbook_naming_a_limit_or_tenant_is_refused() {
     let text = |params: &str, vars: &str| {
         format!(
@@ -1402,6 +1452,109 @@ fn backend_down_falls_back_then_restores_the_previous_policy() {
         summary(&end).starts_with("runbook backend-down timed out after 21600000 ms"),
         "{end:?}"
     );
+}
+
+/// A backend that times out and comes back, again and again, while one
+/// value asks `lead` times any other (4/s): the evidence the backend-down
+/// runbook reads after its settling minute.
+fn hot_evidence(lead: f64, outages: u32) -> Value {
+    hot_evidence_of(lead, outages, "counter store timed out after 50ms")
+}
+
+fn hot_evidence_of(lead: f64, outages: u32, detail: &str) -> Value {
+    let mut hot = ev_value("runaway", "per_min", 600, 0, false);
+    hot["hits_per_second"] = json!(4.0 * lead);
+    json!({
+        "limits": [ev_limit("per_min", "minute", 600, 0), ev_limit("per_sec", "second", 30, 0),
+                   ev_limit("per_day", "day", 100000, 0)],
+        "rejected": [], "hottest": hot, "hottest_lead": lead,
+        "instances": [{"service": "svc-a", "store_backend": "redis", "store_healthy": false,
+                       "store_failure_policy": "fail_closed", "store_steady_ms": 5000,
+                       "store_outages_last_hour": outages,
+                       "store_transitions": [{"time_ms": 1, "healthy": false, "detail": detail}]}]
+    })
+}
+
+#[test]
+fn backend_down_throttles_a_hot_key_that_keeps_the_backend_timing_out() {
+    let runbook = shipped_one("backend-down");
+    let mut down = state();
+    down["store"]["backend"] = json!("redis");
+    down["store"]["healthy"] = json!(false);
+    down["store"]["transitions"] =
+        json!([{"time_ms": 1, "healthy": false, "detail": "counter store timed out after 50ms"}]);
+    let ticket = ticket("invariant", "invariant:store_healthy");
+    // runaway asks 40/s, ten times the next value (4/s): the fallback and
+    // a throttle in one change, after a minute for the top values to fill.
+    let mut world = World::new(down.clone())
+        .evidence(hot_evidence(10.0, 3))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, run) = world.run(&runbook, &ticket);
+    let settled = run
+        .trace()
+        .iter()
+        .any(|entry| entry.step == "settle" && matches!(entry.event, TraceEvent::Entered));
+    assert!(settled, "timeouts: it waits for the traffic to show");
+    let (actions, risk) = &world.proposed[0];
+    assert_eq!(*risk, Risk::Medium);
+    assert_eq!(actions[0].action, "set_failure_policy");
+    assert_eq!(actions[0].params, json!({"policy": "local_fallback"}));
+    // Its own node, with a copy of each limit its key applies now …
+    let copies: Vec<&str> = actions[1..4]
+        .iter()
+        .map(|a| a.params["rate_limit"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            "per_min@tenant=runaway",
+            "per_sec@tenant=runaway",
+            "per_day@tenant=runaway"
+        ]
+    );
+    // … and the throttle: 2 x 4/s = 480 a minute, but under 0.8 of its
+    // tightest limit per minute (per_day: 100,000 a day, 69.4 a minute):
+    // 56, so that no limit of its own ever rejects what the throttle
+    // admits; bursts of at most 0.8 of the smallest quota (per_sec's 30).
+    assert_eq!(
+        actions[4].params,
+        json!({"domain": "api", "path": [{"key": "tenant", "value": "runaway"}],
+               "rate_limit": {"name": "throttle@tenant=runaway", "unit": "minute",
+                              "algorithm": "token_bucket", "requests_per_unit": 56, "burst": 24}})
+    );
+    assert_eq!(actions.len(), 5);
+    // The backend keeps flapping with the throttle in place: the runbook
+    // does not throttle twice; it escalates with the fallback left on.
+    assert!(
+        summary(&end).contains("it flaps. Failure policy local_fallback stays in place"),
+        "{end:?}"
+    );
+    assert_eq!(world.proposed.len(), 1);
+
+    // A lead under 2: not one key's doing; the fallback alone.
+    let mut world = World::new(down.clone())
+        .evidence(hot_evidence(1.5, 3))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    world.run(&runbook, &ticket);
+    assert_eq!(world.proposed[0].0.len(), 1);
+    assert_eq!(world.proposed[0].0[0].action, "set_failure_policy");
+    // A backend that went down once and stays down (slow for everyone,
+    // its probes failing too): no throttle on a guess.
+    let mut world = World::new(down.clone())
+        .evidence(hot_evidence(10.0, 1))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    world.run(&runbook, &ticket);
+    assert_eq!(world.proposed[0].0.len(), 1);
+    // Refused connections: down, not saturated; the fallback at once.
+    let refusal = "counter store unavailable: connection refused";
+    let mut refused = down;
+    refused["store"]["transitions"] = json!([{"time_ms": 1, "healthy": false, "detail": refusal}]);
+    let mut world = World::new(refused)
+        .evidence(hot_evidence_of(10.0, 3, refusal))
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (_, run) = world.run(&runbook, &ticket);
+    assert_eq!(world.proposed[0].0.len(), 1);
+    assert!(!run.trace().iter().any(|entry| entry.step == "settle"));
 }
 
 #[test]

@@ -50,6 +50,16 @@ pub struct Evidence {
     /// The value with the most admitted hits per second over all limits,
     /// if any: the one a load incident is most likely about.
     pub heaviest: Option<ValueEvidence>,
+    /// The value asking the most hits per second over all limits, admitted
+    /// or not, if any: the key a hot-key incident (one key saturating the
+    /// counter backend) is most likely about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hottest: Option<ValueEvidence>,
+    /// How many times the hits per second of the next value (any other
+    /// descriptor value, of any limit) the hottest asks; absent when no
+    /// other value asks anything (one value alone cannot be told hot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hottest_lead: Option<f64>,
     /// Each instance's store health and config version.
     pub instances: Vec<InstanceEvidence>,
     /// What changed the config lately, newest first (of the first instance
@@ -211,6 +221,7 @@ impl RejectingSince {
         evidence.rejected.iter_mut().for_each(mark);
         evidence.busiest.iter_mut().for_each(mark);
         evidence.heaviest.iter_mut().for_each(mark);
+        evidence.hottest.iter_mut().for_each(mark);
     }
 }
 
@@ -489,6 +500,24 @@ pub fn build(
                 .then(b.limit.cmp(&a.limit))
         })
         .cloned();
+    let hottest = all_values()
+        .filter(|value| value.hits_per_second > 0.0)
+        .max_by(|a, b| {
+            a.hits_per_second
+                .total_cmp(&b.hits_per_second)
+                .then(b.value.cmp(&a.value))
+                .then(b.limit.cmp(&a.limit))
+        })
+        .cloned();
+    // The same value under another limit is the same traffic: the lead is
+    // over the other values.
+    let hottest_lead = hottest.as_ref().and_then(|hot| {
+        let next = all_values()
+            .filter(|value| value.domain != hot.domain || value.value != hot.value)
+            .map(|value| value.hits_per_second)
+            .fold(0.0_f64, f64::max);
+        (next > 0.0).then(|| hot.hits_per_second / next)
+    });
     let instances = states
         .iter()
         .map(|(service, state)| InstanceEvidence::of(service, state, now_ms))
@@ -501,6 +530,8 @@ pub fn build(
         rejected,
         busiest,
         heaviest,
+        hottest,
+        hottest_lead,
         instances,
         config_changes: config_changes
             .iter()
@@ -675,6 +706,46 @@ mod tests {
             .values[0];
         assert!(!x.own_limit);
         assert_eq!(x.key_requests_per_unit, 600);
+    }
+
+    #[test]
+    fn the_hottest_value_asks_the_most_hits_admitted_or_not_and_leads_the_next_other_value() {
+        // Everything rejected (the backend is down, fail_closed): heaviest
+        // has nothing admitted to go by; hottest goes by what is asked.
+        let a = state(json!([
+            limit(
+                "per_sec",
+                "second",
+                50,
+                json!([value("hot", 4000, 4000), value("x", 500, 500)])
+            ),
+            limit("per_day", "day", 1_000_000, json!([value("hot", 4000, 0)])),
+        ]));
+        let b = state(json!([limit(
+            "per_sec",
+            "second",
+            50,
+            json!([value("hot", 2000, 2000), value("y", 800, 800)])
+        )]));
+        let evidence = build(&[("a".into(), a), ("b".into(), b)], &[], 0);
+        let hottest = evidence.hottest.expect("a hottest value");
+        assert_eq!(hottest.value, "tenant=hot");
+        assert_eq!(hottest.hits_per_second, 60.0);
+        // The same value under per_day is not the next value: y (8/s) is.
+        assert_eq!(evidence.hottest_lead, Some(7.5));
+        // One value alone: no lead to tell it hot by.
+        let alone = state(json!([limit(
+            "per_sec",
+            "second",
+            50,
+            json!([value("hot", 4000, 0)])
+        )]));
+        let evidence = build(&[("a".into(), alone)], &[], 0);
+        assert_eq!(evidence.hottest.expect("hottest").value, "tenant=hot");
+        assert_eq!(evidence.hottest_lead, None);
+        let quiet = state(json!([limit("per_sec", "second", 50, json!([]))]));
+        let evidence = build(&[("a".into(), quiet)], &[], 0);
+        assert!(evidence.hottest.is_none() && evidence.hottest_lead.is_none());
     }
 
     #[test]
