@@ -1175,6 +1175,18 @@ fn tenant_outgrew_limit_escalates_past_the_cap_and_ignores_throttles() {
     let (end, _) = world.run(&runbook, &slo);
     assert!(summary(&end).starts_with("No limit rejects"), "{end:?}");
     assert!(world.proposed.is_empty());
+    // A value throttled on purpose, rejected by a copy of its key's limit:
+    // not a tenant that outgrew it; nothing to raise.
+    let mut throttle = ev_limit("throttle@tenant=acme", "minute", 100, 1);
+    throttle["node"] = json!("descriptors[1]");
+    let mut world = World::new(state()).evidence(evidence(
+        vec![rejected("acme", "per_min@tenant=acme", 600, 1, true, 3.0)],
+        Value::Null,
+        vec![throttle],
+    ));
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(summary(&end).starts_with("No limit rejects"), "{end:?}");
+    assert!(world.proposed.is_empty());
 }
 
 #[test]
@@ -1219,9 +1231,40 @@ fn tenant_outgrew_limit_resolves_a_burn_the_fallback_ended_and_waits_out_a_close
     // Failing closed, every rejection is the policy's: it waits, whatever
     // the evidence says.
     down["store"]["failure_policy"] = json!("fail_closed");
-    let mut world = World::new(down).evidence(throttled);
+    let mut world = World::new(down.clone()).evidence(throttled.clone());
     let (end, _) = world.run(&runbook, &slo);
     assert!(summary(&end).contains("timed out"), "{end:?}");
+    assert!(world.proposed.is_empty());
+    // The backend comes back and, once the top values have turned over,
+    // a limit still rejects a tenant: an outgrown tenant met an outage;
+    // it is raised now, not left for another ticket.
+    let outgrown = evidence(
+        vec![rejected("acme", "per_min", 600, 0, false, 1.5)],
+        Value::Null,
+        vec![],
+    );
+    let mut world = World::new(down.clone())
+        .evidence(throttled.clone())
+        .on_wait(|state| state["store"]["healthy"] = json!(true))
+        .evidence_after_wait(outgrown)
+        .verdicts(&[ProposalStatus::Succeeded]);
+    let (end, run) = world.run(&runbook, &slo);
+    assert!(matches!(end, Command::Done { .. }), "{end:?}");
+    assert_eq!(world.proposed.len(), 1);
+    let settled = run
+        .trace()
+        .iter()
+        .any(|entry| entry.step == "backend_settle" && matches!(entry.event, TraceEvent::Entered));
+    assert!(settled, "it waits for the top values to turn over");
+    // Back, and nothing rejects: the outage's burn; nothing changed.
+    let mut world = World::new(down)
+        .evidence(throttled)
+        .on_wait(|state| state["store"]["healthy"] = json!(true));
+    let (end, _) = world.run(&runbook, &slo);
+    assert!(
+        summary(&end).starts_with("The counter backend was unhealthy when this ticket came"),
+        "{end:?}"
+    );
     assert!(world.proposed.is_empty());
 }
 

@@ -149,7 +149,7 @@ async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it
     assert!(
         comments
             .iter()
-            .any(|text| text.starts_with("runbook tenant-outgrew-limit v8")),
+            .any(|text| text.starts_with("runbook tenant-outgrew-limit v9")),
         "{comments:?}"
     );
     assert!(
