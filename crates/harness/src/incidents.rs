@@ -183,34 +183,13 @@ pub enum Follow {
     Stay,
 }
 
-/// Whether a member names a cause its owner does not: a descriptor value,
-/// a limit or a backend of its own (an instance is not one: the same fault
-/// seen on another instance of the fleet is the same harm). Such a member
-/// shares a cause with its owner but may be more than its owner's harm: an
-/// SLO burn during an outage that also has a tenant outgrowing its limit.
-pub fn has_own_harm(member_causes: &[String], owner_causes: &[String]) -> bool {
-    member_causes
-        .iter()
-        .any(|cause| !cause.starts_with("instance:") && !owner_causes.contains(cause))
-}
-
 /// How a member follows its owner's move to `to`. An investigation (an
 /// anomaly: "find out whether it matters") that goes to a human asks a
 /// question; it does not answer the harm a member reports (an SLO burn,
 /// a breached invariant), which is released to be worked on its own
-/// rather than escalated unworked (ADR 0026). A resolved owner resolves
-/// the members it covers; a member with a harm of its own
-/// ([`has_own_harm`]) is released instead, to be worked (or found gone)
-/// by its own agent: the owner's fix was verified against the owner's
-/// criteria, not the member's.
-pub const fn follow(
-    to: TicketState,
-    owner: TicketType,
-    member: TicketType,
-    own_harm: bool,
-) -> Follow {
+/// rather than escalated unworked (ADR 0026).
+pub const fn follow(to: TicketState, owner: TicketType, member: TicketType) -> Follow {
     match to {
-        TicketState::Resolved if own_harm => Follow::Release,
         TicketState::Resolved => Follow::Resolve,
         TicketState::Escalated
             if matches!(owner, TicketType::Investigation)
@@ -436,13 +415,8 @@ mod tests {
             (Investigation, Incident),
             (Investigation, Investigation),
         ] {
-            let follows = |to| follow(to, owner, member, false);
+            let follows = |to| follow(to, owner, member);
             assert_eq!(follows(TicketState::Resolved), Follow::Resolve);
-            assert_eq!(
-                follow(TicketState::Resolved, owner, member, true),
-                Follow::Release,
-                "a harm of its own is worked on its own"
-            );
             assert_eq!(follows(TicketState::Failed), Follow::Release);
             assert_eq!(follows(TicketState::Cancelled), Follow::Release);
             assert_eq!(follows(TicketState::Verifying), Follow::Stay);
@@ -455,25 +429,8 @@ mod tests {
             (Investigation, Investigation, Follow::Escalate),
             (Investigation, Incident, Follow::Release),
         ] {
-            assert_eq!(follow(TicketState::Escalated, owner, member, false), how);
-            assert_eq!(follow(TicketState::Escalated, owner, member, true), how);
+            assert_eq!(follow(TicketState::Escalated, owner, member), how);
         }
-    }
-
-    #[test]
-    fn a_member_naming_a_value_limit_or_backend_its_owner_does_not_has_a_harm_of_its_own() {
-        let causes = |list: &[&str]| list.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
-        let owner = causes(&["instance:svc-a", "backend:redis"]);
-        // The same outage on another instance: the owner's harm.
-        assert!(!has_own_harm(
-            &causes(&["instance:svc-b", "backend:redis"]),
-            &owner
-        ));
-        // An SLO burn naming a tenant and a limit besides the backend.
-        let burn = causes(&["value:api/tenant=a", "limit:api/per_min", "backend:redis"]);
-        assert!(has_own_harm(&burn, &owner));
-        assert!(!has_own_harm(&burn, &burn));
-        assert!(!has_own_harm(&[], &owner));
     }
 
     #[test]

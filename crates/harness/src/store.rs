@@ -1668,20 +1668,15 @@ fn follow_owner(
     if owner.incident.is_some() {
         return Ok(());
     }
-    if crate::incidents::follow(owner.state, owner.kind, owner.kind, false) == Follow::Stay {
+    if crate::incidents::follow(owner.state, owner.kind, owner.kind) == Follow::Stay {
         return Ok(());
     }
-    let owner_causes = crate::incidents::causes_of(&owner.context);
     let members: Vec<Ticket> = active_tickets(tx)?
         .into_iter()
         .filter(|ticket| ticket.incident.as_deref() == Some(owner.id.as_str()))
         .collect();
     for member in members {
-        let own_harm = crate::incidents::has_own_harm(
-            &crate::incidents::causes_of(&member.context),
-            &owner_causes,
-        );
-        let how = crate::incidents::follow(owner.state, owner.kind, member.kind, own_harm);
+        let how = crate::incidents::follow(owner.state, owner.kind, member.kind);
         let event = match how {
             Follow::Resolve | Follow::Escalate => TicketEvent::Transitioned {
                 from: member.state,

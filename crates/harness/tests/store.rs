@@ -666,66 +666,6 @@ fn state_of(store: &Store, id: &str) -> (TicketState, Option<String>) {
 }
 
 #[test]
-fn a_member_with_a_harm_of_its_own_is_released_when_its_owner_resolves() {
-    let dir = scratch_dir("incidents-own-harm");
-    let store = open(&dir);
-    // A member naming a harm of its own (a tenant and a limit besides the
-    // backend they share) is released when the owner resolves: its own
-    // agent works it, or finds it gone.
-    let outage = store
-        .intake(
-            &caused("invariant:store", &["instance:svc-a", "backend:redis"]),
-            None,
-            T0_MS,
-        )
-        .expect("owner")
-        .ticket;
-    let burn = store
-        .intake(
-            &caused(
-                "slo:burn",
-                &["value:api/org=c", "limit:api/per_org", "backend:redis"],
-            ),
-            None,
-            T0_MS + 9,
-        )
-        .expect("member")
-        .ticket;
-    let same = store
-        .intake(
-            &caused("invariant:store-b", &["instance:svc-b", "backend:redis"]),
-            None,
-            T0_MS + 9,
-        )
-        .expect("member")
-        .ticket;
-    assert_eq!(burn.incident.as_deref(), Some(outage.id.as_str()));
-    assert_eq!(same.incident.as_deref(), Some(outage.id.as_str()));
-    store
-        .command(&outage.id, &claim("agent"), T0_MS + 9)
-        .expect("claim");
-    for command in [
-        Command::Start {
-            agent: "agent".into(),
-        },
-        Command::Submit {
-            agent: "agent".into(),
-        },
-        Command::Resolve {
-            actor: "harness".into(),
-            reason: "verified".into(),
-        },
-    ] {
-        store
-            .command(&outage.id, &command, T0_MS + 9)
-            .expect("owner moves");
-    }
-    assert_eq!(state_of(&store, &burn.id), (TicketState::Open, None));
-    assert_eq!(state_of(&store, &same.id).0, TicketState::Resolved);
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
 fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
     let dir = scratch_dir("incidents");
     let store = open(&dir);
