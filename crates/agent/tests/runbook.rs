@@ -1574,6 +1574,30 @@ fn backend_down_throttles_a_hot_key_that_keeps_the_backend_timing_out() {
     );
     assert_eq!(world.proposed.len(), 1);
 
+    // A value with limits of its own: no copies, the throttle beside them.
+    let mut own = hot_evidence(10.0, 3);
+    own["hottest"]["own_limit"] = json!(true);
+    let mut world = World::new(down.clone())
+        .evidence(own.clone())
+        .verdicts(&[ProposalStatus::Succeeded]);
+    world.run(&runbook, &ticket);
+    let names: Vec<&str> = world.proposed[0]
+        .0
+        .iter()
+        .map(|a| a.action.as_str())
+        .collect();
+    assert_eq!(names, ["set_failure_policy", "add_limit"]);
+    // The pipeline refuses it: a human decides, told it was the throttle.
+    let mut world = World::new(down.clone())
+        .evidence(own)
+        .verdicts(&[ProposalStatus::Rejected]);
+    let (end, _) = world.run(&runbook, &ticket);
+    assert!(
+        summary(&end)
+            .starts_with("The pipeline did not accept or verify the throttle for tenant=runaway"),
+        "{end:?}"
+    );
+
     // A lead under 2: not one key's doing; the fallback alone.
     let mut world = World::new(down.clone())
         .evidence(hot_evidence(1.5, 3))
