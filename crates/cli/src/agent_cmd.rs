@@ -111,9 +111,10 @@ pub struct AgentArgs {
     #[arg(long)]
     once: bool,
     /// runbook: the directory of runbooks (every *.yaml is loaded and
-    /// validated at start).
-    #[arg(long, default_value = "runbooks", value_name = "DIR")]
-    runbooks: std::path::PathBuf,
+    /// validated at start; default: the runbooks built into floodgate, the
+    /// repository's runbooks/).
+    #[arg(long, value_name = "DIR")]
+    runbooks: Option<std::path::PathBuf>,
     /// runbook: the service whose state `state:` observations read (default:
     /// the harness's first).
     #[arg(long, value_name = "NAME")]
@@ -167,18 +168,11 @@ pub fn agent(args: AgentArgs) -> Result<()> {
 }
 
 fn runbook_agent(args: AgentArgs) -> Result<()> {
-    use floodgate_agent::runbook::{load_dir, PollReport, RunbookAgent};
+    use floodgate_agent::runbook::{PollReport, RunbookAgent};
     if args.interval == 0 || args.interval > 300 {
         bail!("--interval {}: 1 to 300 seconds", args.interval);
     }
-    let runbooks =
-        load_dir(&args.runbooks).map_err(|error| anyhow::anyhow!("--runbooks: {error}"))?;
-    if runbooks.is_empty() {
-        bail!(
-            "--runbooks {}: no runbook (*.yaml) in it",
-            args.runbooks.display()
-        );
-    }
+    let runbooks = crate::embedded::runbooks(args.runbooks.as_deref())?;
     let client = args.connection.client("runbook")?;
     let name = client.agent().to_owned();
     let mut agent = RunbookAgent::new(client, name, runbooks);

@@ -80,30 +80,6 @@ invariants:
     on_violation: ticket
 ";
 
-/// The shipped runbooks, compiled in.
-const RUNBOOKS: [(&str, &str); 5] = [
-    (
-        "runbooks/abusive-tenant-surge.yaml",
-        include_str!("../../../runbooks/abusive-tenant-surge.yaml"),
-    ),
-    (
-        "runbooks/backend-down.yaml",
-        include_str!("../../../runbooks/backend-down.yaml"),
-    ),
-    (
-        "runbooks/bad-config.yaml",
-        include_str!("../../../runbooks/bad-config.yaml"),
-    ),
-    (
-        "runbooks/capacity-headroom.yaml",
-        include_str!("../../../runbooks/capacity-headroom.yaml"),
-    ),
-    (
-        "runbooks/tenant-outgrew-limit.yaml",
-        include_str!("../../../runbooks/tenant-outgrew-limit.yaml"),
-    ),
-];
-
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Simulated seconds per real second (each tick is 10 simulated
@@ -178,10 +154,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             data.display()
         );
     }
-    let runbooks = RUNBOOKS
-        .iter()
-        .map(|(file, text)| Runbook::parse(file, text).map_err(|error| anyhow!("{error}")))
-        .collect::<Result<Vec<_>>>()?;
+    let runbooks = crate::embedded::runbooks(None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -228,6 +201,7 @@ async fn run(args: DemoArgs, data: PathBuf, runbooks: Vec<Runbook>) -> Result<()
     let router = api::router(Arc::clone(&state));
     let harness_api = InProcessTransport::new(router.clone(), None);
     let client = HarnessClient::new(Arc::new(harness_api.clone())).with_agent("runbook");
+    let runbook_count = runbooks.len();
     let mut agent = RunbookAgent::new(client, "runbook", runbooks);
 
     // Both APIs on loopback, so the demo can be watched from elsewhere.
@@ -248,7 +222,7 @@ async fn run(args: DemoArgs, data: PathBuf, runbooks: Vec<Runbook>) -> Result<()
     );
     println!("  service  {service_url}   (in-memory store; tenants acme, globex, initech)");
     println!("  harness  {harness_url}   (SQLite in {})", data.display());
-    println!("  agent    the runbook agent ({} runbooks)", RUNBOOKS.len());
+    println!("  agent    the runbook agent ({runbook_count} runbooks)");
     println!("  fault    at 00:10:00 acme's traffic grows 3x, past its daily quota of 1800\n");
 
     let pace = Duration::from_millis((TICK_MS / args.speed).max(1));

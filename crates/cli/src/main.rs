@@ -20,7 +20,9 @@ mod agent_cmd;
 mod ctl;
 mod demo;
 mod edge_args;
+mod embedded;
 mod harness_cmd;
+mod manual;
 mod notice_cmd;
 mod report_cmd;
 mod scenarios_cmd;
@@ -47,8 +49,13 @@ enum Command {
     /// Work with rate-limit config files.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Generate the catalog docs (docs/catalog/) from the code.
+    /// Generate the catalog docs (docs/catalog/), the man pages
+    /// (docs/man/) and the shell completions (docs/completions/) from the
+    /// code.
     Catalog(CatalogArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish,
+    /// elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
     /// Operate a running service through its HTTP API (state, actions,
     /// events, config), with a bearer token from an environment variable.
     Ctl(ctl::CtlArgs),
@@ -214,6 +221,13 @@ enum ConfigCommand {
 }
 
 #[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
 struct CatalogArgs {
     /// Write the generated files (default: print what would change).
     #[arg(long, conflicts_with = "check")]
@@ -232,6 +246,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Config(ConfigCommand::Check { files }) => config_check(&files),
         Command::Catalog(args) => catalog(&args),
+        Command::Completions(args) => {
+            print!("{}", manual::completion(args.shell));
+            Ok(())
+        }
         Command::Ctl(args) => ctl::run(args),
         Command::Harness(args) => harness_cmd::harness(args),
         Command::Ticket(args) => harness_cmd::ticket(args),
@@ -490,11 +508,14 @@ fn catalog(args: &CatalogArgs) -> Result<()> {
     let mut drifted = Vec::new();
     // The contract's catalogs, the OpenAPI document built from them, and
     // the agents' tool catalog.
-    let docs = floodgate_contract::generated_docs().into_iter().chain([
-        floodgate_service::openapi::generated_doc(),
-        floodgate_agent::tools::generated_doc(),
-        floodgate_harness::trajectory::generated_doc(),
-    ]);
+    let docs = floodgate_contract::generated_docs()
+        .into_iter()
+        .chain([
+            floodgate_service::openapi::generated_doc(),
+            floodgate_agent::tools::generated_doc(),
+            floodgate_harness::trajectory::generated_doc(),
+        ])
+        .chain(manual::generated_docs());
     for doc in docs {
         let path = args.root.join(&doc.path);
         let current = std::fs::read_to_string(&path).unwrap_or_default();

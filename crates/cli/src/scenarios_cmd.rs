@@ -2,11 +2,12 @@
 //! simulated time; prints the table and writes results.json, results.md,
 //! chart.svg and every run's harness data to `--out`.
 
+use crate::embedded;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use floodgate_agent::llm::LlmOptions;
 use floodgate_lab::run::{run_suite, suite, AgentKind, Options};
-use floodgate_lab::{generate, load_dir, report};
+use floodgate_lab::{generate, report};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -16,6 +17,19 @@ pub enum ScenariosCommand {
     /// Write generated incidents as scenario files (the suite's format),
     /// to read, keep and rerun with `run --scenarios DIR --suite generated`.
     Generate(GenerateArgs),
+    /// List the scenarios there are (built in, or of --scenarios DIR):
+    /// name, family, suites, expected outcome and description.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only the scenarios of this suite.
+    #[arg(long)]
+    suite: Option<String>,
+    /// The scenario files (default: the suite built into floodgate).
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -87,19 +101,70 @@ pub struct RunArgs {
     /// Where results and every run's harness data go.
     #[arg(long, default_value = "scenario-results")]
     out: PathBuf,
-    /// The scenario files.
-    #[arg(long, default_value = "scenarios")]
-    scenarios: PathBuf,
-    /// The runbooks the runbook agent uses.
-    #[arg(long, default_value = "runbooks")]
-    runbooks: PathBuf,
+    /// The scenario files (default: the suite built into floodgate, the
+    /// repository's scenarios/).
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+    /// The runbooks the runbook agent uses (default: the runbooks built
+    /// into floodgate, the repository's runbooks/).
+    #[arg(long, value_name = "DIR")]
+    runbooks: Option<PathBuf>,
 }
 
 pub fn scenarios(command: ScenariosCommand) -> Result<()> {
     match command {
         ScenariosCommand::Run(args) => run(*args),
         ScenariosCommand::Generate(args) => generate(args),
+        ScenariosCommand::List(args) => list(&args),
     }
+}
+
+fn list(args: &ListArgs) -> Result<()> {
+    let all = embedded::scenarios(args.scenarios.as_deref())?;
+    let chosen: Vec<&floodgate_lab::Scenario> = match &args.suite {
+        Some(name) => suite(&all, name),
+        None => all.iter().collect(),
+    };
+    let source = embedded::scenarios_source(args.scenarios.as_deref());
+    if chosen.is_empty() {
+        bail!(
+            "no scenario in {source} is in suite {:?}",
+            args.suite.as_deref().unwrap_or_default()
+        );
+    }
+    let width = chosen
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let family_width = chosen
+        .iter()
+        .map(|s| s.family.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:width$}  {:family_width$}  {:24}  {:9}  DESCRIPTION",
+        "NAME", "FAMILY", "SUITES", "EXPECTS"
+    );
+    for scenario in &chosen {
+        let description = scenario
+            .description
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "{:width$}  {:family_width$}  {:24}  {:9}  {}",
+            scenario.name,
+            scenario.family,
+            scenario.suites.join(","),
+            scenario.outcome.as_str(),
+            description
+        );
+    }
+    println!("{} scenarios from {source}", chosen.len());
+    Ok(())
 }
 
 /// Writes `generated` to `dir` (one file each, `NAME.yaml`).
@@ -175,8 +240,9 @@ fn run(args: RunArgs) -> Result<()> {
                 .map(|file| floodgate_lab::parse(&file.name, &file.text))
                 .collect::<Result<Vec<_>, _>>()?
         }
-        None => load_dir(&args.scenarios)?,
+        None => embedded::scenarios(args.scenarios.as_deref())?,
     };
+    let source = embedded::scenarios_source(args.scenarios.as_deref());
     let suite_name = if args.generated.is_some() {
         "generated"
     } else {
@@ -186,9 +252,8 @@ fn run(args: RunArgs) -> Result<()> {
     for name in &args.only {
         if !chosen.iter().any(|scenario| &scenario.name == name) {
             bail!(
-                "--scenario {name:?}: no such scenario in suite {:?} of {}",
+                "--scenario {name:?}: no such scenario in suite {:?} of {source}",
                 args.suite,
-                args.scenarios.display()
             );
         }
     }
@@ -196,16 +261,16 @@ fn run(args: RunArgs) -> Result<()> {
         chosen.retain(|scenario| args.only.contains(&scenario.name));
     }
     if chosen.is_empty() {
-        bail!(
-            "no scenario in {} is in suite {:?}",
-            args.scenarios.display(),
-            args.suite
-        );
+        bail!("no scenario in {source} is in suite {:?}", args.suite);
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let runbooks = match agent {
+        AgentKind::Runbook => embedded::runbooks(args.runbooks.as_deref())?,
+        _ => Vec::new(),
+    };
     let options = Options {
-        runbooks: args.runbooks.clone(),
+        runbooks,
         llm,
         mcp_command: args.mcp_command.clone(),
         realtime: args.realtime.then_some(args.speed),

@@ -183,7 +183,7 @@ async fn the_lab_runs_a_scenario_with_the_llm_agent_and_the_verifier_judges_it()
     let out = std::env::temp_dir().join(format!("floodgate-lab-llm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let options = Options {
-        runbooks: repo.join("runbooks"),
+        runbooks: Vec::new(),
         llm: Some(LlmOptions::new(base, "scripted")),
         mcp_command: None,
         realtime: None,

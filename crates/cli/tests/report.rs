@@ -935,3 +935,39 @@ fn floodgate_report_writes_markdown_and_html_and_names_bad_input() {
 
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn floodgate_report_on_old_data_reports_the_directory_s_own_period() {
+    let dir = scratch("own-period");
+    let data = dir.join("data");
+    // A history that ended long before now, like a scenario run's
+    // simulated dates.
+    let built = build(&data, NOW_MS);
+    assert!(wall_clock_ms() > NOW_MS + 7 * DAY);
+    let out = dir.join("out");
+    let data_arg = data.display().to_string();
+    let out_arg = out.display().to_string();
+
+    let run = floodgate(&["report", "--data", &data_arg, "--out", &out_arg]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("reporting its own period"),
+        "{}",
+        text(&run.stderr)
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    // The whole recorded history, the oldest change included.
+    assert!(md.contains(GOOD_RATIONALE), "{md}");
+    assert!(md.contains(OLD_RATIONALE), "{md}");
+    assert!(md.contains(&built.awaiting), "{md}");
+
+    // An explicit --since is the period: the last 7 days hold nothing.
+    let run = floodgate(&[
+        "report", "--data", &data_arg, "--since", "7d", "--out", &out_arg,
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(!text(&run.stderr).contains("own period"));
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(!md.contains(GOOD_RATIONALE), "{md}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -21,6 +21,10 @@
 //!     - name: request_rate
 //!       series: floodgate_requests_total
 //!   ```
+//!
+//!   (`sli` may be left out of an SLO named `availability` only: it then
+//!   means [`AVAILABILITY_GOOD`] over [`AVAILABILITY_TOTAL`], so the seed's
+//!   example, which names no SLI, loads as written.)
 //! - or an OpenSLO v1 document (`apiVersion: openslo/v1`) of kind `SLO`
 //!   (with an inline `indicator` or an `indicatorRef` to a kind `SLI`
 //!   document), `SLI`, or `Service`/`DataSource` (accepted, not used).
@@ -444,8 +448,18 @@ struct CompactSlo {
     alerts: Option<Vec<BurnRule>>,
     #[serde(default)]
     min_events: Option<u64>,
-    sli: CompactSli,
+    /// Required, except for an SLO named `availability`: the seed's
+    /// example leaves it out, and it means the service's availability
+    /// ([`AVAILABILITY_GOOD`] over [`AVAILABILITY_TOTAL`]).
+    #[serde(default)]
+    sli: Option<CompactSli>,
 }
+
+/// The SLI an SLO named `availability` has when it names none: decisions
+/// answered without an error, over every decision.
+pub const AVAILABILITY_GOOD: &str = r#"floodgate_requests_total{code!="error"}"#;
+/// See [`AVAILABILITY_GOOD`].
+pub const AVAILABILITY_TOTAL: &str = "floodgate_requests_total";
 
 /// Exactly one of `ratio` and `latency`.
 #[derive(Debug, Deserialize)]
@@ -984,24 +998,27 @@ impl Loader<'_> {
                     fastest.burn_rate = factor.0;
                 }
             }
-            let sli = match (slo.sli.ratio, slo.sli.latency) {
-                (Some(ratio), None) => self.ratio_sli(
-                    ratio.good,
-                    ratio.bad,
-                    ratio.total,
-                    &join(&path, "sli.ratio"),
-                    range,
-                )?,
-                (None, Some(latency)) => {
-                    self.latency_sli(latency, &join(&path, "sli.latency"), range)?
-                }
-                _ => {
-                    return Err(self.error(
-                        find_line(self.text, range, "sli:"),
-                        join(&path, "sli"),
-                        "needs exactly one of ratio and latency",
-                    ))
-                }
+            let sli = match slo.sli {
+                None => self.unnamed_sli(&slo.name.0, &path, range)?,
+                Some(CompactSli { ratio, latency }) => match (ratio, latency) {
+                    (Some(ratio), None) => self.ratio_sli(
+                        ratio.good,
+                        ratio.bad,
+                        ratio.total,
+                        &join(&path, "sli.ratio"),
+                        range,
+                    )?,
+                    (None, Some(latency)) => {
+                        self.latency_sli(latency, &join(&path, "sli.latency"), range)?
+                    }
+                    _ => {
+                        return Err(self.error(
+                            find_line(self.text, range, "sli:"),
+                            join(&path, "sli"),
+                            "needs exactly one of ratio and latency",
+                        ))
+                    }
+                },
             };
             self.objectives.slos.push(Slo {
                 name: slo.name.0,
@@ -1153,6 +1170,38 @@ impl Loader<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The SLI of a compact SLO that names none: the service's
+    /// availability for an SLO named `availability` (the seed's example),
+    /// an error showing the fix for any other.
+    fn unnamed_sli(
+        &self,
+        name: &str,
+        path: &str,
+        range: (usize, usize),
+    ) -> Result<Sli, ObjectivesError> {
+        let line = find_line(self.text, range, &format!("name: {name}"));
+        if name != "availability" {
+            return Err(self.error(
+                line,
+                join(path, "sli"),
+                format!(
+                    "missing: say what the SLO {name:?} measures, as a ratio of two counters \
+                     or a latency threshold, e.g. `sli: {{ratio: {{good: '{AVAILABILITY_GOOD}', \
+                     total: {AVAILABILITY_TOTAL}}}}}` (only an SLO named availability may leave \
+                     sli out: it then means decisions answered without an error)"
+                ),
+            ));
+        }
+        let selector = |text: &str| {
+            Selector::parse(text).map_err(|error| self.error(line, join(path, "sli"), error))
+        };
+        Ok(Sli::Ratio {
+            good: Some(selector(AVAILABILITY_GOOD)?),
+            bad: None,
+            total: selector(AVAILABILITY_TOTAL)?,
+        })
     }
 
     fn ratio_sli(

@@ -1973,6 +1973,28 @@ pub fn read_report(data_dir: &Path, since_ms: u64, now_ms: u64) -> Result<Report
     ReportData::load(&conn, since_ms, now_ms)
 }
 
+/// The first and last moments a harness data directory recorded anything
+/// (a ticket, a ledger entry, an SLO snapshot), read only; `None` when it
+/// holds nothing. `floodgate report` reports this period when the data is
+/// older than the default one (a scenario run's simulated dates).
+pub fn read_period(data_dir: &Path) -> Result<Option<(u64, u64)>, StoreError> {
+    let conn = open_connection(data_dir, true)?;
+    let period: (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT MIN(first), MAX(last) FROM (
+                 SELECT MIN(created_ms) AS first, MAX(updated_ms) AS last FROM tickets
+                 UNION ALL SELECT MIN(time_ms), MAX(time_ms) FROM ledger
+                 UNION ALL SELECT MIN(time_ms), MAX(time_ms) FROM slo_snapshots)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    Ok(match period {
+        (Some(first), Some(last)) if first >= 0 && last >= first => {
+            Some((first as u64, last as u64))
+        }
+        _ => None,
+    })
+}
+
 fn check_schema(conn: &Connection) -> Result<(), StoreError> {
     let version: Option<String> = conn
         .query_row(

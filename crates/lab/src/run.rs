@@ -11,7 +11,7 @@ use crate::world::{objectives, World, WorldSpec, DEFAULT_LIMITS, T0_MS};
 use anyhow::anyhow;
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::llm::{LlmAgent, LlmOptions};
-use floodgate_agent::runbook::{load_dir, RunbookAgent};
+use floodgate_agent::runbook::{Runbook, RunbookAgent};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -173,7 +173,10 @@ impl Driver {
                 ))
             }
             AgentKind::Runbook => {
-                let runbooks = load_dir(&options.runbooks).map_err(|error| anyhow!("{error}"))?;
+                let runbooks = &options.runbooks;
+                if runbooks.is_empty() {
+                    return Err(anyhow!("the runbook agent needs runbooks"));
+                }
                 Driver::Runbook(
                     (1..=RUNBOOK_WORKERS)
                         .map(|worker| {
@@ -213,7 +216,8 @@ impl Driver {
 /// Where the suite keeps things.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub runbooks: PathBuf,
+    /// The runbook agent's runbooks (`--agent runbook`), loaded once.
+    pub runbooks: Vec<Runbook>,
     /// The LLM agent's endpoint, model and bounds (`--agent llm`).
     pub llm: Option<LlmOptions>,
     /// The external MCP agent's command line, run with `sh -c` (`--agent

@@ -30,7 +30,8 @@ fn options(name: &str) -> Options {
     let out = std::env::temp_dir().join(format!("floodgate-lab-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     Options {
-        runbooks: repo().join("runbooks"),
+        runbooks: floodgate_agent::runbook::load_dir(&repo().join("runbooks"))
+            .expect("runbooks load"),
         llm: None,
         mcp_command: None,
         realtime: None,

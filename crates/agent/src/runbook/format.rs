@@ -690,19 +690,18 @@ pub fn load_file(path: &Path) -> Result<Runbook, RunbookError> {
 /// Loads every `*.yaml` / `*.yml` file of `dir` (sorted by name); two
 /// runbooks with one name are refused.
 pub fn load_dir(dir: &Path) -> Result<Vec<Runbook>, RunbookError> {
-    let error = |file: String, message: String| RunbookError {
-        file,
+    let error = |message: String| RunbookError {
+        file: dir.display().to_string(),
         line: None,
         step: None,
         field: String::new(),
         message,
     };
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| error(dir.display().to_string(), format!("cannot list: {e}")))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| error(format!("cannot list: {e}")))?;
     let mut paths = Vec::new();
     for entry in entries {
         let path = entry
-            .map_err(|e| error(dir.display().to_string(), format!("cannot list: {e}")))?
+            .map_err(|e| error(format!("cannot list: {e}")))?
             .path();
         if matches!(
             path.extension().and_then(|e| e.to_str()),
@@ -713,21 +712,48 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Runbook>, RunbookError> {
     }
     paths.sort();
     if paths.len() > MAX_RUNBOOKS {
-        return Err(error(
-            dir.display().to_string(),
-            format!("more than {MAX_RUNBOOKS} runbooks"),
-        ));
+        return Err(error(format!("more than {MAX_RUNBOOKS} runbooks")));
     }
-    let mut runbooks: Vec<Runbook> = Vec::with_capacity(paths.len());
+    let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        let runbook = load_file(&path)?;
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| RunbookError {
+            file: file.clone(),
+            line: None,
+            step: None,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        files.push((file, text));
+    }
+    parse_files(&files)
+}
+
+/// Parses runbook texts named by their files (as [`load_dir`] does once
+/// it has read them: the runbooks compiled into a program use this); two
+/// runbooks with one name are refused.
+pub fn parse_files<F: AsRef<str>, T: AsRef<str>>(
+    files: &[(F, T)],
+) -> Result<Vec<Runbook>, RunbookError> {
+    if files.len() > MAX_RUNBOOKS {
+        return Err(RunbookError {
+            file: files[0].0.as_ref().to_owned(),
+            line: None,
+            step: None,
+            field: String::new(),
+            message: format!("more than {MAX_RUNBOOKS} runbooks"),
+        });
+    }
+    let mut runbooks: Vec<Runbook> = Vec::with_capacity(files.len());
+    for (file, text) in files {
+        let runbook = Runbook::parse(file.as_ref(), text.as_ref())?;
         if let Some(other) = runbooks.iter().find(|r| r.name() == runbook.name()) {
             return Err(RunbookError {
+                file: runbook.file().to_owned(),
+                line: None,
+                step: None,
                 field: "name".into(),
-                ..error(
-                    runbook.file().to_owned(),
-                    format!("{:?} is also the name of {}", runbook.name(), other.file()),
-                )
+                message: format!("{:?} is also the name of {}", runbook.name(), other.file()),
             });
         }
         runbooks.push(runbook);

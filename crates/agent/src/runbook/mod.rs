@@ -1,8 +1,8 @@
 //! Runbooks: YAML decision trees for known failure modes, and the pure
 //! engine that walks them (`runbooks/README.md` has the format).
 //!
-//! - [`Runbook::parse`] / [`load_file`] / [`load_dir`]: load and validate a
-//!   runbook. Every error names the file, the step and the field (and the
+//! - [`Runbook::parse`] / [`load_file`] / [`load_dir`] / [`parse_files`]:
+//!   load and validate a runbook. Every error names the file, the step and the field (and the
 //!   line where it can be found): unknown fields, unknown next steps,
 //!   unreachable steps, cycles without a wait or an observation, a branch
 //!   without `default`, unknown actions, parameters the action's schema
@@ -29,6 +29,6 @@ pub use engine::{
     MAX_TRANSITIONS,
 };
 pub use format::{
-    load_dir, load_file, parse_duration, select, ActionSpec, Case, ObserveSource, Query, Reduce,
-    Runbook, RunbookError, Source, Step, StepKind, MAX_FOR_EACH,
+    load_dir, load_file, parse_duration, parse_files, select, ActionSpec, Case, ObserveSource,
+    Query, Reduce, Runbook, RunbookError, Source, Step, StepKind, MAX_FOR_EACH,
 };
