@@ -5,7 +5,9 @@
 //! - [`state`]: the documents a service answers (state, health, config);
 //! - [`client`]: the typed client ([`client::ServiceApi`]) over one raw
 //!   [`client::Transport`], with an HTTP transport here and an in-process
-//!   one in the service crate.
+//!   one in the service crate;
+//! - [`dashboard`]: the Grafana dashboard, generated from the metrics
+//!   catalog.
 //!
 //! Architecture invariant: this crate depends on no other Floodgate crate,
 //! so operators (the harness, agents) depend on the contract, never on the
@@ -13,6 +15,7 @@
 
 pub mod actions;
 pub mod client;
+pub mod dashboard;
 pub mod events;
 pub mod limits;
 pub mod metrics;
@@ -64,6 +67,7 @@ pub fn generated_docs() -> Vec<GeneratedDoc> {
         schema_doc::<actions::ActionInfo>("action_info"),
         schema_doc::<actions::ActionRequest>("action_request"),
         schema_doc::<actions::ActionResult>("action_result"),
+        dashboard::generated_doc(),
     ];
     for def in actions::CATALOG {
         let mut content =
