@@ -9,6 +9,9 @@
 //!   both at least its factor, the short window is wholly covered by data,
 //!   and the short window saw at least `min_events` events (the low-traffic
 //!   guard: three failures out of five requests are not a burn);
+//! - once an alert stopped, a rule whose short window still reaches back
+//!   before that moment fires again only on the burn since (the tail of an
+//!   ended episode is not a new one: [`SloEvaluator`]);
 //! - budget remaining = 1 − bad ratio / (1 − target) over the SLO window, or
 //!   over the part of it the store covers (at most 3 days; `budget_window_ms`
 //!   says which);
@@ -315,6 +318,46 @@ struct AlertMemory {
     severity: Option<Severity>,
     since_ms: u64,
     last_notified_ms: u64,
+    /// When the SLO's last alert stopped firing (`None`: none has yet).
+    cleared_ms: Option<u64>,
+}
+
+/// A rule that starts firing after an alert of the same SLO stopped, with
+/// a short window that still reaches back before that moment, may be
+/// reading the ended episode's tail: a slow rule's short window remembers
+/// a burn for hours (the 1d rule's, two), and one that only now covers its
+/// window fires on it for the first time. Such a rule fires only if the
+/// burn since the alert stopped, on its own, is at least the rule's rate
+/// on at least the SLO's `min_events` events; otherwise it is held back,
+/// naming the episode. A rule whose short window lies wholly after the
+/// alert stopped is not touched, and neither is any rule while nothing has
+/// fired yet.
+fn hold_back_tail(slo: &Slo, tsdb: &Tsdb, report: &mut SloReport, cleared_ms: u64, now_ms: u64) {
+    let since = window_burn(slo, tsdb, now_ms.saturating_sub(cleared_ms), now_ms);
+    let fresh = |rate: f64| since.total >= slo.min_events as f64 && at_least(since.burn_rate, rate);
+    let mut firing: Option<Severity> = None;
+    for state in &mut report.rules {
+        if state.firing
+            && now_ms.saturating_sub(state.rule.short_ms) < cleared_ms
+            && !fresh(state.rule.burn_rate)
+        {
+            state.firing = false;
+            state.held_back = Some(format!(
+                "its short window ({}) still reads the burn of the alert that stopped {} ago; \
+                 since then {}x on {} events",
+                format_duration_ms(state.rule.short_ms),
+                format_duration_ms(now_ms.saturating_sub(cleared_ms)),
+                since
+                    .burn_rate
+                    .map_or_else(|| "-".to_owned(), crate::quantity::trim_float),
+                crate::quantity::trim_float(since.total)
+            ));
+        }
+        if state.firing {
+            firing = Some(firing.map_or(state.rule.severity, |f| f.min(state.rule.severity)));
+        }
+    }
+    report.firing = firing;
 }
 
 /// Evaluates every SLO each tick and remembers which are firing, so that an
@@ -344,14 +387,26 @@ impl SloEvaluator {
         let mut reports = Vec::with_capacity(self.slos.len());
         let mut alerts = Vec::new();
         for (slo, memory) in self.slos.iter().zip(self.memory.iter_mut()) {
-            let report = evaluate(slo, tsdb, now_ms);
+            let mut report = evaluate(slo, tsdb, now_ms);
+            if let (None, Some(cleared_ms)) = (memory.severity, memory.cleared_ms) {
+                hold_back_tail(slo, tsdb, &mut report, cleared_ms, now_ms);
+            }
             match (memory.severity, report.firing) {
-                (_, None) => *memory = AlertMemory::default(),
+                (previous, None) => {
+                    *memory = AlertMemory {
+                        cleared_ms: match previous {
+                            Some(_) => Some(now_ms),
+                            None => memory.cleared_ms,
+                        },
+                        ..AlertMemory::default()
+                    }
+                }
                 (None, Some(severity)) => {
                     *memory = AlertMemory {
                         severity: Some(severity),
                         since_ms: now_ms,
                         last_notified_ms: now_ms,
+                        cleared_ms: memory.cleared_ms,
                     };
                     alerts.push(SloAlert {
                         slo: slo.name.clone(),

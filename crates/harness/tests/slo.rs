@@ -351,3 +351,67 @@ fn a_fix_that_halved_the_burn_relieved_it_one_that_did_not_did_not() {
     // 4% bad after: 40x, more than half of before: no relief.
     assert_eq!(judge(40).1, None);
 }
+
+/// Violations filed over three hours of a 50x burn for the first 30
+/// minutes, then `later` (errors per 10,000 from `later_from` on).
+fn episode_then(later_from: u64, later_errors: u64) -> (Vec<u64>, Vec<String>) {
+    let mut harness = harness();
+    let mut service = SyntheticService::new();
+    let mut filed = Vec::new();
+    let mut held = Vec::new();
+    run(
+        &mut harness,
+        &mut service,
+        T0_MS,
+        3 * HOUR_MS,
+        TICK_MS,
+        |elapsed| {
+            if elapsed < 30 * MINUTE_MS {
+                (10_000, 500)
+            } else if elapsed >= later_from {
+                (10_000, later_errors)
+            } else {
+                (10_000, 0)
+            }
+        },
+        |elapsed, output| {
+            filed.extend(
+                output
+                    .violations
+                    .iter()
+                    .filter(|violation| !violation.reminder)
+                    .map(|_| elapsed),
+            );
+            held.extend(
+                output.slos[0]
+                    .rules
+                    .iter()
+                    .filter_map(|rule| rule.held_back.clone())
+                    .filter(|why| why.contains("still reads the burn")),
+            );
+        },
+    );
+    (filed, held)
+}
+
+#[test]
+fn a_slow_rule_that_only_reaches_an_ended_burn_files_nothing_a_new_burn_files() {
+    // The burn pages at 5m and stops at 30m; the alert stops once the 6x
+    // rule's 30m window is clean (1h). At 2h the 1d/2h ticket rule covers
+    // its short window for the first time and its 2h still holds the first
+    // 30 minutes' burn (12.5x): the tail of the episode that ended, not a
+    // new one.
+    let (filed, held) = episode_then(u64::MAX, 0);
+    assert_eq!(filed, [5 * MINUTE_MS], "one ticket for one episode");
+    assert!(!held.is_empty(), "the 1d/2h rule was held back, naming why");
+    // A new burn after the alert stopped (10x from 1h40m) is filed, though
+    // every long window still holds the first.
+    let (filed, _) = episode_then(100 * MINUTE_MS, 100);
+    assert_eq!(filed.len(), 2, "{filed:?}");
+    assert_eq!(filed[0], 5 * MINUTE_MS);
+    assert!(
+        (100 * MINUTE_MS..=135 * MINUTE_MS).contains(&filed[1]),
+        "the new burn filed at {} ms",
+        filed[1]
+    );
+}
