@@ -160,7 +160,7 @@ metric!(TRAFFIC_BYTES, "floodgate_traffic_bytes", Gauge, "bytes", [],
 metric!(TRAFFIC_NOT_RECORDED, "floodgate_traffic_not_recorded_total", Counter, "requests", ["reason"],
     "Check requests the traffic recorder counted but did not keep: too_large (over the per-request cap), over_budget (would have crossed the byte budget), unknown_domain (a domain the config does not define).");
 metric!(ACTIONS_REFUSED, "floodgate_actions_refused_total", Counter, "actions", ["reason"],
-    "Actions taken over the API refused with nothing changed: overloaded (MAX_PENDING_ACTIONS already running or waiting, 503), queue_timeout (no turn within ACTION_TIMEOUT, 503) or planning_timeout (planned past ACTION_TIMEOUT, 504).");
+    "Actions taken over the API refused with nothing changed: overloaded (MAX_PENDING_ACTIONS already running or waiting, or their bodies past MAX_PENDING_ACTION_BYTES, 503), queue_timeout (no turn within ACTION_TIMEOUT, 503) or planning_timeout (planned past ACTION_TIMEOUT, 504).");
 metric!(
     CONFIG_LIMITS,
     "floodgate_config_limits",

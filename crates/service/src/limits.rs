@@ -87,6 +87,19 @@ pub const DIFF_MYERS_MAX_LINES: usize = 1_000;
 /// service. One more is answered 503 (`overloaded`, naming this bound)
 /// with nothing changed. Waiting actions hold no thread.
 pub const MAX_PENDING_ACTIONS: usize = 16;
+/// Bytes of request bodies that actions taken over the API may hold at
+/// once, from before their body is read until they are answered: an
+/// action's share is its `Content-Length` (the whole
+/// `MAX_CONTROL_BODY_BYTES`, 4 MiB, when it sends none). One that would
+/// pass this is answered 503 (`overloaded`, naming this bound) before its
+/// body is read; one action alone is always admitted. Every copy an action
+/// makes of its body (the bytes, the parsed text, the parsed config) is
+/// proportional to it, so this bounds the control path's memory under a
+/// flood of large configs: 16 bodies of 4 MiB grew a service by 80 MiB
+/// before it (issue 15). 5 MiB: one config at the body limit at a time,
+/// beside any number of small actions (the harness's are a few hundred
+/// bytes).
+pub const MAX_PENDING_ACTION_BYTES: usize = 5 * 1024 * 1024;
 /// How long an action taken over the API may wait for its turn and then be
 /// planned (validated, compiled, diffed, replayed): one waiting past it is
 /// answered 503 and never runs; one whose planning ends past it is answered

@@ -216,7 +216,8 @@ impl Histogram {
 /// (`floodgate_actions_refused_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionRefusal {
-    /// The queue already held `MAX_PENDING_ACTIONS` (503 `overloaded`).
+    /// The queue already held `MAX_PENDING_ACTIONS`, or their bodies and
+    /// this one would pass `MAX_PENDING_ACTION_BYTES` (503 `overloaded`).
     Overloaded = 0,
     /// No turn within `ACTION_TIMEOUT` (503 `timeout`).
     QueueTimeout = 1,

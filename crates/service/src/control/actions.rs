@@ -413,14 +413,37 @@ impl Plan {
 
 /// What the event log records of an action's parameters.
 fn event_params(params: &Value) -> Value {
-    let text = serde_json::to_string(params).unwrap_or_default();
-    if text.len() <= MAX_EVENT_PARAMS_BYTES {
-        params.clone()
-    } else {
-        json!({
-            "omitted": format!("parameters of {} bytes (more than {MAX_EVENT_PARAMS_BYTES})", text.len()),
-            "hash": history::hash(&text),
-        })
+    // Measured and hashed as written, never copied whole: a config's
+    // parameters are up to MAX_CONTROL_BODY_BYTES.
+    let mut measure = Measure::default();
+    if serde_json::to_writer(&mut measure, params).is_err()
+        || measure.bytes <= MAX_EVENT_PARAMS_BYTES
+    {
+        return params.clone();
+    }
+    json!({
+        "omitted": format!("parameters of {} bytes (more than {MAX_EVENT_PARAMS_BYTES})", measure.bytes),
+        "hash": history::hash_of(measure.hash),
+    })
+}
+
+/// The length and SHA-256 of what is written to it.
+#[derive(Default)]
+struct Measure {
+    bytes: usize,
+    hash: sha2::Sha256,
+}
+
+impl std::io::Write for Measure {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        self.bytes += buf.len();
+        self.hash.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -508,13 +531,14 @@ impl<S: CounterStore> Control<S> {
         }
 
         let _acting = self.acting.lock();
+        let recorded_params = event_params(&request.params);
         self.events.emit(
             &actor,
             &reason,
             EventBody::ActionRequested {
                 action: action.clone(),
                 dry_run: request.dry_run,
-                params: event_params(&request.params),
+                params: recorded_params.clone(),
             },
         );
         if let Some(hook) = &self.queue_hook() {
@@ -553,10 +577,11 @@ impl<S: CounterStore> Control<S> {
                 ))));
             }
         }
+        let dry_run = request.dry_run;
         let params = if request.params.is_null() {
             json!({})
         } else {
-            request.params.clone()
+            request.params
         };
         let plan = self.plan(def.name, params).map_err(&refuse)?;
         let past_deadline = || {
@@ -572,7 +597,7 @@ impl<S: CounterStore> Control<S> {
             })
         };
 
-        if request.dry_run {
+        if dry_run {
             let replay = match &plan.effect {
                 Effect::Config(change) => self.replay(&change.table),
                 _ => None,
@@ -614,7 +639,7 @@ impl<S: CounterStore> Control<S> {
             &reason,
             EventBody::ActionApplied {
                 action: action.clone(),
-                params: event_params(&request.params),
+                params: recorded_params,
                 changes: event_changes(&changes),
                 inverse: inverse.clone(),
             },

@@ -14,11 +14,15 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-/// Versions kept. Each holds a copy of the whole config model, so this
-/// bounds memory at this many times the config's size (a config of 1 MiB
-/// costs at most ~100 MiB); older versions are dropped, and a rollback to
-/// one is refused (404).
+/// Versions kept; older versions are dropped, and a rollback to one is
+/// refused (404).
 pub const CONFIG_HISTORY_CAPACITY: usize = 100;
+/// Bytes of canonical YAML the kept versions may hold together: each
+/// version holds its whole config (the text and its model), so a count
+/// alone let 100 configs of 4 MiB hold gigabytes. Past it the oldest
+/// versions are dropped, but never the current one and the one before it
+/// (what a rollback most needs). Small configs are bound by the count.
+pub const CONFIG_HISTORY_BYTES: usize = 16 * 1024 * 1024;
 /// Versions one `GET /v1/config/versions` page returns by default.
 pub const CONFIG_PAGE_DEFAULT: usize = 20;
 /// The most versions one page returns (the whole history).
@@ -45,7 +49,12 @@ pub fn canonical_yaml(domains: &[DomainConfig]) -> String {
 
 /// `sha256:` + hex of the text.
 pub fn hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
+    hash_of(Sha256::new_with_prefix(text.as_bytes()))
+}
+
+/// `sha256:` + hex of what `hasher` was given.
+pub fn hash_of(hasher: Sha256) -> String {
+    let digest = hasher.finalize();
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
     for byte in digest {
@@ -90,7 +99,7 @@ impl std::fmt::Display for Missing {
         if self.version < self.oldest {
             write!(
                 f,
-                "config version {} is no longer in the history (it keeps the last {CONFIG_HISTORY_CAPACITY}: versions {} to {})",
+                "config version {} is no longer in the history (it keeps the last {CONFIG_HISTORY_CAPACITY} versions within {CONFIG_HISTORY_BYTES} bytes of config: versions {} to {})",
                 self.version, self.oldest, self.newest
             )
         } else {
@@ -176,8 +185,13 @@ impl History {
             domains: Arc::new(domains),
             yaml: yaml.into(),
         });
-        while self.versions.len() > CONFIG_HISTORY_CAPACITY {
-            self.versions.pop_front();
+        let mut bytes: usize = self.versions.iter().map(|v| v.yaml.len()).sum();
+        while self.versions.len() > CONFIG_HISTORY_CAPACITY
+            || (self.versions.len() > 2 && bytes > CONFIG_HISTORY_BYTES)
+        {
+            if let Some(dropped) = self.versions.pop_front() {
+                bytes -= dropped.yaml.len();
+            }
         }
         version
     }
@@ -257,6 +271,31 @@ mod tests {
         let numbers: Vec<u64> = last.versions.iter().map(|v| v.version).collect();
         assert_eq!(numbers, [7, 6]);
         assert_eq!(last.next_before, None);
+    }
+
+    #[test]
+    fn history_is_bounded_in_bytes_but_keeps_the_current_and_the_one_before() {
+        let mut history = History::new(vec![domain("a")], 0);
+        // Versions of a third of the budget each: three fit with version
+        // 1, a fourth drops the oldest.
+        let third = "x".repeat(CONFIG_HISTORY_BYTES / 3);
+        for _ in 0..4 {
+            history.push(vec![domain("b")], third.clone(), 0, "t", "", "apply_config");
+        }
+        assert_eq!(history.current().meta.version, 5);
+        let kept: usize = (1..=5).filter(|v| history.get(*v).is_ok()).count();
+        assert_eq!(kept, 3, "three thirds fit, version 1 and 2 dropped");
+        assert!(history
+            .get(2)
+            .expect_err("dropped")
+            .to_string()
+            .contains("bytes of config"));
+        // A version alone past the budget keeps the one before it.
+        let huge = "y".repeat(CONFIG_HISTORY_BYTES + 1);
+        history.push(vec![domain("c")], huge.clone(), 0, "t", "", "apply_config");
+        history.push(vec![domain("d")], huge, 0, "t", "", "apply_config");
+        assert!(history.get(7).is_ok() && history.get(6).is_ok());
+        assert!(history.get(5).is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use routes::routes;
 
 use crate::clock::Clock;
 use crate::engine::Engine;
-use crate::limits::{ACTION_TIMEOUT, MAX_PENDING_ACTIONS};
+use crate::limits::{ACTION_TIMEOUT, MAX_PENDING_ACTIONS, MAX_PENDING_ACTION_BYTES};
 use crate::ServiceInfo;
 use events::{EventLog, EventsFile};
 use floodgate_contract::actions::ActionRequest;
@@ -44,7 +44,7 @@ use floodgate_store::CounterStore;
 use history::History;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -77,6 +77,9 @@ pub struct ControlOptions {
     /// Actions taken over the API at once, the running one included; one
     /// more is refused (503). [`MAX_PENDING_ACTIONS`] by default.
     pub max_pending_actions: usize,
+    /// Bytes of request bodies those actions may hold at once (one action
+    /// alone is always admitted). [`MAX_PENDING_ACTION_BYTES`] by default.
+    pub max_pending_action_bytes: usize,
     /// How long an action taken over the API may wait for its turn and be
     /// planned before it is refused with nothing changed.
     /// [`ACTION_TIMEOUT`] by default.
@@ -91,6 +94,7 @@ impl Default for ControlOptions {
             events_file: None,
             failure_policy: None,
             max_pending_actions: MAX_PENDING_ACTIONS,
+            max_pending_action_bytes: MAX_PENDING_ACTION_BYTES,
             action_timeout: ACTION_TIMEOUT,
             action_hook: None,
         }
@@ -103,6 +107,7 @@ impl std::fmt::Debug for ControlOptions {
             .field("events_file", &self.events_file)
             .field("failure_policy", &self.failure_policy)
             .field("max_pending_actions", &self.max_pending_actions)
+            .field("max_pending_action_bytes", &self.max_pending_action_bytes)
             .field("action_timeout", &self.action_timeout)
             .field("action_hook", &self.action_hook.is_some())
             .finish()
@@ -115,19 +120,39 @@ impl std::fmt::Debug for ControlOptions {
 /// the blocking pool stays free for reads (`/v1/state`, `/v1/traffic`).
 struct ActionQueue {
     turn: Arc<tokio::sync::Semaphore>,
-    pending: Arc<AtomicUsize>,
+    pending: Arc<Mutex<Pending>>,
     max_pending: usize,
+    max_pending_bytes: usize,
     timeout: Duration,
     hook: Option<ActionHook>,
 }
 
-/// An admitted action's place in the queue; dropped when it is answered
-/// (or its caller goes away while it waits).
-pub(crate) struct Admitted(Arc<AtomicUsize>);
+/// The actions admitted (running or waiting) and the body bytes they hold.
+#[derive(Debug, Default)]
+struct Pending {
+    actions: usize,
+    bytes: usize,
+}
+
+/// An admitted action's place in the queue and its share of the body
+/// bytes; given back when it is answered (or its caller goes away).
+pub(crate) struct Admitted {
+    pending: Arc<Mutex<Pending>>,
+    bytes: usize,
+}
+
+impl Admitted {
+    /// The bytes of request body it was admitted with.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut pending = self.pending.lock();
+        pending.actions -= 1;
+        pending.bytes -= self.bytes;
     }
 }
 
@@ -182,8 +207,9 @@ impl<S: CounterStore> Control<S> {
             acting: Mutex::new(()),
             queue: ActionQueue {
                 turn: Arc::new(tokio::sync::Semaphore::new(1)),
-                pending: Arc::new(AtomicUsize::new(0)),
+                pending: Arc::new(Mutex::new(Pending::default())),
                 max_pending: options.max_pending_actions.max(1),
+                max_pending_bytes: options.max_pending_action_bytes,
                 timeout: options.action_timeout,
                 hook: options.action_hook,
             },
@@ -193,28 +219,42 @@ impl<S: CounterStore> Control<S> {
         }
     }
 
-    /// Admits one more action taken over the API, unless
-    /// `max_pending_actions` are already running or waiting: 503 naming
-    /// the bound.
-    pub(crate) fn admit_action(&self) -> Result<Admitted, ActionError> {
+    /// Admits one more action taken over the API whose body holds up to
+    /// `bytes`, unless `max_pending_actions` are already running or
+    /// waiting, or their bodies and this one would pass
+    /// `max_pending_action_bytes` (an action alone is always admitted):
+    /// 503 naming the bound.
+    pub(crate) fn admit_action(&self, bytes: usize) -> Result<Admitted, ActionError> {
         let queue = &self.queue;
-        let admitted = queue
-            .pending
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |pending| {
-                (pending < queue.max_pending).then_some(pending + 1)
-            });
-        match admitted {
-            Ok(_) => Ok(Admitted(queue.pending.clone())),
-            Err(pending) => Err(ActionError::overloaded(format!(
-                "{pending} actions are already running or waiting, the most the service queues (MAX_PENDING_ACTIONS = {}); nothing changed, retry later",
-                queue.max_pending
-            ))),
+        let mut pending = queue.pending.lock();
+        if pending.actions >= queue.max_pending {
+            return Err(ActionError::overloaded(format!(
+                "{} actions are already running or waiting, the most the service queues (MAX_PENDING_ACTIONS = {}); nothing changed, retry later",
+                pending.actions, queue.max_pending
+            )));
         }
+        if pending.actions > 0 && pending.bytes.saturating_add(bytes) > queue.max_pending_bytes {
+            return Err(ActionError::overloaded(format!(
+                "the {} actions running or waiting hold {} bytes of request bodies, and this one's {bytes} would pass the {} the service holds at once (MAX_PENDING_ACTION_BYTES); nothing changed, retry later",
+                pending.actions, pending.bytes, queue.max_pending_bytes
+            )));
+        }
+        pending.actions += 1;
+        pending.bytes += bytes;
+        Ok(Admitted {
+            pending: queue.pending.clone(),
+            bytes,
+        })
     }
 
     /// Actions taken over the API now running or waiting for their turn.
     pub fn pending_actions(&self) -> usize {
-        self.queue.pending.load(Ordering::SeqCst)
+        self.queue.pending.lock().actions
+    }
+
+    /// Bytes of request bodies those actions hold.
+    pub fn pending_action_bytes(&self) -> usize {
+        self.queue.pending.lock().bytes
     }
 
     /// The one turn actions over the API wait for (one permit).

@@ -4,11 +4,11 @@
 use super::actions::ActionError;
 use super::events::{TypeFilter, EVENT_PAGE_DEFAULT, EVENT_PAGE_MAX};
 use super::history::{CONFIG_PAGE_DEFAULT, CONFIG_PAGE_MAX};
-use super::{Actor, Control, ANONYMOUS};
+use super::{Actor, Admitted, Control, ANONYMOUS};
 use crate::http::HttpState;
 use crate::limits::{MAX_DOMAIN_BYTES, TRAFFIC_PAGE_DEFAULT, TRAFFIC_PAGE_MAX};
 use crate::stats::ActionRefusal;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -72,16 +72,23 @@ fn default_actor(
 }
 
 /// Reads a JSON body (empty: `{}`), naming the field at fault.
-async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ActionError> {
-    let bytes: Bytes = Limited::new(body, MAX_CONTROL_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|_| {
-            ActionError::new_too_large(format!(
-                "request body larger than {MAX_CONTROL_BODY_BYTES} bytes"
-            ))
-        })?
-        .to_bytes();
+async fn read_json<T: DeserializeOwned>(body: Body, capacity: usize) -> Result<T, ActionError> {
+    // Read into one buffer of the declared size (the action's admitted
+    // share), each frame freed as it is copied: collecting the frames and
+    // joining them held a large body twice.
+    let too_large = || {
+        ActionError::new_too_large(format!(
+            "request body larger than {MAX_CONTROL_BODY_BYTES} bytes"
+        ))
+    };
+    let mut body = Limited::new(body, MAX_CONTROL_BODY_BYTES);
+    let mut bytes = Vec::with_capacity(capacity.min(MAX_CONTROL_BODY_BYTES));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| too_large())?;
+        if let Some(data) = frame.data_ref() {
+            bytes.extend_from_slice(data);
+        }
+    }
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -367,9 +374,14 @@ async fn apply_config<S: CounterStore>(
     State(shared): Shared<S>,
     actor: Option<Extension<Actor>>,
     caller: Option<Extension<crate::auth::Caller>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request: ConfigApplyRequest = match read_json(body).await {
+    let admitted = match admit(&shared.control, &headers) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return overloaded(refusal),
+    };
+    let request: ConfigApplyRequest = match read_json(body, admitted.bytes()).await {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
@@ -393,6 +405,7 @@ async fn apply_config<S: CounterStore>(
     };
     act(
         &shared.control,
+        admitted,
         action.to_string(),
         request,
         default_actor(actor, caller),
@@ -419,9 +432,14 @@ async fn rollback<S: CounterStore>(
     State(shared): Shared<S>,
     actor: Option<Extension<Actor>>,
     caller: Option<Extension<crate::auth::Caller>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request: RollbackRequest = match read_json(body).await {
+    let admitted = match admit(&shared.control, &headers) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return overloaded(refusal),
+    };
+    let request: RollbackRequest = match read_json(body, admitted.bytes()).await {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
@@ -434,6 +452,7 @@ async fn rollback<S: CounterStore>(
     };
     act(
         &shared.control,
+        admitted,
         catalog::ROLLBACK_CONFIG.name.to_string(),
         request,
         default_actor(actor, caller),
@@ -452,13 +471,48 @@ async fn run_action<S: CounterStore>(
     Path(name): Path<String>,
     actor: Option<Extension<Actor>>,
     caller: Option<Extension<crate::auth::Caller>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request: ActionRequest = match read_json(body).await {
+    let admitted = match admit(&shared.control, &headers) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return overloaded(refusal),
+    };
+    let request: ActionRequest = match read_json(body, admitted.bytes()).await {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    act(&shared.control, name, request, default_actor(actor, caller)).await
+    act(
+        &shared.control,
+        admitted,
+        name,
+        request,
+        default_actor(actor, caller),
+    )
+    .await
+}
+
+/// Admits an action taken over the API before its body is read, its share
+/// of `MAX_PENDING_ACTION_BYTES` the body's `Content-Length` (the whole
+/// `MAX_CONTROL_BODY_BYTES` when it declares none, or more: `read_json`
+/// then refuses it); a refusal is answered 503 by [`overloaded`].
+fn admit<S: CounterStore>(
+    control: &Control<S>,
+    headers: &HeaderMap,
+) -> Result<Admitted, ActionError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .unwrap_or(MAX_CONTROL_BODY_BYTES);
+    control
+        .admit_action(declared.min(MAX_CONTROL_BODY_BYTES))
+        .inspect_err(|_| {
+            control
+                .engine()
+                .metrics
+                .action_refused(ActionRefusal::Overloaded);
+        })
 }
 
 /// Runs `work` on the blocking pool: actions compile whole configs and walk
@@ -472,26 +526,20 @@ async fn off_the_workers<T: Send + 'static>(
         .map_err(|error| ActionError::internal("request", format!("the task failed: {error}")))
 }
 
-/// Runs an action taken over the API: admitted unless the queue is full
-/// (503 `overloaded`), then waiting (asynchronously, holding no thread)
+/// Runs an action taken over the API, admitted by [`admit`] before its
+/// body was read (else 503 `overloaded`), then waiting (asynchronously, holding no thread)
 /// for its turn until [`Control::action_timeout`] (else 503 `timeout`,
 /// never run), then run on the blocking pool; refused with nothing changed
 /// when its planning ends past that timeout (504). Reads and checks never
 /// wait on it: they take neither the turn nor the action lock.
 async fn act<S: CounterStore>(
     control: &Arc<Control<S>>,
+    admitted: Admitted,
     name: String,
     request: ActionRequest,
     actor: String,
 ) -> Response {
     let refused = |reason: ActionRefusal| control.engine().metrics.action_refused(reason);
-    let admitted = match control.admit_action() {
-        Ok(admitted) => admitted,
-        Err(error) => {
-            refused(ActionRefusal::Overloaded);
-            return overloaded(error);
-        }
-    };
     let timeout = control.action_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
     let turn = match tokio::time::timeout_at(deadline, control.action_turn().acquire_owned()).await
