@@ -86,7 +86,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and not __fish_
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and not __fish_seen_subcommand_from state actions run events config help" -f -a "actions" -d 'The action catalog (GET /v1/actions)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and not __fish_seen_subcommand_from state actions run events config help" -f -a "run" -d 'Run an action (POST /v1/actions/{ACTION})'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and not __fish_seen_subcommand_from state actions run events config help" -f -a "events" -d 'Events, paged or followed (GET /v1/events)'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and not __fish_seen_subcommand_from state actions run events config help" -f -a "config" -d 'The config: show, history, diff, apply, rollback'
+complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and not __fish_seen_subcommand_from state actions run events config help" -f -a "config" -d 'The config: show, versions, diff, apply, rollback'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and not __fish_seen_subcommand_from state actions run events config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen_subcommand_from state" -l url -d 'The service\'s HTTP API' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen_subcommand_from state" -l token-env -d 'The environment variable holding the bearer token (unset or empty: no token)' -r
@@ -128,7 +128,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen_subcommand_from help" -f -a "actions" -d 'The action catalog (GET /v1/actions)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen_subcommand_from help" -f -a "run" -d 'Run an action (POST /v1/actions/{ACTION})'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen_subcommand_from help" -f -a "events" -d 'Events, paged or followed (GET /v1/events)'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen_subcommand_from help" -f -a "config" -d 'The config: show, history, diff, apply, rollback'
+complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen_subcommand_from help" -f -a "config" -d 'The config: show, versions, diff, apply, rollback'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ctl; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l service -d 'A service\'s HTTP API (repeat for several). Its `/metrics`, `/v1/health`, `/v1/state` and `/v1/events` are read every interval' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l objectives -d 'Objectives files (compact YAML and/or OpenSLO v1); repeat for several' -r -F
@@ -152,7 +152,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fi
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -l token-env -d 'The environment variable holding the bearer token sent to the harness (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -f -a "create" -d 'File a ticket (POST /v1/tickets): from a YAML file in the seed\'s format (-f), or from flags (--description and the rest)'
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -f -a "create" -d 'File a ticket (POST /v1/tickets): from a YAML ticket file (-f), or from flags (--description and the rest)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -f -a "list" -d 'List tickets (GET /v1/tickets)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -f -a "show" -d 'One ticket and its history (GET /v1/tickets/{ID})'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -f -a "comment" -d 'Add a comment (POST /v1/tickets/{ID}/comment)'
@@ -165,7 +165,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fi
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -f -a "link" -d 'Make an open ticket a member of the incident another ticket owns (--to OWNER), or take it out (--unlink) (POST /v1/tickets/{ID}/link)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -f -a "cancel" -d 'Cancel a ticket (POST /v1/tickets/{ID}/cancel)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and not __fish_seen_subcommand_from create list show comment approve reject pause resume pipeline incidents link cancel help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from create" -s f -l file -r -F
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from create" -s f -l file -d 'A YAML ticket file: `ticket:` with `type`, `objective.description`, `acceptance_criteria` (metric, condition, duration) and `constraints`; errors name the line and the field' -r -F
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from create" -l type -d 'incident, improvement, investigation or task' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from create" -l description -d 'What should be true when the ticket is done (the objective)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from create" -l criterion -d 'An acceptance criterion, `METRIC CONDITION [for DURATION]` (e.g. `latency_p99 < 500us for 1h`); repeat for several' -r
@@ -177,7 +177,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_s
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from create" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from list" -l state -d 'Only these states (comma-separated: open,claimed,…)' -r
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from list" -l source -d 'Only this source (slo, invariant, anomaly, human, alertmanager)' -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from list" -l source -d 'Only this source (slo, invariant, anomaly, human, alertmanager, reflection)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from list" -l harness -d 'The harness HTTP API' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from list" -l token-env -d 'The environment variable holding the bearer token sent to the harness (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from list" -l json -d 'Print the harness\'s raw JSON instead of text'
@@ -191,26 +191,26 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_s
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from comment" -l token-env -d 'The environment variable holding the bearer token sent to the harness (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from comment" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from comment" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from approve" -l reason -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from approve" -l reason -d 'Why (recorded with the decision)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from approve" -l actor -d 'Who approves (default: $USER)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from approve" -l harness -d 'The harness HTTP API' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from approve" -l token-env -d 'The environment variable holding the bearer token sent to the harness (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from approve" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from reject" -l reason -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from reject" -l reason -d 'Why (recorded with the decision)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from reject" -l actor -d 'Who rejects (default: $USER)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from reject" -l harness -d 'The harness HTTP API' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from reject" -l token-env -d 'The environment variable holding the bearer token sent to the harness (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from reject" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from reject" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from pause" -l reason -r
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from pause" -l actor -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from pause" -l reason -d 'Why (recorded in the ledger)' -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from pause" -l actor -d 'Who pauses (default: $USER)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from pause" -l harness -d 'The harness HTTP API' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from pause" -l token-env -d 'The environment variable holding the bearer token sent to the harness (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from pause" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from pause" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from resume" -l reason -r
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from resume" -l actor -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from resume" -l reason -d 'Why (recorded in the ledger)' -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from resume" -l actor -d 'Who resumes (default: $USER)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from resume" -l harness -d 'The harness HTTP API' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from resume" -l token-env -d 'The environment variable holding the bearer token sent to the harness (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from resume" -l json -d 'Print the harness\'s raw JSON instead of text'
@@ -231,13 +231,13 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_s
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from link" -l unlink -d 'Take the ticket out of its incident: it is worked on its own'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from link" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from link" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from cancel" -l reason -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from cancel" -l reason -d 'Why (recorded in the ledger)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from cancel" -l actor -d 'Who cancels (default: $USER)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from cancel" -l harness -d 'The harness HTTP API' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from cancel" -l token-env -d 'The environment variable holding the bearer token sent to the harness (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from cancel" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from help" -f -a "create" -d 'File a ticket (POST /v1/tickets): from a YAML file in the seed\'s format (-f), or from flags (--description and the rest)'
+complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from help" -f -a "create" -d 'File a ticket (POST /v1/tickets): from a YAML ticket file (-f), or from flags (--description and the rest)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from help" -f -a "list" -d 'List tickets (GET /v1/tickets)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from help" -f -a "show" -d 'One ticket and its history (GET /v1/tickets/{ID})'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ticket; and __fish_seen_subcommand_from help" -f -a "comment" -d 'Add a comment (POST /v1/tickets/{ID}/comment)'
@@ -300,7 +300,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand revert" -s h -l help
 complete -c floodgate -n "__fish_floodgate_using_subcommand ledger; and not __fish_seen_subcommand_from verify help" -s h -l help -d 'Print help'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ledger; and not __fish_seen_subcommand_from verify help" -f -a "verify" -d 'Verify the hash chain and the tickets table of a data directory; exits 1 naming the first bad entry'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ledger; and not __fish_seen_subcommand_from verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c floodgate -n "__fish_floodgate_using_subcommand ledger; and __fish_seen_subcommand_from verify" -l data -r -F
+complete -c floodgate -n "__fish_floodgate_using_subcommand ledger; and __fish_seen_subcommand_from verify" -l data -d 'The harness\'s data directory (`floodgate harness --data DIR`)' -r -F
 complete -c floodgate -n "__fish_floodgate_using_subcommand ledger; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ledger; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Verify the hash chain and the tickets table of a data directory; exits 1 naming the first bad entry'
 complete -c floodgate -n "__fish_floodgate_using_subcommand ledger; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -335,12 +335,12 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and not 
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and not __fish_seen_subcommand_from list show export help" -f -a "show" -d 'A readable timeline of one ticket\'s trajectory'
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and not __fish_seen_subcommand_from list show export help" -f -a "export" -d 'Write a dataset, one trajectory per line, and print statistics'
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and not __fish_seen_subcommand_from list show export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from list" -l data -r -F
+complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from list" -l data -d 'The harness\'s data directory (`floodgate harness --data DIR`)' -r -F
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from show" -l data -r -F
+complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from show" -l data -d 'The harness\'s data directory (`floodgate harness --data DIR`)' -r -F
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from show" -l json -d 'The trajectory as JSON (ATIF v1.x with the operations fields)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
-complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from export" -l data -r -F
+complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from export" -l data -d 'The harness\'s data directory (`floodgate harness --data DIR`)' -r -F
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from export" -l format -r -f -a "jsonl\t''"
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from export" -l since -d 'Only trajectories started within this long before now (`7d`)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from export" -l outcome -d 'Only these outcomes (resolved, failed, escalated, cancelled, open)' -r
@@ -353,7 +353,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fi
 complete -c floodgate -n "__fish_floodgate_using_subcommand trajectory; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand reflect" -l harness -d 'The harness HTTP API' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand reflect" -l token-env -d 'The environment variable holding an admin token (unset: none)' -r
-complete -c floodgate -n "__fish_floodgate_using_subcommand reflect" -l json
+complete -c floodgate -n "__fish_floodgate_using_subcommand reflect" -l json -d 'Print the harness\'s raw JSON instead of text'
 complete -c floodgate -n "__fish_floodgate_using_subcommand reflect" -s h -l help -d 'Print help'
 complete -c floodgate -n "__fish_floodgate_using_subcommand demo" -l speed -d 'Simulated seconds per real second (each tick is 10 simulated seconds). 60 runs the demo in about three minutes' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand demo" -l data -d 'Where the harness keeps its SQLite file (default: a new temporary directory)' -r -F
@@ -417,8 +417,8 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_see
 complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ctl" -f -a "actions" -d 'The action catalog (GET /v1/actions)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ctl" -f -a "run" -d 'Run an action (POST /v1/actions/{ACTION})'
 complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ctl" -f -a "events" -d 'Events, paged or followed (GET /v1/events)'
-complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ctl" -f -a "config" -d 'The config: show, history, diff, apply, rollback'
-complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ticket" -f -a "create" -d 'File a ticket (POST /v1/tickets): from a YAML file in the seed\'s format (-f), or from flags (--description and the rest)'
+complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ctl" -f -a "config" -d 'The config: show, versions, diff, apply, rollback'
+complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ticket" -f -a "create" -d 'File a ticket (POST /v1/tickets): from a YAML ticket file (-f), or from flags (--description and the rest)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ticket" -f -a "list" -d 'List tickets (GET /v1/tickets)'
 complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ticket" -f -a "show" -d 'One ticket and its history (GET /v1/tickets/{ID})'
 complete -c floodgate -n "__fish_floodgate_using_subcommand help; and __fish_seen_subcommand_from ticket" -f -a "comment" -d 'Add a comment (POST /v1/tickets/{ID}/comment)'

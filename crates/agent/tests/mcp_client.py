@@ -179,11 +179,26 @@ def parse_args(argv):
     return args
 
 
+def step_failed(error):
+    """The StepFailed in an error: the SDK's task groups wrap what the
+    scenario raises in exception groups (`.exceptions`)."""
+    if isinstance(error, StepFailed):
+        return error
+    for inner in getattr(error, "exceptions", ()):
+        found = step_failed(inner)
+        if found is not None:
+            return found
+    return None
+
+
 if __name__ == "__main__":
     arguments = parse_args(sys.argv[1:])
     try:
         result = asyncio.run(main(arguments))
-    except StepFailed as error:
-        print(json.dumps({"error": str(error)}))
+    except Exception as error:
+        failed = step_failed(error)
+        if failed is None:
+            raise
+        print(json.dumps({"error": str(failed)}))
         sys.exit(1)
     print(json.dumps(result, indent=2))

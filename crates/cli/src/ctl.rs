@@ -59,7 +59,7 @@ enum CtlCommand {
     Run(RunArgs),
     /// Events, paged or followed (GET /v1/events).
     Events(EventsArgs),
-    /// The config: show, history, diff, apply, rollback.
+    /// The config: show, versions, diff, apply, rollback.
     #[command(subcommand)]
     Config(ConfigCommand),
 }

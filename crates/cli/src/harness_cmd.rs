@@ -101,7 +101,12 @@ fn parse_interval(text: &str) -> Result<u64, String> {
 #[derive(Debug, Args)]
 pub(crate) struct HarnessFlags {
     /// The harness HTTP API.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:8090")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:8090",
+        value_name = "URL"
+    )]
     pub harness: String,
     /// Print the harness's raw JSON instead of text.
     #[arg(long, global = true)]
@@ -133,9 +138,12 @@ pub struct TicketArgs {
 
 #[derive(Debug, Subcommand)]
 enum TicketCommand {
-    /// File a ticket (POST /v1/tickets): from a YAML file in the seed's
-    /// format (-f), or from flags (--description and the rest).
+    /// File a ticket (POST /v1/tickets): from a YAML ticket file (-f), or
+    /// from flags (--description and the rest).
     Create {
+        /// A YAML ticket file: `ticket:` with `type`, `objective.description`,
+        /// `acceptance_criteria` (metric, condition, duration) and
+        /// `constraints`; errors name the line and the field.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: Option<PathBuf>,
         #[command(flatten)]
@@ -146,15 +154,21 @@ enum TicketCommand {
         /// Only these states (comma-separated: open,claimed,…).
         #[arg(long)]
         state: Option<String>,
-        /// Only this source (slo, invariant, anomaly, human, alertmanager).
+        /// Only this source (slo, invariant, anomaly, human, alertmanager,
+        /// reflection).
         #[arg(long)]
         source: Option<String>,
     },
     /// One ticket and its history (GET /v1/tickets/{ID}).
-    Show { id: String },
+    Show {
+        /// The ticket's id (`INF-0001`).
+        id: String,
+    },
     /// Add a comment (POST /v1/tickets/{ID}/comment).
     Comment {
+        /// The ticket's id (`INF-0001`).
         id: String,
+        /// The comment.
         text: String,
         /// Who comments (default: $USER).
         #[arg(long)]
@@ -163,7 +177,9 @@ enum TicketCommand {
     /// Approve the ticket's proposal that awaits a human
     /// (POST /v1/tickets/{ID}/approve).
     Approve {
+        /// The ticket's id (`INF-0001`).
         id: String,
+        /// Why (recorded with the decision).
         #[arg(long)]
         reason: Option<String>,
         /// Who approves (default: $USER).
@@ -173,7 +189,9 @@ enum TicketCommand {
     /// Reject the ticket's proposal that awaits a human
     /// (POST /v1/tickets/{ID}/reject).
     Reject {
+        /// The ticket's id (`INF-0001`).
         id: String,
+        /// Why (recorded with the decision).
         #[arg(long)]
         reason: Option<String>,
         /// Who rejects (default: $USER).
@@ -183,15 +201,19 @@ enum TicketCommand {
     /// Stop every agent change at once (POST /v1/pause); proposals hold at
     /// their next step until `resume`.
     Pause {
+        /// Why (recorded in the ledger).
         #[arg(long)]
         reason: Option<String>,
+        /// Who pauses (default: $USER).
         #[arg(long)]
         actor: Option<String>,
     },
     /// Lift the pause (POST /v1/resume).
     Resume {
+        /// Why (recorded in the ledger).
         #[arg(long)]
         reason: Option<String>,
+        /// Who resumes (default: $USER).
         #[arg(long)]
         actor: Option<String>,
     },
@@ -204,6 +226,7 @@ enum TicketCommand {
     /// Make an open ticket a member of the incident another ticket owns
     /// (--to OWNER), or take it out (--unlink) (POST /v1/tickets/{ID}/link).
     Link {
+        /// The open ticket's id (`INF-0002`).
         id: String,
         /// The owner of the incident to join.
         #[arg(
@@ -225,7 +248,9 @@ enum TicketCommand {
     },
     /// Cancel a ticket (POST /v1/tickets/{ID}/cancel).
     Cancel {
+        /// The ticket's id (`INF-0001`).
         id: String,
+        /// Why (recorded in the ledger).
         #[arg(long)]
         reason: Option<String>,
         /// Who cancels (default: $USER).
@@ -460,6 +485,7 @@ pub enum LedgerCommand {
     /// Verify the hash chain and the tickets table of a data directory;
     /// exits 1 naming the first bad entry.
     Verify {
+        /// The harness's data directory (`floodgate harness --data DIR`).
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
     },

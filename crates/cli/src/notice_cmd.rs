@@ -39,9 +39,13 @@ enum NoticeCommand {
         state: String,
     },
     /// One notice and its ledger history (GET /v1/notices/{ID}).
-    Show { id: String },
+    Show {
+        /// The notice's id (`N-0001`).
+        id: String,
+    },
     /// End a notice now (POST /v1/notices/{ID}/expire).
     Expire {
+        /// The notice's id (`N-0001`).
         id: String,
         /// Why the change is no longer expected.
         #[arg(long)]

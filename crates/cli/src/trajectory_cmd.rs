@@ -13,12 +13,15 @@ use std::path::PathBuf;
 pub enum TrajectoryCommand {
     /// One line per trajectory: ticket, outcome, reward, steps, agent.
     List {
+        /// The harness's data directory (`floodgate harness --data DIR`).
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
     },
     /// A readable timeline of one ticket's trajectory.
     Show {
+        /// The ticket's id (`INF-0001`).
         id: String,
+        /// The harness's data directory (`floodgate harness --data DIR`).
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// The trajectory as JSON (ATIF v1.x with the operations fields).
@@ -27,6 +30,7 @@ pub enum TrajectoryCommand {
     },
     /// Write a dataset, one trajectory per line, and print statistics.
     Export {
+        /// The harness's data directory (`floodgate harness --data DIR`).
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         #[arg(long, value_enum, default_value = "jsonl")]
@@ -223,11 +227,12 @@ pub fn timeline(t: &Trajectory) -> String {
 #[derive(Debug, Args)]
 pub struct ReflectArgs {
     /// The harness HTTP API.
-    #[arg(long, default_value = "http://127.0.0.1:8090")]
+    #[arg(long, default_value = "http://127.0.0.1:8090", value_name = "URL")]
     harness: String,
     /// The environment variable holding an admin token (unset: none).
     #[arg(long, default_value = "FLOODGATE_TOKEN", value_name = "VAR")]
     token_env: String,
+    /// Print the harness's raw JSON instead of text.
     #[arg(long)]
     json: bool,
 }
