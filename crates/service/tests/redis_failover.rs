@@ -25,10 +25,13 @@ const CONFIG: &str = "domain: api\ndescriptors:\n  - key: user\n    rate_limit: 
 const LIMIT: u64 = 10;
 /// The Redis command timeout under test.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
-/// The most any one request may take: the command timeout plus a bound on
-/// everything else (a debug build, loopback HTTP). A bound on waiting, not
-/// a performance target.
-const MAX_WAIT: Duration = Duration::from_millis(500);
+/// The most any one request may take. What is tested is that no request
+/// waits on a dead backend (a connect or read left to the OS takes seconds
+/// to minutes); the bound is a hundred command timeouts, so that a loaded
+/// machine running a debug build beside other tests never trips it (at
+/// 500 ms it did, once in a few hundred runs). A bound on waiting, not a
+/// performance target: latency is measured by the benchmarks.
+const MAX_WAIT: Duration = Duration::from_secs(5);
 /// Long polls for one event, each up to `EVENT_WAIT_MS`: 60 s in all.
 const EVENT_POLLS: usize = 12;
 const EVENT_WAIT_MS: u64 = 5_000;
