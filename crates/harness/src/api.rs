@@ -530,7 +530,11 @@ async fn create_ticket(
         draft
     };
     let store = Arc::clone(state.store());
-    let outcome = blocking(move || store.intake(&draft, key.as_deref(), now)).await?;
+    // A report filed again is a new report (a repeat of one report carries
+    // its intake key and changes nothing): after its ticket went to a
+    // human, it opens a new episode an agent can work rather than
+    // attaching to the escalated ticket unseen.
+    let outcome = blocking(move || store.intake_as(&draft, key.as_deref(), now, true)).await?;
     let status = if outcome.action == IntakeAction::Created {
         StatusCode::CREATED
     } else {
@@ -726,7 +730,9 @@ async fn alertmanager_webhook(
         conversion
             .intakes
             .iter()
-            .map(|intake| store.intake(&intake.draft, Some(&intake.intake_key), now))
+            // A firing Alertmanager sends again has the same intake key
+            // (its startsAt): only a new firing gets here, fresh.
+            .map(|intake| store.intake_as(&intake.draft, Some(&intake.intake_key), now, true))
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;

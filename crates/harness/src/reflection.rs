@@ -6,7 +6,7 @@
 //!
 //! | finding | when | suspends? |
 //! |---|---|---|
-//! | [`FindingKind::Hysteresis`] | one fingerprint fixed (a proposal succeeded, or was kept because it relieved the problem, ADR 0025) `same_fix_count` times within `same_fix_window` | yes |
+//! | [`FindingKind::Hysteresis`] | one fingerprint fixed (a proposal succeeded, or was kept because it relieved the problem, ADR 0025) `same_fix_count` times within `same_fix_window`; or the same restoring fix (`rollback_config`, [`RESTORING_ACTIONS`]) that many times across fingerprints | yes |
 //! | [`FindingKind::EscalatingFix`] | the last `escalation_min_values` values one target's parameter was set to each differ from the one before by `escalation_factor` or more, the same way (64 → 128 → 256 → 512) | yes |
 //! | [`FindingKind::Oscillation`] | a target's setting flaps: weighted percent state change over its last `flap_window` changes above `flap_high`, until below `flap_low` | yes |
 //! | [`FindingKind::NonConvergence`] | a ticket with `max_failed_attempts` failed or rolled-back proposals, or open `never_met_after` with its criteria never met | no |
@@ -815,6 +815,12 @@ pub fn percent_state_change<T: PartialEq>(states: &[T]) -> f64 {
     100.0 * sum / transitions as f64
 }
 
+/// Fix actions that restore a state that ran before: the same restoring fix
+/// repeated means something outside keeps undoing it, whichever ticket
+/// asked for it (a deploy job re-pushing a bad config files a new report
+/// and burns an SLO each time; the rollback lands on either ticket).
+pub const RESTORING_ACTIONS: &[&str] = &["rollback_config"];
+
 fn hysteresis(
     fixes: &[&FixRecord],
     thresholds: &Thresholds,
@@ -822,32 +828,67 @@ fn hysteresis(
     now_ms: u64,
 ) -> Vec<Finding> {
     let window_ms = thresholds.same_fix_window.ms();
-    let mut by_fingerprint: BTreeMap<&str, Vec<&FixRecord>> = BTreeMap::new();
-    for fix in fixes {
-        // A kept change (ADR 0025) relieved the problem without ending
-        // it, and it went on or came back: a fix that did not hold.
-        if matches!(fix.outcome, Outcome::Succeeded | Outcome::Kept)
-            && now_ms - fix.time_ms < window_ms
-        {
-            by_fingerprint
-                .entry(&fix.fingerprint)
-                .or_default()
-                .push(fix);
+    // A kept change (ADR 0025) relieved the problem without ending it,
+    // and it went on or came back: a fix that did not hold.
+    let held: Vec<&FixRecord> = fixes
+        .iter()
+        .copied()
+        .filter(|fix| {
+            matches!(fix.outcome, Outcome::Succeeded | Outcome::Kept)
+                && now_ms - fix.time_ms < window_ms
+        })
+        .collect();
+    let mut groups: BTreeMap<String, Vec<&FixRecord>> = BTreeMap::new();
+    for fix in &held {
+        groups.entry(fix.fingerprint.clone()).or_default().push(fix);
+    }
+    // A group's key and the fixes it counts (those after its last answer).
+    fn counted<'a>(
+        subject: &str,
+        all: &[&'a FixRecord],
+        state: &ReflectionState,
+    ) -> (String, Vec<&'a FixRecord>) {
+        let key = make_key(FindingKind::Hysteresis, subject);
+        let recent = all
+            .iter()
+            .copied()
+            .filter(|fix| state.counts(&key, fix.time_ms))
+            .collect();
+        (key, recent)
+    }
+    let enough = |recent: &[&FixRecord]| {
+        distinct(recent.iter().map(|fix| fix.proposal_id.as_str())).len()
+            >= thresholds.same_fix_count as usize
+    };
+    // The same restoring action across fingerprints: one group when it
+    // spans several and no one fingerprint's own group is a finding
+    // already (one help ticket for one fix that does not hold).
+    for action in RESTORING_ACTIONS {
+        let restoring: Vec<&FixRecord> = held
+            .iter()
+            .copied()
+            .filter(|fix| fix.action == *action)
+            .collect();
+        let fingerprints = distinct(restoring.iter().map(|fix| fix.fingerprint.as_str()));
+        let one_is_a_finding = fingerprints.iter().any(|fingerprint| {
+            groups
+                .get(*fingerprint)
+                .is_some_and(|group| enough(&counted(fingerprint, group, state).1))
+        });
+        if fingerprints.len() > 1 && !one_is_a_finding {
+            groups.insert(format!("action:{action}"), restoring);
         }
     }
     let mut out = Vec::new();
-    for (fingerprint, all) in by_fingerprint {
-        let key = make_key(FindingKind::Hysteresis, fingerprint);
-        let recent: Vec<&FixRecord> = all
-            .into_iter()
-            .filter(|fix| state.counts(&key, fix.time_ms))
-            .collect();
-        let proposals = distinct(recent.iter().map(|fix| fix.proposal_id.as_str()));
-        if proposals.len() < thresholds.same_fix_count as usize {
+    for (subject, all) in groups {
+        let (key, recent) = counted(&subject, &all, state);
+        if !enough(&recent) {
             continue;
         }
+        let proposals = distinct(recent.iter().map(|fix| fix.proposal_id.as_str()));
         let tickets = distinct(recent.iter().map(|fix| fix.ticket_id.as_str()));
         let problem = distinct(recent.iter().map(|fix| fix.problem_type.as_str())).join(", ");
+        let fingerprints = distinct(recent.iter().map(|fix| fix.fingerprint.clone()));
         // The settings these fixes changed, as the target saw them.
         let mut stories = Vec::new();
         let touched = distinct(recent.iter().flat_map(|fix| {
@@ -881,15 +922,16 @@ fn hysteresis(
         };
         let message = format!(
             "I have fixed {problem} {} times in {} ({}) and it keeps coming back: {how}. \
-             The fix does not hold, so I am stopping automatic work on {fingerprint} until a human answers.",
+             The fix does not hold, so I am stopping automatic work on {} until a human answers.",
             proposals.len(),
             span(window_ms),
             name_ids(&tickets),
+            fingerprints.join(", "),
         );
         out.push(finding(
             FindingKind::Hysteresis,
             key,
-            recent.iter().map(|fix| fix.fingerprint.clone()).collect(),
+            fingerprints,
             evidence_of(&recent, None),
             message,
         ));

@@ -255,8 +255,10 @@ pub fn run(store: &Store, thresholds: &Thresholds, now_ms: u64) -> Result<RunRep
     // waits on, so no ticket sits open unworked (a recurrence after the
     // answer opens a new episode). A member of an incident follows its
     // owner instead; a human's own ticket stays as the human left it,
-    // unless a recurrence reopened it (the violation came back: the
-    // harness's episode now, e.g. a controller re-pushing a bad config).
+    // unless it is a recurrence: reopened, or a new episode of a ticket
+    // that went to a human (`context.previous_ticket`) — the violation
+    // came back, the harness's episode now (e.g. a controller re-pushing
+    // a bad config, each push filed as a report).
     for ticket in &tickets {
         let Some(help) = stored
             .suspended
@@ -267,7 +269,9 @@ pub fn run(store: &Store, thresholds: &Thresholds, now_ms: u64) -> Result<RunRep
         };
         if ticket.state != TicketState::Open
             || ticket.incident.is_some()
-            || !(machine_filed(ticket.source) || ticket.reopened > 0)
+            || !(machine_filed(ticket.source)
+                || ticket.reopened > 0
+                || ticket.context.get("previous_ticket").is_some())
         {
             continue;
         }

@@ -277,6 +277,40 @@ async fn a_human_ticket_goes_through_the_api() {
 }
 
 #[tokio::test]
+async fn a_report_filed_again_after_its_ticket_went_to_a_human_is_a_new_episode() {
+    let api = Api::start("api-episode").await;
+    let (status, first) = api.post("/v1/tickets", TICKET).await;
+    assert_eq!(status, 201, "{first}");
+    let id = first["ticket"]["id"].as_str().expect("id").to_owned();
+    let (status, escalated) = api
+        .post(
+            &format!("/v1/tickets/{id}/escalate"),
+            r#"{"reason": "the agent cannot tell which push", "actor": "agent:runbook-1"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{escalated}");
+    assert_eq!(escalated["ticket"]["state"], "escalated");
+
+    // The same report again: a new ticket linked to the escalated one, not
+    // an occurrence of it nobody works.
+    let (status, again) = api.post("/v1/tickets", TICKET).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["action"], "created");
+    assert_ne!(again["ticket"]["id"], first["ticket"]["id"]);
+    assert_eq!(again["ticket"]["context"]["previous_ticket"], id.as_str());
+    assert_eq!(again["ticket"]["state"], "open");
+    let (_, shown) = api.get(&format!("/v1/tickets/{id}")).await;
+    assert_eq!(shown["ticket"]["occurrences"], 1, "{shown}");
+    assert_eq!(shown["ticket"]["state"], "escalated");
+
+    // While that one is open, the same report is absorbed into it.
+    let (status, absorbed) = api.post("/v1/tickets", TICKET).await;
+    assert_eq!(status, 200, "{absorbed}");
+    assert_eq!(absorbed["action"], "absorbed");
+    assert_eq!(absorbed["ticket"]["id"], again["ticket"]["id"]);
+}
+
+#[tokio::test]
 async fn reports_answer_before_the_first_tick() {
     let api = Api::start("api-reports").await;
     let (status, slos) = api.get("/v1/slos").await;

@@ -305,6 +305,84 @@ fn a_slow_escalation_across_fingerprints_is_caught_without_hysteresis() {
 }
 
 #[test]
+fn the_same_rollback_three_times_in_a_day_is_hysteresis_whichever_ticket_asked() {
+    // A deploy job re-pushes a bad config: each push files a report and
+    // burns an SLO, and the rollback lands on either ticket.
+    let rollback = |hour: u64, ticket: u32, fingerprint: &str| {
+        fix(
+            T0 + hour * HOUR,
+            ticket,
+            100 + hour as u32,
+            fingerprint,
+            "config",
+            "rollback_config",
+            json!({"to_version": ticket}),
+            Outcome::Succeeded,
+        )
+    };
+    let history = History {
+        fixes: vec![
+            rollback(0, 1, "config:bad-push"),
+            rollback(2, 3, "slo:limiting_correctness"),
+            rollback(3, 3, "slo:limiting_correctness"),
+        ],
+        ..Default::default()
+    };
+    let findings = run(&history, T0 + 4 * HOUR);
+    assert_eq!(kinds(&findings).len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].kind, FindingKind::Hysteresis);
+    assert_eq!(
+        findings[0].fingerprints,
+        vec!["config:bad-push", "slo:limiting_correctness"]
+    );
+    assert!(
+        findings[0].message.starts_with(
+            "I have fixed config:bad-push, slo:limiting_correctness 3 times in 24h (INF-0001, INF-0003)"
+        ),
+        "{}",
+        findings[0].message
+    );
+    // One fingerprint rolled back three times is its own finding: the
+    // rollbacks of the others do not make a second help ticket.
+    let mut four = history.fixes.clone();
+    four.push(rollback(4, 3, "slo:limiting_correctness"));
+    let findings = run(
+        &History {
+            fixes: four,
+            ..Default::default()
+        },
+        T0 + 5 * HOUR,
+    );
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].fingerprints, vec!["slo:limiting_correctness"]);
+    // Two rollbacks are not three; and three changes of other kinds on
+    // three fingerprints are three problems, not one fix that does not hold.
+    let two = History {
+        fixes: history.fixes[..2].to_vec(),
+        ..Default::default()
+    };
+    assert!(run(&two, T0 + 4 * HOUR).is_empty());
+    let raises = History {
+        fixes: (0..3)
+            .map(|n| {
+                fix(
+                    T0 + n * HOUR,
+                    n as u32 + 1,
+                    n as u32 + 10,
+                    &format!("slo:tenant-{n}"),
+                    "api/tenant_per_day",
+                    "set_limit",
+                    set_limit(100 + n),
+                    Outcome::Succeeded,
+                )
+            })
+            .collect(),
+        ..Default::default()
+    };
+    assert!(run(&raises, T0 + 4 * HOUR).is_empty());
+}
+
+#[test]
 fn the_same_fingerprint_fixed_three_times_in_a_day_is_hysteresis() {
     let fp = "invariant:store_not_full";
     let evict = json!({"key_prefix": "api|tenant=a"});

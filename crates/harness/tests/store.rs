@@ -910,7 +910,7 @@ fn reflection_escalates_the_open_tickets_the_harness_filed_on_a_suspended_finger
     // A help ticket a human has not answered; three fingerprints wait on it.
     let help = filed("reflection:contested:slo:x", Source::Reflection, &[], T0_MS);
     let mut stored = Stored::default();
-    for fingerprint in ["slo:x", "human:y", "anomaly:z", "human:v"] {
+    for fingerprint in ["slo:x", "human:y", "anomaly:z", "human:v", "human:u"] {
         stored
             .suspended
             .entry(fingerprint.into())
@@ -961,10 +961,31 @@ fn reflection_escalates_the_open_tickets_the_harness_filed_on_a_suspended_finger
     let reopened = filed("human:v", Source::Human, &[], T0_MS + 7);
     assert_eq!(reopened.id, reported.id);
     assert_eq!(reopened.state, TicketState::Open);
+    // A human's report that went to a human, then filed again through the
+    // API (fresh): a new episode of it, the harness's to hold as well.
+    let first = filed("human:u", Source::Human, &[], T0_MS + 8);
+    store
+        .command(
+            &first.id,
+            &Command::Escalate {
+                actor: "agent-1".into(),
+                reason: "cannot tell".into(),
+            },
+            T0_MS + 8,
+        )
+        .expect("escalated");
+    let mut again = caused("human:u", &[]);
+    again.source = Source::Human;
+    let episode = store
+        .intake_as(&again, None, T0_MS + 9, true)
+        .expect("intake")
+        .ticket;
+    assert_ne!(episode.id, first.id);
+    assert_eq!(episode.context["previous_ticket"], first.id.as_str());
 
     let report =
         reflector::run(&store, &Thresholds::default(), T0_MS + 10).expect("reflection runs");
-    let mut expected = vec![slo.id.clone(), reported.id.clone()];
+    let mut expected = vec![slo.id.clone(), reported.id.clone(), episode.id.clone()];
     expected.sort();
     let mut escalated = report.escalated.clone();
     escalated.sort();
