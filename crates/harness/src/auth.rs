@@ -101,7 +101,6 @@ pub const TABLE: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/tickets/*/criteria", Scope::Read),
     ("GET", "/v1/tickets/*/proposals", Scope::Read),
     ("GET", "/v1/ledger", Scope::Read),
-    ("GET", "/v1/proposals", Scope::Read),
     ("GET", "/v1/proposals/*", Scope::Read),
     ("GET", "/v1/actions", Scope::Read),
     ("GET", "/v1/pipeline", Scope::Read),

@@ -311,6 +311,49 @@ async fn a_report_filed_again_after_its_ticket_went_to_a_human_is_a_new_episode(
 }
 
 #[tokio::test]
+async fn every_route_of_the_scope_table_exists() {
+    // The scope table is the access contract: a line for a route the
+    // router does not have is a promise nobody keeps (and hides a typo).
+    let api = Api::start("api-scope-table").await;
+    let mut missing = Vec::new();
+    for (method, pattern, _) in floodgate_harness::auth::TABLE {
+        // `/mcp` is the agent crate's router (`floodgate_agent::mcp`),
+        // merged in by `floodgate harness`; `cli/tests/mcp_e2e.rs` drives it.
+        if *pattern == "/mcp" {
+            continue;
+        }
+        let path = pattern.replace('*', "X-0001");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let response = api
+            .client
+            .request(method.clone(), format!("{}{path}", api.base))
+            .header("content-type", "application/json")
+            .body("{}")
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .expect("an answer");
+        let status = response.status().as_u16();
+        // Only the router's own 404 is read: a stream (GET /mcp) answers
+        // 200 and never ends.
+        let unrouted = status == 405
+            || (status == 404
+                && response
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .contains("no such endpoint"));
+        if unrouted {
+            missing.push(format!("{method} {pattern} ({status})"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "in the scope table, not routed: {missing:?}"
+    );
+}
+
+#[tokio::test]
 async fn reports_answer_before_the_first_tick() {
     let api = Api::start("api-reports").await;
     let (status, slos) = api.get("/v1/slos").await;
