@@ -15,12 +15,11 @@
 //! Path segments (ticket and proposal ids) and query values are
 //! percent-encoded, so an id can never address another endpoint.
 
+use floodgate_contract::client::{percent_encode, HttpTransport, Method, RawRequest, RawResponse};
 pub use floodgate_contract::client::{ClientError, Transport};
-use floodgate_contract::client::{HttpTransport, Method, RawRequest, RawResponse};
 use floodgate_contract::state::ErrorBody;
 use serde::Serialize;
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -557,7 +556,7 @@ impl Query {
         self.text.push(if self.text.is_empty() { '?' } else { '&' });
         self.text.push_str(key);
         self.text.push('=');
-        self.text.push_str(&encode(value));
+        self.text.push_str(&percent_encode(value));
     }
 
     fn finish(self, path: &str) -> String {
@@ -567,32 +566,12 @@ impl Query {
 
 /// A path segment, percent-encoded.
 fn segment(value: &str) -> String {
-    encode(value)
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+    percent_encode(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encoding_keeps_ids_inside_their_segment() {
-        assert_eq!(encode("INF-0001"), "INF-0001");
-        assert_eq!(encode("../admin?x=1"), "..%2Fadmin%3Fx%3D1");
-        assert_eq!(encode("a b/é"), "a%20b%2F%C3%A9");
-    }
 
     #[test]
     fn queries_join_their_parameters() {

@@ -12,7 +12,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use floodgate_agent::client::HarnessClient;
-use floodgate_contract::client::{HttpTransport, Method, RawRequest, Transport};
+use floodgate_contract::client::{percent_encode, HttpTransport, Method, RawRequest, Transport};
 use floodgate_harness::criteria::{Condition, Sustain};
 use floodgate_harness::observe::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use floodgate_harness::pipeline::Pipeline;
@@ -447,7 +447,7 @@ pub fn revert(args: RevertArgs) -> Result<()> {
     let answer = call(
         &harness,
         Method::Post,
-        format!("/v1/proposals/{}/revert", encode(&args.change)),
+        format!("/v1/proposals/{}/revert", percent_encode(&args.change)),
         Some(serde_json::to_vec(&body)?),
     )
     .map_err(|error| anyhow!("revert {}: {error:#}", args.change))?;
@@ -672,18 +672,6 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
     })
 }
 
-/// Percent-encodes a query parameter value.
-pub(crate) fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (byte as char).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
-}
-
 /// Where the `ticket`, `revert` and `notice` commands send their calls.
 pub(crate) struct HarnessApi {
     base: String,
@@ -870,7 +858,10 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             let answer = match file {
                 Some(file) => {
                     let text = read_file(&file)?;
-                    let path = format!("/v1/tickets?file={}", encode(&file.display().to_string()));
+                    let path = format!(
+                        "/v1/tickets?file={}",
+                        percent_encode(&file.display().to_string())
+                    );
                     call(base, Method::Post, path, Some(text.into_bytes()))?
                 }
                 None => create_from_flags(base, &flags)?,
@@ -888,10 +879,10 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
         TicketCommand::List { state, source } => {
             let mut query = Vec::new();
             if let Some(state) = state {
-                query.push(format!("state={}", encode(&state)));
+                query.push(format!("state={}", percent_encode(&state)));
             }
             if let Some(source) = source {
-                query.push(format!("source={}", encode(&source)));
+                query.push(format!("source={}", percent_encode(&source)));
             }
             let path = if query.is_empty() {
                 "/v1/tickets".to_owned()
@@ -910,7 +901,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             let answer = call(
                 base,
                 Method::Get,
-                format!("/v1/tickets/{}", encode(&id)),
+                format!("/v1/tickets/{}", percent_encode(&id)),
                 None,
             )?;
             if args.flags.json {
@@ -924,7 +915,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             let answer = call(
                 base,
                 Method::Post,
-                format!("/v1/tickets/{}/comment", encode(&id)),
+                format!("/v1/tickets/{}/comment", percent_encode(&id)),
                 Some(serde_json::to_vec(&body)?),
             )?;
             if args.flags.json {
@@ -972,7 +963,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             let answer = call(
                 base,
                 Method::Post,
-                format!("/v1/tickets/{}/link", encode(&id)),
+                format!("/v1/tickets/{}/link", percent_encode(&id)),
                 Some(serde_json::to_vec(&body)?),
             )?;
             if args.flags.json {
@@ -988,7 +979,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             let answer = call(
                 base,
                 Method::Post,
-                format!("/v1/tickets/{}/cancel", encode(&id)),
+                format!("/v1/tickets/{}/cancel", percent_encode(&id)),
                 Some(body),
             )?;
             if args.flags.json {
@@ -1006,7 +997,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             let answer = call(
                 base,
                 Method::Post,
-                format!("/v1/tickets/{}/{verb}", encode(&id)),
+                format!("/v1/tickets/{}/{verb}", percent_encode(&id)),
                 Some(body),
             )?;
             if args.flags.json {

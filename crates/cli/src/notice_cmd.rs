@@ -5,12 +5,11 @@
 //! `floodgate ticket` is: what it does is exactly what the calls do.
 
 use crate::harness_cmd::{
-    call, default_actor, encode, post_from_flags, print_history, print_json, HarnessApi,
-    HarnessFlags,
+    call, default_actor, post_from_flags, print_history, print_json, HarnessApi, HarnessFlags,
 };
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
-use floodgate_contract::client::Method;
+use floodgate_contract::client::{percent_encode, Method};
 use floodgate_harness::notices::LabelName;
 use floodgate_harness::policy::parse_rfc3339_ms;
 use floodgate_harness::quantity::{format_time_ms, parse_duration_ms};
@@ -234,13 +233,13 @@ pub fn notice(args: NoticeArgs) -> Result<()> {
         NoticeCommand::List { state } => call(
             &harness,
             Method::Get,
-            format!("/v1/notices?state={}", encode(state)),
+            format!("/v1/notices?state={}", percent_encode(state)),
             None,
         )?,
         NoticeCommand::Show { id } => call(
             &harness,
             Method::Get,
-            format!("/v1/notices/{}", encode(id)),
+            format!("/v1/notices/{}", percent_encode(id)),
             None,
         )?,
         NoticeCommand::Expire { id, reason, actor } => {
@@ -248,7 +247,7 @@ pub fn notice(args: NoticeArgs) -> Result<()> {
             call(
                 &harness,
                 Method::Post,
-                format!("/v1/notices/{}/expire", encode(id)),
+                format!("/v1/notices/{}/expire", percent_encode(id)),
                 Some(serde_json::to_vec(&body)?),
             )?
         }

@@ -154,8 +154,11 @@ impl TrafficQuery {
     }
 }
 
-/// A query value with everything but unreserved characters escaped.
-fn percent_encode(text: &str) -> String {
+/// `text` with everything but RFC 3986's unreserved characters
+/// (`A–Z a–z 0–9 - . _ ~`) percent-encoded: safe as one path segment (an
+/// id with `/` or `..` stays inside its segment) and as a query value.
+/// The one encoder every client of the project's APIs uses.
+pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
@@ -410,5 +413,20 @@ impl Transport for HttpTransport {
             .map_err(|error| ClientError::Transport(format!("{url}: {error}")))?
             .to_vec();
         Ok(RawResponse { status, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encode;
+
+    #[test]
+    fn percent_encoding_keeps_a_value_inside_its_segment() {
+        assert_eq!(percent_encode("INF-0001"), "INF-0001");
+        assert_eq!(percent_encode("a.b_c~d"), "a.b_c~d");
+        // A slash, a dot-dot or a query character cannot leave the
+        // segment (the CLI's own encoder once left `/` as it was).
+        assert_eq!(percent_encode("../admin?x=1"), "..%2Fadmin%3Fx%3D1");
+        assert_eq!(percent_encode("a b/é#%"), "a%20b%2F%C3%A9%23%25");
     }
 }
