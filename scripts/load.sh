@@ -23,8 +23,10 @@ fi
 
 cargo build --release --quiet -p floodgate --bin floodgate
 cargo build --release --quiet -p floodgate-service --example tonic_baseline
-bin=target/release/floodgate
-baseline=target/release/examples/tonic_baseline
+# Where cargo put them: CARGO_TARGET_DIR when set, else ./target.
+target_dir=${CARGO_TARGET_DIR:-target}
+bin=$target_dir/release/floodgate
+baseline=$target_dir/release/examples/tonic_baseline
 
 # One framed RateLimitRequest: domain "bench", descriptor [("tenant", "t1")].
 python3 - "$out/request.bin" <<'PY'
