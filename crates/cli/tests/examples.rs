@@ -15,15 +15,14 @@ use floodgate_limiter::config::{self as limits_config, ConfigSource};
 use floodgate_limiter::table::{Resolved, Table};
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
+#[path = "support/process.rs"]
+mod process;
+
+use process::{floodgate, repo, scratch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|error| panic!("{path}: {error}"))
@@ -37,22 +36,6 @@ fn yaml(path: &str) -> Yaml {
         panic!("{path}: {refusal}");
     }
     serde_norway::from_str(&text).unwrap_or_else(|error| panic!("{path}: {error}"))
-}
-
-fn floodgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_floodgate"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "floodgate-examples-{name}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
 }
 
 /// `floodgate SUBCOMMAND --help`, as the real parser prints it.
@@ -783,7 +766,7 @@ fn prometheus_rules_read_the_catalog_and_follow_the_objectives() {
     );
     // The fast availability burn fires on 10% failed decisions over an hour,
     // and not on the same failures under the minimum traffic.
-    let dir = scratch("rules");
+    let dir = scratch();
     let rule_file = examples.join("prometheus-rules.yml");
     let tests = format!(
         r#"rule_files: ["{}"]
@@ -957,7 +940,7 @@ fn promtool_parses_the_dashboard_queries(panels: &[Json]) {
             serde_json::to_string(&expr).expect("quoted")
         ));
     }
-    let dir = scratch("dashboard");
+    let dir = scratch();
     std::fs::write(dir.join("dashboard_rules.yml"), rules).expect("write rules");
     run_promtool(&promtool, &["check", "rules", "dashboard_rules.yml"], &dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -1201,7 +1184,7 @@ fn the_systemd_units_run_the_real_commands_at_the_default_addresses() {
         eprintln!("systemd-analyze not installed: the units were checked by the parser above only");
         return;
     }
-    let dir = scratch("systemd");
+    let dir = scratch();
     let mut files = Vec::new();
     for name in ["floodgate.service", "floodgate-harness.service"] {
         let text = read(&format!("examples/systemd/{name}"))

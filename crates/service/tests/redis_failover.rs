@@ -214,10 +214,15 @@ async fn redis_killed_under_load_policies_hold_and_recovery_is_detected() {
             let mut results = Vec::new();
             let mut after_down = 0;
             for n in 0..MAX_LOAD_REQUESTS {
+                // Read before the request starts: a request counted as
+                // after the outage was reported surely started after the
+                // kill (read after it, one that started before the kill
+                // could be counted, and the tally fell one short).
+                let reported = *down.borrow();
                 let started = Instant::now();
                 let (admitted, elapsed) = service.check(&format!("load-{task}-{n}")).await;
                 results.push((started, admitted, elapsed));
-                if *down.borrow() {
+                if reported {
                     after_down += 1;
                     if after_down == REQUESTS_AFTER_DOWN {
                         break;

@@ -141,13 +141,6 @@ pub(crate) struct Admitted {
     bytes: usize,
 }
 
-impl Admitted {
-    /// The bytes of request body it was admitted with.
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-    }
-}
-
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut pending = self.pending.lock();
@@ -250,11 +243,6 @@ impl<S: CounterStore> Control<S> {
     /// Actions taken over the API now running or waiting for their turn.
     pub fn pending_actions(&self) -> usize {
         self.queue.pending.lock().actions
-    }
-
-    /// Bytes of request bodies those actions hold.
-    pub fn pending_action_bytes(&self) -> usize {
-        self.queue.pending.lock().bytes
     }
 
     /// The one turn actions over the API wait for (one permit).

@@ -73,9 +73,9 @@ fn default_actor(
 
 /// Reads a JSON body (empty: `{}`), naming the field at fault.
 async fn read_json<T: DeserializeOwned>(body: Body, capacity: usize) -> Result<T, ActionError> {
-    // Read into one buffer of the declared size (the action's admitted
-    // share), each frame freed as it is copied: collecting the frames and
-    // joining them held a large body twice.
+    // Read into one buffer of `capacity` (the declared size), each frame
+    // freed as it is copied: collecting the frames and joining them held a
+    // large body twice.
     let too_large = || {
         ActionError::new_too_large(format!(
             "request body larger than {MAX_CONTROL_BODY_BYTES} bytes"
@@ -377,14 +377,11 @@ async fn apply_config<S: CounterStore>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let admitted = match admit(&shared.control, &headers) {
-        Ok(admitted) => admitted,
-        Err(refusal) => return overloaded(refusal),
-    };
-    let request: ConfigApplyRequest = match read_json(body, admitted.bytes()).await {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
+    let (admitted, request) =
+        match admit_and_read::<S, ConfigApplyRequest>(&shared.control, &headers, body).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
     let (action, params) = match (request.yaml, request.patch) {
         (Some(yaml), None) => (catalog::APPLY_CONFIG.name, json!({ "yaml": yaml })),
         (None, Some(patch)) => (
@@ -435,14 +432,11 @@ async fn rollback<S: CounterStore>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let admitted = match admit(&shared.control, &headers) {
-        Ok(admitted) => admitted,
-        Err(refusal) => return overloaded(refusal),
-    };
-    let request: RollbackRequest = match read_json(body, admitted.bytes()).await {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
+    let (admitted, request) =
+        match admit_and_read::<S, RollbackRequest>(&shared.control, &headers, body).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
     let request = ActionRequest {
         params: json!({ "to_version": request.to_version }),
         dry_run: request.dry_run,
@@ -474,14 +468,11 @@ async fn run_action<S: CounterStore>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let admitted = match admit(&shared.control, &headers) {
-        Ok(admitted) => admitted,
-        Err(refusal) => return overloaded(refusal),
-    };
-    let request: ActionRequest = match read_json(body, admitted.bytes()).await {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
+    let (admitted, request) =
+        match admit_and_read::<S, ActionRequest>(&shared.control, &headers, body).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
     act(
         &shared.control,
         admitted,
@@ -492,27 +483,35 @@ async fn run_action<S: CounterStore>(
     .await
 }
 
-/// Admits an action taken over the API before its body is read, its share
-/// of `MAX_PENDING_ACTION_BYTES` the body's `Content-Length` (the whole
-/// `MAX_CONTROL_BODY_BYTES` when it declares none, or more: `read_json`
-/// then refuses it); a refusal is answered 503 by [`overloaded`].
-fn admit<S: CounterStore>(
+/// Admits an action taken over the API before its body is read (a
+/// refusal is the 503 of [`overloaded`]), then reads its JSON body. Its
+/// share of `MAX_PENDING_ACTION_BYTES` is the body's `Content-Length`, or
+/// the whole `MAX_CONTROL_BODY_BYTES` when it declares none (a larger one
+/// is refused by [`read_json`]); the body is read into a buffer of the
+/// declared size.
+async fn admit_and_read<S: CounterStore, T: DeserializeOwned>(
     control: &Control<S>,
     headers: &HeaderMap,
-) -> Result<Admitted, ActionError> {
+    body: Body,
+) -> Result<(Admitted, T), Response> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<usize>().ok())
-        .unwrap_or(MAX_CONTROL_BODY_BYTES);
-    control
-        .admit_action(declared.min(MAX_CONTROL_BODY_BYTES))
-        .inspect_err(|_| {
+        .map(|declared| declared.min(MAX_CONTROL_BODY_BYTES));
+    let admitted = control
+        .admit_action(declared.unwrap_or(MAX_CONTROL_BODY_BYTES))
+        .map_err(|refusal| {
             control
                 .engine()
                 .metrics
                 .action_refused(ActionRefusal::Overloaded);
-        })
+            overloaded(refusal)
+        })?;
+    let request = read_json(body, declared.unwrap_or(0))
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((admitted, request))
 }
 
 /// Runs `work` on the blocking pool: actions compile whole configs and walk
@@ -526,11 +525,12 @@ async fn off_the_workers<T: Send + 'static>(
         .map_err(|error| ActionError::internal("request", format!("the task failed: {error}")))
 }
 
-/// Runs an action taken over the API, admitted by [`admit`] before its
-/// body was read (else 503 `overloaded`), then waiting (asynchronously, holding no thread)
-/// for its turn until [`Control::action_timeout`] (else 503 `timeout`,
-/// never run), then run on the blocking pool; refused with nothing changed
-/// when its planning ends past that timeout (504). Reads and checks never
+/// Runs an action taken over the API, admitted by [`admit_and_read`]
+/// before its body was read (else 503 `overloaded`), then waiting
+/// (asynchronously, holding no thread) for its turn until
+/// [`Control::action_timeout`] (else 503 `timeout`, never run), then run
+/// on the blocking pool; refused with nothing changed when its planning
+/// ends past that timeout (504). Reads and checks never
 /// wait on it: they take neither the turn nor the action lock.
 async fn act<S: CounterStore>(
     control: &Arc<Control<S>>,
