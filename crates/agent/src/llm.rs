@@ -25,7 +25,10 @@
 //!
 //! The claim is renewed whenever half its TTL has passed.
 
-use crate::client::{ClaimRequest, ClientError, HarnessClient};
+use crate::client::{
+    ClaimRequest, ClientError, CommentRequest, HarnessClient, Observation, ObservationResult,
+    Source, StepRequest,
+};
 use crate::tools::{self, ToolError, CATALOG};
 use serde_json::{json, Value};
 use std::fmt;
@@ -138,8 +141,8 @@ pub struct LlmOptions {
     pub bounds: Bounds,
     /// How long a claim lasts.
     pub claim_ttl_ms: u64,
-    /// Only claim tickets from these sources (all when `None`).
-    pub sources: Option<Vec<String>>,
+    /// Only claim tickets from these sources (all when empty).
+    pub sources: Vec<Source>,
     /// The bound on one model call.
     pub request_timeout: Duration,
 }
@@ -167,7 +170,7 @@ impl LlmOptions {
             api_key: None,
             bounds: Bounds::default(),
             claim_ttl_ms: DEFAULT_CLAIM_TTL_MS,
-            sources: None,
+            sources: Vec::new(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
@@ -348,7 +351,13 @@ impl LlmAgent {
     async fn record(&self, ticket: &str, text: &str) -> Result<(), AgentError> {
         let text = crate::truncate(text, TRANSCRIPT_ENTRY_BYTES);
         self.harness
-            .comment(ticket, Some(self.harness.agent()), &text)
+            .comment(
+                ticket,
+                &CommentRequest {
+                    text,
+                    actor: Some(self.harness.agent().to_owned()),
+                },
+            )
             .await?;
         Ok(())
     }
@@ -529,21 +538,30 @@ impl LlmAgent {
                 // A structured step in the ticket's trajectory (the tool
                 // call, its arguments and what came back); a harness that
                 // takes no steps gets the same as a comment.
-                let step = json!({
-                    "agent": self.harness.agent(),
-                    "message": format!("[step {}] tool {} -> {verdict}", run.steps, call.name),
-                    "tool_calls": [{
-                        "tool_call_id": call.id,
-                        "function_name": call.name,
-                        "arguments": call.arguments.clone().unwrap_or_else(|_| Value::String(
-                            crate::truncate(&call.raw_arguments, TRANSCRIPT_ENTRY_BYTES / 2),
-                        )),
+                let step = StepRequest {
+                    agent: self.harness.agent().to_owned(),
+                    message: Some(format!(
+                        "[step {}] tool {} -> {verdict}",
+                        run.steps, call.name
+                    )),
+                    reasoning: None,
+                    tool_calls: vec![crate::client::ToolCall {
+                        tool_call_id: call.id.clone(),
+                        function_name: call.name.clone(),
+                        arguments: call.arguments.clone().unwrap_or_else(|_| {
+                            Value::String(crate::truncate(
+                                &call.raw_arguments,
+                                TRANSCRIPT_ENTRY_BYTES / 2,
+                            ))
+                        }),
                     }],
-                    "observation": {"results": [{
-                        "source_call_id": call.id,
-                        "content": crate::truncate(&content, TRANSCRIPT_ENTRY_BYTES),
-                    }]},
-                });
+                    observation: Some(Observation {
+                        results: vec![ObservationResult {
+                            source_call_id: Some(call.id.clone()),
+                            content: crate::truncate(&content, TRANSCRIPT_ENTRY_BYTES),
+                        }],
+                    }),
+                };
                 if self.harness.step(id, &step).await.is_err() {
                     self.record(
                         id,

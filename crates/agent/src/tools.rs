@@ -13,8 +13,8 @@
 //! ([`tools_markdown`], `floodgate catalog --write`).
 
 use crate::client::{
-    ClaimRequest, ClientError, HarnessClient, NoticeMatcher, NoticeRequest, ProposalRequest,
-    ProposedAction, ServiceEventsQuery, TicketQuery,
+    ActionCall, ClaimRequest, ClientError, CommentRequest, HarnessClient, LinkRequest,
+    NoticeMatcher, NoticeRequest, ProposalRequest, ServiceEventsQuery, Source, TicketQuery,
 };
 use floodgate_contract::GeneratedDoc;
 use schemars::JsonSchema;
@@ -667,10 +667,28 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
                     format!("must be at most {MAX_TTL_MS} (a day)"),
                 ));
             }
+            let sources = args
+                .sources
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(index, name)| {
+                    Source::parse(name).ok_or_else(|| {
+                        let known: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
+                        ToolError::invalid(
+                            format!("sources[{index}]"),
+                            format!(
+                                "{name:?} is not a source (expected one of {})",
+                                known.join(", ")
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let request = ClaimRequest {
                 agent,
                 ttl_ms: args.ttl_ms,
-                sources: args.sources,
+                sources,
                 ticket: args.ticket,
             };
             Ok(client.claim(&request).await?)
@@ -744,7 +762,14 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
             }
             check_text("reason", &args.reason, MAX_TEXT_BYTES)?;
             Ok(client
-                .link(&args.ticket, args.incident.as_deref(), &agent, &args.reason)
+                .link(
+                    &args.ticket,
+                    &LinkRequest {
+                        incident: args.incident,
+                        reason: args.reason,
+                        actor: Some(agent),
+                    },
+                )
                 .await?)
         }
         "list_slos" => {
@@ -838,7 +863,7 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
                         "must be a JSON object (the action's parameters)",
                     ));
                 }
-                actions.push(ProposedAction {
+                actions.push(ActionCall {
                     action: action.action,
                     params: action.params,
                 });
@@ -862,7 +887,13 @@ pub async fn call(client: &HarnessClient, name: &str, args: Value) -> Result<Val
             check_id("ticket", &args.ticket)?;
             check_text("text", &args.text, MAX_TEXT_BYTES)?;
             Ok(client
-                .comment(&args.ticket, Some(&agent), &args.text)
+                .comment(
+                    &args.ticket,
+                    &CommentRequest {
+                        text: args.text,
+                        actor: Some(agent),
+                    },
+                )
                 .await?)
         }
         "escalate_ticket" => {

@@ -6,8 +6,8 @@
 mod support;
 
 use floodgate_agent::client::{
-    ClaimRequest, ClientError, Decision, HarnessClient, ProposalRequest, ProposedAction,
-    ServiceEventsQuery, TicketQuery,
+    ActionCall, ClaimRequest, ClientError, CommentRequest, Decision, HarnessClient,
+    ProposalRequest, ServiceEventsQuery, Source, TicketQuery,
 };
 use serde_json::{json, Value};
 use support::{ticket, Call, StandInHarness};
@@ -34,7 +34,7 @@ async fn every_call_reaches_its_endpoint_with_its_body() {
         .claim(&ClaimRequest {
             agent: "llm".into(),
             ttl_ms: Some(60_000),
-            sources: Some(vec!["slo".into()]),
+            sources: vec![Source::Slo],
             ticket: None,
         })
         .await
@@ -62,7 +62,13 @@ async fn every_call_reaches_its_endpoint_with_its_body() {
         .unwrap();
     assert_eq!(escalated["ticket"]["state"], "escalated");
     client
-        .comment("INF-0007", Some("llm"), "looked at the SLO")
+        .comment(
+            "INF-0007",
+            &CommentRequest {
+                text: "looked at the SLO".into(),
+                actor: Some("llm".into()),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(client.criteria("INF-0007").await.unwrap()["all_met"], false);
@@ -72,7 +78,7 @@ async fn every_call_reaches_its_endpoint_with_its_body() {
             &ProposalRequest {
                 agent: "llm".into(),
                 rationale: "the limit is too tight".into(),
-                actions: vec![ProposedAction {
+                actions: vec![ActionCall {
                     action: "set_limit".into(),
                     params: json!({"domain": "checkout", "limit": "per_user", "requests_per_unit": 200}),
                 }],

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use floodgate_agent::client::HarnessClient;
+use floodgate_agent::client::{HarnessClient, Source};
 use floodgate_agent::llm::{self, Bounds, LlmAgent, LlmOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,8 +105,8 @@ pub struct AgentArgs {
     request_timeout: u64,
     /// Only claim tickets from these sources (slo, invariant, anomaly,
     /// human, alertmanager, reflection); repeat or separate with commas.
-    #[arg(long = "source", value_delimiter = ',', value_name = "SOURCE")]
-    sources: Vec<String>,
+    #[arg(long = "source", value_delimiter = ',', value_name = "SOURCE", value_parser = parse_source)]
+    sources: Vec<Source>,
     /// Work one ticket (or find none) and exit.
     #[arg(long)]
     once: bool,
@@ -146,9 +146,7 @@ pub fn agent(args: AgentArgs) -> Result<()> {
         max_wall: Duration::from_secs(args.max_seconds),
     };
     options.request_timeout = Duration::from_secs(args.request_timeout);
-    if !args.sources.is_empty() {
-        options.sources = Some(args.sources);
-    }
+    options.sources = args.sources;
     let once = args.once;
     runtime()?.block_on(async move {
         let agent =
@@ -235,4 +233,15 @@ fn init_logs(default: &str) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .try_init();
+}
+
+/// `--source NAME`: one of the ticket sources.
+fn parse_source(text: &str) -> Result<Source, String> {
+    Source::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = Source::ALL.iter().map(|source| source.as_str()).collect();
+        format!(
+            "{text:?} is not a source (expected one of {})",
+            known.join(", ")
+        )
+    })
 }

@@ -12,7 +12,8 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use floodgate_agent::client::HarnessClient;
-use floodgate_contract::client::{percent_encode, HttpTransport, Method, RawRequest, Transport};
+use floodgate_agent::client::{ClientError, CommentRequest, Decision, LinkRequest, TicketQuery};
+use floodgate_contract::client::HttpTransport;
 use floodgate_harness::criteria::{Condition, Sustain};
 use floodgate_harness::observe::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use floodgate_harness::pipeline::Pipeline;
@@ -24,6 +25,7 @@ use floodgate_harness::{
 };
 use floodgate_service::inprocess::InProcessTransport;
 use serde_json::Value;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -123,7 +125,7 @@ pub(crate) struct HarnessFlags {
 }
 
 impl HarnessFlags {
-    pub(crate) fn api(&self) -> HarnessApi {
+    pub(crate) fn api(&self) -> Result<HarnessApi> {
         HarnessApi::new(&self.harness, &self.token_env)
     }
 }
@@ -439,18 +441,11 @@ fn parse_change_id(text: &str) -> Result<String, String> {
 
 /// `floodgate revert`: `POST /v1/proposals/{CHANGE_ID}/revert`.
 pub fn revert(args: RevertArgs) -> Result<()> {
-    let harness = HarnessApi::new(&args.harness, &args.token_env);
-    let mut body = serde_json::json!({ "actor": default_actor(args.actor) });
-    if let Some(reason) = args.reason {
-        body["reason"] = Value::String(reason);
-    }
-    let answer = call(
-        &harness,
-        Method::Post,
-        format!("/v1/proposals/{}/revert", percent_encode(&args.change)),
-        Some(serde_json::to_vec(&body)?),
-    )
-    .map_err(|error| anyhow!("revert {}: {error:#}", args.change))?;
+    let harness = HarnessApi::new(&args.harness, &args.token_env)?;
+    let decision = decision(args.actor, args.reason);
+    let answer = harness
+        .run(harness.client().revert(&args.change, &decision))
+        .map_err(|error| anyhow!("revert {}: {error:#}", args.change))?;
     if args.json {
         return print_json(&answer);
     }
@@ -672,73 +667,87 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
     })
 }
 
-/// Where the `ticket`, `revert` and `notice` commands send their calls.
+/// How a refusal's field maps to the flag that set it, and the part of the
+/// harness's message that says why.
+type FlagOf<'a> = (&'a dyn Fn(&str) -> Option<String>, fn(&str) -> &str);
+
+/// Where the `ticket`, `revert` and `notice` commands send their calls:
+/// the harness contract's one client, and the runtime its calls run on
+/// (one per command).
 pub(crate) struct HarnessApi {
     base: String,
-    token: Option<String>,
+    client: HarnessClient,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl HarnessApi {
     /// The harness at `base`, with the bearer token the environment
     /// variable `token_env` holds (unset or empty: none).
-    pub(crate) fn new(base: &str, token_env: &str) -> HarnessApi {
-        HarnessApi {
-            base: base.trim_end_matches('/').to_owned(),
-            token: std::env::var(token_env)
-                .ok()
-                .filter(|token| !token.is_empty()),
-        }
+    pub(crate) fn new(base: &str, token_env: &str) -> Result<HarnessApi> {
+        let base = base.trim_end_matches('/').to_owned();
+        let token = std::env::var(token_env)
+            .ok()
+            .filter(|token| !token.is_empty());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        Ok(HarnessApi {
+            client: HarnessClient::http(base.clone(), token).with_timeout(CALL_TIMEOUT),
+            base,
+            runtime,
+        })
     }
-}
 
-/// One call to the harness API; answers the JSON of a 2xx, or fails with
-/// the API's error message.
-pub(crate) fn call(
-    harness: &HarnessApi,
-    method: Method,
-    path: String,
-    body: Option<Vec<u8>>,
-) -> Result<Value> {
-    let (status, value) = send(harness, method, path, body)?;
-    if !(200..300).contains(&status) {
-        let error = &value["error"];
-        match error["message"].as_str() {
-            Some(message) => bail!(
-                "{message} (HTTP {status} {})",
-                error["kind"].as_str().unwrap_or("error")
+    /// Runs one call of the client; an API error becomes its message with
+    /// the status and kind, an unreachable harness says where it looked.
+    pub(crate) fn run<T>(&self, call: impl Future<Output = Result<T, ClientError>>) -> Result<T> {
+        self.runtime
+            .block_on(call)
+            .map_err(|error| self.explain(error, None))
+    }
+
+    /// The client the calls are made with.
+    pub(crate) fn client(&self) -> &HarnessClient {
+        &self.client
+    }
+
+    /// [`run`](Self::run) for a body built from flags: a refusal names
+    /// the flag `flag_of` maps its field to, with `why` of the message.
+    pub(crate) fn run_flags<T>(
+        &self,
+        call: impl Future<Output = Result<T, ClientError>>,
+        flag_of: impl Fn(&str) -> Option<String>,
+        why: fn(&str) -> &str,
+    ) -> Result<T> {
+        self.runtime
+            .block_on(call)
+            .map_err(|error| self.explain(error, Some((&flag_of, why))))
+    }
+
+    fn explain(
+        &self,
+        error: ClientError,
+        flags: Option<FlagOf<'_>>,
+    ) -> anyhow::Error {
+        match error {
+            ClientError::Api { status, error } => {
+                let detail = error.error;
+                let flag = flags.and_then(|(flag_of, why)| {
+                    flag_of(&detail.field).map(|flag| (flag, why(&detail.message).to_owned()))
+                });
+                match flag {
+                    Some((flag, why)) => anyhow!("{flag}: {why} (HTTP {status} {})", detail.kind),
+                    None => anyhow!("{} (HTTP {status} {})", detail.message, detail.kind),
+                }
+            }
+            ClientError::Transport(message) => anyhow!(
+                "{message} (is `floodgate harness` running at {}?)",
+                self.base
             ),
-            None => bail!("HTTP {status}: {value}"),
+            error @ ClientError::Decode(_) => anyhow!("{error}"),
         }
     }
-    Ok(value)
-}
-
-/// One call: the status and the JSON answer (or the body as a string).
-pub(crate) fn send(
-    harness: &HarnessApi,
-    method: Method,
-    path: String,
-    body: Option<Vec<u8>>,
-) -> Result<(u16, Value)> {
-    let base = harness.base.as_str();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let transport = HttpTransport::new(base, harness.token.clone());
-    let response = runtime.block_on(async {
-        tokio::time::timeout(
-            CALL_TIMEOUT,
-            transport.send(RawRequest { method, path, body }),
-        )
-        .await
-    });
-    let response = response
-        .map_err(|_| anyhow!("{base}: no answer within {}s", CALL_TIMEOUT.as_secs()))?
-        .map_err(|error| anyhow!("{error} (is `floodgate harness` running at {base}?)"))?;
-    let value: Value = serde_json::from_slice(&response.body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&response.body).into_owned()));
-    Ok((response.status, value))
 }
 
 pub(crate) fn default_actor(actor: Option<String>) -> String {
@@ -748,14 +757,13 @@ pub(crate) fn default_actor(actor: Option<String>) -> String {
         .unwrap_or_else(|| "human".to_owned())
 }
 
-/// `{"actor", "reason"?}` for commands a person runs (cancel, approve,
-/// reject, pause, resume); the actor defaults to `$USER`.
-fn actor_body(actor: Option<String>, reason: Option<String>) -> Result<Vec<u8>> {
-    let mut body = serde_json::json!({ "actor": default_actor(actor) });
-    if let Some(reason) = reason {
-        body["reason"] = Value::String(reason);
+/// The decision of a command a person runs (cancel, approve, reject,
+/// pause, resume, revert, expire); the actor defaults to `$USER`.
+pub(crate) fn decision(actor: Option<String>, reason: Option<String>) -> Decision {
+    Decision {
+        actor: Some(default_actor(actor)),
+        reason,
     }
-    Ok(serde_json::to_vec(&body)?)
 }
 
 /// Ledger entries as `#SEQ KIND TIME`, one a line.
@@ -811,37 +819,11 @@ fn ticket_line(ticket: &Value) -> String {
     )
 }
 
-/// POSTs `body` to `path`; a refusal names the flag `flag_of` maps its
-/// field to, with `why` of the harness's message.
-pub(crate) fn post_from_flags(
-    harness: &HarnessApi,
-    path: &str,
-    body: &Value,
-    flag_of: impl Fn(&str) -> Option<String>,
-    why: fn(&str) -> &str,
-) -> Result<Value> {
-    let body = serde_json::to_vec(body)?;
-    let (status, answer) = send(harness, Method::Post, path.to_owned(), Some(body))?;
-    if (200..300).contains(&status) {
-        return Ok(answer);
-    }
-    let error = &answer["error"];
-    let Some(message) = error["message"].as_str() else {
-        bail!("HTTP {status}: {answer}");
-    };
-    let kind = error["kind"].as_str().unwrap_or("error");
-    match error["field"].as_str().and_then(flag_of) {
-        Some(flag) => bail!("{flag}: {} (HTTP {status} {kind})", why(message)),
-        None => bail!("{message} (HTTP {status} {kind})"),
-    }
-}
-
 /// Files a ticket from flags; a refusal names the flag behind the field.
 fn create_from_flags(harness: &HarnessApi, flags: &TicketFlags) -> Result<Value> {
-    post_from_flags(
-        harness,
-        "/v1/tickets",
-        &flags.to_ticket()?,
+    let ticket = flags.to_ticket()?;
+    harness.run_flags(
+        harness.client().create_ticket_json(&ticket),
         |field| flags.flag_of(field),
         // "request body: line 9: ticket.x: why" → "why".
         |message| message.rsplit(": ").next().unwrap_or(message),
@@ -851,20 +833,17 @@ fn create_from_flags(harness: &HarnessApi, flags: &TicketFlags) -> Result<Value>
 pub fn ticket(args: TicketArgs) -> Result<()> {
     let approving = matches!(args.command, TicketCommand::Approve { .. });
     let pausing = matches!(args.command, TicketCommand::Pause { .. });
-    let harness = args.flags.api();
-    let base = &harness;
+    let harness = args.flags.api()?;
+    let client = harness.client();
     match args.command {
         TicketCommand::Create { file, flags } => {
             let answer = match file {
                 Some(file) => {
                     let text = read_file(&file)?;
-                    let path = format!(
-                        "/v1/tickets?file={}",
-                        percent_encode(&file.display().to_string())
-                    );
-                    call(base, Method::Post, path, Some(text.into_bytes()))?
+                    let name = file.display().to_string();
+                    harness.run(client.create_ticket(Some(&name), &text))?
                 }
-                None => create_from_flags(base, &flags)?,
+                None => create_from_flags(&harness, &flags)?,
             };
             if args.flags.json {
                 return print_json(&answer);
@@ -877,19 +856,12 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             }
         }
         TicketCommand::List { state, source } => {
-            let mut query = Vec::new();
-            if let Some(state) = state {
-                query.push(format!("state={}", percent_encode(&state)));
-            }
-            if let Some(source) = source {
-                query.push(format!("source={}", percent_encode(&source)));
-            }
-            let path = if query.is_empty() {
-                "/v1/tickets".to_owned()
-            } else {
-                format!("/v1/tickets?{}", query.join("&"))
+            let query = TicketQuery {
+                states: state.into_iter().collect(),
+                source,
+                ..TicketQuery::default()
             };
-            let answer = call(base, Method::Get, path, None)?;
+            let answer = harness.run(client.list_tickets(&query))?;
             if args.flags.json {
                 return print_json(&answer);
             }
@@ -898,12 +870,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             }
         }
         TicketCommand::Show { id } => {
-            let answer = call(
-                base,
-                Method::Get,
-                format!("/v1/tickets/{}", percent_encode(&id)),
-                None,
-            )?;
+            let answer = harness.run(client.get_ticket(&id))?;
             if args.flags.json {
                 return print_json(&answer);
             }
@@ -911,20 +878,18 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             print_history(&answer["history"]);
         }
         TicketCommand::Comment { id, text, actor } => {
-            let body = serde_json::json!({ "text": text, "actor": default_actor(actor) });
-            let answer = call(
-                base,
-                Method::Post,
-                format!("/v1/tickets/{}/comment", percent_encode(&id)),
-                Some(serde_json::to_vec(&body)?),
-            )?;
+            let request = CommentRequest {
+                text,
+                actor: Some(default_actor(actor)),
+            };
+            let answer = harness.run(client.comment(&id, &request))?;
             if args.flags.json {
                 return print_json(&answer);
             }
             println!("{id}: commented");
         }
         TicketCommand::Incidents => {
-            let answer = call(base, Method::Get, "/v1/incidents".into(), None)?;
+            let answer = harness.run(client.incidents())?;
             if args.flags.json {
                 return print_json(&answer);
             }
@@ -955,17 +920,12 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             reason,
             actor,
         } => {
-            let body = serde_json::json!({
-                "incident": to,
-                "reason": reason,
-                "actor": default_actor(actor),
-            });
-            let answer = call(
-                base,
-                Method::Post,
-                format!("/v1/tickets/{}/link", percent_encode(&id)),
-                Some(serde_json::to_vec(&body)?),
-            )?;
+            let request = LinkRequest {
+                incident: to,
+                reason,
+                actor: Some(default_actor(actor)),
+            };
+            let answer = harness.run(client.link(&id, &request))?;
             if args.flags.json {
                 return print_json(&answer);
             }
@@ -975,13 +935,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             }
         }
         TicketCommand::Cancel { id, reason, actor } => {
-            let body = actor_body(actor, reason)?;
-            let answer = call(
-                base,
-                Method::Post,
-                format!("/v1/tickets/{}/cancel", percent_encode(&id)),
-                Some(body),
-            )?;
+            let answer = harness.run(client.cancel(&id, &decision(actor, reason)))?;
             if args.flags.json {
                 return print_json(&answer);
             }
@@ -992,14 +946,12 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
         }
         TicketCommand::Approve { id, reason, actor }
         | TicketCommand::Reject { id, reason, actor } => {
-            let verb = if approving { "approve" } else { "reject" };
-            let body = actor_body(actor, reason)?;
-            let answer = call(
-                base,
-                Method::Post,
-                format!("/v1/tickets/{}/{verb}", percent_encode(&id)),
-                Some(body),
-            )?;
+            let decision = decision(actor, reason);
+            let answer = if approving {
+                harness.run(client.approve_ticket(&id, &decision))?
+            } else {
+                harness.run(client.reject_ticket(&id, &decision))?
+            };
             if args.flags.json {
                 return print_json(&answer);
             }
@@ -1010,9 +962,12 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             );
         }
         TicketCommand::Pause { reason, actor } | TicketCommand::Resume { reason, actor } => {
-            let path = if pausing { "/v1/pause" } else { "/v1/resume" };
-            let body = actor_body(actor, reason)?;
-            let answer = call(base, Method::Post, path.into(), Some(body))?;
+            let decision = decision(actor, reason);
+            let answer = if pausing {
+                harness.run(client.pause(&decision))?
+            } else {
+                harness.run(client.resume(&decision))?
+            };
             if args.flags.json {
                 return print_json(&answer);
             }
@@ -1026,7 +981,7 @@ pub fn ticket(args: TicketArgs) -> Result<()> {
             );
         }
         TicketCommand::Pipeline => {
-            let answer = call(base, Method::Get, "/v1/pipeline".into(), None)?;
+            let answer = harness.run(client.pipeline())?;
             if args.flags.json {
                 return print_json(&answer);
             }

@@ -508,12 +508,13 @@ pub(crate) async fn shutdown_signal() {
 
 fn catalog(args: &CatalogArgs) -> Result<()> {
     let mut drifted = Vec::new();
-    // The contract's catalogs, the OpenAPI document built from them, and
-    // the agents' tool catalog.
+    // The contract's catalogs, the OpenAPI documents of the service and
+    // the harness, and the agents' tool catalog.
     let docs = floodgate_contract::generated_docs()
         .into_iter()
         .chain([
             floodgate_service::openapi::generated_doc(),
+            floodgate_harness_contract::openapi::generated_doc(),
             floodgate_agent::tools::generated_doc(),
             floodgate_harness::trajectory::generated_doc(),
         ])

@@ -5,11 +5,11 @@
 //! `floodgate ticket` is: what it does is exactly what the calls do.
 
 use crate::harness_cmd::{
-    call, default_actor, post_from_flags, print_history, print_json, HarnessApi, HarnessFlags,
+    decision, default_actor, print_history, print_json, HarnessApi, HarnessFlags,
 };
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
-use floodgate_contract::client::{percent_encode, Method};
+use floodgate_agent::client::NoticeRequest;
 use floodgate_harness::notices::LabelName;
 use floodgate_harness::policy::parse_rfc3339_ms;
 use floodgate_harness::quantity::{format_time_ms, parse_duration_ms};
@@ -217,39 +217,24 @@ fn notice_line(notice: &Value) -> String {
 /// Announces a notice from flags; a refusal names the flag behind the
 /// field.
 fn create(harness: &HarnessApi, flags: &CreateFlags) -> Result<Value> {
-    post_from_flags(
-        harness,
-        "/v1/notices",
-        &flags.to_body()?,
+    let request: NoticeRequest = serde_json::from_value(flags.to_body()?)?;
+    harness.run_flags(
+        harness.client().create_notice(&request),
         |field| flags.flag_of(field),
         |message| message,
     )
 }
 
 pub fn notice(args: NoticeArgs) -> Result<()> {
-    let harness = args.flags.api();
+    let harness = args.flags.api()?;
+    let client = harness.client();
     let answer = match &args.command {
         NoticeCommand::Create(flags) => create(&harness, flags)?,
-        NoticeCommand::List { state } => call(
-            &harness,
-            Method::Get,
-            format!("/v1/notices?state={}", percent_encode(state)),
-            None,
-        )?,
-        NoticeCommand::Show { id } => call(
-            &harness,
-            Method::Get,
-            format!("/v1/notices/{}", percent_encode(id)),
-            None,
-        )?,
+        NoticeCommand::List { state } => harness.run(client.list_notices(Some(state)))?,
+        NoticeCommand::Show { id } => harness.run(client.get_notice(id))?,
         NoticeCommand::Expire { id, reason, actor } => {
-            let body = json!({ "actor": default_actor(actor.clone()), "reason": reason });
-            call(
-                &harness,
-                Method::Post,
-                format!("/v1/notices/{}/expire", percent_encode(id)),
-                Some(serde_json::to_vec(&body)?),
-            )?
+            let decision = decision(actor.clone(), Some(reason.clone()));
+            harness.run(client.expire_notice(id, &decision))?
         }
     };
     if args.flags.json {

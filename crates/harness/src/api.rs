@@ -1,47 +1,17 @@
 //! The harness HTTP API (axum; `floodgate harness` serves it on
 //! 127.0.0.1:8090 by default).
 //!
-//! | call | what |
-//! |---|---|
-//! | `GET /v1/health` | the loop's status: ticks, targets (up, errors, event cursor) |
-//! | `GET /v1/slos` | every SLO at the last tick: SLI, budget remaining, burn rate per window, time to exhaustion, alert rules |
-//! | `GET /v1/invariants` | every invariant at the last tick |
-//! | `GET /v1/anomalies` | every anomaly detector at the last tick |
-//! | `GET /v1/tickets?state=open,claimed&source=human&after=N&limit=N` | tickets, oldest first |
-//! | `POST /v1/tickets[?file=NAME]` | file a ticket: the seed's YAML (`ticket: {...}`) or JSON (the same, or the inner object); `Idempotency-Key` header optional |
-//! | `GET /v1/tickets/{id}` | `{ticket, history}` |
-//! | `POST /v1/tickets/{id}/comment` | `{"text", "actor"?}` |
-//! | `POST /v1/tickets/{id}/cancel` | `{"reason"?, "actor"?}` |
-//! | `POST /v1/tickets/{id}/link` | `{"incident": "INF-…" \| null, "reason", "actor"?}`: make an open ticket a member of the incident an active ticket owns, or take it out (ADR 0016) |
-//! | `GET /v1/incidents?limit=N` | incidents with members, newest first: owner, its causes and state, members (ADR 0016) |
-//! | `GET /v1/tickets/{id}/criteria` | its acceptance criteria, evaluated now |
-//! | `POST /v1/alertmanager` | Alertmanager webhook v4 (idempotent by groupKey + fingerprint + startsAt) |
-//! | `GET /v1/ledger?after=SEQ&limit=N` | ledger entries after SEQ, and the head |
-//! | `POST /v1/agent/claim` | `{"agent", "ttl_ms"?, "sources"?, "ticket"?}`: the most urgent open ticket, claimed (`{"ticket": null}` when none) |
-//! | `POST /v1/tickets/{id}/release` · `/renew` | `{"agent", "ttl_ms"?}` |
-//! | `POST /v1/tickets/{id}/escalate` | `{"reason", "actor"?}`: hand it to a human |
-//! | `POST /v1/tickets/{id}/proposals` | `{"agent", "rationale", "actions": [{"action", "params"}]}`: into the pipeline; answers after the test stage |
-//! | `POST /v1/tickets/{id}/questions` | `{"agent", "question"}`: ask a human (a proposal with no actions, awaiting approval) |
-//! | `GET /v1/tickets/{id}/proposals` · `GET /v1/proposals/{pid}` | proposals with every stage's record |
-//! | `POST /v1/proposals/{pid}/approve` · `/reject` (or `/v1/tickets/{id}/approve` · `/reject`) | `{"actor"?, "reason"?}`: a human's answer |
-//! | `POST /v1/proposals/{pid}/revert` | `{"actor"?, "reason"?}`: undo a finished proposal's applied changes with their recorded inverses, as a new ticket and proposal through the pipeline (`201 {ticket, proposal}`; 409 naming why not) |
-//! | `GET /v1/actions` | the service action catalog, with risk and whether the policy gates it |
-//! | `GET /v1/observe/series?selector=S&window_ms=W&step_ms=T&rate=true` | points from the harness's series store |
-//! | `GET /v1/evidence` | which limits reject, for which descriptor values, demand against the limit, store health, the latest config changes: every instance merged (`evidence.rs`, ADR 0014) |
-//! | `GET /v1/observe/state?service=NAME` · `/v1/observe/events?service=NAME&after=SEQ&limit=N` | a service's state and events, through the harness |
-//! | `GET /v1/pipeline` · `POST /v1/pause` · `POST /v1/resume` | the pipeline: paused?, freeze window, proposals in flight |
-//! | `POST /v1/tickets/{id}/steps` | `{"agent", "message"?, "reasoning"?, "tool_calls"?, "observation"?}`: the claimant records a step of its work |
-//! | `GET /v1/trajectories?after=ID&limit=N` · `GET /v1/trajectories/{id}` | trajectories (ATIF v1.x + operations fields) |
-//! | `POST /v1/reflect` · `GET /v1/reflection` | reflect now (findings, help tickets, suspensions) · what reflection keeps |
-//! | `POST /v1/notices` | announce an expected change (`201 {notice}`; ADR 0011) |
-//! | `GET /v1/notices?state=active\|pending\|expired\|all&after=ID&limit=N` · `GET /v1/notices/{id}` | notices, oldest first · `{notice, history}` |
-//! | `POST /v1/notices/{id}/expire` | `{"actor"?, "reason"}`: end a notice now (`{notice}`; 409 when already expired) |
+//! Every route — method, path, scope, query parameters, body type — is a
+//! line of the contract's table (`floodgate_harness_contract::routes::ROUTES`);
+//! [`router`] serves each line with its handler here, the access layer
+//! reads the same table, and `GET /v1/openapi.json` describes it
+//! (docs/catalog/harness-openapi.json).
 //!
 //! Errors are the contract's `{"error": {"kind", "field", "message"}}`
 //! (ticket files add `line`). Store calls run on blocking threads.
 //! Access control: [`serve_with_tokens`] wraps the router in
 //! [`crate::auth::layer`] (bearer tokens with scopes; a route missing from
-//! `auth::TABLE` is admin-only). Without tokens the CLI binds loopback only.
+//! the table is admin-only). Without tokens the CLI binds loopback only.
 
 use crate::alertmanager;
 use crate::ledger::MAX_PAGE;
@@ -60,10 +30,13 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use floodgate_contract::client::{ClientError, EventQuery, ServiceApi};
-use serde::Deserialize;
+use floodgate_harness_contract::routes::{query_names, Method as RouteMethod, Operation, ROUTES};
+use floodgate_harness_contract::types::{
+    ClaimRequest, CommentRequest, Decision, LeaseRequest, LinkRequest, QuestionRequest, StepRequest,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -200,53 +173,78 @@ fn ok(value: Value) -> Answer {
     Ok(Json(value).into_response())
 }
 
-/// The router over a shared harness.
+/// The handler of `operation`, on `method` (MCP is mounted beside the
+/// API by the CLI: `None`).
+fn handler(operation: Operation, method: MethodFilter) -> Option<MethodRouter<Shared>> {
+    use Operation as Op;
+    let handler = match operation {
+        Op::Health => on(method, health),
+        Op::OpenApi => on(method, openapi),
+        Op::Slos => on(method, slos),
+        Op::Invariants => on(method, invariants),
+        Op::Anomalies => on(method, anomalies),
+        Op::ListTickets => on(method, list_tickets),
+        Op::CreateTicket => on(method, create_ticket),
+        Op::ShowTicket => on(method, show_ticket),
+        Op::CommentTicket => on(method, comment_ticket),
+        Op::CancelTicket => on(method, cancel_ticket),
+        Op::LinkTicket => on(method, link_ticket),
+        Op::ListIncidents => on(method, list_incidents),
+        Op::TicketCriteria => on(method, ticket_criteria),
+        Op::Alertmanager => on(method, alertmanager_webhook),
+        Op::Ledger => on(method, ledger),
+        Op::Claim => on(method, agent_claim),
+        Op::Release => on(method, release_ticket),
+        Op::Renew => on(method, renew_ticket),
+        Op::Escalate => on(method, escalate_ticket),
+        Op::Propose => on(method, propose),
+        Op::TicketProposals => on(method, ticket_proposals),
+        Op::Ask => on(method, ask_question),
+        Op::Step => on(method, agent_step),
+        Op::ApproveTicket => on(method, approve_ticket),
+        Op::RejectTicket => on(method, reject_ticket),
+        Op::ShowProposal => on(method, show_proposal),
+        Op::ApproveProposal => on(method, approve_proposal),
+        Op::RejectProposal => on(method, reject_proposal),
+        Op::RevertProposal => on(method, revert_proposal),
+        Op::Actions => on(method, actions),
+        Op::ObserveSeries => on(method, observe_series),
+        Op::ObserveState => on(method, observe_state),
+        Op::ObserveEvents => on(method, observe_events),
+        Op::Evidence => on(method, evidence),
+        Op::Pipeline => on(method, pipeline_status),
+        Op::Pause => on(method, pause),
+        Op::Resume => on(method, resume),
+        Op::ListTrajectories => on(method, list_trajectories),
+        Op::ShowTrajectory => on(method, show_trajectory),
+        Op::Reflect => on(method, reflect_now),
+        Op::Reflection => on(method, reflection_state),
+        Op::ListNotices => on(method, list_notices),
+        Op::CreateNotice => on(method, create_notice),
+        Op::ShowNotice => on(method, show_notice),
+        Op::ExpireNotice => on(method, expire_notice),
+        Op::Mcp => return None,
+    };
+    Some(handler)
+}
+
+/// The router over a shared harness, built from the contract's route
+/// table: every line of [`ROUTES`] is served on its method and path (MCP's
+/// aside), so the router, the access layer and the OpenAPI document
+/// cannot disagree.
 pub fn router(state: Arc<HarnessState>) -> Router {
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/slos", get(slos))
-        .route("/v1/invariants", get(invariants))
-        .route("/v1/anomalies", get(anomalies))
-        .route("/v1/tickets", get(list_tickets).post(create_ticket))
-        .route("/v1/tickets/{id}", get(show_ticket))
-        .route("/v1/tickets/{id}/comment", post(comment_ticket))
-        .route("/v1/tickets/{id}/cancel", post(cancel_ticket))
-        .route("/v1/tickets/{id}/link", post(link_ticket))
-        .route("/v1/incidents", get(list_incidents))
-        .route("/v1/tickets/{id}/criteria", get(ticket_criteria))
-        .route("/v1/alertmanager", post(alertmanager_webhook))
-        .route("/v1/ledger", get(ledger))
-        .route("/v1/agent/claim", post(agent_claim))
-        .route("/v1/tickets/{id}/release", post(release_ticket))
-        .route("/v1/tickets/{id}/renew", post(renew_ticket))
-        .route("/v1/tickets/{id}/escalate", post(escalate_ticket))
-        .route(
-            "/v1/tickets/{id}/proposals",
-            get(ticket_proposals).post(propose),
-        )
-        .route("/v1/tickets/{id}/questions", post(ask_question))
-        .route("/v1/tickets/{id}/steps", post(agent_step))
-        .route("/v1/trajectories", get(list_trajectories))
-        .route("/v1/reflect", post(reflect_now))
-        .route("/v1/reflection", get(reflection_state))
-        .route("/v1/trajectories/{id}", get(show_trajectory))
-        .route("/v1/tickets/{id}/approve", post(approve_ticket))
-        .route("/v1/tickets/{id}/reject", post(reject_ticket))
-        .route("/v1/proposals/{pid}", get(show_proposal))
-        .route("/v1/proposals/{pid}/approve", post(approve_proposal))
-        .route("/v1/proposals/{pid}/reject", post(reject_proposal))
-        .route("/v1/proposals/{pid}/revert", post(revert_proposal))
-        .route("/v1/actions", get(actions))
-        .route("/v1/observe/series", get(observe_series))
-        .route("/v1/observe/state", get(observe_state))
-        .route("/v1/evidence", get(evidence))
-        .route("/v1/observe/events", get(observe_events))
-        .route("/v1/pipeline", get(pipeline_status))
-        .route("/v1/notices", get(list_notices).post(create_notice))
-        .route("/v1/notices/{id}", get(show_notice))
-        .route("/v1/notices/{id}/expire", post(expire_notice))
-        .route("/v1/pause", post(pause))
-        .route("/v1/resume", post(resume))
+    let mut router = Router::new();
+    for route in ROUTES {
+        let method = match route.method {
+            RouteMethod::Get => MethodFilter::GET,
+            RouteMethod::Post => MethodFilter::POST,
+            RouteMethod::Delete => MethodFilter::DELETE,
+        };
+        if let Some(handler) = handler(route.operation, method) {
+            router = router.route(route.path, handler);
+        }
+    }
+    router
         .method_not_allowed_fallback(floodgate_edge::refusal::method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -338,6 +336,20 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// `GET /v1/openapi.json`: the harness's OpenAPI document, built once per
+/// process.
+async fn openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT
+        .get_or_init(|| floodgate_harness_contract::openapi::document().to_string())
+        .clone();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 async fn health(State(state): State<Shared>) -> Answer {
     let status = state.status();
     let stats = state.harness().tsdb().stats();
@@ -390,8 +402,9 @@ async fn anomalies(State(state): State<Shared>) -> Answer {
     ok(json!({ "time_ms": tick.time_ms, "anomalies": tick.anomalies }))
 }
 
-/// Refuses a query parameter not in `allowed`, naming it.
-fn only_params(query: &BTreeMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+/// Refuses a query parameter `operation`'s route does not list, naming it.
+fn only_params(query: &BTreeMap<String, String>, operation: Operation) -> Result<(), ApiError> {
+    let allowed = query_names(operation);
     match query.keys().find(|key| !allowed.contains(&key.as_str())) {
         Some(key) => Err(ApiError::invalid(
             key,
@@ -440,7 +453,7 @@ async fn list_tickets(
 ) -> Answer {
     let Query(query) = query?;
     let mut filter = TicketFilter::default();
-    only_params(&query, &["state", "source", "after", "limit"])?;
+    only_params(&query, Operation::ListTickets)?;
     if let Some(states) = query.get("state") {
         for name in states.split(',').filter(|name| !name.is_empty()) {
             let parsed = TicketState::parse(name).ok_or_else(|| {
@@ -557,23 +570,6 @@ async fn show_ticket(State(state): State<Shared>, Path(id): Path<String>) -> Ans
     ok(json!({ "ticket": ticket, "history": history, "proposals": proposals }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommentBody {
-    text: String,
-    #[serde(default)]
-    actor: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CancelBody {
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    actor: Option<String>,
-}
-
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
@@ -607,7 +603,7 @@ async fn comment_ticket(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body: CommentBody = parse_body(&body?)?;
+    let body: CommentRequest = parse_body(&body?)?;
     // The text's size is the request's fault whatever the ticket's state.
     if body.text.len() > crate::tickets::MAX_COMMENT_BYTES {
         return Err(ApiError::invalid(
@@ -626,21 +622,12 @@ async fn comment_ticket(
     run_command(&state, id, command).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LinkBody {
-    incident: Option<String>,
-    reason: String,
-    #[serde(default)]
-    actor: Option<String>,
-}
-
 async fn link_ticket(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body: LinkBody = parse_body(&body?)?;
+    let body: LinkRequest = parse_body(&body?)?;
     let command = Command::Link {
         actor: actor(body.actor)?,
         incident: body.incident,
@@ -654,7 +641,7 @@ async fn list_incidents(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    only_params(&query, &["limit"])?;
+    only_params(&query, Operation::ListIncidents)?;
     let limit = match query.get("limit") {
         Some(text) => text
             .parse::<usize>()
@@ -679,11 +666,7 @@ async fn cancel_ticket(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let body = body?;
-    let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CancelBody::default()
-    } else {
-        parse_body(&body)?
-    };
+    let body: Decision = body_or_default(&body)?;
     let command = Command::Cancel {
         actor: actor(body.actor)?,
         reason: body.reason.unwrap_or_else(|| "cancelled".to_owned()),
@@ -813,20 +796,8 @@ fn body_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Res
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClaimBody {
-    agent: String,
-    #[serde(default)]
-    ttl_ms: Option<u64>,
-    #[serde(default)]
-    sources: Vec<Source>,
-    #[serde(default)]
-    ticket: Option<String>,
-}
-
 async fn agent_claim(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Answer {
-    let body: ClaimBody = parse_body(&body?)?;
+    let body: ClaimRequest = parse_body(&body?)?;
     let agent = actor(Some(body.agent))?;
     let ttl_ms = body.ttl_ms.unwrap_or(DEFAULT_CLAIM_TTL_MS);
     // Refused here, before any ticket is looked at: an out-of-range lease
@@ -907,20 +878,12 @@ async fn agent_claim(State(state): State<Shared>, body: Result<Bytes, BytesRejec
     ok(json!({ "ticket": claimed }))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgentBody {
-    agent: String,
-    #[serde(default)]
-    ttl_ms: Option<u64>,
-}
-
 async fn release_ticket(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body: AgentBody = parse_body(&body?)?;
+    let body: LeaseRequest = parse_body(&body?)?;
     let command = Command::Release {
         agent: actor(Some(body.agent))?,
     };
@@ -932,7 +895,7 @@ async fn renew_ticket(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body: AgentBody = parse_body(&body?)?;
+    let body: LeaseRequest = parse_body(&body?)?;
     let command = Command::Renew {
         agent: actor(Some(body.agent))?,
         ttl_ms: body.ttl_ms.unwrap_or(DEFAULT_CLAIM_TTL_MS),
@@ -940,21 +903,12 @@ async fn renew_ticket(
     run_command(&state, id, command).await
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    #[serde(default)]
-    actor: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 async fn escalate_ticket(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body: ReasonBody = body_or_default(&body?)?;
+    let body: Decision = body_or_default(&body?)?;
     let reason = body
         .reason
         .filter(|reason| !reason.trim().is_empty())
@@ -1006,7 +960,7 @@ async fn show_proposal(State(state): State<Shared>, Path(pid): Path<String>) -> 
 }
 
 async fn decide_proposal(state: &Shared, pid: &str, approved: bool, body: &[u8]) -> Answer {
-    let body: ReasonBody = body_or_default(body)?;
+    let body: Decision = body_or_default(body)?;
     let who = actor(body.actor)?;
     let reason = body.reason.unwrap_or_else(|| {
         if approved {
@@ -1045,7 +999,7 @@ async fn revert_proposal(
     Path(pid): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body: ReasonBody = body_or_default(&body?)?;
+    let body: Decision = body_or_default(&body?)?;
     let who = actor(body.actor)?;
     let pipeline = pipeline_of(&state)?;
     let now = state.now_ms();
@@ -1128,7 +1082,7 @@ async fn observe_series(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    only_params(&query, &["selector", "window_ms", "step_ms", "rate"])?;
+    only_params(&query, Operation::ObserveSeries)?;
     let text = query.get("selector").ok_or_else(|| {
         ApiError::invalid(
             "selector",
@@ -1215,7 +1169,7 @@ async fn observe_state(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    only_params(&query, &["service"])?;
+    only_params(&query, Operation::ObserveState)?;
     let target = service_of(&state, &query)?;
     let service_state = target.transport.state().await.map_err(upstream)?;
     ok(json!({ "service": target.name, "state": service_state }))
@@ -1226,7 +1180,7 @@ async fn evidence(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    only_params(&query, &[])?;
+    only_params(&query, Operation::Evidence)?;
     let pipeline = pipeline_of(&state)?;
     let mut states = Vec::new();
     let mut unreachable = Vec::new();
@@ -1271,7 +1225,7 @@ async fn observe_events(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    only_params(&query, &["service", "after", "limit", "type"])?;
+    only_params(&query, Operation::ObserveEvents)?;
     let target = service_of(&state, &query)?;
     let events_query = EventQuery {
         after: parse_u64(&query, "after")?.unwrap_or(0),
@@ -1303,7 +1257,7 @@ async fn pipeline_status(State(state): State<Shared>) -> Answer {
 }
 
 async fn set_pause(state: Shared, paused: bool, body: &[u8]) -> Answer {
-    let body: ReasonBody = body_or_default(body)?;
+    let body: Decision = body_or_default(body)?;
     let who = actor(body.actor)?;
     let reason = body.reason.unwrap_or_default();
     let pipeline = pipeline_of(&state)?;
@@ -1321,19 +1275,12 @@ async fn resume(State(state): State<Shared>, body: Result<Bytes, BytesRejection>
     set_pause(state, false, &body?).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuestionBody {
-    agent: String,
-    question: String,
-}
-
 async fn ask_question(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body: QuestionBody = parse_body(&body?)?;
+    let body: QuestionRequest = parse_body(&body?)?;
     let agent = actor(Some(body.agent))?;
     let pipeline = pipeline_of(&state)?;
     let now = state.now_ms();
@@ -1345,20 +1292,6 @@ async fn ask_question(
 
 /// The largest agent step accepted, serialised.
 pub const MAX_STEP_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StepBody {
-    agent: String,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    reasoning: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<crate::trajectory::ToolCall>,
-    #[serde(default)]
-    observation: Option<crate::trajectory::Observation>,
-}
 
 async fn agent_step(
     State(state): State<Shared>,
@@ -1372,7 +1305,7 @@ async fn agent_step(
             format!("{} bytes, more than {MAX_STEP_BYTES}", body.len()),
         ));
     }
-    let step: StepBody = parse_body(&body)?;
+    let step: StepRequest = parse_body(&body)?;
     let agent = actor(Some(step.agent))?;
     if step.message.as_deref().is_none_or(str::is_empty) && step.tool_calls.is_empty() {
         return Err(ApiError::invalid(
@@ -1397,7 +1330,7 @@ async fn list_trajectories(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    only_params(&query, &["after", "limit"])?;
+    only_params(&query, Operation::ListTrajectories)?;
     let after = match query.get("after") {
         Some(after) => crate::tickets::ticket_number(after)
             .or_else(|| after.parse().ok())
@@ -1476,7 +1409,7 @@ async fn list_notices(
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Answer {
     let Query(query) = query?;
-    only_params(&query, &["state", "after", "limit"])?;
+    only_params(&query, Operation::ListNotices)?;
     let mut filter = NoticeFilter::default();
     match query.get("state").map(String::as_str) {
         None | Some("all") => {}
@@ -1516,7 +1449,7 @@ async fn expire_notice(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body: ReasonBody = body_or_default(&body?)?;
+    let body: Decision = body_or_default(&body?)?;
     let who = actor(body.actor)?;
     let reason = body
         .reason

@@ -18,38 +18,7 @@ pub const MAX_PARAMS_BYTES: usize = 256 * 1024;
 /// ledger keeps them all).
 pub const MAX_STAGE_RECORDS: usize = 64;
 
-/// One action to run: a name from the service's catalog and its params.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionCall {
-    pub action: String,
-    #[serde(default)]
-    pub params: serde_json::Value,
-}
-
-/// `POST /v1/tickets/{id}/proposals`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProposalRequest {
-    /// The agent proposing; must hold the ticket's claim.
-    pub agent: String,
-    /// Why this change fixes the ticket (recorded with every stage and sent
-    /// to the service as the action's reason).
-    pub rationale: String,
-    pub actions: Vec<ActionCall>,
-    /// An interim mitigation, not the fix: once verified, the ticket goes
-    /// back to the agent (in progress) instead of resolving, so it can
-    /// finish the work (e.g. restore a failure policy once the backend is
-    /// back). Default false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub interim: bool,
-    /// The config hash (`GET /v1/state`'s `config.hash`) the change was
-    /// planned against: refused when a service's config is no longer at
-    /// it (the agent re-plans with the new state). Absent: the versions
-    /// the test stage finds are the base.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_config: Option<String>,
-}
+pub use floodgate_harness_contract::types::{ActionCall, ProposalRequest};
 
 /// Where a proposal is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -106,16 +106,7 @@ impl Priority {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Slo,
-    Invariant,
-    Anomaly,
-    Human,
-    Alertmanager,
-    Reflection,
-}
+pub use floodgate_harness_contract::types::Source;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

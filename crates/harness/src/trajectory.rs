@@ -34,28 +34,7 @@ pub enum StepSource {
     Agent,
 }
 
-/// ATIF: one tool call an agent made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ToolCall {
-    pub tool_call_id: String,
-    pub function_name: String,
-    pub arguments: Value,
-}
-
-/// ATIF: one result an observation holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ObservationResult {
-    /// The tool call this answers, when it answers one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_call_id: Option<String>,
-    pub content: String,
-}
-
-/// ATIF: what came back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Observation {
-    pub results: Vec<ObservationResult>,
-}
+pub use floodgate_harness_contract::types::{Observation, ObservationResult, ToolCall};
 
 /// A human decision point, labelled so it can be mined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -316,14 +316,26 @@ async fn every_route_of_the_scope_table_exists() {
     // router does not have is a promise nobody keeps (and hides a typo).
     let api = Api::start("api-scope-table").await;
     let mut missing = Vec::new();
-    for (method, pattern, _) in floodgate_harness::auth::TABLE {
+    for route in floodgate_harness_contract::routes::ROUTES {
         // `/mcp` is the agent crate's router (`floodgate_agent::mcp`),
         // merged in by `floodgate harness`; `cli/tests/mcp_e2e.rs` drives it.
-        if *pattern == "/mcp" {
+        if route.path == "/mcp" {
             continue;
         }
-        let path = pattern.replace('*', "X-0001");
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let path: String = route
+            .path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "X-0001"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method =
+            reqwest::Method::from_bytes(route.method.as_str().as_bytes()).expect("a method");
         let response = api
             .client
             .request(method.clone(), format!("{}{path}", api.base))
@@ -344,12 +356,24 @@ async fn every_route_of_the_scope_table_exists() {
                     .unwrap_or_default()
                     .contains("no such endpoint"));
         if unrouted {
-            missing.push(format!("{method} {pattern} ({status})"));
+            missing.push(format!("{method} {} ({status})", route.path));
         }
     }
     assert!(
         missing.is_empty(),
         "in the scope table, not routed: {missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_as_generated() {
+    let api = Api::start("api-openapi").await;
+    let (status, document) = api.get("/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(document, floodgate_harness_contract::openapi::document());
+    assert_eq!(
+        document["paths"]["/v1/agent/claim"]["post"]["x-floodgate-scope"],
+        "operate"
     );
 }
 
@@ -707,4 +731,39 @@ async fn method_header_and_ticket_size_refusals_are_json_errors() {
     assert!(message.contains("MAX_TICKET_FILE_BYTES"), "{message}");
     let (status, answer) = api.post("/v1/tickets", padded(bound)).await;
     assert_eq!(status, 201, "{answer}");
+}
+
+#[test]
+fn the_contract_notice_request_is_what_the_harness_reads() {
+    // The notice body is a contract type for clients; the harness reads
+    // it as its own draft (typed label names). Every field of one must
+    // survive as the other.
+    use floodgate_harness_contract::types::{NoticeMatcher, NoticeRequest};
+    let request = NoticeRequest {
+        matchers: vec![
+            NoticeMatcher {
+                name: "tenant".into(),
+                value: Some("acme".into()),
+                regex: None,
+            },
+            NoticeMatcher {
+                name: "limit".into(),
+                value: None,
+                regex: Some("api-.*".into()),
+            },
+        ],
+        starts_ms: Some(1_000),
+        ends_ms: Some(2_000),
+        duration_ms: Some(500),
+        reason: "launch".into(),
+        author: "human:alice".into(),
+        max_factor: Some(3.0),
+    };
+    let sent = serde_json::to_value(&request).expect("serialises");
+    let draft: floodgate_harness::notices::NoticeDraft =
+        serde_json::from_value(sent.clone()).expect("the harness reads it");
+    assert_eq!(serde_json::to_value(&draft).expect("serialises"), sent);
+    let back: NoticeRequest =
+        serde_json::from_value(serde_json::to_value(&draft).unwrap()).expect("and back");
+    assert_eq!(back, request);
 }

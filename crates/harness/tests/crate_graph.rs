@@ -1,6 +1,7 @@
 //! Architecture invariant: the harness reaches services through the
 //! contract, never through the service's code. It depends on
-//! floodgate-contract and on no other Floodgate crate, and the contract
+//! floodgate-contract, its own API's contract (floodgate-harness-contract,
+//! which depends on floodgate-contract alone) and the edge; the contract
 //! depends on none.
 
 use std::path::Path;
@@ -34,7 +35,15 @@ fn the_harness_depends_on_the_contract_only() {
     // serves what it is given and depends on no Floodgate crate.
     assert_eq!(
         floodgate_dependencies("Cargo.toml"),
-        ["floodgate-contract", "floodgate-edge"]
+        [
+            "floodgate-contract",
+            "floodgate-harness-contract",
+            "floodgate-edge"
+        ]
+    );
+    assert_eq!(
+        floodgate_dependencies("../harness-contract/Cargo.toml"),
+        ["floodgate-contract"]
     );
     assert_eq!(
         floodgate_dependencies("../edge/Cargo.toml"),

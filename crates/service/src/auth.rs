@@ -27,24 +27,20 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Tokens one service accepts. More is a misconfiguration (tokens are per
-/// operator or agent, not per request), and every check compares the
-/// presented token with all of them.
-pub const MAX_TOKENS: usize = 1024;
-/// Bytes in a token name (it is recorded as the actor of events).
-pub const MAX_TOKEN_NAME_BYTES: usize = 64;
-/// The shortest token accepted: 16 characters of the allowed alphabet
-/// carry at least 96 bits when generated at random (e.g. `openssl rand
-/// -base64 24`).
-pub const MIN_TOKEN_BYTES: usize = 16;
-/// The longest token accepted, configured or presented. Comparisons run
-/// over this many bytes whatever the lengths, so their time says nothing
-/// about a configured token.
-pub const MAX_TOKEN_BYTES: usize = 256;
+use floodgate_contract::tokens::Presented;
+pub use floodgate_contract::tokens::{
+    ScopeSet, TokensError, MAX_TOKENS, MAX_TOKEN_BYTES, MAX_TOKEN_FILE_LINES, MAX_TOKEN_NAME_BYTES,
+    MIN_TOKEN_BYTES,
+};
+
+/// The tokens a service accepts ([`floodgate_contract::tokens`], with the
+/// service's scopes).
+pub type Tokens = floodgate_contract::tokens::Tokens<Scope>;
+/// One configured token.
+pub type Token = floodgate_contract::tokens::Token<Scope>;
+
 /// Bytes of a refused request's path kept in its `access_denied` event.
 pub const MAX_DENIED_PATH_BYTES: usize = 256;
-/// Lines in a tokens file (comments included).
-pub const MAX_TOKEN_FILE_LINES: usize = 10_000;
 
 /// What a token may do. `admin` ⊇ `operate` ⊇ `read`; `check` (the data
 /// plane, `POST /v1/check`) is separate, and `admin` includes it too.
@@ -101,6 +97,18 @@ impl Scope {
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl ScopeSet for Scope {
+    const ALL: &'static [Scope] = &Scope::ALL;
+
+    fn as_str(self) -> &'static str {
+        Scope::as_str(self)
+    }
+
+    fn grants(self, needed: Scope) -> bool {
+        Scope::grants(self, needed)
     }
 }
 
@@ -188,221 +196,6 @@ fn percent_decode(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// Why a tokens source was refused: the source (file name or variable),
-/// the line or entry, and the problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{source_name}:{line}: {message}")]
-pub struct TokensError {
-    pub source_name: String,
-    /// 1-based line (file) or entry (variable); 0 for the source as a whole.
-    pub line: usize,
-    pub message: String,
-}
-
-/// One configured token.
-#[derive(Clone)]
-pub struct Token {
-    pub scope: Scope,
-    /// Who holds it; recorded as the actor of what it does.
-    pub name: String,
-    secret: Vec<u8>,
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("scope", &self.scope)
-            .field("name", &self.name)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
-
-/// The tokens a service accepts.
-#[derive(Debug, Clone, Default)]
-pub struct Tokens {
-    tokens: Vec<Token>,
-}
-
-fn valid_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@')
-}
-
-/// RFC 6750's `b64token` alphabet (no `:` or `,`, so the variable's form
-/// needs no escaping).
-fn valid_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-}
-
-impl Tokens {
-    /// Parses a tokens file: one `SCOPE NAME TOKEN` per line; blank lines
-    /// and `#` comments (whole-line or trailing) ignored.
-    pub fn parse_file(source_name: &str, text: &str) -> Result<Tokens, TokensError> {
-        let mut tokens = Tokens::default();
-        for (index, line) in text.lines().enumerate() {
-            let number = index + 1;
-            if number > MAX_TOKEN_FILE_LINES {
-                return Err(TokensError {
-                    source_name: source_name.to_string(),
-                    line: number,
-                    message: format!("more than {MAX_TOKEN_FILE_LINES} lines"),
-                });
-            }
-            // `#` is in no scope, name or token, so it always starts a comment.
-            let line = line.split('#').next().unwrap_or_default().trim();
-            if line.is_empty() {
-                continue;
-            }
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let error = |message: String| TokensError {
-                source_name: source_name.to_string(),
-                line: number,
-                message,
-            };
-            let [scope, name, secret] = fields[..] else {
-                return Err(error(format!(
-                    "expected `SCOPE NAME TOKEN`, found {} field(s)",
-                    fields.len()
-                )));
-            };
-            tokens.add(scope, name, secret).map_err(error)?;
-        }
-        Ok(tokens)
-    }
-
-    /// Parses the variable's form: `scope:name:token` entries separated by
-    /// commas (blank entries ignored).
-    pub fn parse_env(source_name: &str, value: &str) -> Result<Tokens, TokensError> {
-        let mut tokens = Tokens::default();
-        for (index, entry) in value.split(',').enumerate() {
-            let entry = entry.trim();
-            if entry.is_empty() {
-                continue;
-            }
-            let error = |message: String| TokensError {
-                source_name: source_name.to_string(),
-                line: index + 1,
-                message,
-            };
-            let fields: Vec<&str> = entry.split(':').collect();
-            let [scope, name, secret] = fields[..] else {
-                return Err(error(format!(
-                    "expected `scope:name:token`, found {} field(s)",
-                    fields.len()
-                )));
-            };
-            tokens.add(scope, name, secret).map_err(error)?;
-        }
-        Ok(tokens)
-    }
-
-    /// Adds the tokens of another source; names and tokens must stay unique.
-    pub fn merge(mut self, other: Tokens, other_source: &str) -> Result<Tokens, TokensError> {
-        for token in other.tokens {
-            let name = token.name.clone();
-            self.push(token).map_err(|message| TokensError {
-                source_name: other_source.to_string(),
-                line: 0,
-                message: format!("token {name}: {message}"),
-            })?;
-        }
-        Ok(self)
-    }
-
-    fn add(&mut self, scope: &str, name: &str, secret: &str) -> Result<(), String> {
-        let scope = Scope::parse(scope).ok_or_else(|| {
-            format!("unknown scope \"{scope}\" (expected one of read, check, operate, admin)")
-        })?;
-        if name.is_empty()
-            || name.len() > MAX_TOKEN_NAME_BYTES
-            || !name.chars().all(valid_name_char)
-        {
-            return Err(format!(
-                "token name \"{name}\": 1 to {MAX_TOKEN_NAME_BYTES} characters of A-Z a-z 0-9 - _ . @"
-            ));
-        }
-        if secret.len() < MIN_TOKEN_BYTES || secret.len() > MAX_TOKEN_BYTES {
-            return Err(format!(
-                "token of {name}: {} characters; must be {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES}",
-                secret.len()
-            ));
-        }
-        if !secret.bytes().all(valid_token_byte) {
-            return Err(format!(
-                "token of {name}: only A-Z a-z 0-9 - . _ ~ + / = are allowed"
-            ));
-        }
-        self.push(Token {
-            scope,
-            name: name.to_string(),
-            secret: secret.as_bytes().to_vec(),
-        })
-    }
-
-    fn push(&mut self, token: Token) -> Result<(), String> {
-        if self.tokens.len() >= MAX_TOKENS {
-            return Err(format!("more than {MAX_TOKENS} tokens"));
-        }
-        if self.tokens.iter().any(|other| other.name == token.name) {
-            return Err(format!("duplicate token name \"{}\"", token.name));
-        }
-        if self.tokens.iter().any(|other| other.secret == token.secret) {
-            return Err(format!(
-                "token of {} is the same as another token's",
-                token.name
-            ));
-        }
-        self.tokens.push(token);
-        Ok(())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.tokens.len()
-    }
-
-    /// The names and scopes (never the secrets).
-    pub fn names(&self) -> impl Iterator<Item = (&str, Scope)> {
-        self.tokens
-            .iter()
-            .map(|token| (token.name.as_str(), token.scope))
-    }
-
-    /// The token equal to `presented`, compared in constant time: every
-    /// configured token is compared over [`MAX_TOKEN_BYTES`] bytes, so the
-    /// time taken depends on neither the tokens' contents nor their lengths
-    /// nor which one matched.
-    pub fn authenticate(&self, presented: &[u8]) -> Option<&Token> {
-        if presented.len() > MAX_TOKEN_BYTES {
-            return None;
-        }
-        let mut found = None;
-        for token in &self.tokens {
-            if constant_time_eq(&token.secret, presented) {
-                found = Some(token);
-            }
-        }
-        found
-    }
-}
-
-/// Equality of two byte strings of at most [`MAX_TOKEN_BYTES`], in time
-/// independent of their contents and lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    // Lengths are at most MAX_TOKEN_BYTES, so the difference fits; any
-    // difference makes the result non-zero.
-    let mut difference = (a.len() ^ b.len()) as u64;
-    for index in 0..MAX_TOKEN_BYTES {
-        let x = a.get(index).copied().unwrap_or(0);
-        let y = b.get(index).copied().unwrap_or(0);
-        difference |= u64::from(x ^ y);
-    }
-    std::hint::black_box(difference) == 0
 }
 
 /// Who made a request and with which scope, put into the request's
@@ -505,18 +298,6 @@ pub fn layer(router: Router, access: Access, on_denied: DeniedHook) -> Router {
     router.layer(axum::middleware::from_fn_with_state(state, guard))
 }
 
-/// The bearer token of `Authorization`: the scheme matched in any case
-/// (`bearer`, `BEARER`) and spaces around the token ignored (RFC 7235;
-/// ADR 0004).
-fn bearer(request: &Request) -> Option<&[u8]> {
-    let value = request.headers().get(header::AUTHORIZATION)?.as_bytes();
-    let (scheme, rest) = value.split_at_checked(7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return None;
-    }
-    Some(rest.trim_ascii())
-}
-
 fn truncated(path: &str) -> String {
     let mut end = path.len().min(MAX_DENIED_PATH_BYTES);
     while !path.is_char_boundary(end) {
@@ -527,16 +308,17 @@ fn truncated(path: &str) -> String {
 
 async fn guard(State(layer): State<Arc<Layer>>, mut request: Request, next: Next) -> Response {
     let needed = needed(request.method(), request.uri().path());
-    // Two Authorization headers are ambiguous (which one counts depends on
-    // the hop reading them): refused, never the first taken.
-    let repeated = request
-        .headers()
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .count()
-        > 1;
-    let presented = if repeated { None } else { bearer(&request) };
-    let token = presented.and_then(|secret| layer.tokens.authenticate(secret));
+    let presented = Presented::of(
+        request
+            .headers()
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    let token = match presented {
+        Presented::Bearer(secret) => layer.tokens.authenticate(secret),
+        Presented::Missing | Presented::Repeated => None,
+    };
     let denial = match token {
         None => Some((
             StatusCode::UNAUTHORIZED,
@@ -544,13 +326,7 @@ async fn guard(State(layer): State<Arc<Layer>>, mut request: Request, next: Next
             ErrorDetail {
                 kind: "unauthorized".to_string(),
                 field: "authorization".to_string(),
-                message: if repeated {
-                    "more than one Authorization header".to_string()
-                } else if presented.is_some() {
-                    "unknown bearer token".to_string()
-                } else {
-                    "missing `Authorization: Bearer TOKEN` header".to_string()
-                },
+                message: presented.refusal().to_string(),
             },
         )),
         Some(token) => match needed {
@@ -769,41 +545,6 @@ mod tests {
             error.to_string(),
             "FLOODGATE_TOKENS:2: expected `scope:name:token`, found 2 field(s)"
         );
-    }
-
-    #[test]
-    fn merging_sources_keeps_names_unique() {
-        let file = Tokens::parse_file("f", &format!("read a {A}")).expect("ok");
-        let env = Tokens::parse_env("E", &format!("admin:a:{B}")).expect("ok");
-        let error = file.merge(env, "E").expect_err("duplicate name");
-        assert_eq!(
-            error.to_string(),
-            "E:0: token a: duplicate token name \"a\""
-        );
-    }
-
-    #[test]
-    fn authenticate_finds_exactly_the_equal_token() {
-        let tokens = Tokens::parse_file("f", &format!("read a {A}\nadmin b {B}")).expect("ok");
-        assert_eq!(
-            tokens.authenticate(A.as_bytes()).map(|t| t.name.as_str()),
-            Some("a")
-        );
-        assert_eq!(
-            tokens.authenticate(B.as_bytes()).map(|t| t.name.as_str()),
-            Some("b")
-        );
-        assert!(tokens.authenticate(&A.as_bytes()[1..]).is_none());
-        assert!(tokens.authenticate(format!("{A}a").as_bytes()).is_none());
-        assert!(tokens.authenticate(b"").is_none());
-        assert!(tokens
-            .authenticate("a".repeat(MAX_TOKEN_BYTES * 2).as_bytes())
-            .is_none());
-        // A prefix padded with NULs must not pass as the token.
-        let mut padded = A.as_bytes()[..A.len() - 1].to_vec();
-        padded.push(0);
-        assert!(tokens.authenticate(&padded).is_none());
-        assert!(!constant_time_eq(b"abc", b"abc\0"));
     }
 
     #[test]

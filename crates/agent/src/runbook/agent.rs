@@ -11,7 +11,9 @@
 
 use super::engine::{Approval, Command, Outcome, ProposalStatus, Run};
 use super::format::{select, Query, Runbook};
-use crate::client::{ClaimRequest, ClientError, HarnessClient, ProposalRequest, ProposedAction};
+use crate::client::{
+    ActionCall, ClaimRequest, ClientError, CommentRequest, HarnessClient, ProposalRequest,
+};
 use serde_json::{json, Value};
 
 /// The claim the agent takes, and renews at half-life while it works.
@@ -131,7 +133,13 @@ impl RunbookAgent {
     async fn note(&self, ticket: &str, text: &str) {
         if let Err(error) = self
             .client
-            .comment(ticket, Some(&self.name), &bounded(text))
+            .comment(
+                ticket,
+                &CommentRequest {
+                    text: bounded(text),
+                    actor: Some(self.name.clone()),
+                },
+            )
             .await
         {
             tracing::warn!(ticket, error = %describe(&error), "recording on the ticket");
@@ -147,7 +155,7 @@ impl RunbookAgent {
                 .claim(&ClaimRequest {
                     agent: self.name.clone(),
                     ttl_ms: Some(CLAIM_TTL_MS),
-                    sources: None,
+                    sources: Vec::new(),
                     ticket: None,
                 })
                 .await?;
@@ -279,7 +287,7 @@ impl RunbookAgent {
                         rationale: rationale.clone(),
                         actions: actions
                             .iter()
-                            .map(|action| ProposedAction {
+                            .map(|action| ActionCall {
                                 action: action.action.clone(),
                                 params: action.params.clone(),
                             })
