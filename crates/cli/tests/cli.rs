@@ -11,6 +11,15 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `floodgate catalog FLAG --root ROOT`.
+fn catalog(flag: &str, root: &Path) -> std::process::Output {
+    floodgate()
+        .args(["catalog", flag, "--root"])
+        .arg(root)
+        .output()
+        .expect("run floodgate")
+}
+
 fn bad(name: &str) -> PathBuf {
     repo()
         .join("crates/limiter/tests/fixtures/config/bad")
@@ -95,11 +104,7 @@ fn config_check_names_a_missing_file() {
 
 #[test]
 fn catalog_check_passes_on_the_committed_docs() {
-    let output = floodgate()
-        .args(["catalog", "--check", "--root"])
-        .arg(repo())
-        .output()
-        .expect("run floodgate");
+    let output = catalog("--check", &repo());
     assert!(
         output.status.success(),
         "{}",
@@ -125,21 +130,13 @@ fn catalog_check_fails_on_a_stale_cli_reference_and_write_regenerates_it() {
         | command | what it does |\n| `floodgate old` | gone |\n\
         <!-- cli-table:end -->\n\nafter\n";
     let root = scratch_root("cli-reference", readme);
-    let check = floodgate()
-        .args(["catalog", "--check", "--root"])
-        .arg(&root)
-        .output()
-        .expect("run floodgate");
+    let check = catalog("--check", &root);
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(!check.status.success(), "{stdout}");
     assert!(stdout.contains("out of date: docs/cli.md"), "{stdout}");
     assert!(stdout.contains("out of date: README.md"), "{stdout}");
 
-    let write = floodgate()
-        .args(["catalog", "--write", "--root"])
-        .arg(&root)
-        .output()
-        .expect("run floodgate");
+    let write = catalog("--write", &root);
     assert!(
         write.status.success(),
         "{}",
@@ -161,11 +158,7 @@ fn catalog_check_fails_on_a_stale_cli_reference_and_write_regenerates_it() {
         "{written}"
     );
     assert!(!written.contains("floodgate old"), "{written}");
-    let check = floodgate()
-        .args(["catalog", "--check", "--root"])
-        .arg(&root)
-        .output()
-        .expect("run floodgate");
+    let check = catalog("--check", &root);
     assert!(
         check.status.success(),
         "{}",
@@ -177,11 +170,7 @@ fn catalog_check_fails_on_a_stale_cli_reference_and_write_regenerates_it() {
 #[test]
 fn catalog_names_the_missing_table_markers() {
     let root = scratch_root("cli-markers", "# A README without the table\n");
-    let output = floodgate()
-        .args(["catalog", "--check", "--root"])
-        .arg(&root)
-        .output()
-        .expect("run floodgate");
+    let output = catalog("--check", &root);
     let stderr = String::from_utf8_lossy(&output.stderr);
     std::fs::remove_dir_all(&root).unwrap();
     assert!(!output.status.success());
