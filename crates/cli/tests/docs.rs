@@ -1,7 +1,8 @@
 //! Every doc page that names code names code that exists.
 //!
-//! The pages: README.md, AGENTS.md, ARCHITECTURE.md, docs/**/*.md and
-//! crates/*/README.md. In each, the repository paths it names are checked
+//! The pages: README.md, AGENTS.md, ARCHITECTURE.md, crates/*/README.md,
+//! and every Markdown file under docs/, examples/, runbooks/ and
+//! scenarios/. In each, the repository paths it names are checked
 //! against the working tree:
 //!
 //! - relative Markdown links (`[text](path)`, `[text]: path`), resolved
@@ -37,9 +38,13 @@ fn pages(root: &Path) -> Vec<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .collect();
-    let mut folders = vec![PathBuf::from("docs")];
+    let mut folders: Vec<PathBuf> = ["docs", "examples", "runbooks", "scenarios"]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|folder| root.join(folder).is_dir())
+        .collect();
     while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(root.join(&folder)).expect("docs/ is readable") {
+        for entry in std::fs::read_dir(root.join(&folder)).expect("a readable folder") {
             let entry = entry.expect("a directory entry");
             let relative = folder.join(entry.file_name());
             if entry.file_type().expect("a file type").is_dir() {
