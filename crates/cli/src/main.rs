@@ -24,6 +24,7 @@ mod embedded;
 mod harness_cmd;
 mod manual;
 mod notice_cmd;
+mod reference;
 mod report_cmd;
 mod scenarios_cmd;
 mod trajectory_cmd;
@@ -51,9 +52,10 @@ enum Command {
     /// Work with rate-limit config files.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Generate the catalog docs (docs/catalog/), the man pages
-    /// (docs/man/) and the shell completions (docs/completions/) from the
-    /// code.
+    /// Generate the catalog docs (docs/catalog/), the CLI reference
+    /// (docs/cli.md and the README's command table), the man pages
+    /// (docs/man/), the shell completions (docs/completions/) and the
+    /// Grafana dashboard from the code.
     Catalog(CatalogArgs),
     /// Print the shell completion script for SHELL (bash, zsh, fish,
     /// elvish, powershell) to stdout.
@@ -518,7 +520,14 @@ fn catalog(args: &CatalogArgs) -> Result<()> {
             floodgate_agent::tools::generated_doc(),
             floodgate_harness::trajectory::generated_doc(),
         ])
-        .chain(manual::generated_docs());
+        .chain(manual::generated_docs())
+        .chain([reference::reference()]);
+    // The README is hand-written but for its command table: the generated
+    // version is the committed text with that block regenerated.
+    let readme_path = args.root.join(reference::README_PATH);
+    let readme = std::fs::read_to_string(&readme_path)
+        .with_context(|| format!("{}: cannot read", readme_path.display()))?;
+    let docs = docs.chain([reference::readme_doc(&readme)?]);
     for doc in docs {
         let path = args.root.join(&doc.path);
         let current = std::fs::read_to_string(&path).unwrap_or_default();

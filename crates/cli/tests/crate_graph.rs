@@ -1,19 +1,26 @@
-//! The crate graph keeps the contract the only way into a service
-//! (ADR 0001, ADR 0005):
+//! The workspace crate graph, as an explicit allow-list (ADR 0001,
+//! ADR 0005): [`ALLOWED`] names, for every workspace crate, the workspace
+//! crates it may depend on, with any kind of dependency (normal, dev or
+//! build). The test fails on any edge not in the list, on a workspace
+//! crate without a row, and on a row for a crate that is not in the
+//! workspace; so adding a crate or a dependency between crates is a
+//! decision written here.
+//!
+//! The rules the list keeps (`the_allow_list_keeps_the_rules` checks the
+//! list itself):
 //!
 //! 1. `floodgate-contract` depends on no other workspace crate;
-//! 2. no workspace crate whose name contains `harness`, `agent` or `sim`
-//!    depends on `floodgate-service`, directly or through other workspace
-//!    crates, with any kind of dependency (normal, dev or build).
+//! 2. only `floodgate-lab`, `floodgate` (the CLI) and `floodgate-fuzz`
+//!    reach `floodgate-service`, directly or through other workspace
+//!    crates: the harness and the agents reach a service only through the
+//!    contract.
 //!
-//! Why this fails when such a crate is added: `cargo metadata --no-deps`
-//! lists every workspace member with its declared dependencies (by package
-//! name, also when renamed). A new crate is either a member — then it is in
-//! the metadata, and `violations` walks its dependencies through every
-//! workspace crate to `floodgate-service` — or it is not, and then
-//! `every_crate_directory_is_a_workspace_member` fails first. The checking
-//! function itself is tested on synthetic metadata below, including a
-//! direct, a dev, a renamed and a transitive dependency.
+//! `cargo metadata --no-deps` lists every workspace member with its
+//! declared dependencies (by package name, also when renamed). A crate
+//! directory that is not a member fails
+//! `every_crate_directory_is_a_workspace_member`. The checking function is
+//! tested on synthetic metadata below: a direct, a dev, a renamed and a
+//! transitive dependency, a crate without a row, a stale row.
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,12 +29,88 @@ use std::process::Command;
 
 const CONTRACT: &str = "floodgate-contract";
 const SERVICE: &str = "floodgate-service";
-/// Name fragments of crates that must reach a service only through the
-/// contract.
-const OPERATOR_FRAGMENTS: &[&str] = &["harness", "agent", "sim"];
+
+/// Workspace crate → the workspace crates it may depend on.
+const ALLOWED: &[(&str, &[&str])] = &[
+    // Depend on no workspace crate.
+    (CONTRACT, &[]),
+    ("floodgate-edge", &[]),
+    // The rate-limit path.
+    ("floodgate-limiter", &[CONTRACT]),
+    ("floodgate-store", &["floodgate-limiter"]),
+    (
+        SERVICE,
+        &[
+            CONTRACT,
+            "floodgate-edge",
+            "floodgate-limiter",
+            "floodgate-store",
+        ],
+    ),
+    // Operators: the contract, never the service. The harness API's
+    // contract crate goes here when it exists, as
+    // ("floodgate-harness-contract", &[CONTRACT]), and joins the rows of
+    // the crates that use it (harness, agent, lab, floodgate).
+    ("floodgate-harness", &[CONTRACT, "floodgate-edge"]),
+    ("floodgate-agent", &[CONTRACT]),
+    // The proof, the fuzz targets and the binary: everything.
+    (
+        "floodgate-lab",
+        &[
+            "floodgate-agent",
+            CONTRACT,
+            "floodgate-harness",
+            "floodgate-limiter",
+            SERVICE,
+            "floodgate-store",
+        ],
+    ),
+    (
+        "floodgate-fuzz",
+        &[
+            "floodgate-agent",
+            CONTRACT,
+            "floodgate-harness",
+            "floodgate-lab",
+            "floodgate-limiter",
+            SERVICE,
+            "floodgate-store",
+        ],
+    ),
+    (
+        "floodgate",
+        &[
+            "floodgate-agent",
+            CONTRACT,
+            "floodgate-edge",
+            "floodgate-harness",
+            "floodgate-lab",
+            "floodgate-limiter",
+            SERVICE,
+            "floodgate-store",
+        ],
+    ),
+];
+
+/// The crates that may reach the service (rule 2).
+const SERVICE_USERS: &[&str] = &["floodgate-lab", "floodgate-fuzz", "floodgate"];
+
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+fn allowed() -> Graph {
+    ALLOWED
+        .iter()
+        .map(|(name, dependencies)| {
+            (
+                name.to_string(),
+                dependencies.iter().map(|d| d.to_string()).collect(),
+            )
+        })
+        .collect()
+}
 
 /// Workspace crate name → the workspace crates it depends on (any kind).
-fn workspace_graph(metadata: &Value) -> BTreeMap<String, BTreeSet<String>> {
+fn workspace_graph(metadata: &Value) -> Graph {
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
     let members: BTreeSet<String> = packages
         .iter()
@@ -54,11 +137,7 @@ fn workspace_graph(metadata: &Value) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// The path from `from` to `to` through the graph, if there is one.
-fn path_to(
-    graph: &BTreeMap<String, BTreeSet<String>>,
-    from: &str,
-    to: &str,
-) -> Option<Vec<String>> {
+fn path_to(graph: &Graph, from: &str, to: &str) -> Option<Vec<String>> {
     let mut previous: BTreeMap<String, String> = BTreeMap::new();
     let mut queue = std::collections::VecDeque::from([from.to_string()]);
     let mut seen = BTreeSet::from([from.to_string()]);
@@ -84,34 +163,31 @@ fn path_to(
     None
 }
 
-/// Every breach of the two rules, described.
-fn violations(metadata: &Value) -> Vec<String> {
-    let graph = workspace_graph(metadata);
+/// Every edge of `graph` the allow-list `allowed` does not hold, every
+/// crate without a row, every row without a crate.
+fn violations_against(graph: &Graph, allowed: &Graph) -> Vec<String> {
     let mut found = Vec::new();
-    match graph.get(CONTRACT) {
-        None => found.push(format!("{CONTRACT} is not in the workspace")),
-        Some(dependencies) => {
-            for dependency in dependencies {
-                found.push(format!("{CONTRACT} depends on {dependency}"));
-            }
+    for (name, dependencies) in graph {
+        let Some(may) = allowed.get(name) else {
+            found.push(format!(
+                "{name} is not in the allow-list: add its row to ALLOWED"
+            ));
+            continue;
+        };
+        for dependency in dependencies.difference(may) {
+            found.push(format!("{name} depends on {dependency}, not allowed"));
         }
     }
-    for name in graph.keys() {
-        let lower = name.to_ascii_lowercase();
-        if !OPERATOR_FRAGMENTS
-            .iter()
-            .any(|fragment| lower.contains(fragment))
-        {
-            continue;
-        }
-        if let Some(path) = path_to(&graph, name, SERVICE) {
-            found.push(format!(
-                "{name} depends on {SERVICE}: {}",
-                path.join(" -> ")
-            ));
+    for name in allowed.keys() {
+        if !graph.contains_key(name) {
+            found.push(format!("{name} has a row but is not in the workspace"));
         }
     }
     found
+}
+
+fn violations(metadata: &Value) -> Vec<String> {
+    violations_against(&workspace_graph(metadata), &allowed())
 }
 
 fn repo() -> std::path::PathBuf {
@@ -140,11 +216,35 @@ fn metadata() -> Value {
 }
 
 #[test]
-fn the_workspace_crate_graph_keeps_operators_on_the_contract() {
+fn the_workspace_crate_graph_is_the_allowed_one() {
     let metadata = metadata();
     let graph = workspace_graph(&metadata);
     assert!(graph.contains_key(SERVICE), "{SERVICE} missing: {graph:?}");
     assert_eq!(violations(&metadata), Vec::<String>::new());
+}
+
+#[test]
+fn the_allow_list_keeps_the_rules() {
+    let allowed = allowed();
+    assert_eq!(ALLOWED.len(), allowed.len(), "a crate has two rows");
+    assert_eq!(allowed[CONTRACT], BTreeSet::new(), "rule 1");
+    let reach: Vec<&String> = allowed
+        .keys()
+        .filter(|name| path_to(&allowed, name, SERVICE).is_some())
+        .collect();
+    assert_eq!(reach, {
+        let mut users: Vec<&str> = SERVICE_USERS.to_vec();
+        users.sort_unstable();
+        users
+    });
+    for (name, dependencies) in &allowed {
+        for dependency in dependencies {
+            assert!(
+                allowed.contains_key(dependency),
+                "{name}'s row names {dependency}, which has no row"
+            );
+        }
+    }
 }
 
 #[test]
@@ -191,58 +291,63 @@ fn synthetic(packages: Vec<Value>) -> Value {
     json!({"packages": packages, "version": 1})
 }
 
+/// The allow-list as metadata: every crate with every dependency it may
+/// have.
 fn base() -> Vec<Value> {
-    vec![
-        package("floodgate-limiter", &[("serde", "")]),
-        package(CONTRACT, &[("serde", ""), ("schemars", "")]),
-        package(SERVICE, &[(CONTRACT, ""), ("floodgate-limiter", "")]),
-        package("floodgate", &[(SERVICE, ""), (CONTRACT, "")]),
-    ]
+    ALLOWED
+        .iter()
+        .map(|(name, dependencies)| {
+            let dependencies: Vec<(&str, &str)> = dependencies.iter().map(|d| (*d, "")).collect();
+            package(name, &dependencies)
+        })
+        .collect()
+}
+
+fn with(mut packages: Vec<Value>, name: &str, dependency: &str, kind: &str) -> Vec<Value> {
+    let package = packages
+        .iter_mut()
+        .find(|package| package["name"] == name)
+        .expect("a crate of the list");
+    let kind = if kind.is_empty() {
+        Value::Null
+    } else {
+        json!(kind)
+    };
+    package["dependencies"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": dependency, "kind": kind, "rename": null}));
+    packages
 }
 
 #[test]
-fn a_clean_graph_has_no_violations() {
-    let mut packages = base();
-    packages.push(package(
-        "floodgate-harness",
-        &[(CONTRACT, ""), ("serde", "")],
-    ));
+fn the_allowed_graph_has_no_violations() {
+    let packages = with(base(), "floodgate-harness", "serde", "");
     assert_eq!(violations(&synthetic(packages)), Vec::<String>::new());
 }
 
 #[test]
 fn the_contract_depending_on_a_workspace_crate_is_caught() {
-    let mut packages = base();
-    packages[1] = package(CONTRACT, &[("floodgate-limiter", "")]);
+    let packages = with(base(), CONTRACT, "floodgate-limiter", "");
     assert_eq!(
         violations(&synthetic(packages)),
-        vec![format!("{CONTRACT} depends on floodgate-limiter")]
+        vec![format!(
+            "{CONTRACT} depends on floodgate-limiter, not allowed"
+        )]
     );
 }
 
 #[test]
-fn a_missing_contract_is_caught() {
-    let mut packages = base();
-    packages.remove(1);
-    assert_eq!(
-        violations(&synthetic(packages)),
-        vec![format!("{CONTRACT} is not in the workspace")]
-    );
-}
-
-#[test]
-fn operator_crates_depending_on_the_service_are_caught() {
+fn operators_depending_on_the_service_are_caught_whatever_the_kind() {
     for (name, kind) in [
         ("floodgate-harness", ""),
         ("floodgate-agent", "dev"),
-        ("floodgate-sim", "build"),
-        ("Floodgate-Agents-Runner", ""),
+        ("floodgate-harness", "build"),
     ] {
-        let mut packages = base();
-        packages.push(package(name, &[(CONTRACT, ""), (SERVICE, kind)]));
+        let packages = with(base(), name, SERVICE, kind);
         assert_eq!(
             violations(&synthetic(packages)),
-            vec![format!("{name} depends on {SERVICE}: {name} -> {SERVICE}")],
+            vec![format!("{name} depends on {SERVICE}, not allowed")],
             "{name} ({kind})"
         );
     }
@@ -251,29 +356,69 @@ fn operator_crates_depending_on_the_service_are_caught() {
 #[test]
 fn a_renamed_dependency_is_caught_by_its_package_name() {
     let mut packages = base();
-    packages.push(json!({
-        "name": "floodgate-harness",
-        "dependencies": [{"name": SERVICE, "rename": "backend", "kind": null}],
-    }));
-    assert_eq!(violations(&synthetic(packages)).len(), 1);
-}
-
-#[test]
-fn a_transitive_dependency_through_workspace_crates_is_caught() {
-    let mut packages = base();
-    packages.push(package("floodgate-sim", &[("floodgate-runtime", "")]));
-    packages.push(package("floodgate-runtime", &[("floodgate", "")]));
+    let agent = packages
+        .iter_mut()
+        .find(|package| package["name"] == "floodgate-agent")
+        .unwrap();
+    agent["dependencies"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": SERVICE, "rename": "backend", "kind": null}));
     assert_eq!(
         violations(&synthetic(packages)),
-        vec![format!(
-            "floodgate-sim depends on {SERVICE}: floodgate-sim -> floodgate-runtime -> floodgate -> {SERVICE}"
-        )]
+        vec![format!("floodgate-agent depends on {SERVICE}, not allowed")]
     );
 }
 
 #[test]
-fn other_crates_may_depend_on_the_service() {
+fn a_way_to_the_service_through_another_crate_is_an_edge_not_allowed() {
+    // The harness reaching the service through the lab: the edge
+    // harness -> lab is what fails.
+    let packages = with(base(), "floodgate-harness", "floodgate-lab", "");
+    assert_eq!(
+        violations(&synthetic(packages)),
+        vec!["floodgate-harness depends on floodgate-lab, not allowed".to_string()]
+    );
+}
+
+#[test]
+fn a_crate_without_a_row_and_a_row_without_a_crate_are_caught() {
     let mut packages = base();
-    packages.push(package("floodgate-bench", &[(SERVICE, "")]));
-    assert_eq!(violations(&synthetic(packages)), Vec::<String>::new());
+    packages.push(package("floodgate-sim", &[(CONTRACT, "")]));
+    packages.retain(|package| package["name"] != "floodgate-edge");
+    let packages = packages
+        .into_iter()
+        .map(|mut package| {
+            // Drop the edges to the removed crate so only the row is stale.
+            if let Some(dependencies) = package["dependencies"].as_array_mut() {
+                dependencies.retain(|dependency| dependency["name"] != "floodgate-edge");
+            }
+            package
+        })
+        .collect();
+    assert_eq!(
+        violations(&synthetic(packages)),
+        vec![
+            "floodgate-sim is not in the allow-list: add its row to ALLOWED".to_string(),
+            "floodgate-edge has a row but is not in the workspace".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn a_missing_contract_is_caught() {
+    let packages = base()
+        .into_iter()
+        .filter(|package| package["name"] != CONTRACT)
+        .map(|mut package| {
+            if let Some(dependencies) = package["dependencies"].as_array_mut() {
+                dependencies.retain(|dependency| dependency["name"] != CONTRACT);
+            }
+            package
+        })
+        .collect();
+    assert_eq!(
+        violations(&synthetic(packages)),
+        vec![format!("{CONTRACT} has a row but is not in the workspace")]
+    );
 }

@@ -50,12 +50,13 @@ fn false_alarms_per_day(config: DetectorConfig, seed: u64, days: u64) -> (u64, f
     (detector.alarms, detector.alarms as f64 / days as f64)
 }
 
-/// The figure documented in the crate README: false alarms of the default
-/// detector on 100 simulated days of a steady Poisson workload, and, for
-/// scale, the same at lower thresholds and without the consecutive rule.
+/// The figure documented in docs/harness.md (Anomalies): false alarms of
+/// the default detector on 100 simulated days of a steady Poisson
+/// workload, and, for scale, the same at lower thresholds and without the
+/// consecutive rule.
 ///
-/// `FLOODGATE_FAR_DAYS` sets the simulated days (default 10; the README's
-/// figure was measured with 365).
+/// `FLOODGATE_FAR_DAYS` sets the simulated days (default 10; the
+/// documented figure was measured with 365).
 #[test]
 fn false_alarm_rate_on_a_steady_workload() {
     let seed = seed(20_261_126);
