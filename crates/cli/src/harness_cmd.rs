@@ -725,11 +725,7 @@ impl HarnessApi {
             .map_err(|error| self.explain(error, Some((&flag_of, why))))
     }
 
-    fn explain(
-        &self,
-        error: ClientError,
-        flags: Option<FlagOf<'_>>,
-    ) -> anyhow::Error {
+    fn explain(&self, error: ClientError, flags: Option<FlagOf<'_>>) -> anyhow::Error {
         match error {
             ClientError::Api { status, error } => {
                 let detail = error.error;

@@ -47,12 +47,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "floodgate-store",
         ],
     ),
-    // Operators: the contract, never the service. The harness API's
-    // contract crate goes here when it exists, as
-    // ("floodgate-harness-contract", &[CONTRACT]), and joins the rows of
-    // the crates that use it (harness, agent, lab, floodgate).
-    ("floodgate-harness", &[CONTRACT, "floodgate-edge"]),
-    ("floodgate-agent", &[CONTRACT]),
+    // Operators: the contracts, never the service. The harness API's
+    // contract depends on the service's contract alone (ADR 0028).
+    ("floodgate-harness-contract", &[CONTRACT]),
+    (
+        "floodgate-harness",
+        &[CONTRACT, "floodgate-edge", "floodgate-harness-contract"],
+    ),
+    ("floodgate-agent", &[CONTRACT, "floodgate-harness-contract"]),
     // The proof, the fuzz targets and the binary: everything.
     (
         "floodgate-lab",
@@ -84,6 +86,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             CONTRACT,
             "floodgate-edge",
             "floodgate-harness",
+            "floodgate-harness-contract",
             "floodgate-lab",
             "floodgate-limiter",
             SERVICE,
