@@ -515,7 +515,7 @@ fn catalog(args: &CatalogArgs) -> Result<()> {
         .chain([
             floodgate_service::openapi::generated_doc(),
             floodgate_agent::tools::generated_doc(),
-            floodgate_harness::trajectory::generated_doc(),
+            floodgate_harness::learn::trajectory::generated_doc(),
         ])
         .chain(manual::generated_docs());
     for doc in docs {

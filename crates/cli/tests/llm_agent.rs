@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::llm::{LlmAgent, LlmOptions, SystemClock};
-use floodgate_harness::trajectory::Trajectory;
+use floodgate_harness::learn::trajectory::Trajectory;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use support::sim::*;
@@ -155,7 +155,7 @@ async fn the_llm_agent_proposes_through_the_pipeline_and_its_tool_calls_are_traj
         .any(|c| c.function_name == "propose_change" && c.tool_call_id == "c2")));
     assert_eq!(
         trajectory.extra.outcome,
-        floodgate_harness::trajectory::Outcome::Resolved
+        floodgate_harness::learn::trajectory::Outcome::Resolved
     );
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::{scratch_dir, T0_MS};
 use floodgate_harness::{
-    api, objectives, Harness, HarnessConfig, HarnessState, ManualClock, Store,
+    api, observe::objectives, Harness, HarnessConfig, HarnessState, ManualClock, Store,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -316,7 +316,7 @@ async fn every_route_of_the_scope_table_exists() {
     // router does not have is a promise nobody keeps (and hides a typo).
     let api = Api::start("api-scope-table").await;
     let mut missing = Vec::new();
-    for (method, pattern, _) in floodgate_harness::auth::TABLE {
+    for (method, pattern, _) in floodgate_harness::api::auth::TABLE {
         // `/mcp` is the agent crate's router (`floodgate_agent::mcp`),
         // merged in by `floodgate harness`; `cli/tests/mcp_e2e.rs` drives it.
         if *pattern == "/mcp" {

@@ -4,9 +4,11 @@
 mod common;
 
 use common::{seed, Rng};
-use floodgate_harness::criteria::{Condition, MetricRegistry, Sustain};
-use floodgate_harness::selector::Selector;
-use floodgate_harness::{alertmanager, exposition, invariants, objectives, tickets};
+use floodgate_harness::observe::selector::Selector;
+use floodgate_harness::tickets::criteria::{Condition, MetricRegistry, Sustain};
+use floodgate_harness::{
+    observe::exposition, observe::invariants, observe::objectives, tickets, tickets::alertmanager,
+};
 
 /// Characters that matter to the grammars, plus a few odd ones.
 const ALPHABET: &[char] = &[

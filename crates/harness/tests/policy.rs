@@ -2,8 +2,8 @@
 //! approval rules, freeze windows and budgets.
 
 use floodgate_contract::actions::Risk;
-use floodgate_harness::judge::{Direction, Method, MetricCheck, Thresholds};
-use floodgate_harness::policy::{
+use floodgate_harness::change::judge::{Direction, Method, MetricCheck, Thresholds};
+use floodgate_harness::change::policy::{
     parse_rfc3339_ms, parse_time_of_day, ActiveFreeze, BudgetExceeded, BudgetKind, BudgetUsage,
     FreezeWindow, MinRisk, Policy, Schedule, Weekday, FREEZE_LOOKAHEAD_MS,
 };

@@ -4,10 +4,10 @@
 mod common;
 
 use common::{scratch_dir, seed, Rng, T0_MS};
-use floodgate_harness::alertmanager;
-use floodgate_harness::criteria::{Condition, Criterion};
-use floodgate_harness::ledger::{self, VerifyError};
+use floodgate_harness::store::ledger::{self, VerifyError};
 use floodgate_harness::store::{IntakeAction, StoreError, TicketFilter};
+use floodgate_harness::tickets::alertmanager;
+use floodgate_harness::tickets::criteria::{Condition, Criterion};
 use floodgate_harness::tickets::{
     Command, IntakePolicy, NewTicket, Objective, Priority, Source, TicketState, TicketType,
     TransitionError,
@@ -586,7 +586,7 @@ fn a_reminder_of_an_episode_a_verified_fix_ended_does_not_reopen_its_ticket() {
     assert_eq!(outcomes[0].action, IntakeAction::Reopened);
 }
 
-fn notice_draft(tenant: &str) -> floodgate_harness::notices::NoticeDraft {
+fn notice_draft(tenant: &str) -> floodgate_harness::tickets::notices::NoticeDraft {
     serde_json::from_value(serde_json::json!({
         "matchers": [{"name": "tenant", "value": tenant}],
         "duration_ms": 3_600_000,
@@ -598,7 +598,7 @@ fn notice_draft(tenant: &str) -> floodgate_harness::notices::NoticeDraft {
 
 #[test]
 fn live_notices_are_bounded_and_expired_ones_make_room() {
-    use floodgate_harness::notices::MAX_LIVE_NOTICES;
+    use floodgate_harness::tickets::notices::MAX_LIVE_NOTICES;
     let dir = scratch_dir("notices-bound");
     let store = open(&dir);
     let now = T0_MS;
@@ -858,7 +858,7 @@ fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
         .intake(
             &caused("slo:late", &["value:api/org=b2", "instance:svc-b"]),
             None,
-            T0_MS + floodgate_harness::incidents::INCIDENT_WINDOW_MS + 20,
+            T0_MS + floodgate_harness::tickets::incidents::INCIDENT_WINDOW_MS + 20,
         )
         .expect("late")
         .ticket;
@@ -871,7 +871,7 @@ fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
         incident: incident.map(str::to_owned),
         reason: "same outage".into(),
     };
-    let now = T0_MS + floodgate_harness::incidents::INCIDENT_WINDOW_MS + 30;
+    let now = T0_MS + floodgate_harness::tickets::incidents::INCIDENT_WINDOW_MS + 30;
     let lone = store
         .intake(&draft("lone"), None, now)
         .expect("lone")
@@ -898,8 +898,8 @@ fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
 
 #[test]
 fn reflection_escalates_the_open_tickets_the_harness_filed_on_a_suspended_fingerprint() {
-    use floodgate_harness::reflection::Thresholds;
-    use floodgate_harness::reflector::{self, Stored, STATE_SETTING};
+    use floodgate_harness::learn::reflection::Thresholds;
+    use floodgate_harness::run::reflector::{self, Stored, STATE_SETTING};
     let dir = scratch_dir("suspended-escalated");
     let store = open(&dir);
     let filed = |fingerprint: &str, source: Source, causes: &[&str], at: u64| {

@@ -8,7 +8,7 @@
 //!
 //! This module is pure: [`plan`] decides from the stored proposal whether
 //! it can be reverted and with which actions, and [`draft`] writes the
-//! revert ticket. [`crate::pipeline::Pipeline::revert`] files, claims and
+//! revert ticket. [`crate::run::pipeline::Pipeline::revert`] files, claims and
 //! proposes.
 //!
 //! The pipeline applies each action of a proposal to every service, so the
@@ -18,8 +18,8 @@
 //! inverses (and the harness's services are the ones it touched): one
 //! revert proposal must mean the same thing everywhere it runs.
 
-use crate::criteria::{Condition, Criterion};
-use crate::proposal::{ActionCall, Applied, Proposal, MAX_RATIONALE_BYTES};
+use crate::change::proposal::{ActionCall, Applied, Proposal, MAX_RATIONALE_BYTES};
+use crate::tickets::criteria::{Condition, Criterion};
 use crate::tickets::{NewTicket, Objective, Priority, Source, TicketType, MAX_DESCRIPTION_BYTES};
 use floodgate_contract::actions::{InverseCall, CATALOG};
 use serde_json::json;
@@ -231,7 +231,7 @@ pub fn rationale(proposal: &Proposal, reason: &str) -> String {
 /// [`crate::Harness::prepare`]).
 pub fn draft(proposal: &Proposal, plan: &Plan, actor: &str, reason: &str) -> NewTicket {
     let condition = Condition::parse(CRITERION_CONDITION).unwrap_or(Condition::NoRegression {
-        tolerance: crate::criteria::DEFAULT_REGRESSION_TOLERANCE,
+        tolerance: crate::tickets::criteria::DEFAULT_REGRESSION_TOLERANCE,
     });
     let description = clip(
         &format!("Revert {} ({})", proposal.id, proposal.rationale.trim()),
@@ -286,7 +286,7 @@ pub fn draft(proposal: &Proposal, plan: &Plan, actor: &str, reason: &str) -> New
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proposal::Stage;
+    use crate::change::proposal::Stage;
     use serde_json::Value;
 
     fn applied(target: &str, action: &str, inverse: Option<(&str, Value)>) -> Applied {
@@ -434,7 +434,7 @@ mod tests {
             "no regression"
         );
         draft
-            .validate(&crate::criteria::MetricRegistry::builtin())
+            .validate(&crate::tickets::criteria::MetricRegistry::builtin())
             .expect("valid");
         assert_eq!(
             rationale(&p, "too generous"),

@@ -23,9 +23,9 @@
 //! series beyond the bound are dropped and counted
 //! ([`TsdbStats::dropped_samples`]), never stored.
 
-use crate::exposition::{Exposition, MetricType};
+use crate::observe::exposition::{Exposition, MetricType};
+use crate::observe::selector::Selector;
 use crate::quantity::{DAY_MS, HOUR_MS, MINUTE_MS};
-use crate::selector::Selector;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -604,7 +604,7 @@ impl Tsdb {
             let Some(le) = labels
                 .iter()
                 .find(|(label, _)| label == "le")
-                .and_then(|(_, value)| crate::exposition::parse_value(value))
+                .and_then(|(_, value)| crate::observe::exposition::parse_value(value))
             else {
                 continue;
             };
@@ -742,7 +742,7 @@ impl Ord for OrderedLe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::parse;
+    use crate::observe::exposition::parse;
 
     fn scrape(db: &mut Tsdb, time_ms: u64, text: &str) {
         db.ingest(time_ms, "", &parse(text).expect("valid exposition"));

@@ -18,7 +18,7 @@
 //! workload (Poisson arrivals, rate read over 1 minute at a 10 s tick, the
 //! default settings); see the crate README for the figure.
 
-use crate::objectives::Direction;
+use crate::observe::objectives::Direction;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -229,7 +229,7 @@ impl Detector {
     /// values are forgotten and any run or episode ends. With fewer than
     /// `warmup` values left the detector warms up again. (The end of an
     /// expected-change notice: the values seen during the window become
-    /// the new normal; see `crate::notices`.)
+    /// the new normal; see `crate::tickets::notices`.)
     pub fn rebase(&mut self, keep: usize) {
         while self.window.len() > keep {
             self.window.pop_front();

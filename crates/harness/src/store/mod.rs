@@ -4,7 +4,7 @@
 //!   call that returned `Ok` has its transaction's WAL frames fsynced, so
 //!   it survives `kill -9` and power loss alike.
 //! - Every change is one `BEGIN IMMEDIATE` transaction that updates the
-//!   ticket row *and* appends its events to the ledger ([`crate::ledger`]),
+//!   ticket row *and* appends its events to the ledger ([`crate::store::ledger`]),
 //!   so the two never disagree, whatever the moment of a crash.
 //! - The ledger table refuses `UPDATE` and `DELETE` (triggers); `verify`
 //!   detects edits made around them.
@@ -15,22 +15,24 @@
 //! milliseconds, bound by fsync): call them from a blocking thread in async
 //! code.
 
-use crate::ledger::{self, LedgerEntry, GENESIS_HASH};
-use crate::notices::{self, Notice, NoticeEvent, NoticeState, MAX_LIVE_NOTICES};
-use crate::proposal::{Proposal, Stage};
-use crate::reflection::Finding;
+pub mod ledger;
+
+use crate::change::proposal::{Proposal, Stage};
+use crate::learn::reflection::Finding;
+use crate::learn::trajectory::{self, Trajectory};
+use crate::observe::slo::SloReport;
 use crate::report::{
     cut_chars, AppliedItem, ApprovalItem, ChangeItem, EscalatedItem, FindingItem, HelpItem,
     NoticeEffect, NoticeItem, OutcomeCounts, ReportData, SloBudget, StageLine, Waiting,
     MAX_DETAIL_CHARS, MAX_REPORT_ITEMS,
 };
-use crate::slo::SloReport;
+use crate::store::ledger::{LedgerEntry, GENESIS_HASH};
+use crate::tickets::notices::{self, Notice, NoticeEvent, NoticeState, MAX_LIVE_NOTICES};
 use crate::tickets::{
     apply, decide, expire_claim, new_ticket, plan_intake, ticket_id, Command, IntakePlan,
     IntakePolicy, NewTicket, Source, Ticket, TicketEvent, TicketState, TicketType, TransitionError,
     HARNESS_ACTOR, MAX_FINGERPRINT_BYTES,
 };
-use crate::trajectory::{self, Trajectory};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -1082,9 +1084,9 @@ impl Store {
         ReportData::load(&self.lock(), since_ms, now_ms)
     }
 
-    // ---- expected-change notices (crate::notices, ADR 0011) ---------------
+    // ---- expected-change notices (crate::tickets::notices, ADR 0011) ---------------
 
-    /// Stores a new notice (validated by [`crate::notices::NoticeDraft::validate`];
+    /// Stores a new notice (validated by [`crate::tickets::notices::NoticeDraft::validate`];
     /// its id assigned here) with its `notice.created` ledger entry, in one
     /// transaction. Refused when [`MAX_LIVE_NOTICES`] notices are not yet
     /// expired at `now_ms`.
@@ -1351,7 +1353,7 @@ impl IncidentTicket {
             source: ticket.source,
             fingerprint: ticket.fingerprint.clone(),
             objective: ticket.objective.description.clone(),
-            causes: crate::incidents::causes_of(&ticket.context),
+            causes: crate::tickets::incidents::causes_of(&ticket.context),
             created_ms: ticket.created_ms,
         }
     }
@@ -1614,14 +1616,14 @@ fn check_owner(tx: &rusqlite::Transaction<'_>, owner: &str) -> Result<(), StoreE
 }
 
 /// A ticket just filed joins the incident of an active ticket it shares a
-/// cause with ([`crate::incidents::owner_for`]); the owner's history says
+/// cause with ([`crate::tickets::incidents::owner_for`]); the owner's history says
 /// who joined.
 fn join_incident(
     tx: &rusqlite::Transaction<'_>,
     ticket: Ticket,
     now_ms: u64,
 ) -> Result<Ticket, StoreError> {
-    let causes = crate::incidents::causes_of(&ticket.context);
+    let causes = crate::tickets::incidents::causes_of(&ticket.context);
     if causes.is_empty() {
         return Ok(ticket);
     }
@@ -1629,7 +1631,8 @@ fn join_incident(
         .into_iter()
         .filter(|candidate| candidate.id != ticket.id)
         .collect();
-    let Some((owner, shared)) = crate::incidents::owner_for(&causes, &candidates, now_ms) else {
+    let Some((owner, shared)) = crate::tickets::incidents::owner_for(&causes, &candidates, now_ms)
+    else {
         return Ok(ticket);
     };
     let owner_id = owner.id.clone();
@@ -1657,18 +1660,18 @@ fn join_incident(
 }
 
 /// The members of `owner`'s incident follow its move
-/// ([`crate::incidents::follow`]): resolved or escalated with it, or
+/// ([`crate::tickets::incidents::follow`]): resolved or escalated with it, or
 /// released to be worked on their own.
 fn follow_owner(
     tx: &rusqlite::Transaction<'_>,
     owner: &Ticket,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    use crate::incidents::Follow;
+    use crate::tickets::incidents::Follow;
     if owner.incident.is_some() {
         return Ok(());
     }
-    if crate::incidents::follow(owner.state, owner.kind, owner.kind) == Follow::Stay {
+    if crate::tickets::incidents::follow(owner.state, owner.kind, owner.kind) == Follow::Stay {
         return Ok(());
     }
     let members: Vec<Ticket> = active_tickets(tx)?
@@ -1676,7 +1679,7 @@ fn follow_owner(
         .filter(|ticket| ticket.incident.as_deref() == Some(owner.id.as_str()))
         .collect();
     for member in members {
-        let how = crate::incidents::follow(owner.state, owner.kind, member.kind);
+        let how = crate::tickets::incidents::follow(owner.state, owner.kind, member.kind);
         let event = match how {
             Follow::Resolve | Follow::Escalate => TicketEvent::Transitioned {
                 from: member.state,

@@ -19,17 +19,17 @@
 //! | verifying | the ticket's acceptance criteria, judged once their whole duration lies after the deploy | succeeded · rolling_back → rolled_back |
 //! | rolling_back | every applied change undone with its recorded inverse, newest first | rolled_back · failed · rejected · error |
 
-use crate::criteria::{MetricRegistry, Verdict as CriterionVerdict};
-use crate::judge::{self, Outcome};
-use crate::observe::{HarnessState, Target};
-use crate::policy::{BudgetUsage, Policy};
-use crate::proposal::{
+use crate::change::judge::{self, Outcome};
+use crate::change::policy::{BudgetUsage, Policy};
+use crate::change::proposal::{
     check_request, collision, limits_changed, locks_of, values_named, Applied, Approval, CanaryRun,
     Decision, Proposal, ProposalRequest, Stage, VerifyRun,
 };
+use crate::change::revert;
 use crate::quantity::{format_duration_ms, MINUTE_MS, SECOND_MS};
-use crate::revert;
+use crate::run::observer::{HarnessState, Target};
 use crate::store::StoreError;
+use crate::tickets::criteria::{MetricRegistry, Verdict as CriterionVerdict};
 use crate::tickets::{Command, Ticket, TicketState, HARNESS_ACTOR};
 use floodgate_contract::actions::ActionRequest;
 use floodgate_contract::client::{ClientError, ServiceApi};
@@ -110,7 +110,7 @@ pub struct PipelineStatus {
     pub time_ms: u64,
     pub paused: bool,
     /// The freeze window in force now, if any.
-    pub freeze: Option<crate::policy::ActiveFreeze>,
+    pub freeze: Option<crate::change::policy::ActiveFreeze>,
     pub services: Vec<String>,
     /// Proposals not yet finished: id, ticket, stage, held.
     pub active: Vec<Value>,
@@ -438,7 +438,7 @@ impl Pipeline {
                 .get(&id)?
                 .ok_or_else(|| StoreError::NotFound(id.clone()))?;
             let earlier = store.proposals_of(&id)?;
-            Ok((ticket, earlier, crate::reflector::suspended(&store)?))
+            Ok((ticket, earlier, crate::run::reflector::suspended(&store)?))
         })
         .await?;
         let holder = ticket
@@ -490,12 +490,14 @@ impl Pipeline {
         question: &str,
         now_ms: u64,
     ) -> Result<Proposal, PipelineError> {
-        if question.trim().is_empty() || question.len() > crate::proposal::MAX_RATIONALE_BYTES {
+        if question.trim().is_empty()
+            || question.len() > crate::change::proposal::MAX_RATIONALE_BYTES
+        {
             return Err(PipelineError::Invalid {
                 field: "question".into(),
                 message: format!(
                     "must be 1 to {} bytes",
-                    crate::proposal::MAX_RATIONALE_BYTES
+                    crate::change::proposal::MAX_RATIONALE_BYTES
                 ),
             });
         }
@@ -541,7 +543,7 @@ impl Pipeline {
         Ok(proposal)
     }
 
-    /// Reverts a finished proposal ([`crate::revert`]): files a revert
+    /// Reverts a finished proposal ([`crate::change::revert`]): files a revert
     /// ticket (fingerprint `revert:{pid}`), claims it for `actor`, and
     /// proposes the recorded inverses of the original's applied changes,
     /// newest first, which then pass every stage like any change. A comment
@@ -1525,7 +1527,12 @@ impl Pipeline {
                     .cloned()
             });
         let burn_kept = slo.as_ref().filter(|_| !proposal.interim).and_then(|slo| {
-            crate::slo::burn_not_falling(slo, state.harness().tsdb(), verify.started_ms, now_ms)
+            crate::observe::slo::burn_not_falling(
+                slo,
+                state.harness().tsdb(),
+                verify.started_ms,
+                now_ms,
+            )
         });
         // An invariant ticket's invariant that has not held once, on every
         // instance at one tick, in the `INVARIANT_FAIL_AFTER_MS` after the
@@ -1538,8 +1545,10 @@ impl Pipeline {
         .then(|| ticket.context["invariant"].as_str())
         .flatten()
         .filter(|name| {
-            let holds = crate::selector::Selector::metric(crate::criteria::INVARIANT_HOLDS_SERIES)
-                .with("invariant", name);
+            let holds = crate::observe::selector::Selector::metric(
+                crate::tickets::criteria::INVARIANT_HOLDS_SERIES,
+            )
+            .with("invariant", name);
             state
                 .harness()
                 .tsdb()
@@ -1683,7 +1692,7 @@ impl Pipeline {
             .min()
             .unwrap_or(verify.started_ms);
         let relief = slo.as_ref().and_then(|slo| {
-            crate::slo::burn_relief(
+            crate::observe::slo::burn_relief(
                 slo,
                 state.harness().tsdb(),
                 first_applied,
@@ -1706,7 +1715,7 @@ impl Pipeline {
             if let Some(moved) = config_moved_under(&proposal, &state.harness()) {
                 proposal.record(
                     now_ms,
-                    crate::proposal::RESULT_COLLIDED,
+                    crate::change::proposal::RESULT_COLLIDED,
                     &moved,
                     Value::Null,
                 );
@@ -1793,7 +1802,7 @@ impl Pipeline {
                     proposal.record(
                         now_ms,
                         if moved {
-                            crate::proposal::RESULT_COLLIDED
+                            crate::change::proposal::RESULT_COLLIDED
                         } else {
                             "error"
                         },
@@ -1973,7 +1982,7 @@ pub fn choose_canary(counts: &[Vec<(usize, usize)>]) -> usize {
 /// One sample per step over `(end - duration, end]`, per instance.
 fn samples(
     registry: &MetricRegistry,
-    tsdb: &crate::tsdb::Tsdb,
+    tsdb: &crate::observe::tsdb::Tsdb,
     name: &str,
     instances: &[&str],
     end_ms: u64,
@@ -2024,14 +2033,14 @@ fn longest_criterion(tickets: &[Ticket], window: u64) -> u64 {
 /// window), not their full sustained duration, which the fix that follows
 /// is held to.
 fn symptoms_of(state: &HarnessState, owner: &Ticket, window: u64) -> Vec<Ticket> {
-    let cause = crate::reflector::problem_type(owner);
+    let cause = crate::run::reflector::problem_type(owner);
     state
         .store()
         .members_of(&owner.id)
         .unwrap_or_default()
         .into_iter()
         .filter(|member| {
-            member.fingerprint.is_empty() || crate::reflector::problem_type(member) != cause
+            member.fingerprint.is_empty() || crate::run::reflector::problem_type(member) != cause
         })
         // An investigation (an anomaly: "find out whether it matters")
         // names no harm to relieve: its criterion, the level before the
@@ -2040,7 +2049,7 @@ fn symptoms_of(state: &HarnessState, owner: &Ticket, window: u64) -> Vec<Ticket>
         .filter(|member| member.kind != crate::tickets::TicketType::Investigation)
         .map(|mut member| {
             for criterion in &mut member.acceptance_criteria {
-                criterion.duration = Some(crate::criteria::Sustain(
+                criterion.duration = Some(crate::tickets::criteria::Sustain(
                     criterion.duration.map_or(window, |d| d.0.min(window)),
                 ));
             }

@@ -19,9 +19,9 @@
 //!
 //! Everything here is a pure function of (objective, store, now).
 
-use crate::objectives::{BurnRule, Severity, Sli, Slo};
+use crate::observe::objectives::{BurnRule, Severity, Sli, Slo};
+use crate::observe::tsdb::Tsdb;
 use crate::quantity::{format_duration_ms, HOUR_MS};
-use crate::tsdb::Tsdb;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

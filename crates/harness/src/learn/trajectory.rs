@@ -10,7 +10,7 @@
 //!
 //! Pure: no I/O, no clock.
 
-use crate::proposal::Proposal;
+use crate::change::proposal::Proposal;
 use crate::quantity::format_time_ms;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -491,17 +491,17 @@ pub fn reward(outcome: Outcome, proposals: &[Proposal]) -> Reward {
         Outcome::Escalated => parts.push(("escalated".into(), terms::ESCALATED)),
         Outcome::Failed => parts.push(("failed".into(), terms::FAILED)),
     }
-    let count = |stage: crate::proposal::Stage| {
+    let count = |stage: crate::change::proposal::Stage| {
         proposals
             .iter()
             .filter(|p| p.stage == stage && !p.actions.is_empty())
             .count() as f64
     };
-    let rollbacks = count(crate::proposal::Stage::RolledBack);
+    let rollbacks = count(crate::change::proposal::Stage::RolledBack);
     if rollbacks > 0.0 {
         parts.push(("rollbacks".into(), rollbacks * terms::ROLLBACK));
     }
-    let refused = count(crate::proposal::Stage::Failed);
+    let refused = count(crate::change::proposal::Stage::Failed);
     if refused > 0.0 {
         parts.push(("refused".into(), refused * terms::REFUSED));
     }
@@ -548,7 +548,7 @@ pub fn final_metrics(
         actions_applied: proposals.iter().map(|p| p.applied.len() as u64).sum(),
         rollbacks: proposals
             .iter()
-            .filter(|p| p.stage == crate::proposal::Stage::RolledBack)
+            .filter(|p| p.stage == crate::change::proposal::Stage::RolledBack)
             .count() as u64,
         human_decisions: steps.iter().filter(|s| s.extra.human.is_some()).count() as u64,
         duration_ms: closed_ms.map(|closed| closed.saturating_sub(started_ms)),

@@ -40,17 +40,19 @@
 //! Errors are the contract's `{"error": {"kind", "field", "message"}}`
 //! (ticket files add `line`). Store calls run on blocking threads.
 //! Access control: [`serve_with_tokens`] wraps the router in
-//! [`crate::auth::layer`] (bearer tokens with scopes; a route missing from
+//! [`crate::api::auth::layer`] (bearer tokens with scopes; a route missing from
 //! `auth::TABLE` is admin-only). Without tokens the CLI binds loopback only.
 
-use crate::alertmanager;
-use crate::ledger::MAX_PAGE;
-use crate::notices::{NoticeDraft, NoticeState};
-use crate::observe::{HarnessState, Target};
-use crate::pipeline::{Pipeline, PipelineError};
-use crate::proposal::{ProposalRequest, Stage};
-use crate::selector::Selector;
+pub mod auth;
+
+use crate::change::proposal::{ProposalRequest, Stage};
+use crate::observe::selector::Selector;
+use crate::run::observer::{HarnessState, Target};
+use crate::run::pipeline::{Pipeline, PipelineError};
+use crate::store::ledger::MAX_PAGE;
 use crate::store::{IntakeAction, NoticeFilter, StoreError, TicketFilter, MAX_LIST};
+use crate::tickets::alertmanager;
+use crate::tickets::notices::{NoticeDraft, NoticeState};
 use crate::tickets::{
     parse_ticket_yaml, Command, Source, TicketFileError, TicketState, MAX_ACTOR_BYTES,
     MAX_TICKET_FILE_BYTES,
@@ -282,19 +284,19 @@ pub struct Listener {
 /// Serves `app` (the harness router, maybe with more routes merged in,
 /// such as `/mcp`) behind the access layer until `shutdown` completes:
 /// with `tokens` non-empty every call needs a bearer token whose scope
-/// grants it ([`crate::auth`]); without, the open-mode guard refuses
+/// grants it ([`crate::api::auth`]); without, the open-mode guard refuses
 /// foreign Host and Origin headers and POSTs without a JSON content type.
 /// The listener is the edge's (`floodgate_edge::server`), bounded by
 /// `listener.options`.
 pub async fn serve_app_with(
     listener: tokio::net::TcpListener,
     app: Router,
-    tokens: Arc<crate::auth::Tokens>,
+    tokens: Arc<crate::api::auth::Tokens>,
     settings: Listener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let open = tokens.is_empty();
-    let app = crate::auth::layer(app, tokens);
+    let app = crate::api::auth::layer(app, tokens);
     let app = if open {
         let on_refused: floodgate_edge::guard::RefusedHook =
             Arc::new(|refused: &floodgate_edge::guard::Refused| {
@@ -313,7 +315,7 @@ pub async fn serve_app_with(
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     app: Router,
-    tokens: Arc<crate::auth::Tokens>,
+    tokens: Arc<crate::api::auth::Tokens>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_app_with(listener, app, tokens, Listener::default(), shutdown).await
@@ -323,7 +325,7 @@ pub async fn serve_app(
 pub async fn serve_with_tokens(
     listener: tokio::net::TcpListener,
     state: Arc<HarnessState>,
-    tokens: Arc<crate::auth::Tokens>,
+    tokens: Arc<crate::api::auth::Tokens>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_app(listener, router(state), tokens, shutdown).await
@@ -365,7 +367,7 @@ async fn slos(State(state): State<Shared>) -> Answer {
                 .objectives()
                 .slos
                 .iter()
-                .map(|slo| crate::slo::evaluate(slo, harness.tsdb(), now))
+                .map(|slo| crate::observe::slo::evaluate(slo, harness.tsdb(), now))
                 .collect();
             (now, reports)
         }
@@ -704,7 +706,7 @@ async fn ticket_criteria(State(state): State<Shared>, Path(id): Path<String>) ->
     let results = state.harness().evaluate_criteria(&ticket, now);
     let met = results
         .iter()
-        .all(|result| matches!(result.verdict, crate::criteria::Verdict::Met));
+        .all(|result| matches!(result.verdict, crate::tickets::criteria::Verdict::Met));
     ok(json!({ "id": id, "time_ms": now, "all_met": met, "criteria": results }))
 }
 
@@ -847,7 +849,7 @@ async fn agent_claim(State(state): State<Shared>, body: Result<Bytes, BytesRejec
         };
         // Reflection suspends automatic work on a fingerprint until a
         // human answers its help ticket.
-        let suspended = crate::reflector::suspended(&store)?;
+        let suspended = crate::run::reflector::suspended(&store)?;
         if let Some(id) = body.ticket {
             if let Some(ticket) = store.get(&id)? {
                 if ticket.kind == crate::tickets::TicketType::Help {
@@ -1137,10 +1139,10 @@ async fn observe_series(
     })?;
     let selector = Selector::parse(text).map_err(|error| ApiError::invalid("selector", error))?;
     let window_ms = parse_u64(&query, "window_ms")?.unwrap_or(15 * crate::quantity::MINUTE_MS);
-    if window_ms == 0 || window_ms > crate::criteria::MAX_SUSTAIN_MS {
+    if window_ms == 0 || window_ms > crate::tickets::criteria::MAX_SUSTAIN_MS {
         return Err(ApiError::invalid(
             "window_ms",
-            format!("must be 1 to {}", crate::criteria::MAX_SUSTAIN_MS),
+            format!("must be 1 to {}", crate::tickets::criteria::MAX_SUSTAIN_MS),
         ));
     }
     let step_ms = parse_u64(&query, "step_ms")?
@@ -1236,7 +1238,7 @@ async fn evidence(
             Ok(service_state) => {
                 states.push((target.name.clone(), service_state));
                 if config_changes.is_none() {
-                    let limit = crate::evidence::MAX_CONFIG_CHANGES as u64;
+                    let limit = crate::observe::evidence::MAX_CONFIG_CHANGES as u64;
                     config_changes = target
                         .transport
                         .config_versions(None, Some(limit))
@@ -1258,8 +1260,11 @@ async fn evidence(
             format!("no service answered: {unreachable:?}"),
         ));
     }
-    let mut evidence =
-        crate::evidence::build(&states, &config_changes.unwrap_or_default(), state.now_ms());
+    let mut evidence = crate::observe::evidence::build(
+        &states,
+        &config_changes.unwrap_or_default(),
+        state.now_ms(),
+    );
     state.harness().rejecting_since().mark(&mut evidence);
     let mut document = json!(evidence);
     document["unreachable"] = json!(unreachable);
@@ -1355,9 +1360,9 @@ struct StepBody {
     #[serde(default)]
     reasoning: Option<String>,
     #[serde(default)]
-    tool_calls: Vec<crate::trajectory::ToolCall>,
+    tool_calls: Vec<crate::learn::trajectory::ToolCall>,
     #[serde(default)]
-    observation: Option<crate::trajectory::Observation>,
+    observation: Option<crate::learn::trajectory::Observation>,
 }
 
 async fn agent_step(
@@ -1445,7 +1450,7 @@ async fn reflect_now(State(state): State<Shared>) -> Answer {
 
 async fn reflection_state(State(state): State<Shared>) -> Answer {
     let store = Arc::clone(state.store());
-    let stored = blocking(move || crate::reflector::load(&store)).await?;
+    let stored = blocking(move || crate::run::reflector::load(&store)).await?;
     ok(json!({
         "last_ms": stored.last_ms,
         "suspended": stored.suspended,
@@ -1489,7 +1494,8 @@ async fn list_notices(
             })?);
         }
     }
-    (filter.after_number, filter.limit) = paging(&query, "notice", crate::notices::notice_number)?;
+    (filter.after_number, filter.limit) =
+        paging(&query, "notice", crate::tickets::notices::notice_number)?;
     let now = state.now_ms();
     let store = Arc::clone(state.store());
     let notices = blocking(move || store.list_notices(&filter, now)).await?;
@@ -1522,10 +1528,13 @@ async fn expire_notice(
         .reason
         .filter(|reason| !reason.trim().is_empty())
         .ok_or_else(|| ApiError::invalid("reason", "say why the change is no longer expected"))?;
-    if reason.len() > crate::notices::MAX_REASON_BYTES {
+    if reason.len() > crate::tickets::notices::MAX_REASON_BYTES {
         return Err(ApiError::invalid(
             "reason",
-            format!("longer than {} bytes", crate::notices::MAX_REASON_BYTES),
+            format!(
+                "longer than {} bytes",
+                crate::tickets::notices::MAX_REASON_BYTES
+            ),
         ));
     }
     let now = state.now_ms();

@@ -42,8 +42,8 @@
 //! - an action with an inverse of another name (`add_limit`/`remove_limit`,
 //!   `drain`/`undrain`, from the contract's catalog): which of the two ran.
 
-use crate::objectives::FileError;
-use crate::proposal::Stage;
+use crate::change::proposal::Stage;
+use crate::observe::objectives::FileError;
 use crate::quantity::{format_duration_ms, trim_float, Factor, Percent, Span, HOUR_MS};
 use crate::tickets::{
     bound_context, FieldError, NewTicket, Objective, Priority, Source, TicketState, TicketType,
@@ -487,12 +487,12 @@ impl Thresholds {
                 format!("larger than {MAX_THRESHOLDS_BYTES} bytes"),
             ));
         }
-        crate::objectives::yaml_gate(text)
+        crate::observe::objectives::yaml_gate(text)
             .map_err(|(line, path, message)| error(line, path, message))?;
         let deserializer = serde_norway::Deserializer::from_str(text);
         let parsed: Option<Thresholds> =
             serde_path_to_error::deserialize(deserializer).map_err(|e| {
-                let (line, path, message) = crate::objectives::yaml_error("", &e);
+                let (line, path, message) = crate::observe::objectives::yaml_error("", &e);
                 error(line, path, message)
             })?;
         let thresholds = parsed.unwrap_or_default();

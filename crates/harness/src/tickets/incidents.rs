@@ -17,9 +17,9 @@
 //! Everything here is pure: the store applies it in the intake and
 //! command transactions.
 
-use crate::evidence::Evidence;
+use crate::observe::evidence::Evidence;
+use crate::observe::selector::Selector;
 use crate::quantity::HOUR_MS;
-use crate::selector::Selector;
 use crate::tickets::{NewTicket, Source, Ticket, TicketState, TicketType};
 
 /// How long after an owner was filed a ticket with a common cause still

@@ -20,12 +20,12 @@
 //!   checked over the last 5 minutes (the pipeline's verify stage may
 //!   shorten that window: `verify.criteria_window`, [`Criterion::evaluate_over`]).
 
-use crate::objectives::{Direction, Objectives, Sli};
+use crate::observe::objectives::{Direction, Objectives, Sli};
+use crate::observe::selector::Selector;
+use crate::observe::tsdb::Tsdb;
 use crate::quantity::{
     format_duration_ms, parse_duration_ms, parse_percent, parse_seconds, trim_float, MINUTE_MS,
 };
-use crate::selector::Selector;
-use crate::tsdb::Tsdb;
 use floodgate_contract::metrics as catalog;
 use serde::de::Deserializer;
 use serde::{Deserialize, Serialize, Serializer};
@@ -194,7 +194,7 @@ fn query_value(query: &MetricQuery, tsdb: &Tsdb, window_ms: u64, end_ms: u64) ->
     };
     match query {
         MetricQuery::Sli { sli } => {
-            let (good, total) = crate::slo::count_events(sli, tsdb, window_ms, end_ms)?;
+            let (good, total) = crate::observe::slo::count_events(sli, tsdb, window_ms, end_ms)?;
             (total > 0.0).then(|| good / total)
         }
         MetricQuery::CounterRatio {
@@ -1079,7 +1079,7 @@ mod tests {
 
     #[test]
     fn a_reference_condition_needs_an_anomaly_metric_and_its_reference() {
-        let objectives = crate::objectives::parse(
+        let objectives = crate::observe::objectives::parse(
             "a.yaml",
             "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n",
         )
@@ -1132,8 +1132,8 @@ mod tests {
 
     #[test]
     fn a_criterion_without_a_duration_is_judged_over_the_window_asked_for() {
+        use crate::observe::tsdb::TsdbLimits;
         use crate::quantity::SECOND_MS;
-        use crate::tsdb::TsdbLimits;
         // Ten minutes of half the decisions over the limit, then ten
         // seconds of none, one scrape a second.
         let mut tsdb = Tsdb::new(TsdbLimits::default());
@@ -1148,7 +1148,7 @@ mod tests {
                  floodgate_requests_total{{code=\"ok\"}} {ok}\n\
                  floodgate_requests_total{{code=\"over_limit\"}} {over}\n"
             );
-            let exposition = crate::exposition::parse(&text).expect("exposition");
+            let exposition = crate::observe::exposition::parse(&text).expect("exposition");
             tsdb.ingest(second * SECOND_MS, "", &exposition);
         }
         let registry = MetricRegistry::builtin();

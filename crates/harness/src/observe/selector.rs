@@ -85,8 +85,8 @@ impl Matcher {
             (MatchOp::NotRegex, Some(regex)) => !regex.is_match(value),
             (MatchOp::NumericEqual, _) => {
                 match (
-                    crate::exposition::parse_value(value),
-                    crate::exposition::parse_value(&self.value),
+                    crate::observe::exposition::parse_value(value),
+                    crate::observe::exposition::parse_value(&self.value),
                 ) {
                     (Some(a), Some(b)) => a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
                     _ => false,

@@ -1,6 +1,6 @@
 //! Proposals: the one write an agent makes. A proposal names actions of
 //! the service's catalog with their parameters and a rationale; the
-//! pipeline ([`crate::pipeline`]) moves it through its stages and records
+//! pipeline ([`crate::run::pipeline`]) moves it through its stages and records
 //! every result here (docs/adr/0008-agents-and-pipeline.md).
 //!
 //! Pure data and checks: no I/O, no clock.
@@ -192,9 +192,9 @@ pub struct CanaryRun {
     pub verdict: serde_json::Value,
     /// With one service (`before_after`): what the canary admitted, by
     /// descriptor value, in the window before the change
-    /// ([`crate::judge::admission_of`]); the harm check's baseline.
+    /// ([`crate::change::judge::admission_of`]); the harm check's baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admission_before: Option<crate::judge::Admission>,
+    pub admission_before: Option<crate::change::judge::Admission>,
 }
 
 /// The limits a proposal's actions change, as `DOMAIN/NAME`, for the

@@ -10,9 +10,9 @@
 //!
 //! Pure: no I/O, no clock (the period's end is an argument).
 
+use crate::learn::trajectory::Outcome;
 use crate::quantity::{format_duration_ms, format_time_ms};
 use crate::store::SloSnapshot;
-use crate::trajectory::Outcome;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

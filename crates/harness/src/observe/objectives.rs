@@ -32,11 +32,11 @@
 //! Errors name the file, the line and the field:
 //! `objectives.yaml: line 7: slos[0].target: "99.9" is not a percentage (expected e.g. 99.9%)`.
 
+use crate::observe::selector::Selector;
 use crate::quantity::{
     format_duration_ms, parse_seconds, trim_float, Factor, Percent, Span, DAY_MS, HOUR_MS,
     MINUTE_MS,
 };
-use crate::selector::Selector;
 use serde::de::{self, Deserializer, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -280,14 +280,14 @@ pub enum Direction {
 /// The longest `sustain:` an anomaly may declare.
 pub const MAX_SUSTAIN_MS: u64 = DAY_MS;
 
-/// An anomaly detector on one series (see [`crate::anomaly`]).
+/// An anomaly detector on one series (see [`crate::observe::anomaly`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnomalyDef {
     pub name: String,
     pub series: Selector,
     pub transform: Transform,
     pub rate_window_ms: u64,
-    pub detector: crate::anomaly::DetectorConfig,
+    pub detector: crate::observe::anomaly::DetectorConfig,
     /// The most the series may read without harm, in its transformed unit
     /// (per second for a rate): e.g. the load the protected service is
     /// planned for. Optional; an anomaly ticket carries it as
@@ -558,8 +558,8 @@ struct Condition(String);
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         crate::quantity::parse_scalar(deserializer, "a CEL expression", |text| {
-            crate::invariants::compile(text)?;
-            Ok(Condition(crate::invariants::desugar_percent(text)))
+            crate::observe::invariants::compile(text)?;
+            Ok(Condition(crate::observe::invariants::desugar_percent(text)))
         })
     }
 }
@@ -1065,7 +1065,7 @@ impl Loader<'_> {
             } else {
                 Transform::Value
             });
-            let mut detector = crate::anomaly::DetectorConfig::default();
+            let mut detector = crate::observe::anomaly::DetectorConfig::default();
             if let Some(threshold) = anomaly.threshold {
                 detector.threshold = threshold;
             }
@@ -1157,14 +1157,14 @@ impl Loader<'_> {
                     ),
                 ));
             }
-            if rule.long_ms > crate::tsdb::RETENTION_MS {
+            if rule.long_ms > crate::observe::tsdb::RETENTION_MS {
                 return Err(self.error(
                     line,
                     format!("{path}[{index}].long"),
                     format!(
                         "{} is longer than the time-series store keeps ({})",
                         format_duration_ms(rule.long_ms),
-                        format_duration_ms(crate::tsdb::RETENTION_MS)
+                        format_duration_ms(crate::observe::tsdb::RETENTION_MS)
                     ),
                 ));
             }

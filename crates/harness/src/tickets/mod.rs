@@ -33,8 +33,13 @@
 //! - otherwise (resolved long ago, failed, cancelled) a new ticket is filed,
 //!   its context linking the previous one.
 
-use crate::criteria::{Condition, Criterion, CriterionError, MetricRegistry};
+pub mod alertmanager;
+pub mod criteria;
+pub mod incidents;
+pub mod notices;
+
 use crate::quantity::{HOUR_MS, MINUTE_MS};
+use crate::tickets::criteria::{Condition, Criterion, CriterionError, MetricRegistry};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -73,7 +78,7 @@ pub enum TicketType {
     /// A request from a human.
     Task,
     /// A question for a human, filed by reflection
-    /// ([`crate::reflection::help_ticket`]): a human answers it.
+    /// ([`crate::learn::reflection::help_ticket`]): a human answers it.
     Help,
 }
 
@@ -230,7 +235,7 @@ pub struct Ticket {
     /// Times it was reopened after being resolved.
     pub reopened: u32,
     /// The incident it belongs to: the id of the ticket that owns it
-    /// ([`crate::incidents`]). A member is not worked on its own while its
+    /// ([`crate::tickets::incidents`]). A member is not worked on its own while its
     /// owner is active; it follows the owner when the owner ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
@@ -1100,7 +1105,7 @@ pub fn ticket_number(id: &str) -> Option<u64> {
 // ticket YAML (`ticket: {...}`)
 
 /// A refused ticket file: file, line (when known), field and problem.
-pub type TicketFileError = crate::objectives::FileError;
+pub type TicketFileError = crate::observe::objectives::FileError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1162,11 +1167,11 @@ pub fn parse_ticket_yaml(
             ),
         ));
     }
-    crate::objectives::yaml_gate(text)
+    crate::observe::objectives::yaml_gate(text)
         .map_err(|(line, path, message)| error(line, path, message))?;
     let deserializer = serde_norway::Deserializer::from_str(text);
     let spec: TicketFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let (line, path, message) = crate::objectives::yaml_error("", &e);
+        let (line, path, message) = crate::observe::objectives::yaml_error("", &e);
         error(line, path, message)
     })?;
     let spec = spec.ticket;
@@ -1284,10 +1289,10 @@ mod tests {
             condition: Condition::WithinReference { threshold: 6.0 },
             duration: None,
             baseline: None,
-            reference: reference.then_some(crate::criteria::Reference {
+            reference: reference.then_some(crate::tickets::criteria::Reference {
                 median: 10.0,
                 scale: 1.0,
-                direction: crate::objectives::Direction::Both,
+                direction: crate::observe::objectives::Direction::Both,
                 capacity: None,
             }),
         };

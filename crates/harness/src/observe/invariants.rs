@@ -35,7 +35,7 @@
 //! ticks files one ticket, and the ticket queue's fingerprint dedup absorbs
 //! any repeat.
 
-use crate::objectives::{InvariantDef, OnViolation};
+use crate::observe::objectives::{InvariantDef, OnViolation};
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, Value};
 use serde::Serialize;
@@ -55,10 +55,10 @@ pub fn compile(text: &str) -> Result<Program, String> {
     if text.trim().is_empty() {
         return Err("a condition must not be empty".into());
     }
-    if text.len() > crate::objectives::MAX_CONDITION_CHARS {
+    if text.len() > crate::observe::objectives::MAX_CONDITION_CHARS {
         return Err(format!(
             "a condition longer than {} characters",
-            crate::objectives::MAX_CONDITION_CHARS
+            crate::observe::objectives::MAX_CONDITION_CHARS
         ));
     }
     let mut depth = 0usize;

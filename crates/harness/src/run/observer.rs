@@ -22,18 +22,18 @@
 //!   `instance` label, and invariants over `state` and `health` are judged
 //!   per target (each with its own documents; tickets name the instance).
 
-use crate::exposition::{self, Exposition};
 use crate::harness::{
     file_violations, AnomalyReport, Harness, HarnessEvent, Observation, ANOMALY_BEYOND_NOTICE,
     ANOMALY_EXPECTED,
 };
-use crate::invariants::InvariantReport;
-use crate::notices::NoticeEvent;
-use crate::prometheus::PrometheusSource;
-use crate::slo::SloReport;
+use crate::observe::exposition::{self, Exposition};
+use crate::observe::invariants::InvariantReport;
+use crate::observe::prometheus::PrometheusSource;
+use crate::observe::slo::SloReport;
+use crate::observe::tsdb::SeriesKind;
 use crate::store::{IntakeAction, SloSnapshot, Store};
 use crate::tickets::bound_context;
-use crate::tsdb::SeriesKind;
+use crate::tickets::notices::NoticeEvent;
 use floodgate_contract::client::{ClientError, EventQuery, ServiceApi, Transport};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -195,9 +195,9 @@ pub struct HarnessState {
     status: Mutex<ObserveStatus>,
     /// The pipeline agents' proposals go through (absent: the harness
     /// files tickets but changes nothing).
-    pipeline: std::sync::OnceLock<Arc<crate::pipeline::Pipeline>>,
+    pipeline: std::sync::OnceLock<Arc<crate::run::pipeline::Pipeline>>,
     /// Reflection's thresholds (default until set).
-    reflection: std::sync::OnceLock<crate::reflection::Thresholds>,
+    reflection: std::sync::OnceLock<crate::learn::reflection::Thresholds>,
 }
 
 impl std::fmt::Debug for HarnessState {
@@ -228,13 +228,16 @@ impl HarnessState {
     }
 
     /// Sets reflection's thresholds (once).
-    pub fn set_reflection(&self, thresholds: crate::reflection::Thresholds) -> Result<(), String> {
+    pub fn set_reflection(
+        &self,
+        thresholds: crate::learn::reflection::Thresholds,
+    ) -> Result<(), String> {
         self.reflection
             .set(thresholds)
             .map_err(|_| "the harness already has reflection thresholds".to_owned())
     }
 
-    pub fn reflection_thresholds(&self) -> crate::reflection::Thresholds {
+    pub fn reflection_thresholds(&self) -> crate::learn::reflection::Thresholds {
         self.reflection.get().cloned().unwrap_or_default()
     }
 
@@ -242,18 +245,18 @@ impl HarnessState {
     pub fn reflect(
         &self,
         now_ms: u64,
-    ) -> Result<crate::reflector::RunReport, crate::store::StoreError> {
-        crate::reflector::run(&self.store, &self.reflection_thresholds(), now_ms)
+    ) -> Result<crate::run::reflector::RunReport, crate::store::StoreError> {
+        crate::run::reflector::run(&self.store, &self.reflection_thresholds(), now_ms)
     }
 
     /// Installs the pipeline (once; a second call is refused).
-    pub fn set_pipeline(&self, pipeline: crate::pipeline::Pipeline) -> Result<(), String> {
+    pub fn set_pipeline(&self, pipeline: crate::run::pipeline::Pipeline) -> Result<(), String> {
         self.pipeline
             .set(Arc::new(pipeline))
             .map_err(|_| "the harness already has a pipeline".to_owned())
     }
 
-    pub fn pipeline(&self) -> Option<&Arc<crate::pipeline::Pipeline>> {
+    pub fn pipeline(&self) -> Option<&Arc<crate::run::pipeline::Pipeline>> {
         self.pipeline.get()
     }
 
@@ -288,7 +291,7 @@ impl HarnessState {
             .slos
             .iter()
             .map(|slo| {
-                let report = crate::slo::evaluate(slo, harness.tsdb(), now_ms);
+                let report = crate::observe::slo::evaluate(slo, harness.tsdb(), now_ms);
                 serde_json::json!({
                     "name": report.name,
                     "sli": report.sli,
@@ -771,7 +774,7 @@ impl Observer {
         let reopened = self.state.store().take_reopened();
         let due = reopened
             || self.last_reflect_ms.is_none_or(|last| {
-                now_ms >= last.saturating_add(crate::reflector::REFLECT_INTERVAL_MS)
+                now_ms >= last.saturating_add(crate::run::reflector::REFLECT_INTERVAL_MS)
             });
         if due {
             self.last_reflect_ms = Some(now_ms);

@@ -3,7 +3,7 @@
 //! Every ticket event is one ledger entry, written in the same SQLite
 //! transaction as the ticket row it changes; so is every notice event
 //! (`notice.created`, `notice.expired`, `notice.suppressed`,
-//! `notice.exceeded`: [`crate::notices::NoticeEvent`]) with its notice row. An entry's *body* is the
+//! `notice.exceeded`: [`crate::tickets::notices::NoticeEvent`]) with its notice row. An entry's *body* is the
 //! canonical JSON (keys sorted, no whitespace) of
 //! `{seq, time_ms, subject, kind, data}`, and its hash is
 //! `sha256(prev_hash ‖ "\n" ‖ body)` in hex; the first entry's `prev_hash`
@@ -21,8 +21,8 @@
 //! onwards *and* the head is detected; comparing the head hash with one
 //! recorded elsewhere (`VerifyReport::head_hash`) catches even that.
 
-use crate::notices::{self, Notice, NoticeEvent};
 use crate::store::{open_connection, StoreError};
+use crate::tickets::notices::{self, Notice, NoticeEvent};
 use crate::tickets::{apply, Ticket, TicketEvent};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;

@@ -11,8 +11,8 @@
 //! alert) or a recurrence reopened on a suspended fingerprint, not members
 //! of an incident, naming the help ticket they wait on.
 
-use crate::proposal::{Proposal, Stage, RESULT_COLLIDED};
-use crate::reflection::{
+use crate::change::proposal::{Proposal, Stage, RESULT_COLLIDED};
+use crate::learn::reflection::{
     help_ticket, reflect, CollisionRecord, Finding, FixRecord, History, Outcome, ReflectionState,
     Thresholds, TicketRecord,
 };

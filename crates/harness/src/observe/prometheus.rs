@@ -11,7 +11,9 @@
 //! `_bucket`, `_count` or `_sum` are read as counters, the rest as gauges.
 //! Prometheus's own `instance` and `job` labels are kept.
 
-use crate::exposition::{parse_value, Exposition, MetricType, Sample, MAX_SAMPLES_PER_SCRAPE};
+use crate::observe::exposition::{
+    parse_value, Exposition, MetricType, Sample, MAX_SAMPLES_PER_SCRAPE,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;

@@ -59,13 +59,13 @@
 //! | `verify.criteria_window` | `5m` (1s to 5m) |
 //!
 //! Canary metric names are the acceptance-criteria metrics
-//! ([`crate::criteria::MetricRegistry`]): the pipeline samples each on the
+//! ([`crate::tickets::criteria::MetricRegistry`]): the pipeline samples each on the
 //! canary and on the baseline.
 //!
 //! `verify.criteria_window` is how long after the deploy, and over what
 //! window, the verify stage judges a criterion that states no duration
 //! (everywhere else such a criterion is judged over the last 5 minutes,
-//! [`crate::criteria::CRITERIA_STEP_MS`]). It may only shorten that: a
+//! [`crate::tickets::criteria::CRITERIA_STEP_MS`]). It may only shorten that: a
 //! longer wait belongs in the criterion's own `duration`. Sustained
 //! criteria keep their duration and 5-minute slices.
 //!
@@ -79,9 +79,9 @@
 //! `policy.yaml:7: freeze_windows[0].start: "25:00" is not a time of day (expected HH:MM, 00:00 to 23:59)`;
 //! unknown fields are refused.
 
-use crate::criteria::CRITERIA_STEP_MS;
-use crate::judge::{Direction, Method, MetricCheck, Thresholds};
+use crate::change::judge::{Direction, Method, MetricCheck, Thresholds};
 use crate::quantity::{format_duration_ms, parse_scalar, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
+use crate::tickets::criteria::CRITERIA_STEP_MS;
 use floodgate_contract::actions::{self, Risk};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -460,12 +460,12 @@ impl Policy {
                 format!("larger than {MAX_POLICY_BYTES} bytes"),
             ));
         }
-        crate::objectives::yaml_gate(text)
+        crate::observe::objectives::yaml_gate(text)
             .map_err(|(line, path, message)| error(line, &path, message))?;
         let deserializer = serde_norway::Deserializer::from_str(text);
         let raw: Option<RawPolicy> =
             serde_path_to_error::deserialize(deserializer).map_err(|e| {
-                let (line, path, message) = crate::objectives::yaml_error("", &e);
+                let (line, path, message) = crate::observe::objectives::yaml_error("", &e);
                 error(line, &path, plain_types(&message))
             })?;
         let raw = raw.unwrap_or_default();
@@ -550,7 +550,7 @@ impl Policy {
         Ok(())
     }
 
-    /// The canary's checks, for [`crate::judge::judge`].
+    /// The canary's checks, for [`crate::change::judge::judge`].
     pub fn canary_checks(&self) -> Vec<MetricCheck> {
         self.canary.metrics.clone()
     }
