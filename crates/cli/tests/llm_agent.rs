@@ -209,7 +209,8 @@ async fn the_lab_runs_a_scenario_with_the_llm_agent_and_the_verifier_judges_it()
         .is_some_and(|tools| !tools.is_empty()));
     // Its tool call is a structured step of the ticket's trajectory.
     let archive =
-        floodgate_harness::store::Archive::open(std::path::Path::new(&result.data)).expect("data");
+        floodgate_harness::store::archive::Archive::open(std::path::Path::new(&result.data))
+            .expect("data");
     let trajectory = archive
         .trajectory("INF-0001")
         .expect("read")

@@ -36,7 +36,8 @@ use crate::observe::objectives::{AnomalyDef, Objectives, OnViolation, Severity, 
 use crate::observe::slo::{SloAlert, SloEvaluator, SloReport};
 use crate::observe::tsdb::{SeriesKind, Tsdb, TsdbLimits};
 use crate::quantity::{trim_float, HOUR_MS, MINUTE_MS};
-use crate::store::{IntakeOutcome, Store, StoreError};
+use crate::store::tickets::IntakeOutcome;
+use crate::store::{Store, StoreError};
 use crate::tickets::criteria::{
     capture_baselines, Condition, Criterion, CriterionResult, MetricQuery, MetricRegistry,
     Reference, Sustain, ANOMALY_SCORE_SERIES, ANOMALY_VALUE_SERIES, INVARIANT_HOLDS_SERIES,

@@ -4,8 +4,9 @@
 mod common;
 
 use common::{seed, Rng, SyntheticService, T0_MS, TICK_MS};
+use floodgate_harness::observe::anomaly::Direction;
 use floodgate_harness::observe::anomaly::{Detector, DetectorConfig, DetectorState};
-use floodgate_harness::observe::objectives::{self, Direction};
+use floodgate_harness::observe::objectives;
 use floodgate_harness::tickets::criteria::{Condition, Criterion, Sustain, Verdict};
 use floodgate_harness::tickets::Source;
 use floodgate_harness::{Harness, HarnessConfig, Observation};

@@ -5,7 +5,7 @@ mod common;
 use common::{scratch_dir, SyntheticService, T0_MS, TICK_MS};
 use floodgate_harness::observe::invariants::InvariantState;
 use floodgate_harness::observe::objectives;
-use floodgate_harness::store::TicketFilter;
+use floodgate_harness::store::tickets::TicketFilter;
 use floodgate_harness::tickets::{Source, TicketState};
 use floodgate_harness::{file_violations, Harness, HarnessConfig, Observation, Store};
 

@@ -17,7 +17,7 @@ use floodgate_harness::harness::{
 use floodgate_harness::observe::anomaly::DetectorState;
 use floodgate_harness::quantity::MINUTE_MS;
 use floodgate_harness::run::observer::{Observer, Target, TickReport};
-use floodgate_harness::store::TicketFilter;
+use floodgate_harness::store::tickets::TicketFilter;
 use floodgate_harness::tickets::notices::{LabelName, NoticeDraft, NoticeMatcher, NoticeState};
 use floodgate_harness::tickets::{Source, Ticket};
 use floodgate_harness::{

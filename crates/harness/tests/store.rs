@@ -5,7 +5,9 @@ mod common;
 
 use common::{scratch_dir, seed, Rng, T0_MS};
 use floodgate_harness::store::ledger::{self, VerifyError};
-use floodgate_harness::store::{IntakeAction, StoreError, TicketFilter};
+use floodgate_harness::store::tickets::IntakeAction;
+use floodgate_harness::store::tickets::TicketFilter;
+use floodgate_harness::store::StoreError;
 use floodgate_harness::tickets::alertmanager;
 use floodgate_harness::tickets::criteria::{Condition, Criterion};
 use floodgate_harness::tickets::{
@@ -505,7 +507,7 @@ fn the_ledger_pages_in_order() {
         .expect("page");
     let seqs: Vec<u64> = first.iter().chain(&rest).map(|entry| entry.seq).collect();
     assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
-    assert_eq!(first[0].prev_hash, ledger::GENESIS_HASH);
+    assert_eq!(first[0].prev_hash, floodgate_harness::store::GENESIS_HASH);
     assert!(first
         .windows(2)
         .all(|pair| pair[1].prev_hash == pair[0].hash));

@@ -50,7 +50,10 @@ use crate::observe::selector::Selector;
 use crate::run::observer::{HarnessState, Target};
 use crate::run::pipeline::{Pipeline, PipelineError};
 use crate::store::ledger::MAX_PAGE;
-use crate::store::{IntakeAction, NoticeFilter, StoreError, TicketFilter, MAX_LIST};
+use crate::store::notices::NoticeFilter;
+use crate::store::tickets::IntakeAction;
+use crate::store::tickets::TicketFilter;
+use crate::store::{StoreError, MAX_LIST};
 use crate::tickets::alertmanager;
 use crate::tickets::notices::{NoticeDraft, NoticeState};
 use crate::tickets::{

@@ -18,7 +18,6 @@
 //! workload (Poisson arrivals, rate read over 1 minute at a 10 s tick, the
 //! default settings); see the crate README for the figure.
 
-use crate::observe::objectives::Direction;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -27,6 +26,15 @@ use std::collections::VecDeque;
 pub const MAX_HISTORY: usize = 1440;
 /// Normal data's MAD times this is its standard deviation.
 pub const MAD_TO_SIGMA: f64 = 1.4826;
+
+/// Which deviations count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Both,
+    Up,
+    Down,
+}
 
 /// A detector's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 //! Everything here is pure but [`prometheus`]'s fetch (one HTTP query).
 
 pub mod anomaly;
+pub mod condition;
 pub mod evidence;
 pub mod exposition;
 pub mod invariants;

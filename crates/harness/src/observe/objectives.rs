@@ -32,6 +32,7 @@
 //! Errors name the file, the line and the field:
 //! `objectives.yaml: line 7: slos[0].target: "99.9" is not a percentage (expected e.g. 99.9%)`.
 
+use crate::observe::anomaly::{DetectorConfig, Direction};
 use crate::observe::selector::Selector;
 use crate::quantity::{
     format_duration_ms, parse_seconds, trim_float, Factor, Percent, Span, DAY_MS, HOUR_MS,
@@ -46,8 +47,6 @@ use std::fmt;
 pub const MAX_OBJECTIVES: usize = 256;
 /// The most burn-rate rules one SLO may have.
 pub const MAX_RULES_PER_SLO: usize = 8;
-/// The longest CEL condition, in characters.
-pub const MAX_CONDITION_CHARS: usize = 2048;
 /// The longest objectives file accepted.
 pub const MAX_OBJECTIVES_BYTES: usize = 1024 * 1024;
 /// Default minimum events in the short window before a burn-rate rule may
@@ -268,15 +267,6 @@ pub enum Transform {
     Value,
 }
 
-/// Which deviations count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Both,
-    Up,
-    Down,
-}
-
 /// The longest `sustain:` an anomaly may declare.
 pub const MAX_SUSTAIN_MS: u64 = DAY_MS;
 
@@ -287,7 +277,7 @@ pub struct AnomalyDef {
     pub series: Selector,
     pub transform: Transform,
     pub rate_window_ms: u64,
-    pub detector: crate::observe::anomaly::DetectorConfig,
+    pub detector: DetectorConfig,
     /// The most the series may read without harm, in its transformed unit
     /// (per second for a rate): e.g. the load the protected service is
     /// planned for. Optional; an anomaly ticket carries it as
@@ -558,8 +548,8 @@ struct Condition(String);
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         crate::quantity::parse_scalar(deserializer, "a CEL expression", |text| {
-            crate::observe::invariants::compile(text)?;
-            Ok(Condition(crate::observe::invariants::desugar_percent(text)))
+            crate::observe::condition::compile(text)?;
+            Ok(Condition(crate::observe::condition::desugar_percent(text)))
         })
     }
 }
@@ -1065,7 +1055,7 @@ impl Loader<'_> {
             } else {
                 Transform::Value
             });
-            let mut detector = crate::observe::anomaly::DetectorConfig::default();
+            let mut detector = DetectorConfig::default();
             if let Some(threshold) = anomaly.threshold {
                 detector.threshold = threshold;
             }

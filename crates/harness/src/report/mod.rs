@@ -4,15 +4,17 @@
 //! trajectory, reflection findings, and what waits on a human.
 //!
 //! [`ReportData`] is read from a data directory by the store
-//! ([`ReportData::load`], [`crate::store::read_report`]); this module only
+//! ([`ReportData::load`], [`crate::report::load::read_report`]); this module only
 //! renders it: [`render_markdown`] and [`render_html`] (a standalone page:
 //! inline CSS, no script, no external asset, every text escaped).
 //!
 //! Pure: no I/O, no clock (the period's end is an argument).
 
+pub mod load;
+
 use crate::learn::trajectory::Outcome;
 use crate::quantity::{format_duration_ms, format_time_ms};
-use crate::store::SloSnapshot;
+use crate::store::slo::SloSnapshot;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -383,7 +385,7 @@ pub struct ReportData {
     pub notices: Vec<NoticeItem>,
     /// Incidents with members filed during the period (ADR 0016): each
     /// owner and the tickets linked to it, oldest member first.
-    pub incidents: Vec<crate::store::Incident>,
+    pub incidents: Vec<crate::store::tickets::Incident>,
     pub waiting: Waiting,
     /// Items left out of a list past [`MAX_REPORT_ITEMS`], by list.
     pub omitted: BTreeMap<String, usize>,

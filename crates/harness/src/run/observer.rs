@@ -31,7 +31,9 @@ use crate::observe::invariants::InvariantReport;
 use crate::observe::prometheus::PrometheusSource;
 use crate::observe::slo::SloReport;
 use crate::observe::tsdb::SeriesKind;
-use crate::store::{IntakeAction, SloSnapshot, Store};
+use crate::store::slo::SloSnapshot;
+use crate::store::tickets::IntakeAction;
+use crate::store::Store;
 use crate::tickets::bound_context;
 use crate::tickets::notices::NoticeEvent;
 use floodgate_contract::client::{ClientError, EventQuery, ServiceApi, Transport};
@@ -392,7 +394,7 @@ fn notice_events(events: &[HarnessEvent]) -> Vec<(String, NoticeEvent)> {
 }
 
 /// Keeps the tick's SLO budgets for reports (`slo_snapshots`: at most one
-/// per SLO per [`crate::store::SLO_SNAPSHOT_INTERVAL_MS`]), on a blocking
+/// per SLO per [`crate::store::slo::SLO_SNAPSHOT_INTERVAL_MS`]), on a blocking
 /// thread. Answers the problem met, if any.
 async fn keep_slo_history(
     state: &Arc<HarnessState>,

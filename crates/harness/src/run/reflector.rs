@@ -16,7 +16,9 @@ use crate::learn::reflection::{
     help_ticket, reflect, CollisionRecord, Finding, FixRecord, History, Outcome, ReflectionState,
     Thresholds, TicketRecord,
 };
-use crate::store::{IntakeAction, Store, StoreError, TicketFilter};
+use crate::store::tickets::IntakeAction;
+use crate::store::tickets::TicketFilter;
+use crate::store::{Store, StoreError};
 use crate::tickets::{Command, Source, Ticket, TicketState, TicketType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -21,7 +21,7 @@
 //! onwards *and* the head is detected; comparing the head hash with one
 //! recorded elsewhere (`VerifyReport::head_hash`) catches even that.
 
-use crate::store::{open_connection, StoreError};
+use crate::store::{open_connection, StoreError, GENESIS_HASH};
 use crate::tickets::notices::{self, Notice, NoticeEvent};
 use crate::tickets::{apply, Ticket, TicketEvent};
 use rusqlite::{params, OptionalExtension};
@@ -31,8 +31,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-/// The `prev_hash` of the first entry.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// The most entries one page of the ledger answers.
 pub const MAX_PAGE: usize = 1000;
 
@@ -471,4 +469,25 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
         head_seq,
         head_hash,
     })
+}
+
+impl crate::store::Store {
+    /// A ticket's ledger entries, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        history(&self.lock(), id)
+    }
+
+    /// Ledger entries after `after_seq` (paging `GET /v1/ledger?after=SEQ`).
+    pub fn ledger_page(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        page(&self.lock(), after_seq, limit)
+    }
+
+    /// The newest ledger seq and hash.
+    pub fn head(&self) -> Result<(u64, String), StoreError> {
+        head(&self.lock())
+    }
 }

@@ -20,7 +20,8 @@
 //!   checked over the last 5 minutes (the pipeline's verify stage may
 //!   shorten that window: `verify.criteria_window`, [`Criterion::evaluate_over`]).
 
-use crate::observe::objectives::{Direction, Objectives, Sli};
+use crate::observe::anomaly::Direction;
+use crate::observe::objectives::{Objectives, Sli};
 use crate::observe::selector::Selector;
 use crate::observe::tsdb::Tsdb;
 use crate::quantity::{

@@ -1292,7 +1292,7 @@ mod tests {
             reference: reference.then_some(crate::tickets::criteria::Reference {
                 median: 10.0,
                 scale: 1.0,
-                direction: crate::observe::objectives::Direction::Both,
+                direction: crate::observe::anomaly::Direction::Both,
                 capacity: None,
             }),
         };
