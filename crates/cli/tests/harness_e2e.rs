@@ -560,7 +560,8 @@ fn the_harness_reads_a_real_prometheus_and_sees_what_the_service_exposes() {
     use floodgate_harness::observe::exposition;
     use floodgate_harness::observe::prometheus::{PrometheusSource, DEFAULT_MATCH};
     use floodgate_harness::observe::selector::Selector;
-    use floodgate_harness::run::observer::{Clock, Observer, SystemClock};
+    use floodgate_harness::run::observer::Observer;
+    use floodgate_harness::run::state::{Clock, SystemClock};
     use floodgate_harness::{observe::objectives, Harness, HarnessConfig, HarnessState};
     use std::sync::Arc;
 

@@ -36,8 +36,6 @@ use crate::observe::objectives::{AnomalyDef, Objectives, OnViolation, Severity, 
 use crate::observe::slo::{SloAlert, SloEvaluator, SloReport};
 use crate::observe::tsdb::{SeriesKind, Tsdb, TsdbLimits};
 use crate::quantity::{trim_float, HOUR_MS, MINUTE_MS};
-use crate::store::tickets::IntakeOutcome;
-use crate::store::{Store, StoreError};
 use crate::tickets::criteria::{
     capture_baselines, Condition, Criterion, CriterionResult, MetricQuery, MetricRegistry,
     Reference, Sustain, ANOMALY_SCORE_SERIES, ANOMALY_VALUE_SERIES, INVARIANT_HOLDS_SERIES,
@@ -46,8 +44,7 @@ use crate::tickets::notices::{
     band, within_band, CompiledNotice, LabelName, Notice, NoticeState, Signal, MAX_LIVE_NOTICES,
 };
 use crate::tickets::{
-    bound_context, FieldError, NewTicket, Objective, Priority, Source, Ticket, TicketState,
-    TicketType,
+    bound_context, FieldError, NewTicket, Objective, Priority, Source, Ticket, TicketType,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -1202,49 +1199,6 @@ fn anomaly_violation(
             fingerprint: format!("anomaly:{}", def.name),
         },
     }
-}
-
-/// Files every violation of a tick (the edge's one effect). Stops at the
-/// first store error, answering what was filed before it.
-pub fn file_violations(
-    store: &Store,
-    violations: &[Violation],
-    now_ms: u64,
-) -> Result<Vec<IntakeOutcome>, (Vec<IntakeOutcome>, StoreError)> {
-    let mut filed = Vec::with_capacity(violations.len());
-    for violation in violations {
-        if violation.reminder {
-            // A reminder of an alert that was already firing when its
-            // ticket was resolved is the tail of the episode the verified
-            // fix ended (long burn-rate windows remember it for hours), not
-            // a recurrence: it must not reopen the ticket. A new episode
-            // (the alert cleared and fired again) has a later `since_ms`.
-            let since = violation
-                .draft
-                .context
-                .get("since_ms")
-                .and_then(serde_json::Value::as_u64);
-            let stale = match (
-                since,
-                store.latest_with_fingerprint(&violation.draft.fingerprint),
-            ) {
-                (Some(since), Ok(Some(latest))) => {
-                    latest.state == TicketState::Resolved
-                        && latest.closed_ms.is_some_and(|closed| since <= closed)
-                }
-                (_, Err(error)) => return Err((filed, error)),
-                _ => false,
-            };
-            if stale {
-                continue;
-            }
-        }
-        match store.intake_as(&violation.draft, None, now_ms, !violation.reminder) {
-            Ok(outcome) => filed.push(outcome),
-            Err(error) => return Err((filed, error)),
-        }
-    }
-    Ok(filed)
 }
 
 /// The order a tick files its violations in: invariants (what broke),

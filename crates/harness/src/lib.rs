@@ -36,9 +36,10 @@ pub mod run;
 pub mod store;
 pub mod tickets;
 
-pub use harness::{file_violations, Harness, HarnessConfig, Observation, TickOutput, Violation};
+pub use harness::{Harness, HarnessConfig, Observation, TickOutput, Violation};
 pub use observe::objectives::Objectives;
-pub use run::observer::{Clock, HarnessState, ManualClock, Observer, SystemClock, Target};
+pub use run::observer::{file_violations, HarnessState, Observer};
+pub use run::state::{Clock, ManualClock, SystemClock, Target};
 pub use store::ledger::{verify, VerifyError, VerifyReport};
 pub use store::Store;
 pub use tickets::{NewTicket, Ticket};

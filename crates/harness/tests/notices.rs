@@ -16,7 +16,8 @@ use floodgate_harness::harness::{
 };
 use floodgate_harness::observe::anomaly::DetectorState;
 use floodgate_harness::quantity::MINUTE_MS;
-use floodgate_harness::run::observer::{Observer, Target, TickReport};
+use floodgate_harness::run::observer::Observer;
+use floodgate_harness::run::state::{Target, TickReport};
 use floodgate_harness::store::tickets::TicketFilter;
 use floodgate_harness::tickets::notices::{LabelName, NoticeDraft, NoticeMatcher, NoticeState};
 use floodgate_harness::tickets::{Source, Ticket};

@@ -7,7 +7,8 @@ mod common;
 
 use common::{scratch_dir, FakeService, T0_MS, TICK_MS};
 use floodgate_harness::observe::selector::Selector;
-use floodgate_harness::run::observer::{Observer, Target, UP_SERIES};
+use floodgate_harness::run::observer::{Observer, UP_SERIES};
+use floodgate_harness::run::state::Target;
 use floodgate_harness::store::slo::SLO_SNAPSHOT_INTERVAL_MS;
 use floodgate_harness::store::tickets::TicketFilter;
 use floodgate_harness::tickets::Source;

@@ -540,7 +540,8 @@ fn evidence_with_awkward_floats_verifies() {
 
 #[test]
 fn a_reminder_of_an_episode_a_verified_fix_ended_does_not_reopen_its_ticket() {
-    use floodgate_harness::harness::{file_violations, Violation};
+    use floodgate_harness::harness::Violation;
+    use floodgate_harness::run::observer::file_violations;
     let dir = scratch_dir("stale-reminder");
     let store = open(&dir);
     let mut first = draft("slo:demo");

@@ -47,8 +47,9 @@ pub mod auth;
 
 use crate::change::proposal::{ProposalRequest, Stage};
 use crate::observe::selector::Selector;
-use crate::run::observer::{HarnessState, Target};
+use crate::run::observer::HarnessState;
 use crate::run::pipeline::{Pipeline, PipelineError};
+use crate::run::state::Target;
 use crate::store::ledger::MAX_PAGE;
 use crate::store::notices::NoticeFilter;
 use crate::store::tickets::IntakeAction;

@@ -9,3 +9,4 @@
 pub mod observer;
 pub mod pipeline;
 pub mod reflector;
+pub mod state;

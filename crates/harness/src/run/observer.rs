@@ -23,25 +23,22 @@
 //!   per target (each with its own documents; tickets name the instance).
 
 use crate::harness::{
-    file_violations, AnomalyReport, Harness, HarnessEvent, Observation, ANOMALY_BEYOND_NOTICE,
-    ANOMALY_EXPECTED,
+    Harness, HarnessEvent, Observation, Violation, ANOMALY_BEYOND_NOTICE, ANOMALY_EXPECTED,
 };
 use crate::observe::exposition::{self, Exposition};
-use crate::observe::invariants::InvariantReport;
 use crate::observe::prometheus::PrometheusSource;
 use crate::observe::slo::SloReport;
 use crate::observe::tsdb::SeriesKind;
+use crate::run::state::{Clock, EventLink, Filed, Shared, Target, TargetStatus, TickReport};
 use crate::store::slo::SloSnapshot;
-use crate::store::tickets::IntakeAction;
-use crate::store::Store;
-use crate::tickets::bound_context;
+use crate::store::tickets::IntakeOutcome;
+use crate::store::{Store, StoreError};
 use crate::tickets::notices::NoticeEvent;
-use floodgate_contract::client::{ClientError, EventQuery, ServiceApi, Transport};
-use serde::Serialize;
+use crate::tickets::{bound_context, TicketState};
+use floodgate_contract::client::{ClientError, EventQuery, ServiceApi};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The default observation interval.
@@ -70,131 +67,12 @@ pub const MAX_TICK_ERRORS: usize = 64;
 /// from Prometheus, `/v1/health`) answered this tick, else 0.
 pub const UP_SERIES: &str = "up";
 
-/// Milliseconds since the Unix epoch, real or simulated.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> u64;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-            })
-    }
-}
-
-/// A clock that moves only when told (simulations, tests).
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicU64);
-
-impl ManualClock {
-    pub fn new(start_ms: u64) -> ManualClock {
-        ManualClock(AtomicU64::new(start_ms))
-    }
-
-    pub fn set(&self, now_ms: u64) {
-        self.0.store(now_ms, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, by_ms: u64) -> u64 {
-        self.0.fetch_add(by_ms, Ordering::SeqCst) + by_ms
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// One service to observe.
-#[derive(Clone)]
-pub struct Target {
-    /// The `instance` label of its samples (`127.0.0.1:8080`).
-    pub name: String,
-    pub transport: Arc<dyn Transport>,
-}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("name", &self.name).finish()
-    }
-}
-
-/// What the loop knows of one target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TargetStatus {
-    pub name: String,
-    /// Whether the last tick reached it.
-    pub up: bool,
-    pub last_ok_ms: Option<u64>,
-    /// The last tick's errors for this target (empty when all went well).
-    pub errors: Vec<String>,
-    pub consecutive_failures: u64,
-    /// The `/v1/events` cursor (the last seq read).
-    pub events_after: u64,
-    pub events_seen: u64,
-    /// Events the service's ring dropped before the loop read them.
-    pub events_missed: u64,
-}
-
-/// A link from a ticket to a service event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EventLink {
-    pub service: String,
-    pub seq: u64,
-    pub time_ms: u64,
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
-/// A ticket filed (or touched) by a tick.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Filed {
-    pub id: String,
-    pub action: IntakeAction,
-    pub fingerprint: String,
-}
-
-/// The last tick, as the API shows it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TickReport {
-    pub time_ms: u64,
-    pub slos: Vec<SloReport>,
-    pub invariants: Vec<InvariantReport>,
-    pub anomalies: Vec<AnomalyReport>,
-    /// Events the tick reported instead of filing tickets.
-    pub events: Vec<HarnessEvent>,
-    pub filed: Vec<Filed>,
-    /// Claims the tick returned to `open`.
-    pub expired_claims: Vec<String>,
-    /// Observation, evaluation and store errors (at most
-    /// [`MAX_TICK_ERRORS`]).
-    pub errors: Vec<String>,
-}
-
-/// Loop-wide status.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ObserveStatus {
-    pub ticks: u64,
-    pub targets: Vec<TargetStatus>,
-    /// `None` before the first tick.
-    pub last_tick: Option<TickReport>,
-}
-
-/// What the loop and the API share: the harness, the queue, the clock, and
-/// the loop's status. Locks are never held across an await.
+/// What the loop and the API share: the [`Shared`] state (the harness,
+/// the queue, the clock, the loop's status), the pipeline and reflection's
+/// thresholds. It derefs to [`Shared`], which is all the pipeline takes:
+/// the pipeline sits below this, never the other way round.
 pub struct HarnessState {
-    harness: Mutex<Harness>,
-    store: Arc<Store>,
-    clock: Arc<dyn Clock>,
-    status: Mutex<ObserveStatus>,
+    shared: Shared,
     /// The pipeline agents' proposals go through (absent: the harness
     /// files tickets but changes nothing).
     pipeline: std::sync::OnceLock<Arc<crate::run::pipeline::Pipeline>>,
@@ -205,25 +83,23 @@ pub struct HarnessState {
 impl std::fmt::Debug for HarnessState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HarnessState")
-            .field("store", &self.store)
+            .field("store", self.store())
             .finish()
     }
 }
 
-fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic under the lock leaves plain data behind: keep using it.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+impl std::ops::Deref for HarnessState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl HarnessState {
     pub fn new(harness: Harness, store: Store, clock: Arc<dyn Clock>) -> Arc<HarnessState> {
         Arc::new(HarnessState {
-            harness: Mutex::new(harness),
-            store: Arc::new(store),
-            clock,
-            status: Mutex::new(ObserveStatus::default()),
+            shared: Shared::new(harness, store, clock),
             pipeline: std::sync::OnceLock::new(),
             reflection: std::sync::OnceLock::new(),
         })
@@ -248,7 +124,7 @@ impl HarnessState {
         &self,
         now_ms: u64,
     ) -> Result<crate::run::reflector::RunReport, crate::store::StoreError> {
-        crate::run::reflector::run(&self.store, &self.reflection_thresholds(), now_ms)
+        crate::run::reflector::run(self.store(), &self.reflection_thresholds(), now_ms)
     }
 
     /// Installs the pipeline (once; a second call is refused).
@@ -261,96 +137,49 @@ impl HarnessState {
     pub fn pipeline(&self) -> Option<&Arc<crate::run::pipeline::Pipeline>> {
         self.pipeline.get()
     }
+}
 
-    pub fn harness(&self) -> MutexGuard<'_, Harness> {
-        relock(&self.harness)
-    }
-
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
-    }
-
-    pub fn status(&self) -> ObserveStatus {
-        relock(&self.status).clone()
-    }
-
-    /// What a trajectory records as its initial or final state: SLOs and
-    /// budgets, invariants (at the last tick), each service's config
-    /// version and hash and store, and the ticket's criteria now.
-    pub fn snapshot(
-        &self,
-        ticket: Option<&crate::tickets::Ticket>,
-        now_ms: u64,
-    ) -> serde_json::Value {
-        let tick = self.status().last_tick;
-        let harness = self.harness();
-        let slos: Vec<serde_json::Value> = harness
-            .objectives()
-            .slos
-            .iter()
-            .map(|slo| {
-                let report = crate::observe::slo::evaluate(slo, harness.tsdb(), now_ms);
-                serde_json::json!({
-                    "name": report.name,
-                    "sli": report.sli,
-                    "error_budget_remaining": report.error_budget_remaining,
-                    "burn_rates": report.burn_rates,
-                    "firing": report.firing,
-                })
-            })
-            .collect();
-        let invariants: Vec<serde_json::Value> = tick
-            .as_ref()
-            .map(|tick| {
-                tick.invariants
-                    .iter()
-                    .map(|report| serde_json::to_value(report).unwrap_or_default())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let services: Vec<serde_json::Value> = harness
-            .service_documents()
-            .map(|(instance, state)| {
-                serde_json::json!({
-                    "instance": instance,
-                    "config_version": state.and_then(|s| s.pointer("/config/version")).cloned(),
-                    "config_hash": state.and_then(|s| s.pointer("/config/hash")).cloned(),
-                    "store": state.and_then(|s| s.get("store")).cloned(),
-                })
-            })
-            .collect();
-        let criteria = ticket.map(|ticket| harness.evaluate_criteria(ticket, now_ms));
-        serde_json::json!({
-            "time_ms": now_ms,
-            "slos": slos,
-            "invariants": invariants,
-            "services": services,
-            "criteria": criteria,
-        })
-    }
-
-    /// Fills every trajectory snapshot still missing (initial after a
-    /// claim, final after a close). Answers the problems met.
-    pub fn fill_snapshots(&self, now_ms: u64) -> Vec<String> {
-        let store = self.store();
-        let missing = match store.snapshots_missing() {
-            Ok(missing) => missing,
-            Err(error) => return vec![format!("trajectories: {error}")],
-        };
-        let mut errors = Vec::new();
-        for (ticket_id, initial) in missing {
-            let ticket = store.get(&ticket_id).ok().flatten();
-            let snapshot = self.snapshot(ticket.as_ref(), now_ms);
-            if let Err(error) = store.fill_snapshot(&ticket_id, initial, &snapshot) {
-                errors.push(format!("trajectory {ticket_id}: {error}"));
+/// Files every violation of a tick (the edge's one effect). Stops at the
+/// first store error, answering what was filed before it.
+pub fn file_violations(
+    store: &Store,
+    violations: &[Violation],
+    now_ms: u64,
+) -> Result<Vec<IntakeOutcome>, (Vec<IntakeOutcome>, StoreError)> {
+    let mut filed = Vec::with_capacity(violations.len());
+    for violation in violations {
+        if violation.reminder {
+            // A reminder of an alert that was already firing when its
+            // ticket was resolved is the tail of the episode the verified
+            // fix ended (long burn-rate windows remember it for hours), not
+            // a recurrence: it must not reopen the ticket. A new episode
+            // (the alert cleared and fired again) has a later `since_ms`.
+            let since = violation
+                .draft
+                .context
+                .get("since_ms")
+                .and_then(serde_json::Value::as_u64);
+            let stale = match (
+                since,
+                store.latest_with_fingerprint(&violation.draft.fingerprint),
+            ) {
+                (Some(since), Ok(Some(latest))) => {
+                    latest.state == TicketState::Resolved
+                        && latest.closed_ms.is_some_and(|closed| since <= closed)
+                }
+                (_, Err(error)) => return Err((filed, error)),
+                _ => false,
+            };
+            if stale {
+                continue;
             }
         }
-        errors
+        match store.intake_as(&violation.draft, None, now_ms, !violation.reminder) {
+            Ok(outcome) => filed.push(outcome),
+            Err(error) => return Err((filed, error)),
+        }
     }
+    Ok(filed)
 }
 
 /// What a tick's events did to notices, for the ledger: each
@@ -643,7 +472,7 @@ impl Observer {
         // The notices not yet expired: the tick matches anomalies against
         // them (a failed read keeps the last ones the harness was given).
         let notices = {
-            let store = Arc::clone(&self.state.store);
+            let store = Arc::clone(self.state.store());
             match tokio::task::spawn_blocking(move || store.live_notices(now_ms)).await {
                 Ok(Ok(notices)) => Some(notices),
                 Ok(Err(error)) => {
@@ -716,7 +545,7 @@ impl Observer {
             }
         }
         let notice_events = notice_events(&output.events);
-        let store = Arc::clone(&self.state.store);
+        let store = Arc::clone(self.state.store());
         let filing = tokio::task::spawn_blocking(move || {
             let filed = file_violations(&store, &violations, now_ms);
             let expired = store.expire_claims(now_ms);
@@ -808,7 +637,7 @@ impl Observer {
             expired_claims,
             errors,
         };
-        let mut status = relock(&self.state.status);
+        let mut status = self.state.status_mut();
         status.ticks += 1;
         status.targets = self.targets.iter().map(|t| t.status.clone()).collect();
         status.last_tick = Some(report.clone());

@@ -27,7 +27,7 @@ use crate::change::proposal::{
 };
 use crate::change::revert;
 use crate::quantity::{format_duration_ms, MINUTE_MS, SECOND_MS};
-use crate::run::observer::{HarnessState, Target};
+use crate::run::state::{Shared, Target};
 use crate::store::StoreError;
 use crate::tickets::criteria::{MetricRegistry, Verdict as CriterionVerdict};
 use crate::tickets::{Command, Ticket, TicketState, HARNESS_ACTOR};
@@ -146,11 +146,7 @@ impl Pipeline {
     /// traffic is the canary: `choose_canary`).
     /// Refuses a policy whose canary metrics the harness cannot compute per
     /// service.
-    pub fn new(
-        state: &HarnessState,
-        targets: Vec<Target>,
-        policy: Policy,
-    ) -> Result<Pipeline, String> {
+    pub fn new(state: &Shared, targets: Vec<Target>, policy: Policy) -> Result<Pipeline, String> {
         if targets.is_empty() {
             return Err("the pipeline needs at least one service".into());
         }
@@ -190,7 +186,7 @@ impl Pipeline {
     }
 
     /// Whether the global pause is on.
-    pub async fn paused(&self, state: &HarnessState) -> Result<bool, PipelineError> {
+    pub async fn paused(&self, state: &Shared) -> Result<bool, PipelineError> {
         let store = Arc::clone(state.store());
         Ok(blocking(move || store.setting(PAUSE_SETTING))
             .await?
@@ -200,7 +196,7 @@ impl Pipeline {
     /// Turns the global pause on or off (a ledger entry either way).
     pub async fn set_paused(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         paused: bool,
         actor: &str,
         reason: &str,
@@ -225,7 +221,7 @@ impl Pipeline {
     /// What `GET /v1/pipeline` answers.
     pub async fn status(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         now_ms: u64,
     ) -> Result<PipelineStatus, PipelineError> {
         let paused = self.paused(state).await?;
@@ -256,7 +252,7 @@ impl Pipeline {
     /// at once, and answers the stored proposal.
     pub async fn propose(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         ticket_id: &str,
         request: ProposalRequest,
         now_ms: u64,
@@ -367,7 +363,7 @@ impl Pipeline {
     /// version, which every config action of the proposal then expects.
     async fn check_collisions(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         ticket: &Ticket,
         request: &ProposalRequest,
         locks: &[String],
@@ -425,7 +421,7 @@ impl Pipeline {
     /// next), and — for changes — when reflection suspended its fingerprint.
     async fn held_ticket(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         ticket_id: &str,
         agent: &str,
         now_ms: u64,
@@ -484,7 +480,7 @@ impl Pipeline {
     /// out (and escalating) the same way. Approved ends `succeeded`.
     pub async fn ask(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         ticket_id: &str,
         agent: &str,
         question: &str,
@@ -551,7 +547,7 @@ impl Pipeline {
     /// ticket (as it is after the test stage) and its proposal.
     pub async fn revert(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         proposal_id: &str,
         actor: &str,
         reason: Option<&str>,
@@ -683,7 +679,7 @@ impl Pipeline {
     /// A human's answer to a proposal awaiting approval.
     pub async fn decide(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         proposal_id: &str,
         approved: bool,
         actor: &str,
@@ -730,7 +726,7 @@ impl Pipeline {
 
     /// Moves every proposal in flight as far as the clock allows. Answers
     /// the problems met (each also recorded on its proposal).
-    pub async fn advance(&self, state: &HarnessState, now_ms: u64) -> Vec<String> {
+    pub async fn advance(&self, state: &Shared, now_ms: u64) -> Vec<String> {
         let _gate = self.gate.lock().await;
         let store = Arc::clone(state.store());
         let active = match blocking(move || store.active_proposals()).await {
@@ -752,7 +748,7 @@ impl Pipeline {
 
     async fn keep_claim(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         proposal: &Proposal,
         now_ms: u64,
         errors: &mut Vec<String>,
@@ -786,7 +782,7 @@ impl Pipeline {
     }
 
     /// Steps one proposal until it stops moving (bounded).
-    async fn run(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Proposal {
+    async fn run(&self, state: &Shared, mut proposal: Proposal, now_ms: u64) -> Proposal {
         for _ in 0..MAX_STEPS_PER_ADVANCE {
             if proposal.stage.is_terminal() {
                 break;
@@ -831,7 +827,7 @@ impl Pipeline {
     }
 
     /// One step: the proposal's next state, or `None` when it waits.
-    async fn step(&self, state: &HarnessState, proposal: &Proposal, now_ms: u64) -> Option<Step> {
+    async fn step(&self, state: &Shared, proposal: &Proposal, now_ms: u64) -> Option<Step> {
         match proposal.stage {
             Stage::Testing => Some(self.test(proposal.clone(), now_ms).await),
             Stage::AwaitingApproval => self.await_approval(proposal.clone(), now_ms),
@@ -1023,7 +1019,7 @@ impl Pipeline {
     }
 
     /// Why changes are held now, if they are.
-    async fn held_by(&self, state: &HarnessState, now_ms: u64) -> Option<String> {
+    async fn held_by(&self, state: &Shared, now_ms: u64) -> Option<String> {
         if self.paused(state).await.unwrap_or(true) {
             return Some("the pipeline is paused".into());
         }
@@ -1036,12 +1032,7 @@ impl Pipeline {
         })
     }
 
-    async fn canary(
-        &self,
-        state: &HarnessState,
-        mut proposal: Proposal,
-        now_ms: u64,
-    ) -> Option<Step> {
+    async fn canary(&self, state: &Shared, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
         if let Some(canary) = proposal.canary.clone() {
             if !canary.verdict.is_null() {
                 // Judged already (a restart between steps): go on from the
@@ -1144,7 +1135,7 @@ impl Pipeline {
     /// load balancer hashing few tenants may leave one idle) can judge
     /// nothing, and an inconclusive canary waits for a human. Else the
     /// one with the most samples; the first when none has any.
-    fn canary_index(&self, state: &HarnessState, now_ms: u64) -> usize {
+    fn canary_index(&self, state: &Shared, now_ms: u64) -> usize {
         if self.targets.len() < 2 {
             return 0;
         }
@@ -1181,7 +1172,7 @@ impl Pipeline {
     /// `Some(Some(step))` to record that it is now held; `None` to go on.
     async fn hold(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         proposal: &mut Proposal,
         now_ms: u64,
     ) -> Option<Option<Step>> {
@@ -1203,12 +1194,7 @@ impl Pipeline {
         }
     }
 
-    async fn deploying(
-        &self,
-        state: &HarnessState,
-        mut proposal: Proposal,
-        now_ms: u64,
-    ) -> Option<Step> {
+    async fn deploying(&self, state: &Shared, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
         if let Some(step) = self.hold(state, &mut proposal, now_ms).await {
             return step;
         }
@@ -1217,7 +1203,7 @@ impl Pipeline {
 
     fn judge_canary(
         &self,
-        state: &HarnessState,
+        state: &Shared,
         mut proposal: Proposal,
         mut canary: CanaryRun,
         now_ms: u64,
@@ -1429,7 +1415,7 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn deploy(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Step {
+    async fn deploy(&self, state: &Shared, mut proposal: Proposal, now_ms: u64) -> Step {
         let rest: Vec<Target> = match &proposal.canary {
             Some(canary) => self
                 .targets
@@ -1493,7 +1479,7 @@ impl Pipeline {
         step
     }
 
-    fn verify(&self, state: &HarnessState, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
+    fn verify(&self, state: &Shared, mut proposal: Proposal, now_ms: u64) -> Option<Step> {
         let mut verify = proposal.verify.clone()?;
         let ticket = state.store().get(&proposal.ticket_id).ok().flatten()?;
         // The ticket's own violation firing anew after the deploy
@@ -2032,7 +2018,7 @@ fn longest_criterion(tickets: &[Ticket], window: u64) -> u64 {
 /// criteria are judged over at most `window` (the policy's criteria
 /// window), not their full sustained duration, which the fix that follows
 /// is held to.
-fn symptoms_of(state: &HarnessState, owner: &Ticket, window: u64) -> Vec<Ticket> {
+fn symptoms_of(state: &Shared, owner: &Ticket, window: u64) -> Vec<Ticket> {
     let cause = crate::run::reflector::problem_type(owner);
     state
         .store()
