@@ -4,7 +4,7 @@
 //! is the observation's `time_ms`, nothing is read from a clock, and no I/O
 //! happens. The caller (the scrape loop, a simulation) gathers observations
 //! through the contract client and files the output's violations with
-//! [`file_violations`] — the only effect, at the edge.
+//! [`crate::run::observer::file_violations`] — the only effect, at the edge.
 //!
 //! Expected-change notices ([`crate::tickets::notices`], ADR 0011) are given to the
 //! harness by the caller ([`Harness::set_notices`]); the tick decides what

@@ -1,7 +1,7 @@
 //! The observe loop: services in, ticks and tickets out.
 //!
 //! Every interval, for each [`Target`] (a name and a contract
-//! [`Transport`]): fetch `/metrics`, `/v1/health` and `/v1/state`, and read
+//! [`Transport`](floodgate_contract::client::Transport)): fetch `/metrics`, `/v1/health` and `/v1/state`, and read
 //! `/v1/events` onwards from a cursor; feed the samples of every target to
 //! the [`Harness`], give it the notices not yet expired
 //! ([`Harness::set_notices`]), run one [`Harness::tick`], file the tick's

@@ -1,6 +1,6 @@
 //! The trajectories tables: each ledger entry about a ticket an agent has
 //! worked becomes its trajectory step in the same transaction
-//! ([`record`]); a trajectory is read back whole.
+//! (`record`); a trajectory is read back whole.
 
 use crate::learn::trajectory::{self, Trajectory};
 use crate::store::ledger;
