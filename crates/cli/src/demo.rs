@@ -14,10 +14,10 @@ use clap::Args;
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::runbook::{PollReport, Runbook, RunbookAgent};
 use floodgate_contract::client::ServiceApi;
-use floodgate_harness::policy::Policy;
+use floodgate_harness::change::policy::Policy;
 use floodgate_harness::{
-    api, objectives, pipeline::Pipeline, Clock, Harness, HarnessConfig, HarnessState, ManualClock,
-    Observer, Store, Target,
+    api, observe::objectives, run::pipeline::Pipeline, Clock, Harness, HarnessConfig, HarnessState,
+    ManualClock, Observer, Store, Target,
 };
 use floodgate_limiter::config::{self, ConfigSource};
 use floodgate_service::auth::Access;

@@ -14,14 +14,14 @@ use clap::{Args, Subcommand};
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::client::{ClientError, CommentRequest, Decision, LinkRequest, TicketQuery};
 use floodgate_contract::client::HttpTransport;
-use floodgate_harness::criteria::{Condition, Sustain};
-use floodgate_harness::observe::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
-use floodgate_harness::pipeline::Pipeline;
-use floodgate_harness::policy::Policy;
-use floodgate_harness::prometheus::{PrometheusSource, DEFAULT_MATCH};
+use floodgate_harness::change::policy::Policy;
+use floodgate_harness::observe::prometheus::{PrometheusSource, DEFAULT_MATCH};
+use floodgate_harness::run::observer::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use floodgate_harness::run::pipeline::Pipeline;
+use floodgate_harness::tickets::criteria::{Condition, Sustain};
 use floodgate_harness::{
-    api, auth, objectives, Harness, HarnessConfig, HarnessState, Observer, Store, SystemClock,
-    Target,
+    api, api::auth, observe::objectives, Harness, HarnessConfig, HarnessState, Observer, Store,
+    SystemClock, Target,
 };
 use floodgate_service::inprocess::InProcessTransport;
 use serde_json::Value;
@@ -551,12 +551,12 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
         None => Policy::default(),
     };
     let thresholds = match &args.reflection {
-        Some(path) => floodgate_harness::reflection::Thresholds::parse(
+        Some(path) => floodgate_harness::learn::reflection::Thresholds::parse(
             &path.display().to_string(),
             &read_file(path)?,
         )
         .map_err(|error| anyhow!("--reflection {error}"))?,
-        None => floodgate_harness::reflection::Thresholds::default(),
+        None => floodgate_harness::learn::reflection::Thresholds::default(),
     };
     let store = Store::open(&args.data)
         .map_err(|error| anyhow!("--data {}: {error}", args.data.display()))?;

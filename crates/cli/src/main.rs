@@ -518,7 +518,7 @@ fn catalog(args: &CatalogArgs) -> Result<()> {
             floodgate_service::openapi::generated_doc(),
             floodgate_harness_contract::openapi::generated_doc(),
             floodgate_agent::tools::generated_doc(),
-            floodgate_harness::trajectory::generated_doc(),
+            floodgate_harness::learn::trajectory::generated_doc(),
         ])
         .chain(manual::generated_docs())
         .chain([reference::reference()]);

@@ -71,7 +71,7 @@ pub fn report(args: ReportArgs) -> Result<()> {
     let now = SystemClock.now_ms();
     let recorded = match args.since {
         Some(_) => None,
-        None => floodgate_harness::store::read_period(&args.data).unwrap_or(None),
+        None => floodgate_harness::store::archive::read_period(&args.data).unwrap_or(None),
     };
     let (since_ms, now_ms) = period(args.since, now, recorded);
     if args.since.is_none() && now_ms != now {
@@ -80,7 +80,7 @@ pub fn report(args: ReportArgs) -> Result<()> {
             args.data.display()
         );
     }
-    let data = floodgate_harness::store::read_report(&args.data, since_ms, now_ms)
+    let data = floodgate_harness::report::load::read_report(&args.data, since_ms, now_ms)
         .map_err(|error| anyhow!("--data {}: {error}", args.data.display()))?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out {}: cannot create the directory", args.out.display()))?;

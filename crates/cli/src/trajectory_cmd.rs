@@ -4,8 +4,8 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use floodgate_harness::store::Archive;
-use floodgate_harness::trajectory::{self, Outcome, StepSource, Trajectory};
+use floodgate_harness::learn::trajectory::{self, Outcome, StepSource, Trajectory};
+use floodgate_harness::store::archive::Archive;
 use std::io::Write;
 use std::path::PathBuf;
 

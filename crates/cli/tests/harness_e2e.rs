@@ -5,7 +5,7 @@
 #[path = "support/process.rs"]
 mod process;
 
-use floodgate_harness::criteria::MetricRegistry;
+use floodgate_harness::tickets::criteria::MetricRegistry;
 use floodgate_harness::tickets::parse_ticket_yaml;
 use floodgate_harness::Store;
 use process::{
@@ -557,11 +557,12 @@ const PROMETHEUS_ATTEMPTS: u32 = 1200;
 
 #[test]
 fn the_harness_reads_a_real_prometheus_and_sees_what_the_service_exposes() {
-    use floodgate_harness::exposition;
-    use floodgate_harness::observe::{Clock, Observer, SystemClock};
-    use floodgate_harness::prometheus::{PrometheusSource, DEFAULT_MATCH};
-    use floodgate_harness::selector::Selector;
-    use floodgate_harness::{objectives, Harness, HarnessConfig, HarnessState};
+    use floodgate_harness::observe::exposition;
+    use floodgate_harness::observe::prometheus::{PrometheusSource, DEFAULT_MATCH};
+    use floodgate_harness::observe::selector::Selector;
+    use floodgate_harness::run::observer::Observer;
+    use floodgate_harness::run::state::{Clock, SystemClock};
+    use floodgate_harness::{observe::objectives, Harness, HarnessConfig, HarnessState};
     use std::sync::Arc;
 
     let binary = prometheus_binary();

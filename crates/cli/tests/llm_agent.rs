@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::llm::{LlmAgent, LlmOptions, SystemClock};
-use floodgate_harness::trajectory::Trajectory;
+use floodgate_harness::learn::trajectory::Trajectory;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use support::sim::*;
@@ -155,7 +155,7 @@ async fn the_llm_agent_proposes_through_the_pipeline_and_its_tool_calls_are_traj
         .any(|c| c.function_name == "propose_change" && c.tool_call_id == "c2")));
     assert_eq!(
         trajectory.extra.outcome,
-        floodgate_harness::trajectory::Outcome::Resolved
+        floodgate_harness::learn::trajectory::Outcome::Resolved
     );
 }
 
@@ -209,7 +209,8 @@ async fn the_lab_runs_a_scenario_with_the_llm_agent_and_the_verifier_judges_it()
         .is_some_and(|tools| !tools.is_empty()));
     // Its tool call is a structured step of the ticket's trajectory.
     let archive =
-        floodgate_harness::store::Archive::open(std::path::Path::new(&result.data)).expect("data");
+        floodgate_harness::store::archive::Archive::open(std::path::Path::new(&result.data))
+            .expect("data");
     let trajectory = archive
         .trajectory("INF-0001")
         .expect("read")

@@ -4,13 +4,14 @@
 //! SLO snapshots), read back by the library and by the real binary.
 
 use floodgate_contract::actions::{InverseCall, Risk};
-use floodgate_harness::notices::{NoticeDraft, NoticeEvent};
-use floodgate_harness::proposal::{ActionCall, Applied, Approval, Proposal, Stage};
-use floodgate_harness::reflection::{help_ticket, Evidence, Finding, FindingKind};
+use floodgate_harness::change::proposal::{ActionCall, Applied, Approval, Proposal, Stage};
+use floodgate_harness::learn::reflection::{help_ticket, Evidence, Finding, FindingKind};
+use floodgate_harness::report::load::read_report;
 use floodgate_harness::report::{render_html, render_markdown, ReportData};
-use floodgate_harness::store::{
-    read_report, SloSnapshot, SLO_SNAPSHOT_INTERVAL_MS, SLO_SNAPSHOT_RETENTION_MS,
+use floodgate_harness::store::slo::{
+    SloSnapshot, SLO_SNAPSHOT_INTERVAL_MS, SLO_SNAPSHOT_RETENTION_MS,
 };
+use floodgate_harness::tickets::notices::{NoticeDraft, NoticeEvent};
 use floodgate_harness::tickets::{Command, NewTicket, Objective, Priority, Source, TicketType};
 use floodgate_harness::Store;
 use serde_json::json;
@@ -789,7 +790,7 @@ fn the_report_counts_lists_and_links_what_happened_in_the_period() {
     // The store answers the same as the read-only path.
     let store = Store::open(&dir).expect("store");
     assert_eq!(
-        store.report(NOW_MS - 7 * DAY, NOW_MS).expect("report"),
+        ReportData::from_store(&store, NOW_MS - 7 * DAY, NOW_MS).expect("report"),
         data
     );
     drop(store);

@@ -4,7 +4,7 @@
 
 mod support;
 
-use floodgate_harness::trajectory::{self, Trajectory};
+use floodgate_harness::learn::trajectory::{self, Trajectory};
 use serde_json::{json, Value};
 use std::process::Command;
 use support::sim::*;

@@ -144,7 +144,7 @@ pub fn json_check(data: &[u8]) {
 /// A ticket file, validated against the built-in metrics.
 pub fn tickets(data: &[u8]) {
     let Some(text) = text(data) else { return };
-    let registry = floodgate_harness::criteria::MetricRegistry::builtin();
+    let registry = floodgate_harness::tickets::criteria::MetricRegistry::builtin();
     if let Err(error) = floodgate_harness::tickets::parse_ticket_yaml(FILE, text, &registry) {
         assert_eq!(error.file, FILE, "the error names another file: {error}");
         assert!(!error.message.is_empty(), "an error without a message");
@@ -154,10 +154,11 @@ pub fn tickets(data: &[u8]) {
 /// An objectives file, and the metric registry built from it.
 pub fn objectives(data: &[u8]) {
     let Some(text) = text(data) else { return };
-    match floodgate_harness::objectives::parse(FILE, text) {
+    match floodgate_harness::observe::objectives::parse(FILE, text) {
         Ok(objectives) => {
             // A registry may refuse the objectives (an error), never panic.
-            let _ = floodgate_harness::criteria::MetricRegistry::for_objectives(&objectives);
+            let _ =
+                floodgate_harness::tickets::criteria::MetricRegistry::for_objectives(&objectives);
         }
         Err(error) => {
             assert_eq!(error.file, FILE, "the error names another file: {error}");
@@ -187,9 +188,9 @@ pub fn scenarios(data: &[u8]) {
 /// A scrape: the harness reads it as text (invalid UTF-8 replaced), parses
 /// it, and ingests it into its time series twice, one scrape apart.
 pub fn exposition(data: &[u8]) {
-    use floodgate_harness::tsdb::{Tsdb, TsdbLimits};
+    use floodgate_harness::observe::tsdb::{Tsdb, TsdbLimits};
     let text = String::from_utf8_lossy(data);
-    match floodgate_harness::exposition::parse(&text) {
+    match floodgate_harness::observe::exposition::parse(&text) {
         Ok(exposition) => {
             let mut tsdb = Tsdb::new(TsdbLimits::default());
             tsdb.ingest(0, "fuzz", &exposition);

@@ -4,9 +4,9 @@
 //! is the observation's `time_ms`, nothing is read from a clock, and no I/O
 //! happens. The caller (the scrape loop, a simulation) gathers observations
 //! through the contract client and files the output's violations with
-//! [`file_violations`] — the only effect, at the edge.
+//! [`crate::run::observer::file_violations`] — the only effect, at the edge.
 //!
-//! Expected-change notices ([`crate::notices`], ADR 0011) are given to the
+//! Expected-change notices ([`crate::tickets::notices`], ADR 0011) are given to the
 //! harness by the caller ([`Harness::set_notices`]); the tick decides what
 //! they hold back: an anomaly an active notice covers files no ticket (an
 //! [`ANOMALY_EXPECTED`] event instead), one beyond its `max_factor` files
@@ -27,25 +27,25 @@
 //! reference is the level frozen when the episode began, not the one the
 //! detector learned while it waited.
 
-use crate::anomaly::{Detector, DetectorState};
-use crate::criteria::{
+use crate::observe::anomaly::{Detector, DetectorState};
+use crate::observe::exposition;
+use crate::observe::invariants::{
+    Breach, Inputs, InvariantConfig, InvariantEvaluator, InvariantReport,
+};
+use crate::observe::objectives::{AnomalyDef, Objectives, OnViolation, Severity, Transform};
+use crate::observe::slo::{SloAlert, SloEvaluator, SloReport};
+use crate::observe::tsdb::{SeriesKind, Tsdb, TsdbLimits};
+use crate::quantity::{trim_float, HOUR_MS, MINUTE_MS};
+use crate::tickets::criteria::{
     capture_baselines, Condition, Criterion, CriterionResult, MetricQuery, MetricRegistry,
     Reference, Sustain, ANOMALY_SCORE_SERIES, ANOMALY_VALUE_SERIES, INVARIANT_HOLDS_SERIES,
 };
-use crate::exposition;
-use crate::invariants::{Breach, Inputs, InvariantConfig, InvariantEvaluator, InvariantReport};
-use crate::notices::{
+use crate::tickets::notices::{
     band, within_band, CompiledNotice, LabelName, Notice, NoticeState, Signal, MAX_LIVE_NOTICES,
 };
-use crate::objectives::{AnomalyDef, Objectives, OnViolation, Severity, Transform};
-use crate::quantity::{trim_float, HOUR_MS, MINUTE_MS};
-use crate::slo::{SloAlert, SloEvaluator, SloReport};
-use crate::store::{IntakeOutcome, Store, StoreError};
 use crate::tickets::{
-    bound_context, FieldError, NewTicket, Objective, Priority, Source, Ticket, TicketState,
-    TicketType,
+    bound_context, FieldError, NewTicket, Objective, Priority, Source, Ticket, TicketType,
 };
-use crate::tsdb::{SeriesKind, Tsdb, TsdbLimits};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -187,7 +187,7 @@ pub struct Harness {
     documents: BTreeMap<String, ServiceDocuments>,
     /// Since when each limit has rejected each value (evidence's
     /// `rejected_since_ms`).
-    rejecting: crate::evidence::RejectingSince,
+    rejecting: crate::observe::evidence::RejectingSince,
 }
 
 /// One anomaly detector as notices see it.
@@ -298,7 +298,7 @@ fn anomaly_signal(def: &AnomalyDef) -> Signal {
         (LabelName::Metric, def.series.name.clone()),
     ]);
     for matcher in &def.series.matchers {
-        if matcher.op != crate::selector::MatchOp::Equal {
+        if matcher.op != crate::observe::selector::MatchOp::Equal {
             continue;
         }
         let name = match matcher.label.as_str() {
@@ -385,7 +385,7 @@ impl Harness {
             tsdb,
             objectives,
             documents: BTreeMap::new(),
-            rejecting: crate::evidence::RejectingSince::default(),
+            rejecting: crate::observe::evidence::RejectingSince::default(),
         })
     }
 
@@ -441,7 +441,7 @@ impl Harness {
     }
 
     /// Since when each limit has rejected each value, as the ticks saw it.
-    pub fn rejecting_since(&self) -> &crate::evidence::RejectingSince {
+    pub fn rejecting_since(&self) -> &crate::observe::evidence::RejectingSince {
         &self.rejecting
     }
 
@@ -500,7 +500,7 @@ impl Harness {
         let mut holds_now: BTreeMap<&str, bool> = BTreeMap::new();
         for report in &invariant_reports {
             if let Some(holds) = match report.state {
-                crate::invariants::InvariantState::Error { .. } => None,
+                crate::observe::invariants::InvariantState::Error { .. } => None,
                 _ => report.last_result,
             } {
                 let all = holds_now.entry(report.name.as_str()).or_insert(true);
@@ -544,7 +544,7 @@ impl Harness {
     }
 
     /// Writes each new violation's causes into its context
-    /// (`context.causes`, [`crate::incidents::violation_causes`]) from the
+    /// (`context.causes`, [`crate::tickets::incidents::violation_causes`]) from the
     /// evidence of the services' last states: what groups it with the
     /// tickets of the same incident.
     fn name_causes(&self, now: u64, violations: &mut [Violation]) {
@@ -560,7 +560,7 @@ impl Harness {
             })
             .collect();
         let evidence = (!states.is_empty()).then(|| {
-            let mut evidence = crate::evidence::build(&states, &[], now);
+            let mut evidence = crate::observe::evidence::build(&states, &[], now);
             self.rejecting.mark(&mut evidence);
             evidence
         });
@@ -574,12 +574,15 @@ impl Harness {
                     .iter()
                     .find(|slo| slo.name == name)
                     .and_then(|slo| match &slo.sli {
-                        crate::objectives::Sli::Ratio { total, .. } => Some(total),
+                        crate::observe::objectives::Sli::Ratio { total, .. } => Some(total),
                         _ => None,
                     })
             });
-            let causes =
-                crate::incidents::violation_causes(&violation.draft, evidence.as_ref(), total);
+            let causes = crate::tickets::incidents::violation_causes(
+                &violation.draft,
+                evidence.as_ref(),
+                total,
+            );
             if !causes.is_empty() {
                 if let serde_json::Value::Object(map) = &mut violation.draft.context {
                     map.insert("causes".into(), serde_json::json!(causes));
@@ -590,7 +593,7 @@ impl Harness {
 
     /// Gives the harness the notices not yet expired (the caller reads
     /// them from the store each tick; at most
-    /// [`crate::notices::MAX_LIVE_NOTICES`]). A notice no longer given, or
+    /// [`crate::tickets::notices::MAX_LIVE_NOTICES`]). A notice no longer given, or
     /// no longer active at a tick, ends its coverage there. Answers the
     /// notices refused (matchers that do not compile: never, for notices
     /// the store accepted).
@@ -906,7 +909,7 @@ impl Harness {
             .filter(|name| name.ends_with("_total"))
             .filter_map(|name| {
                 let rate = self.tsdb.rate(
-                    &crate::selector::Selector::metric(name),
+                    &crate::observe::selector::Selector::metric(name),
                     INVARIANT_RATE_WINDOW_MS,
                     now,
                 )?;
@@ -927,7 +930,7 @@ impl Harness {
 
     fn slo_violation(&self, alert: &SloAlert) -> Violation {
         let report = &alert.report;
-        let firing: Vec<&crate::slo::RuleState> =
+        let firing: Vec<&crate::observe::slo::RuleState> =
             report.rules.iter().filter(|rule| rule.firing).collect();
         let loudest = firing.first();
         let target = self
@@ -971,9 +974,9 @@ impl Harness {
                 acceptance_criteria: vec![Criterion {
                     metric: alert.slo.clone(),
                     condition: Condition::Compare {
-                        op: crate::criteria::CompareOp::GreaterOrEqual,
+                        op: crate::tickets::criteria::CompareOp::GreaterOrEqual,
                         threshold: target,
-                        written: crate::criteria::Written::Percent,
+                        written: crate::tickets::criteria::Written::Percent,
                     },
                     duration: Some(Sustain(sustain)),
                     baseline: None,
@@ -1006,11 +1009,11 @@ impl Harness {
 
     /// Evaluates a ticket's acceptance criteria now.
     pub fn evaluate_criteria(&self, ticket: &Ticket, now_ms: u64) -> Vec<CriterionResult> {
-        self.evaluate_criteria_over(ticket, now_ms, crate::criteria::CRITERIA_STEP_MS)
+        self.evaluate_criteria_over(ticket, now_ms, crate::tickets::criteria::CRITERIA_STEP_MS)
     }
 
     /// As [`Harness::evaluate_criteria`], judging criteria without a
-    /// duration over the last `window_ms` ([`crate::criteria::Criterion::evaluate_over`]).
+    /// duration over the last `window_ms` ([`crate::tickets::criteria::Criterion::evaluate_over`]).
     pub fn evaluate_criteria_over(
         &self,
         ticket: &Ticket,
@@ -1065,9 +1068,9 @@ fn invariant_violation(breach: &Breach) -> Violation {
             acceptance_criteria: vec![Criterion {
                 metric: breach.name.clone(),
                 condition: Condition::Compare {
-                    op: crate::criteria::CompareOp::GreaterOrEqual,
+                    op: crate::tickets::criteria::CompareOp::GreaterOrEqual,
                     threshold: 1.0,
-                    written: crate::criteria::Written::Percent,
+                    written: crate::tickets::criteria::Written::Percent,
                 },
                 duration: Some(Sustain(FIX_SUSTAIN_MS)),
                 baseline: None,
@@ -1093,7 +1096,7 @@ fn invariant_violation(breach: &Breach) -> Violation {
 /// Until then the episode waits in `pending` (`None` returned).
 fn due(
     def: &AnomalyDef,
-    verdict: &crate::anomaly::Verdict,
+    verdict: &crate::observe::anomaly::Verdict,
     now: u64,
     pending: &mut Option<Pending>,
     detail: impl Fn() -> serde_json::Value,
@@ -1124,14 +1127,17 @@ fn due(
 /// at or under it (absorbed: it harms nothing), `Some(false)` past it
 /// (harm known at once). `None` without a capacity, or for a drop (a
 /// value not above the level before, the detector's median).
-fn rise_within_capacity(def: &AnomalyDef, verdict: &crate::anomaly::Verdict) -> Option<bool> {
+fn rise_within_capacity(
+    def: &AnomalyDef,
+    verdict: &crate::observe::anomaly::Verdict,
+) -> Option<bool> {
     let capacity = def.capacity?;
     let rise = verdict.value.is_finite() && verdict.value > verdict.median?;
     rise.then_some(verdict.value <= capacity)
 }
 
 /// The level before an anomaly, as the detector knew it when it alarmed.
-fn reference_of(verdict: &crate::anomaly::Verdict, def: &AnomalyDef) -> Option<Reference> {
+fn reference_of(verdict: &crate::observe::anomaly::Verdict, def: &AnomalyDef) -> Option<Reference> {
     Some(Reference {
         median: verdict.median?,
         scale: verdict.scale?,
@@ -1156,9 +1162,9 @@ fn anomaly_violation(
             threshold: def.detector.threshold,
         },
         None => Condition::Compare {
-            op: crate::criteria::CompareOp::Less,
+            op: crate::tickets::criteria::CompareOp::Less,
             threshold: def.detector.threshold,
-            written: crate::criteria::Written::Bare,
+            written: crate::tickets::criteria::Written::Bare,
         },
     };
     Violation {
@@ -1195,49 +1201,6 @@ fn anomaly_violation(
     }
 }
 
-/// Files every violation of a tick (the edge's one effect). Stops at the
-/// first store error, answering what was filed before it.
-pub fn file_violations(
-    store: &Store,
-    violations: &[Violation],
-    now_ms: u64,
-) -> Result<Vec<IntakeOutcome>, (Vec<IntakeOutcome>, StoreError)> {
-    let mut filed = Vec::with_capacity(violations.len());
-    for violation in violations {
-        if violation.reminder {
-            // A reminder of an alert that was already firing when its
-            // ticket was resolved is the tail of the episode the verified
-            // fix ended (long burn-rate windows remember it for hours), not
-            // a recurrence: it must not reopen the ticket. A new episode
-            // (the alert cleared and fired again) has a later `since_ms`.
-            let since = violation
-                .draft
-                .context
-                .get("since_ms")
-                .and_then(serde_json::Value::as_u64);
-            let stale = match (
-                since,
-                store.latest_with_fingerprint(&violation.draft.fingerprint),
-            ) {
-                (Some(since), Ok(Some(latest))) => {
-                    latest.state == TicketState::Resolved
-                        && latest.closed_ms.is_some_and(|closed| since <= closed)
-                }
-                (_, Err(error)) => return Err((filed, error)),
-                _ => false,
-            };
-            if stale {
-                continue;
-            }
-        }
-        match store.intake_as(&violation.draft, None, now_ms, !violation.reminder) {
-            Ok(outcome) => filed.push(outcome),
-            Err(error) => return Err((filed, error)),
-        }
-    }
-    Ok(filed)
-}
-
 /// The order a tick files its violations in: invariants (what broke),
 /// then burn-rate alerts and anomalies (what it did), then the rest.
 fn filing_rank(source: Source) -> u8 {
@@ -1255,7 +1218,7 @@ mod tests {
 
     #[test]
     fn an_anomaly_signal_carries_its_name_metric_and_pinned_labels() {
-        let objectives = crate::objectives::parse(
+        let objectives = crate::observe::objectives::parse(
             "a.yaml",
             "anomalies:\n  - name: acme_rate\n    series: floodgate_requests_total{instance=\"edge-1\",tenant=\"acme\",code!=\"error\",limit=~\"per_.*\"}\n",
         )

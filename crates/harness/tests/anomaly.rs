@@ -4,9 +4,10 @@
 mod common;
 
 use common::{seed, Rng, SyntheticService, T0_MS, TICK_MS};
-use floodgate_harness::anomaly::{Detector, DetectorConfig, DetectorState};
-use floodgate_harness::criteria::{Condition, Criterion, Sustain, Verdict};
-use floodgate_harness::objectives::{self, Direction};
+use floodgate_harness::observe::anomaly::Direction;
+use floodgate_harness::observe::anomaly::{Detector, DetectorConfig, DetectorState};
+use floodgate_harness::observe::objectives;
+use floodgate_harness::tickets::criteria::{Condition, Criterion, Sustain, Verdict};
 use floodgate_harness::tickets::Source;
 use floodgate_harness::{Harness, HarnessConfig, Observation};
 use std::collections::VecDeque;

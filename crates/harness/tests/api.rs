@@ -5,7 +5,7 @@ mod common;
 
 use common::{scratch_dir, T0_MS};
 use floodgate_harness::{
-    api, objectives, Harness, HarnessConfig, HarnessState, ManualClock, Store,
+    api, observe::objectives, Harness, HarnessConfig, HarnessState, ManualClock, Store,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -760,7 +760,7 @@ fn the_contract_notice_request_is_what_the_harness_reads() {
         max_factor: Some(3.0),
     };
     let sent = serde_json::to_value(&request).expect("serialises");
-    let draft: floodgate_harness::notices::NoticeDraft =
+    let draft: floodgate_harness::tickets::notices::NoticeDraft =
         serde_json::from_value(sent.clone()).expect("the harness reads it");
     assert_eq!(serde_json::to_value(&draft).expect("serialises"), sent);
     let back: NoticeRequest =

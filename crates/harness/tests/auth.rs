@@ -5,9 +5,9 @@
 mod common;
 
 use common::{scratch_dir, T0_MS};
-use floodgate_harness::auth::Tokens;
+use floodgate_harness::api::auth::Tokens;
 use floodgate_harness::{
-    api, objectives, Harness, HarnessConfig, HarnessState, ManualClock, Store,
+    api, observe::objectives, Harness, HarnessConfig, HarnessState, ManualClock, Store,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -265,11 +265,11 @@ async fn calls_judged_as_a_caller_get_that_callers_scope_and_no_more() {
         Store::open(&dir).expect("store"),
         Arc::new(ManualClock::new(T0_MS)),
     );
-    let router = floodgate_harness::auth::layer_as(
+    let router = floodgate_harness::api::auth::layer_as(
         api::router(state),
-        floodgate_harness::auth::Caller {
+        floodgate_harness::api::auth::Caller {
             name: "mcp".into(),
-            scope: floodgate_harness::auth::Scope::Operate,
+            scope: floodgate_harness::api::auth::Scope::Operate,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

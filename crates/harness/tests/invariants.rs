@@ -3,9 +3,9 @@
 mod common;
 
 use common::{scratch_dir, SyntheticService, T0_MS, TICK_MS};
-use floodgate_harness::invariants::InvariantState;
-use floodgate_harness::objectives;
-use floodgate_harness::store::TicketFilter;
+use floodgate_harness::observe::invariants::InvariantState;
+use floodgate_harness::observe::objectives;
+use floodgate_harness::store::tickets::TicketFilter;
 use floodgate_harness::tickets::{Source, TicketState};
 use floodgate_harness::{file_violations, Harness, HarnessConfig, Observation, Store};
 
@@ -86,7 +86,7 @@ fn a_breach_held_for_many_ticks_makes_exactly_one_ticket() {
     assert!(
         matches!(
             results[0].verdict,
-            floodgate_harness::criteria::Verdict::NotMet { .. }
+            floodgate_harness::tickets::criteria::Verdict::NotMet { .. }
         ),
         "{results:?}"
     );

@@ -1,7 +1,7 @@
 //! The canary judge: Mann-Whitney U against independently computed
 //! reference values, the normal CDF, properties, and every verdict.
 
-use floodgate_harness::judge::{
+use floodgate_harness::change::judge::{
     self, judge, mann_whitney_u, normal_cdf, normal_sf, Direction, Method, MetricCheck,
     MetricOutcome, Outcome, Thresholds, Verdict,
 };

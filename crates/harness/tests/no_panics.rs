@@ -4,9 +4,11 @@
 mod common;
 
 use common::{seed, Rng};
-use floodgate_harness::criteria::{Condition, MetricRegistry, Sustain};
-use floodgate_harness::selector::Selector;
-use floodgate_harness::{alertmanager, exposition, invariants, objectives, tickets};
+use floodgate_harness::observe::selector::Selector;
+use floodgate_harness::tickets::criteria::{Condition, MetricRegistry, Sustain};
+use floodgate_harness::{
+    observe::condition, observe::exposition, observe::objectives, tickets, tickets::alertmanager,
+};
 
 /// Characters that matter to the grammars, plus a few odd ones.
 const ALPHABET: &[char] = &[
@@ -77,8 +79,8 @@ fn parsers_never_panic_on_arbitrary_text() {
             let _ = Selector::parse(&text);
             let _ = Condition::parse(&text);
             let _ = Sustain::parse(&text);
-            let _ = invariants::compile(&text);
-            let _ = invariants::desugar_percent(&text);
+            let _ = condition::compile(&text);
+            let _ = condition::desugar_percent(&text);
             let _ = objectives::parse("fuzz.yaml", &text);
             let _ = tickets::parse_ticket_yaml("fuzz.yaml", &text, &registry);
             if let Ok(payload) = alertmanager::parse(text.as_bytes()) {

@@ -11,17 +11,18 @@
 mod common;
 
 use common::{scratch_dir, seed, FakeService, Rng, T0_MS, TICK_MS};
-use floodgate_harness::anomaly::DetectorState;
 use floodgate_harness::harness::{
     ANOMALY_BEYOND_NOTICE, ANOMALY_EXPECTED, ANOMALY_TRANSIENT, ANOMALY_WITHIN_CAPACITY,
 };
-use floodgate_harness::notices::{LabelName, NoticeDraft, NoticeMatcher, NoticeState};
-use floodgate_harness::observe::{Observer, Target, TickReport};
+use floodgate_harness::observe::anomaly::DetectorState;
 use floodgate_harness::quantity::MINUTE_MS;
-use floodgate_harness::store::TicketFilter;
+use floodgate_harness::run::observer::Observer;
+use floodgate_harness::run::state::{Target, TickReport};
+use floodgate_harness::store::tickets::TicketFilter;
+use floodgate_harness::tickets::notices::{LabelName, NoticeDraft, NoticeMatcher, NoticeState};
 use floodgate_harness::tickets::{Source, Ticket};
 use floodgate_harness::{
-    objectives, Clock, Harness, HarnessConfig, HarnessState, ManualClock, Store,
+    observe::objectives, Clock, Harness, HarnessConfig, HarnessState, ManualClock, Store,
 };
 use std::sync::Arc;
 

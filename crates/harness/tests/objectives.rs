@@ -1,7 +1,7 @@
 //! Objectives files: the compact form, OpenSLO v1, and errors that name the
 //! file, line and field.
 
-use floodgate_harness::objectives::{self, OnViolation, Severity, Sli};
+use floodgate_harness::observe::objectives::{self, OnViolation, Severity, Sli};
 use floodgate_harness::quantity::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 fn repo_file(path: &str) -> String {

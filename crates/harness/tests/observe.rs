@@ -6,12 +6,14 @@
 mod common;
 
 use common::{scratch_dir, FakeService, T0_MS, TICK_MS};
-use floodgate_harness::observe::{Observer, Target, UP_SERIES};
-use floodgate_harness::selector::Selector;
-use floodgate_harness::store::{TicketFilter, SLO_SNAPSHOT_INTERVAL_MS};
+use floodgate_harness::observe::selector::Selector;
+use floodgate_harness::run::observer::{Observer, UP_SERIES};
+use floodgate_harness::run::state::Target;
+use floodgate_harness::store::slo::SLO_SNAPSHOT_INTERVAL_MS;
+use floodgate_harness::store::tickets::TicketFilter;
 use floodgate_harness::tickets::Source;
 use floodgate_harness::{
-    objectives, Clock, Harness, HarnessConfig, HarnessState, ManualClock, Store,
+    observe::objectives, Clock, Harness, HarnessConfig, HarnessState, ManualClock, Store,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -288,7 +290,7 @@ async fn state_invariants_judge_each_service_and_only_the_one_in_breach_is_ticke
                 r.instance.clone(),
                 matches!(
                     r.state,
-                    floodgate_harness::invariants::InvariantState::Holds
+                    floodgate_harness::observe::invariants::InvariantState::Holds
                 ),
             )
         })

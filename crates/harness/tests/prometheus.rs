@@ -4,10 +4,10 @@
 
 use axum::extract::Query;
 use axum::routing::get;
-use floodgate_harness::exposition::MetricType;
-use floodgate_harness::prometheus::{parse_query_range, PrometheusSource, DEFAULT_MATCH};
-use floodgate_harness::selector::Selector;
-use floodgate_harness::tsdb::{Tsdb, TsdbLimits};
+use floodgate_harness::observe::exposition::MetricType;
+use floodgate_harness::observe::prometheus::{parse_query_range, PrometheusSource, DEFAULT_MATCH};
+use floodgate_harness::observe::selector::Selector;
+use floodgate_harness::observe::tsdb::{Tsdb, TsdbLimits};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

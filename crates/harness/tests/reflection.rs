@@ -3,11 +3,11 @@
 //! thresholds files are parsed with exact errors, and `reflect` never
 //! panics and is deterministic on arbitrary histories.
 
-use floodgate_harness::criteria::MetricRegistry;
-use floodgate_harness::reflection::{
+use floodgate_harness::learn::reflection::{
     help_ticket, percent_state_change, reflect, CollisionRecord, Finding, FindingKind, FixRecord,
     History, Outcome, ReflectionState, Thresholds, TicketRecord,
 };
+use floodgate_harness::tickets::criteria::MetricRegistry;
 use floodgate_harness::tickets::{NewTicket, Objective, Priority, Source, TicketState, TicketType};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -1424,9 +1424,12 @@ fn the_example_thresholds_file_is_the_defaults() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/reflection.yaml");
     let text = std::fs::read_to_string(&path).expect("examples/reflection.yaml");
     let parsed =
-        floodgate_harness::reflection::Thresholds::parse("examples/reflection.yaml", &text)
+        floodgate_harness::learn::reflection::Thresholds::parse("examples/reflection.yaml", &text)
             .unwrap_or_else(|error| panic!("{error}"));
-    assert_eq!(parsed, floodgate_harness::reflection::Thresholds::default());
+    assert_eq!(
+        parsed,
+        floodgate_harness::learn::reflection::Thresholds::default()
+    );
 }
 
 /// A change the pipeline kept because it relieved the problem without

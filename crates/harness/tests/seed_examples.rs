@@ -4,11 +4,11 @@
 //! named refusal of its one metric Floodgate does not measure yet
 //! (`cold_start_p99`, which arrives with the fleet's cold-start metrics).
 
-use floodgate_harness::criteria::MetricRegistry;
-use floodgate_harness::objectives::{
+use floodgate_harness::observe::objectives::{
     self, OnViolation, Sli, AVAILABILITY_GOOD, AVAILABILITY_TOTAL,
 };
 use floodgate_harness::quantity::DAY_MS;
+use floodgate_harness::tickets::criteria::MetricRegistry;
 use floodgate_harness::tickets::parse_ticket_yaml;
 
 /// The seed's SLO and invariant example, byte for byte.

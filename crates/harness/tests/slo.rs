@@ -4,7 +4,7 @@
 mod common;
 
 use common::{SyntheticService, T0_MS, TICK_MS};
-use floodgate_harness::objectives::{self, Severity};
+use floodgate_harness::observe::objectives::{self, Severity};
 use floodgate_harness::quantity::{DAY_MS, HOUR_MS, MINUTE_MS};
 use floodgate_harness::tickets::{Priority, Source};
 use floodgate_harness::{Harness, HarnessConfig, Observation, TickOutput};
@@ -287,7 +287,12 @@ fn a_burn_that_goes_on_after_a_deploy_is_seen_once_the_short_window_lies_after_i
             .map(|now| {
                 (
                     *now,
-                    floodgate_harness::slo::burn_not_falling(&slo, harness.tsdb(), deployed, *now),
+                    floodgate_harness::observe::slo::burn_not_falling(
+                        &slo,
+                        harness.tsdb(),
+                        deployed,
+                        *now,
+                    ),
                 )
             })
             .collect::<Vec<_>>()
@@ -326,14 +331,14 @@ fn a_fix_that_halved_the_burn_relieved_it_one_that_did_not_did_not() {
         (
             // While the short window still reaches before the deploy,
             // nothing is said.
-            floodgate_harness::slo::burn_relief(
+            floodgate_harness::observe::slo::burn_relief(
                 &slo,
                 harness.tsdb(),
                 deployed,
                 deployed,
                 deployed + 4 * MINUTE_MS,
             ),
-            floodgate_harness::slo::burn_relief(
+            floodgate_harness::observe::slo::burn_relief(
                 &slo,
                 harness.tsdb(),
                 deployed,

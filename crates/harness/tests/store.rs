@@ -4,10 +4,12 @@
 mod common;
 
 use common::{scratch_dir, seed, Rng, T0_MS};
-use floodgate_harness::alertmanager;
-use floodgate_harness::criteria::{Condition, Criterion};
-use floodgate_harness::ledger::{self, VerifyError};
-use floodgate_harness::store::{IntakeAction, StoreError, TicketFilter};
+use floodgate_harness::store::ledger::{self, VerifyError};
+use floodgate_harness::store::tickets::IntakeAction;
+use floodgate_harness::store::tickets::TicketFilter;
+use floodgate_harness::store::StoreError;
+use floodgate_harness::tickets::alertmanager;
+use floodgate_harness::tickets::criteria::{Condition, Criterion};
 use floodgate_harness::tickets::{
     Command, IntakePolicy, NewTicket, Objective, Priority, Source, TicketState, TicketType,
     TransitionError,
@@ -505,7 +507,7 @@ fn the_ledger_pages_in_order() {
         .expect("page");
     let seqs: Vec<u64> = first.iter().chain(&rest).map(|entry| entry.seq).collect();
     assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
-    assert_eq!(first[0].prev_hash, ledger::GENESIS_HASH);
+    assert_eq!(first[0].prev_hash, floodgate_harness::store::GENESIS_HASH);
     assert!(first
         .windows(2)
         .all(|pair| pair[1].prev_hash == pair[0].hash));
@@ -538,7 +540,8 @@ fn evidence_with_awkward_floats_verifies() {
 
 #[test]
 fn a_reminder_of_an_episode_a_verified_fix_ended_does_not_reopen_its_ticket() {
-    use floodgate_harness::harness::{file_violations, Violation};
+    use floodgate_harness::harness::Violation;
+    use floodgate_harness::run::observer::file_violations;
     let dir = scratch_dir("stale-reminder");
     let store = open(&dir);
     let mut first = draft("slo:demo");
@@ -586,7 +589,7 @@ fn a_reminder_of_an_episode_a_verified_fix_ended_does_not_reopen_its_ticket() {
     assert_eq!(outcomes[0].action, IntakeAction::Reopened);
 }
 
-fn notice_draft(tenant: &str) -> floodgate_harness::notices::NoticeDraft {
+fn notice_draft(tenant: &str) -> floodgate_harness::tickets::notices::NoticeDraft {
     serde_json::from_value(serde_json::json!({
         "matchers": [{"name": "tenant", "value": tenant}],
         "duration_ms": 3_600_000,
@@ -598,7 +601,7 @@ fn notice_draft(tenant: &str) -> floodgate_harness::notices::NoticeDraft {
 
 #[test]
 fn live_notices_are_bounded_and_expired_ones_make_room() {
-    use floodgate_harness::notices::MAX_LIVE_NOTICES;
+    use floodgate_harness::tickets::notices::MAX_LIVE_NOTICES;
     let dir = scratch_dir("notices-bound");
     let store = open(&dir);
     let now = T0_MS;
@@ -858,7 +861,7 @@ fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
         .intake(
             &caused("slo:late", &["value:api/org=b2", "instance:svc-b"]),
             None,
-            T0_MS + floodgate_harness::incidents::INCIDENT_WINDOW_MS + 20,
+            T0_MS + floodgate_harness::tickets::incidents::INCIDENT_WINDOW_MS + 20,
         )
         .expect("late")
         .ticket;
@@ -871,7 +874,7 @@ fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
         incident: incident.map(str::to_owned),
         reason: "same outage".into(),
     };
-    let now = T0_MS + floodgate_harness::incidents::INCIDENT_WINDOW_MS + 30;
+    let now = T0_MS + floodgate_harness::tickets::incidents::INCIDENT_WINDOW_MS + 30;
     let lone = store
         .intake(&draft("lone"), None, now)
         .expect("lone")
@@ -898,8 +901,8 @@ fn tickets_with_a_common_cause_are_one_incident_worked_by_its_owner() {
 
 #[test]
 fn reflection_escalates_the_open_tickets_the_harness_filed_on_a_suspended_fingerprint() {
-    use floodgate_harness::reflection::Thresholds;
-    use floodgate_harness::reflector::{self, Stored, STATE_SETTING};
+    use floodgate_harness::learn::reflection::Thresholds;
+    use floodgate_harness::run::reflector::{self, Stored, STATE_SETTING};
     let dir = scratch_dir("suspended-escalated");
     let store = open(&dir);
     let filed = |fingerprint: &str, source: Source, causes: &[&str], at: u64| {

@@ -1,8 +1,8 @@
 //! Ticket YAML (the seed's format): what parses, and errors that name the
 //! line and field.
 
-use floodgate_harness::criteria::MetricRegistry;
-use floodgate_harness::objectives;
+use floodgate_harness::observe::objectives;
+use floodgate_harness::tickets::criteria::MetricRegistry;
 use floodgate_harness::tickets::{parse_ticket_yaml, Priority, Source, TicketType};
 
 fn registry() -> MetricRegistry {
@@ -136,8 +136,9 @@ fn hostile_yaml_is_refused_before_deserialising() {
         "ticket:\n  type: \"a\\0\"\n",
         "ticket.yaml: line 2: ticket.type: NUL characters are not accepted",
     );
-    let policy = floodgate_harness::policy::Policy::parse("p.yaml", "budgets: &b {}\nother: *b\n")
-        .expect_err("anchor refused");
+    let policy =
+        floodgate_harness::change::policy::Policy::parse("p.yaml", "budgets: &b {}\nother: *b\n")
+            .expect_err("anchor refused");
     assert!(
         policy.to_string().contains("budgets: YAML anchors"),
         "{policy}"
@@ -150,7 +151,7 @@ fn hostile_yaml_is_refused_before_deserialising() {
             .contains("slos[0]: YAML tag `!custom`"),
         "{objectives}"
     );
-    let thresholds = floodgate_harness::reflection::Thresholds::parse("r.yaml", "a: *x\n")
+    let thresholds = floodgate_harness::learn::reflection::Thresholds::parse("r.yaml", "a: *x\n")
         .expect_err("alias refused");
     assert!(
         thresholds.to_string().contains("a: YAML aliases"),

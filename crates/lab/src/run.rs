@@ -554,7 +554,8 @@ async fn drive(
 /// The freeze windows of the scenario's policy in force during the run,
 /// as run-time intervals (tick resolution).
 fn frozen(scenario: &Scenario) -> Vec<(u64, u64)> {
-    let Ok(policy) = floodgate_harness::policy::Policy::parse("policy.yaml", &scenario.policy)
+    let Ok(policy) =
+        floodgate_harness::change::policy::Policy::parse("policy.yaml", &scenario.policy)
     else {
         return Vec::new();
     };

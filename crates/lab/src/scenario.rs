@@ -584,7 +584,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         ));
     }
     if let Some(policy) = &raw.policy {
-        floodgate_harness::policy::Policy::parse("policy", policy)
+        floodgate_harness::change::policy::Policy::parse("policy", policy)
             .map_err(|error| err("policy", "policy", error.to_string()))?;
     }
     for (field, limits) in std::iter::once(("limits".to_owned(), raw.limits.as_deref())).chain(

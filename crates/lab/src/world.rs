@@ -12,10 +12,10 @@ use anyhow::{anyhow, Context as _};
 use floodgate_agent::mcp::CancellationToken;
 use floodgate_contract::client::{HttpTransport, Method, RawRequest, ServiceApi, Transport};
 use floodgate_contract::state::ConfigApplyRequest;
-use floodgate_harness::policy::Policy;
+use floodgate_harness::change::policy::Policy;
 use floodgate_harness::{
-    api, objectives, pipeline::Pipeline, Harness, HarnessConfig, HarnessState, ManualClock,
-    Observer, Store, Target,
+    api, observe::objectives, run::pipeline::Pipeline, Harness, HarnessConfig, HarnessState,
+    ManualClock, Observer, Store, Target,
 };
 use floodgate_limiter::config::{self, ConfigSource};
 use floodgate_service::auth::Access;

@@ -250,7 +250,7 @@ async fn the_harness_evidence_merges_the_fleet_and_names_the_rejected_value() {
 
 #[test]
 fn a_planned_load_is_declared_as_the_admitted_rate_anomalys_capacity() {
-    use floodgate_harness::objectives;
+    use floodgate_harness::observe::objectives;
     let planned = objectives::parse("lab.yaml", &floodgate_lab::world::objectives(Some(480)))
         .expect("objectives");
     let anomaly = &planned.anomalies[0];

@@ -6,10 +6,10 @@
 #![allow(dead_code)]
 
 use floodgate_contract::client::{Method, RawRequest, ServiceApi, Transport};
-use floodgate_harness::policy::Policy;
+use floodgate_harness::change::policy::Policy;
 use floodgate_harness::{
-    api, objectives, pipeline::Pipeline, Harness, HarnessConfig, HarnessState, ManualClock,
-    Observer, Store, Target,
+    api, observe::objectives, run::pipeline::Pipeline, Harness, HarnessConfig, HarnessState,
+    ManualClock, Observer, Store, Target,
 };
 use floodgate_limiter::config::{self, ConfigSource};
 use floodgate_service::auth::Access;
