@@ -3,14 +3,18 @@
 
 use crate::change::proposal::{Proposal, Stage};
 use crate::learn::reflection::Finding;
-use crate::learn::trajectory::{self};
-use crate::report::*;
+use crate::learn::trajectory;
+use crate::report::{
+    cut_chars, AppliedItem, ApprovalItem, ChangeItem, EscalatedItem, FindingItem, HelpItem,
+    NoticeEffect, NoticeItem, OutcomeCounts, ReportData, SloBudget, StageLine, Waiting,
+    MAX_DETAIL_CHARS, MAX_REPORT_ITEMS,
+};
 use crate::store::archive::{check_schema, table_exists};
 use crate::store::rows::{load, parse_doc, parse_notice, parse_proposal, source_name};
 use crate::store::slo::for_each_slo_snapshot;
 use crate::store::tickets::group_incidents;
-use crate::store::Store;
-use crate::store::{open_connection, to_sql_ms, StoreError, DB_FILE};
+
+use crate::store::{open_connection, to_sql_ms, Store, StoreError, DB_FILE};
 use crate::tickets::notices::Notice;
 use crate::tickets::{Ticket, TicketState, TicketType};
 use rusqlite::{params, Connection};

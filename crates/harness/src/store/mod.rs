@@ -14,6 +14,15 @@
 //! Store calls are blocking (a few hundred microseconds to a few
 //! milliseconds, bound by fsync): call them from a blocking thread in async
 //! code.
+//!
+//! This module holds the [`Store`], its schema and [`StoreError`]; each
+//! table's calls are `impl Store` blocks in their own module: [`tickets`]
+//! (intake, commands, claims, incidents), [`proposals`], [`notices`],
+//! [`slo`] (snapshots), [`trajectories`] (written in the transaction of the
+//! work they record), [`settings`], and [`ledger`] (the hash chain).
+//! [`rows`] turns one row into its document and back for all of them;
+//! [`archive`] reads a data directory read-only. The store hands out rows
+//! and documents: views (the report) are built by their owners.
 
 pub mod archive;
 pub mod ledger;
