@@ -1300,7 +1300,7 @@ _floodgate() {
             return 0
             ;;
         floodgate__subcmd__harness)
-            opts="-h --service --objectives --data --http-addr --tokens-file --max-connections --handshake-timeout --header-read-timeout --body-read-timeout --idle-timeout --allowed-host --interval --token-env --prometheus --prometheus-match --policy --reflection --help"
+            opts="-h --service --objectives --data --http-addr --tokens-file --max-connections --handshake-timeout --header-read-timeout --body-read-timeout --idle-timeout --allowed-host --ready-file --interval --token-env --prometheus --prometheus-match --policy --reflection --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1347,6 +1347,10 @@ _floodgate() {
                     return 0
                     ;;
                 --allowed-host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ready-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2750,7 +2754,7 @@ _floodgate() {
             return 0
             ;;
         floodgate__subcmd__serve)
-            opts="-h --config --grpc-addr --http-addr --max-keys --x-ratelimit-headers --worker-threads --tokens-file --events-file --traffic-capacity --backend --redis-pool-size --redis-connect-timeout --redis-command-timeout --redis-key-prefix --failure-policy --local-share --max-connections --handshake-timeout --header-read-timeout --body-read-timeout --idle-timeout --allowed-host --help"
+            opts="-h --config --grpc-addr --http-addr --max-keys --x-ratelimit-headers --worker-threads --tokens-file --events-file --traffic-capacity --backend --redis-pool-size --redis-connect-timeout --redis-command-timeout --redis-key-prefix --failure-policy --local-share --max-connections --handshake-timeout --header-read-timeout --body-read-timeout --idle-timeout --allowed-host --ready-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2837,6 +2841,10 @@ _floodgate() {
                     return 0
                     ;;
                 --allowed-host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ready-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

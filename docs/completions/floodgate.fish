@@ -65,6 +65,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand serve" -l header-rea
 complete -c floodgate -n "__fish_floodgate_using_subcommand serve" -l body-read-timeout -d 'A request\'s body, from its headers (default 30s); past it the answer is 408 and the connection is closed' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand serve" -l idle-timeout -d 'A connection with no request in flight is closed after this long (default 60s)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand serve" -l allowed-host -d 'Without tokens, a Host (and Origin) accepted besides the bound address and `localhost`: `NAME` (any port) or `NAME:PORT`; repeat for several' -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand serve" -l ready-file -d 'Once every listener is bound, write each one\'s name and bound address to this file as JSON (`{"pid": …, "listeners": [{"name": "http", "address": "127.0.0.1:40512"}, …]}`), through a temporary file renamed over it. With port 0 in an address (`127.0.0.1:0`) the system picks a free port: this file says which' -r -F
 complete -c floodgate -n "__fish_floodgate_using_subcommand serve" -l x-ratelimit-headers -d 'Also send X-RateLimit-Limit/Remaining/Reset headers'
 complete -c floodgate -n "__fish_floodgate_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c floodgate -n "__fish_floodgate_using_subcommand config; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help'
@@ -141,6 +142,7 @@ complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l header-r
 complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l body-read-timeout -d 'A request\'s body, from its headers (default 30s); past it the answer is 408 and the connection is closed' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l idle-timeout -d 'A connection with no request in flight is closed after this long (default 60s)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l allowed-host -d 'Without tokens, a Host (and Origin) accepted besides the bound address and `localhost`: `NAME` (any port) or `NAME:PORT`; repeat for several' -r
+complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l ready-file -d 'Once every listener is bound, write each one\'s name and bound address to this file as JSON (`{"pid": …, "listeners": [{"name": "http", "address": "127.0.0.1:40512"}, …]}`), through a temporary file renamed over it. With port 0 in an address (`127.0.0.1:0`) the system picks a free port: this file says which' -r -F
 complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l interval -d 'How often services are observed (1s … 5m)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l token-env -d 'The environment variable holding the bearer token sent to services (unset or empty: none)' -r
 complete -c floodgate -n "__fish_floodgate_using_subcommand harness" -l prometheus -d 'Read the series from this Prometheus server\'s query API instead of scraping `/metrics` (services still answer health, state, events)' -r

@@ -1,84 +1,30 @@
-//! `floodgate demo`: the whole loop in one command, with embedded
-//! defaults — a service (in-memory store), the harness (SQLite in a
-//! temporary directory, the default pipeline policy), the runbook agent
-//! (the shipped runbooks, compiled in) and a workload of three tenants.
-//! After ten simulated minutes one tenant's traffic grows past its daily
-//! quota; the terminal shows the SLO burning, the ticket filed, each
-//! pipeline stage, the resolution and the trajectory saved, then where to
-//! look. Time is simulated (each tick is 10 s) and paced by `--speed`, so
-//! the service and harness APIs served on loopback while it runs show the
+//! `floodgate demo`: the whole loop in one command — the lab's `demo`
+//! scenario (`scenarios/demo.yaml`, compiled in) run through the lab's
+//! world (`floodgate_lab::run::Run`) and rendered live: a service
+//! (in-memory store), the harness (SQLite in a temporary directory), the
+//! runbook agents (the shipped runbooks, compiled in), the simulated
+//! on-call and a workload of three tenants. After ten simulated minutes one
+//! tenant's traffic grows past its daily quota; the terminal shows the SLO
+//! burning, the ticket filed, each pipeline stage, the resolution and the
+//! trajectory saved, then where to look. Time is simulated (each tick is
+//! 10 s) and paced by `--speed`; the world is on the network, so the
+//! service and harness APIs served on loopback while it runs show the
 //! simulated clock. It finishes by itself; the harness data stays.
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use floodgate_agent::client::HarnessClient;
-use floodgate_agent::runbook::{PollReport, Runbook, RunbookAgent};
-use floodgate_contract::client::ServiceApi;
-use floodgate_harness::change::policy::Policy;
-use floodgate_harness::{
-    api, observe::objectives, run::pipeline::Pipeline, Clock, Harness, HarnessConfig, HarnessState,
-    ManualClock, Observer, Store, Target,
-};
-use floodgate_limiter::config::{self, ConfigSource};
-use floodgate_service::auth::Access;
-use floodgate_service::clock::ManualClock as ServiceClock;
-use floodgate_service::engine::EngineOptions;
-use floodgate_service::inprocess::InProcessTransport;
-use floodgate_service::ServiceParts;
-use floodgate_store::MemoryStore;
-use serde_json::{json, Value};
+use floodgate_lab::run::{AgentKind, Options, Run, Tick};
+use floodgate_lab::scenario::TICK_MS;
+use floodgate_lab::world::Network;
+use floodgate_lab::{FaultKind, Scenario};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-/// 2026-01-01T00:00:00Z: the simulated clock starts at midnight, so the
-/// daily quota starts fresh.
-const T0_MS: u64 = 1_767_225_600_000;
-/// One tick of simulated time.
-const TICK_MS: u64 = 10_000;
-/// When the fault is injected.
-const FAULT_AT_MS: u64 = 10 * 60 * 1000;
-/// The demo gives up after this much simulated time.
-const MAX_SIMULATED_MS: u64 = 5 * 60 * 60 * 1000;
-
-const LIMITS: &str = "
-domain: api
-descriptors:
-  - key: tenant
-    rate_limits:
-      - {name: tenant_per_second, unit: second, requests_per_unit: 100}
-      - {name: tenant_per_day, unit: day, requests_per_unit: 1800}
-";
-
-const OBJECTIVES: &str = "
-alerting:
-  min_events: 20
-slos:
-  - name: availability
-    description: Rate-limit decisions are answered, not failed.
-    service: floodgate
-    target: 99.9%
-    window: 30d
-    sli:
-      ratio:
-        good: floodgate_requests_total{code!=\"error\"}
-        total: floodgate_requests_total
-  - name: limiting_correctness
-    description: Hits of well-behaved tenants against tenant_per_day are admitted.
-    service: floodgate
-    target: 99.99%
-    window: 7d
-    sli:
-      ratio:
-        good: floodgate_rate_limit_within_limit_total{domain=\"api\",limit=\"tenant_per_day\"}
-        total: floodgate_rate_limit_hits_total{domain=\"api\",limit=\"tenant_per_day\"}
-invariants:
-  - name: store_healthy
-    condition: state.store.healthy
-    on_violation: ticket
-";
+/// The scenario the demo renders.
+pub const SCENARIO: &str = "demo";
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -98,35 +44,9 @@ pub struct DemoArgs {
     service_addr: SocketAddr,
 }
 
-/// One tenant of the workload: checks per tick before and after the fault.
-struct Tenant {
-    name: &'static str,
-    before: usize,
-    after: usize,
-}
-
-const TENANTS: [Tenant; 3] = [
-    // Grows 3x at the fault: past its daily quota about 1.5 hours later;
-    // twice the quota then lasts the rest of the day.
-    Tenant {
-        name: "acme",
-        before: 1,
-        after: 3,
-    },
-    Tenant {
-        name: "globex",
-        before: 1,
-        after: 1,
-    },
-    Tenant {
-        name: "initech",
-        before: 1,
-        after: 1,
-    },
-];
-
-fn clock_text(now_ms: u64) -> String {
-    let elapsed = (now_ms - T0_MS) / 1000;
+/// `HH:MM:SS` of run time.
+fn clock_text(t_ms: u64) -> String {
+    let elapsed = t_ms / 1000;
     format!(
         "{:02}:{:02}:{:02}",
         elapsed / 3600,
@@ -154,246 +74,220 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             data.display()
         );
     }
-    let runbooks = crate::embedded::runbooks(None)?;
+    let scenario = crate::embedded::scenarios(None)?
+        .into_iter()
+        .find(|scenario| scenario.name == SCENARIO)
+        .ok_or_else(|| anyhow!("the built-in scenarios have no {SCENARIO:?}"))?;
+    let options = Options {
+        runbooks: crate::embedded::runbooks(None)?,
+        llm: None,
+        mcp_command: None,
+        realtime: None,
+        out: data.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(args, data, runbooks))
+    runtime.block_on(run(&args, &scenario, &options, data))
 }
 
-async fn run(args: DemoArgs, data: PathBuf, runbooks: Vec<Runbook>) -> Result<()> {
-    // The service, in process, on a simulated clock.
-    let service_clock = Arc::new(ServiceClock::new(T0_MS * 1_000_000));
-    let parts = ServiceParts {
-        table: config::load(&[ConfigSource::new("demo-limits.yaml", LIMITS)])
-            .map_err(|error| anyhow!("{error}"))?,
-        store: MemoryStore::new(100_000),
-        clock: service_clock.clone(),
-        options: EngineOptions::default(),
-        access: Access::open(),
-        control: Default::default(),
-        traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
+/// What the terminal has shown so far.
+#[derive(Default)]
+struct Shown {
+    burning: BTreeMap<String, bool>,
+    /// Ticket → its state last shown.
+    tickets: BTreeMap<String, String>,
+    /// Proposal → records shown.
+    records: BTreeMap<String, usize>,
+}
+
+async fn run(args: &DemoArgs, scenario: &Scenario, options: &Options, data: PathBuf) -> Result<()> {
+    let network = Network {
+        service_addrs: vec![args.service_addr],
+        harness_addr: args.http_addr,
     };
-    let assembled = floodgate_service::assemble(parts);
-    let service = InProcessTransport::new(assembled.router.clone(), None);
-
-    // The harness, on a simulated clock.
-    let objectives = objectives::parse("demo-objectives.yaml", OBJECTIVES)
-        .map_err(|error| anyhow!("{error}"))?;
-    let harness = Harness::new(objectives, HarnessConfig::default())
-        .map_err(|error| anyhow!("{}", error.0))?;
-    let store = Store::open(&data).map_err(|error| anyhow!("{}: {error}", data.display()))?;
-    let clock = Arc::new(ManualClock::new(T0_MS));
-    let state = HarnessState::new(harness, store, clock.clone());
-    let targets = vec![Target {
-        name: "demo-service".into(),
-        transport: Arc::new(service.clone()),
-    }];
-    let pipeline = Pipeline::new(&state, targets.clone(), Policy::default())
-        .map_err(|error| anyhow!("{error}"))?;
-    state
-        .set_pipeline(pipeline)
-        .map_err(|error| anyhow!(error))?;
-    let mut observer =
-        Observer::new(Arc::clone(&state), targets).map_err(|error| anyhow!(error))?;
-    let router = api::router(Arc::clone(&state));
-    let harness_api = InProcessTransport::new(router.clone(), None);
-    let client = HarnessClient::new(Arc::new(harness_api.clone())).with_agent("runbook");
-    let runbook_count = runbooks.len();
-    let mut agent = RunbookAgent::new(client, "runbook", runbooks);
-
-    // Both APIs on loopback, so the demo can be watched from elsewhere.
-    let harness_listener = tokio::net::TcpListener::bind(args.http_addr)
-        .await
-        .with_context(|| format!("--http-addr {}: cannot bind", args.http_addr))?;
-    let service_listener = tokio::net::TcpListener::bind(args.service_addr)
-        .await
-        .with_context(|| format!("--service-addr {}: cannot bind", args.service_addr))?;
-    let harness_url = format!("http://{}", harness_listener.local_addr()?);
-    let service_url = format!("http://{}", service_listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(harness_listener, router).await });
-    tokio::spawn(async move { axum::serve(service_listener, assembled.router).await });
-
+    let mut run = Run::start(
+        scenario,
+        scenario.seed,
+        AgentKind::Runbook,
+        options,
+        &data,
+        Some(network),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "--service-addr {} / --http-addr {}",
+            args.service_addr, args.http_addr
+        )
+    })?;
+    let service_url = run.world.service_urls.first().cloned().unwrap_or_default();
+    let harness_url = run.world.harness_url.clone().unwrap_or_default();
+    let tenants: Vec<&str> = scenario
+        .workload
+        .tenants
+        .iter()
+        .map(|tenant| tenant.name.as_str())
+        .collect();
     println!(
-        "Floodgate demo — simulated time, 10 s per tick, {}x",
+        "Floodgate demo — the lab's {SCENARIO:?} scenario, simulated time, 10 s per tick, {}x",
         args.speed
     );
-    println!("  service  {service_url}   (in-memory store; tenants acme, globex, initech)");
+    println!(
+        "  service  {service_url}   (in-memory store; tenants {})",
+        tenants.join(", ")
+    );
     println!("  harness  {harness_url}   (SQLite in {})", data.display());
-    println!("  agent    the runbook agent ({runbook_count} runbooks)");
-    println!("  fault    at 00:10:00 acme's traffic grows 3x, past its daily quota of 1800\n");
+    println!(
+        "  agent    the runbook agent ({} runbooks)",
+        options.runbooks.len()
+    );
+    println!("  story    {}\n", scenario.description.trim());
 
     let pace = Duration::from_millis((TICK_MS / args.speed).max(1));
-    let mut stages_seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut tickets_seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut burning = false;
-    let mut finished: Option<String> = None;
-    loop {
-        let now = clock.now_ms();
-        if now == T0_MS + FAULT_AT_MS {
-            println!("[{}] fault: acme's traffic grows 3x", clock_text(now));
+    let mut shown = Shown::default();
+    while !run.over() {
+        let tick = run.tick().await?;
+        let at = clock_text(tick.t_ms);
+        for fault in &tick.faults {
+            println!("[{at}] fault: {}", describe(&fault.kind, scenario));
         }
-        for tenant in &TENANTS {
-            let count = if now >= T0_MS + FAULT_AT_MS {
-                tenant.after
-            } else {
-                tenant.before
-            };
-            let request = json!({
-                "domain": "api",
-                "descriptors": [{"entries": [{"key": "tenant", "value": tenant.name}]}],
-            });
-            for _ in 0..count {
-                service
-                    .check(&request)
-                    .await
-                    .map_err(|error| anyhow!("check: {error}"))?;
-            }
+        render_report(&at, &tick, &mut shown);
+        for pid in &tick.approved {
+            println!("[{at}] on-call approves {pid}");
         }
-        let report = observer.observe_once(now).await;
-        for error in &report.errors {
-            println!("[{}] harness: {error}", clock_text(now));
+        render_tickets(&at, &run, &mut shown).await?;
+        for (ticket, outcome) in &tick.finished {
+            println!("[{at}] agent: {ticket} finished — {outcome}");
         }
-        for slo in &report.slos {
-            if slo.name == "limiting_correctness" && slo.firing.is_some() != burning {
-                burning = slo.firing.is_some();
-                println!(
-                    "[{}] SLO {} {} (SLI {}, budget left {})",
-                    clock_text(now),
-                    slo.name,
-                    if burning {
-                        "is burning its budget"
-                    } else {
-                        "no longer burns"
-                    },
-                    slo.sli.map_or("—".into(), |v| format!("{:.4}%", v * 100.0)),
-                    slo.error_budget_remaining
-                        .map_or("—".into(), |v| format!("{:.1}%", v * 100.0)),
-                );
-            }
+        if let Some((ticket, _)) = tick.finished.first() {
+            return finish(&run, &at, ticket, &data).await;
         }
-        for filed in &report.filed {
-            if !tickets_seen.contains_key(&filed.id) {
-                tickets_seen.insert(filed.id.clone(), String::new());
-                println!(
-                    "[{}] ticket {} filed ({})",
-                    clock_text(now),
-                    filed.id,
-                    filed.fingerprint
-                );
-            }
-        }
-        match agent.poll(now).await {
-            Ok(PollReport::Finished { ticket, outcome }) => {
-                println!("[{}] agent: {ticket} finished — {outcome}", clock_text(now));
-                finished = Some(ticket);
-            }
-            Ok(_) => {}
-            Err(error) => println!("[{}] agent: {error}", clock_text(now)),
-        }
-        // Pipeline progress, stage by stage.
-        let ids: Vec<String> = tickets_seen.keys().cloned().collect();
-        for id in ids {
-            let shown = get(&harness_api, &format!("/v1/tickets/{id}")).await?;
-            let state_now = shown["ticket"]["state"].as_str().unwrap_or("?").to_owned();
-            if tickets_seen.get(&id) != Some(&state_now) {
-                println!("[{}] ticket {id} is {state_now}", clock_text(now));
-                tickets_seen.insert(id.clone(), state_now);
-            }
-            for proposal in shown["proposals"].as_array().into_iter().flatten() {
-                let pid = proposal["id"].as_str().unwrap_or("?").to_owned();
-                let records = proposal["records"].as_array().cloned().unwrap_or_default();
-                let seen = stages_seen.entry(pid.clone()).or_insert(0);
-                for record in records.iter().skip(*seen) {
-                    println!(
-                        "[{}] {pid} {}: {} — {}",
-                        clock_text(now),
-                        record["stage"].as_str().unwrap_or("?"),
-                        record["result"].as_str().unwrap_or("?"),
-                        record["detail"].as_str().unwrap_or("")
-                    );
-                }
-                *seen = records.len();
-                // The on-call: answers a question waiting for a human (the
-                // runbook asks before raising a quota more than 2x).
-                if proposal["stage"] == "awaiting_approval" {
-                    post(
-                        &harness_api,
-                        &format!("/v1/proposals/{pid}/approve"),
-                        json!({"actor": "human:demo-on-call", "reason": "the demo's on-call approves"}),
-                    )
-                    .await?;
-                    println!("[{}] on-call approves {pid}", clock_text(now));
-                }
-            }
-        }
-        if let Some(ticket) = &finished {
-            let trajectory = get(&harness_api, &format!("/v1/trajectories/{ticket}")).await?;
-            let t = &trajectory["trajectory"];
-            println!(
-                "\n[{}] trajectory saved: {ticket}, {} steps, outcome {}, reward {}",
-                clock_text(now),
-                t["steps"].as_array().map_or(0, Vec::len),
-                t["extra"]["outcome"].as_str().unwrap_or("?"),
-                t["reward"]
-            );
-            println!("\nWhere to look (the data stays in {}):", data.display());
-            println!(
-                "  floodgate harness --data {} --service URL --objectives FILE   # its API: /v1/tickets/{ticket}, /v1/trajectories/{ticket}",
-                data.display()
-            );
-            println!(
-                "  floodgate trajectory show {ticket} --data {}",
-                data.display()
-            );
-            println!("  floodgate trajectory export --data {}", data.display());
-            println!("  floodgate ledger verify --data {}", data.display());
-            return Ok(());
-        }
-        if now >= T0_MS + MAX_SIMULATED_MS {
-            bail!(
-                "nothing resolved after {} simulated hours; the data is in {}",
-                MAX_SIMULATED_MS / 3_600_000,
-                data.display()
-            );
-        }
-        clock.advance(TICK_MS);
-        service_clock.advance(TICK_MS * 1_000_000);
         tokio::time::sleep(pace).await;
     }
+    bail!(
+        "nothing resolved after {} simulated hours; the data is in {}",
+        scenario.duration_ms / 3_600_000,
+        data.display()
+    )
 }
 
-async fn post(transport: &InProcessTransport, path: &str, body: Value) -> Result<Value> {
-    use floodgate_contract::client::{Method, RawRequest, Transport};
-    let response = transport
-        .send(RawRequest {
-            method: Method::Post,
-            path: path.to_owned(),
-            body: Some(serde_json::to_vec(&body)?),
-        })
-        .await
-        .map_err(|error| anyhow!("{path}: {error}"))?;
-    if !(200..300).contains(&response.status) {
-        return Err(anyhow!(
-            "{path}: {} {}",
-            response.status,
-            String::from_utf8_lossy(&response.body)
-        ));
+/// A fault, as the terminal says it.
+fn describe(kind: &FaultKind, scenario: &Scenario) -> String {
+    let base = |tenant: &str| {
+        scenario
+            .workload
+            .tenants
+            .iter()
+            .find(|spec| spec.name == tenant)
+            .map(|spec| spec.per_minute)
+            .filter(|per_minute| *per_minute > 0)
+    };
+    match kind {
+        FaultKind::Growth {
+            tenant, per_minute, ..
+        }
+        | FaultKind::Surge {
+            tenant, per_minute, ..
+        } => match base(tenant) {
+            Some(before) if per_minute % before == 0 => {
+                format!("{tenant}'s traffic grows {}x", per_minute / before)
+            }
+            _ => format!("{tenant}'s traffic goes to {per_minute} checks a minute"),
+        },
+        other => other.name().to_owned(),
     }
-    serde_json::from_slice(&response.body).map_err(|error| anyhow!("{path}: {error}"))
 }
 
-async fn get(transport: &InProcessTransport, path: &str) -> Result<Value> {
-    use floodgate_contract::client::{Method, RawRequest, Transport};
-    let response = transport
-        .send(RawRequest {
-            method: Method::Get,
-            path: path.to_owned(),
-            body: None,
-        })
-        .await
-        .map_err(|error| anyhow!("{path}: {error}"))?;
-    serde_json::from_slice(&response.body).map_err(|error| anyhow!("{path}: {error}"))
+/// SLOs starting or stopping to burn, and tickets filed.
+fn render_report(at: &str, tick: &Tick, shown: &mut Shown) {
+    for slo in tick.report["slos"].as_array().into_iter().flatten() {
+        let name = slo["name"].as_str().unwrap_or("?").to_owned();
+        let burning = !slo["firing"].is_null();
+        if shown.burning.get(&name).copied().unwrap_or(false) != burning {
+            println!(
+                "[{at}] SLO {name} {} (SLI {}, budget left {})",
+                if burning {
+                    "is burning its budget"
+                } else {
+                    "no longer burns"
+                },
+                slo["sli"]
+                    .as_f64()
+                    .map_or("—".into(), |v| format!("{:.4}%", v * 100.0)),
+                slo["error_budget_remaining"]
+                    .as_f64()
+                    .map_or("—".into(), |v| format!("{:.1}%", v * 100.0)),
+            );
+            shown.burning.insert(name, burning);
+        }
+    }
+    for filed in tick.report["filed"].as_array().into_iter().flatten() {
+        let id = filed["id"].as_str().unwrap_or("?").to_owned();
+        if let std::collections::btree_map::Entry::Vacant(entry) = shown.tickets.entry(id) {
+            println!(
+                "[{at}] ticket {} filed ({})",
+                entry.key(),
+                filed["fingerprint"].as_str().unwrap_or("?")
+            );
+            entry.insert(String::new());
+        }
+    }
+}
+
+/// Each ticket's state and its proposals' stages, as they change.
+async fn render_tickets(at: &str, run: &Run<'_>, shown: &mut Shown) -> Result<()> {
+    let ids: Vec<String> = shown.tickets.keys().cloned().collect();
+    for id in ids {
+        let ticket = run.world.get(&format!("/v1/tickets/{id}")).await?;
+        let state = ticket["ticket"]["state"].as_str().unwrap_or("?").to_owned();
+        if shown.tickets.get(&id) != Some(&state) {
+            println!("[{at}] ticket {id} is {state}");
+            shown.tickets.insert(id.clone(), state);
+        }
+        for proposal in ticket["proposals"].as_array().into_iter().flatten() {
+            let pid = proposal["id"].as_str().unwrap_or("?").to_owned();
+            let records = proposal["records"].as_array().cloned().unwrap_or_default();
+            let seen = shown.records.entry(pid.clone()).or_insert(0);
+            for record in records.iter().skip(*seen) {
+                println!(
+                    "[{at}] {pid} {}: {} — {}",
+                    record["stage"].as_str().unwrap_or("?"),
+                    record["result"].as_str().unwrap_or("?"),
+                    record["detail"].as_str().unwrap_or("")
+                );
+            }
+            *seen = records.len();
+        }
+    }
+    Ok(())
+}
+
+/// The trajectory saved, and where to look.
+async fn finish(run: &Run<'_>, at: &str, ticket: &str, data: &std::path::Path) -> Result<()> {
+    let trajectory: Value = run.world.get(&format!("/v1/trajectories/{ticket}")).await?;
+    let t = &trajectory["trajectory"];
+    println!(
+        "\n[{at}] trajectory saved: {ticket}, {} steps, outcome {}, reward {}",
+        t["steps"].as_array().map_or(0, Vec::len),
+        t["extra"]["outcome"].as_str().unwrap_or("?"),
+        t["reward"]
+    );
+    println!("\nWhere to look (the data stays in {}):", data.display());
+    println!(
+        "  floodgate harness --data {} --service URL --objectives FILE   # its API: /v1/tickets/{ticket}, /v1/trajectories/{ticket}",
+        data.display()
+    );
+    println!(
+        "  floodgate trajectory show {ticket} --data {}",
+        data.display()
+    );
+    println!("  floodgate trajectory export --data {}", data.display());
+    println!("  floodgate ledger verify --data {}", data.display());
+    println!(
+        "  floodgate scenarios run --suite demo --out DIR   # the same scenario, judged by the lab's oracle"
+    );
+    Ok(())
 }

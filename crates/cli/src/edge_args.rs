@@ -1,13 +1,16 @@
 //! The listener flags `floodgate serve` and `floodgate harness` share: the
-//! connection cap, the timeouts of each phase of a connection, and the
-//! names the open-mode guard accepts as Host (docs/adr/0019-connection-edge.md,
+//! connection cap, the timeouts of each phase of a connection, the names
+//! the open-mode guard accepts as Host, and the ready file naming the
+//! bound addresses (docs/adr/0019-connection-edge.md,
 //! docs/adr/0004-access-control.md).
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Args;
 use floodgate_edge::guard::OpenMode;
 use floodgate_edge::limits;
 use floodgate_edge::server::ListenerOptions;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Args)]
@@ -36,6 +39,13 @@ pub struct EdgeArgs {
     /// for several.
     #[arg(long = "allowed-host", value_name = "NAME[:PORT]")]
     allowed_hosts: Vec<String>,
+    /// Once every listener is bound, write each one's name and bound
+    /// address to this file as JSON (`{"pid": …, "listeners": [{"name":
+    /// "http", "address": "127.0.0.1:40512"}, …]}`), through a temporary
+    /// file renamed over it. With port 0 in an address (`127.0.0.1:0`)
+    /// the system picks a free port: this file says which.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 impl EdgeArgs {
@@ -53,6 +63,16 @@ impl EdgeArgs {
         };
         options.validate().map_err(anyhow::Error::msg)?;
         Ok(options)
+    }
+
+    /// Writes `--ready-file`, if given: `listeners` as (name, bound
+    /// address). Call it once every listener is bound.
+    pub fn write_ready(&self, listeners: &[(&str, SocketAddr)]) -> Result<()> {
+        let Some(path) = &self.ready_file else {
+            return Ok(());
+        };
+        floodgate_edge::ready::write(path, listeners)
+            .with_context(|| format!("--ready-file {}: cannot write", path.display()))
     }
 
     /// The open-mode guard's policy.

@@ -614,6 +614,7 @@ pub fn harness(args: HarnessArgs) -> Result<()> {
             data = %args.data.display(),
             "floodgate harness running"
         );
+        args.edge.write_ready(&[("http", listener.local_addr()?)])?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;

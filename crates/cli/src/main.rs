@@ -388,6 +388,8 @@ fn serve(args: ServeArgs) -> Result<()> {
             limits = table.limits().len(),
             "floodgate serving"
         );
+        args.edge
+            .write_ready(&[("grpc", grpc.local_addr()?), ("http", http.local_addr()?)])?;
         let options = EngineOptions {
             x_ratelimit_headers: args.x_ratelimit_headers,
         };

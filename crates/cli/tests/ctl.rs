@@ -1,75 +1,28 @@
 //! `floodgate ctl` and `floodgate serve`'s access control, against a real
 //! `floodgate serve` process on loopback.
 
+#[path = "support/process.rs"]
+mod process;
+
+use process::{floodgate, repo, scratch, serve_with, Process, READY_ATTEMPTS};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const READ: &str = "read-token-0000000000001";
 const OPERATE: &str = "operate-token-0000000002";
 const ADMIN: &str = "admin-token-000000000003";
 
-/// Readiness polls of `/v1/health` before giving up on a starting server.
-const READY_ATTEMPTS: u32 = 400;
-/// Between two readiness polls.
-const READY_POLL: Duration = Duration::from_millis(25);
 /// The longest a `--follow` child may live before the watchdog ends it (so
 /// a broken follow fails the test instead of hanging it).
 const FOLLOW_WATCHDOG: Duration = Duration::from_secs(60);
 /// Lines read from a follower while looking for one event.
 const MAX_FOLLOW_LINES: usize = 1000;
 
-fn floodgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_floodgate"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A fresh directory for one test's files.
-fn scratch() -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "floodgate-ctl-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// A free loopback port: bound to port 0, then released for the server.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// One HTTP/1.1 GET over a plain socket; answers the status, if any.
-fn http_status(addr: &str, path: &str, token: Option<&str>) -> Option<u16> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let auth = token.map_or(String::new(), |token| {
-        format!("Authorization: Bearer {token}\r\n")
-    });
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
-
 struct Server {
-    child: Child,
+    process: Process,
     addr: String,
     dir: PathBuf,
 }
@@ -79,18 +32,10 @@ impl Server {
     /// unless `tokens` is false.
     fn start(tokens: bool) -> Server {
         let dir = scratch();
-        let http = format!("127.0.0.1:{}", free_port());
-        let grpc = format!("127.0.0.1:{}", free_port());
-        // The log (tracing writes to stdout) and any error, in one file.
-        let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
         let mut command = floodgate();
         command
             .args(["serve", "--config"])
-            .arg(repo().join("examples/limits.yaml"))
-            .args(["--grpc-addr", &grpc, "--http-addr", &http])
-            .env_remove("FLOODGATE_TOKENS")
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log);
+            .arg(repo().join("examples/limits.yaml"));
         if tokens {
             let file = dir.join("tokens");
             std::fs::write(
@@ -102,31 +47,16 @@ impl Server {
             .expect("tokens file");
             command.arg("--tokens-file").arg(&file);
         }
-        let child = command.spawn().expect("spawn floodgate serve");
-        let mut server = Server {
-            child,
-            addr: http,
-            dir,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        for _ in 0..READY_ATTEMPTS {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("floodgate serve exited ({status}): {}", self.log());
-            }
-            if http_status(&self.addr, "/v1/health", Some(READ)) == Some(200) {
-                return;
-            }
-            std::thread::sleep(READY_POLL);
-        }
-        panic!("floodgate serve not ready: {}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+        let (mut process, addr) = serve_with(command, &dir, "serve");
+        process.wait_for_n(
+            &addr,
+            "/v1/health",
+            Some(READ),
+            READY_ATTEMPTS,
+            "floodgate serve healthy",
+            |status, _| status == 200,
+        );
+        Server { process, addr, dir }
     }
 
     fn url(&self) -> String {
@@ -165,8 +95,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -441,9 +371,9 @@ fn events_follow_prints_new_events_as_they_happen() {
 fn serve_without_tokens_says_so_and_refuses_non_loopback_addresses() {
     let server = Server::start(false);
     assert!(
-        server.log().contains("access control is off"),
+        server.process.log().contains("access control is off"),
         "{}",
-        server.log()
+        server.process.log()
     );
     let state = server.json(None, &["state"]);
     assert_eq!(state["access_control"], false);

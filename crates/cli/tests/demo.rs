@@ -1,4 +1,5 @@
-//! `floodgate demo` as a user runs it, time compressed: the whole loop —
+//! `floodgate demo` as a user runs it, time compressed (the lab's `demo`
+//! scenario run through the lab's world, rendered live): the whole loop —
 //! fault, SLO burn, ticket, pipeline stages, resolution, trajectory — ends
 //! by itself, and its data directory holds a verifiable ledger and the
 //! trajectory.

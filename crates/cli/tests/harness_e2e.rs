@@ -1,6 +1,6 @@
 //! `floodgate harness`, `floodgate ticket` and `floodgate ledger verify` as
 //! a user runs them: real `floodgate serve` and `floodgate harness`
-//! processes on free loopback ports, and real data directories.
+//! processes on loopback ports they pick (reported in their ready files), and real data directories.
 
 #[path = "support/process.rs"]
 mod process;
@@ -9,8 +9,8 @@ use floodgate_harness::tickets::criteria::MetricRegistry;
 use floodgate_harness::tickets::parse_ticket_yaml;
 use floodgate_harness::Store;
 use process::{
-    failed, floodgate, free_port, http, http_get, repo, run, scratch, start_harness, stdout,
-    Process, READY_POLL,
+    failed, floodgate, harness_with, http, http_get, repo, run, scratch, serve_with, start_harness,
+    stdout, Process, READY_POLL,
 };
 use serde_json::Value;
 use std::path::PathBuf;
@@ -32,16 +32,11 @@ const TICKET: &str = "ticket:
 fn a_human_ticket_is_filed_through_a_running_harness_and_the_ledger_verifies() {
     let dir = scratch();
     let data = dir.join("data");
-    let service_addr = format!("127.0.0.1:{}", free_port());
-    let harness_addr = format!("127.0.0.1:{}", free_port());
-
     let mut serve = floodgate();
     serve
         .args(["serve", "--config"])
-        .arg(repo().join("examples/limits.yaml"))
-        .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--http-addr", &service_addr]);
-    let mut service = Process::spawn(serve, dir.join("serve.log"));
+        .arg(repo().join("examples/limits.yaml"));
+    let (mut service, service_addr) = serve_with(serve, &dir, "serve");
     service.wait_for(&service_addr, "/v1/health", |status, _| status == 200);
 
     let mut command = floodgate();
@@ -52,8 +47,8 @@ fn a_human_ticket_is_filed_through_a_running_harness_and_the_ledger_verifies() {
         .arg(repo().join("examples/objectives.yaml"))
         .arg("--data")
         .arg(&data)
-        .args(["--http-addr", &harness_addr, "--interval", "1s"]);
-    let mut harness = Process::spawn(command, dir.join("harness.log"));
+        .args(["--interval", "1s"]);
+    let (mut harness, harness_addr) = harness_with(command, &dir);
     // Ready once it has observed the service at least once.
     harness.wait_for(&harness_addr, "/v1/health", |status, body| {
         let health: Value = serde_json::from_str(body).unwrap_or_default();
@@ -567,14 +562,11 @@ fn the_harness_reads_a_real_prometheus_and_sees_what_the_service_exposes() {
 
     let binary = prometheus_binary();
     let dir = scratch();
-    let service_addr = format!("127.0.0.1:{}", free_port());
     let mut serve = floodgate();
     serve
         .args(["serve", "--config"])
-        .arg(repo().join("examples/limits.yaml"))
-        .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--http-addr", &service_addr]);
-    let mut service = Process::spawn(serve, dir.join("serve.log"));
+        .arg(repo().join("examples/limits.yaml"));
+    let (mut service, service_addr) = serve_with(serve, &dir, "serve");
     service.wait_for(&service_addr, "/v1/health", |status, _| status == 200);
 
     // Traffic before Prometheus starts, none after: every scrape sees the
@@ -590,7 +582,6 @@ fn the_harness_reads_a_real_prometheus_and_sees_what_the_service_exposes() {
     assert_eq!(status, 200);
     let exposed = exposition::parse(&text).expect("the service's /metrics parses");
 
-    let prometheus_addr = format!("127.0.0.1:{}", free_port());
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -606,9 +597,22 @@ fn the_harness_reads_a_real_prometheus_and_sees_what_the_service_exposes() {
             "--storage.tsdb.path={}",
             dir.join("tsdb").display()
         ))
-        .arg(format!("--web.listen-address={prometheus_addr}"))
+        .arg("--web.listen-address=127.0.0.1:0")
         .current_dir(&dir);
     let mut prometheus = Process::spawn(command, dir.join("prometheus.log"));
+    // Prometheus reports the port the system gave it in its log:
+    // `msg="Listening on" address=127.0.0.1:PORT`.
+    let prometheus_addr = prometheus.wait_log("the address Prometheus listens on", |log| {
+        log.lines()
+            .find(|line| line.contains("msg=\"Listening on\""))
+            .and_then(|line| line.split("address=").nth(1))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+    });
     let ready =
         |prometheus: &mut Process, what: &str, path: &str, done: &dyn Fn(u16, &str) -> bool| {
             for _ in 0..PROMETHEUS_ATTEMPTS {

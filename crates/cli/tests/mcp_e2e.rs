@@ -13,27 +13,21 @@
 //! Needs python3 with the `mcp` package (`scripts/test.sh` installs it);
 //! without them the tests fail, naming what to install.
 
+#[path = "support/process.rs"]
+mod process;
+
+use process::{floodgate, harness_with, http, scratch, serve_with, READY_ATTEMPTS};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Readiness polls before giving up on a starting process.
-const READY_ATTEMPTS: u32 = 400;
-/// Between two readiness polls.
-const READY_POLL: Duration = Duration::from_millis(25);
 /// Polls of the harness's series store before the canary's baseline
 /// window is covered (about 12 s of observation; 60 s allowed).
 const HISTORY_ATTEMPTS: u32 = 2400;
-/// The longest one HTTP answer may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest HTTP answer read.
-const MAX_ANSWER_BYTES: u64 = 4 * 1024 * 1024;
 /// The pace of the background traffic: 20 checks a second, far over the
 /// 60 a minute `per_tenant` allows. (Load pacing, not synchronisation.)
 const TRAFFIC_PACE: Duration = Duration::from_millis(50);
@@ -85,10 +79,6 @@ verify:
 const CHECK: &str =
     r#"{"domain":"api","descriptors":[{"entries":[{"key":"tenant","value":"acme"}]}]}"#;
 
-fn floodgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_floodgate"))
-}
-
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/mcp_client.py")
 }
@@ -117,110 +107,11 @@ fn require_python_mcp() {
     );
 }
 
-fn scratch() -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "floodgate-mcp-e2e-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// One HTTP/1.1 request over a plain socket: status and body, if any answer.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT)).ok()?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream
-        .take(MAX_ANSWER_BYTES)
-        .read_to_string(&mut answer)
-        .ok()?;
-    let status = answer.get(9..12)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
-
 /// A GET that must answer 200 with JSON.
 fn get_json(addr: &str, path: &str) -> Value {
-    let (status, body) = http(addr, "GET", path, "").unwrap_or_else(|| panic!("GET {path}"));
+    let (status, body) = http(addr, "GET", path, None, "").unwrap_or_else(|| panic!("GET {path}"));
     assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|error| panic!("GET {path}: {error}: {body}"))
-}
-
-/// A child process killed (and reaped) on drop, its output in a log file.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(mut command: Command, log: PathBuf) -> Process {
-        let file = std::fs::File::create(&log).expect("log file");
-        command
-            .env_remove("FLOODGATE_TOKENS")
-            .env_remove("FLOODGATE_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        Process {
-            child: command.spawn().expect("spawn floodgate"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Polls `path` until `ready` accepts the answer, at most `attempts`
-    /// times; fails with the log if the process exits or never gets there.
-    fn wait_for(
-        &mut self,
-        addr: &str,
-        path: &str,
-        attempts: u32,
-        what: &str,
-        ready: impl Fn(u16, &str) -> bool,
-    ) {
-        for _ in 0..attempts {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("floodgate exited ({status}): {}", self.log());
-            }
-            if let Some((status, body)) = http(addr, "GET", path, "") {
-                if ready(status, &body) {
-                    return;
-                }
-            }
-            std::thread::sleep(READY_POLL);
-        }
-        panic!(
-            "{what}: not seen after {attempts} polls of {path}: {}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Checks sent to the service from a background thread until dropped, so
@@ -237,7 +128,7 @@ impl Traffic {
         let thread = std::thread::spawn(move || {
             let (mut sent, mut failures) = (0u64, Vec::new());
             while !flag.load(Ordering::Relaxed) {
-                match http(&addr, "POST", "/v1/check", CHECK) {
+                match http(&addr, "POST", "/v1/check", None, CHECK) {
                     Some((200 | 429, _)) => sent += 1,
                     other => {
                         if failures.len() < 5 {
@@ -305,8 +196,6 @@ fn one_ticket_from_claim_to_verified(transport: Transport) {
     require_python_mcp();
     let dir = scratch();
     let data = dir.join("data");
-    let service_addr = format!("127.0.0.1:{}", free_port());
-    let harness_addr = format!("127.0.0.1:{}", free_port());
     for (name, text) in [
         ("limits.yaml", LIMITS),
         ("objectives.yaml", OBJECTIVES),
@@ -318,13 +207,12 @@ fn one_ticket_from_claim_to_verified(transport: Transport) {
     let mut serve = floodgate();
     serve
         .args(["serve", "--config"])
-        .arg(dir.join("limits.yaml"))
-        .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--http-addr", &service_addr]);
-    let mut service = Process::spawn(serve, dir.join("serve.log"));
-    service.wait_for(
+        .arg(dir.join("limits.yaml"));
+    let (mut service, service_addr) = serve_with(serve, &dir, "serve");
+    service.wait_for_n(
         &service_addr,
         "/v1/health",
+        None,
         READY_ATTEMPTS,
         "service health",
         |status, _| status == 200,
@@ -341,11 +229,12 @@ fn one_ticket_from_claim_to_verified(transport: Transport) {
         .arg(dir.join("policy.yaml"))
         .arg("--data")
         .arg(&data)
-        .args(["--http-addr", &harness_addr, "--interval", "1s"]);
-    let mut harness = Process::spawn(command, dir.join("harness.log"));
-    harness.wait_for(
+        .args(["--interval", "1s"]);
+    let (mut harness, harness_addr) = harness_with(command, &dir);
+    harness.wait_for_n(
         &harness_addr,
         "/v1/health",
+        None,
         READY_ATTEMPTS,
         "the harness observing the service",
         |status, body| {
@@ -357,9 +246,10 @@ fn one_ticket_from_claim_to_verified(transport: Transport) {
     // change: wait until the harness has seen rejections for longer than
     // that window.
     let series = "/v1/observe/series?selector=floodgate_requests_total%7Bcode%3D%22over_limit%22%7D&window_ms=60000&step_ms=1000";
-    harness.wait_for(
+    harness.wait_for_n(
         &harness_addr,
         series,
+        None,
         HISTORY_ATTEMPTS,
         "over-limit decisions observed for longer than the canary's baseline window",
         |status, body| {
@@ -378,6 +268,7 @@ fn one_ticket_from_claim_to_verified(transport: Transport) {
         &harness_addr,
         "POST",
         "/v1/tickets",
+        None,
         &json!({
             "type": "incident",
             "objective": {"description": "acme is limited too strictly"},

@@ -1,15 +1,18 @@
 //! Trajectories under simulated time: written as the work happens, valid
 //! against the generated JSON Schema, and exported / imported by the real
-//! binary without loss.
+//! binary without loss. The world is the lab's (its test view,
+//! `crates/lab/tests/support/fixture.rs`, included by path); the test stays
+//! here because it runs the `floodgate` binary.
 
-mod support;
+#[path = "../../lab/tests/support/fixture.rs"]
+mod fixture;
 
+use fixture::*;
 use floodgate_harness::learn::trajectory::{self, Trajectory};
 use serde_json::{json, Value};
 use std::process::Command;
-use support::sim::*;
 
-async fn trajectories(world: &World) -> Vec<Value> {
+async fn trajectories(world: &TestWorld) -> Vec<Value> {
     world.get("/v1/trajectories").await["trajectories"]
         .as_array()
         .expect("trajectories")
@@ -18,7 +21,7 @@ async fn trajectories(world: &World) -> Vec<Value> {
 
 #[tokio::test]
 async fn every_ticket_worked_is_a_trajectory_written_as_it_happens() {
-    let mut world = World::new(
+    let mut world = TestWorld::new(
         "trajectory",
         "approval:\n  min_risk: medium\nverify:\n  max_duration: 5m\n",
     );

@@ -10,10 +10,13 @@
 //! - [`guard`]: the open-mode guard (Host, Origin, Content-Type) for APIs
 //!   served without tokens (ADR 0004);
 //! - [`refusal`]: the JSON error of every refusal, and the 405 answer;
+//! - [`ready`]: the ready file, naming each listener's bound address
+//!   (`--ready-file`: port 0 binds a free port, and the file says which);
 //! - [`limits`]: every bound, named.
 
 pub mod guard;
 pub mod limits;
 pub mod nofile;
+pub mod ready;
 pub mod refusal;
 pub mod server;

@@ -2,16 +2,17 @@
 //! world; every run with an agent is paired with a no-agent baseline of the
 //! same seed, and the verifier ([`crate::oracle`]) judges the pair.
 
+use crate::fault::Fault;
 use crate::oracle::{
     judge, Expectation, FaultTruth, Figures, ProposalView, RunRecord, Sample, TicketView, Verdict,
 };
 use crate::scenario::{Scenario, TICK_MS};
 use crate::workload::Generator;
-use crate::world::{objectives, World, WorldSpec, DEFAULT_LIMITS, T0_MS};
+use crate::world::{objectives, Network, Traffic, World, WorldSpec, DEFAULT_LIMITS, T0_MS};
 use anyhow::anyhow;
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::llm::{LlmAgent, LlmOptions};
-use floodgate_agent::runbook::{Runbook, RunbookAgent};
+use floodgate_agent::runbook::{PollReport, Runbook, RunbookAgent};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -191,22 +192,32 @@ impl Driver {
         })
     }
 
-    pub async fn poll(&mut self, world: &World, now_ms: u64) -> anyhow::Result<()> {
+    /// Polls the agents once; answers the runbook agents' runs that ended
+    /// (ticket, outcome).
+    pub async fn poll(
+        &mut self,
+        world: &World,
+        now_ms: u64,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         match self {
-            Driver::None => Ok(()),
-            Driver::Mcp(driver) => driver.step(world, now_ms).await,
+            Driver::None => Ok(Vec::new()),
+            Driver::Mcp(driver) => driver.step(world, now_ms).await.map(|()| Vec::new()),
             Driver::Runbook(agents) => {
+                let mut finished = Vec::new();
                 for agent in agents {
-                    agent.poll(now_ms).await.map_err(|error| {
+                    let report = agent.poll(now_ms).await.map_err(|error| {
                         anyhow!("the harness did not answer {}: {error}", agent.name())
                     })?;
+                    if let PollReport::Finished { ticket, outcome } = report {
+                        finished.push((ticket, outcome));
+                    }
                 }
-                Ok(())
+                Ok(finished)
             }
             // One ticket a tick at most: the model works it to a proposal
             // (or an escalation) in wall time while simulated time stands.
             Driver::Llm(agent) => match agent.work_one().await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(Vec::new()),
                 Err(error) => Err(anyhow!("the llm agent could not work: {error}")),
             },
         }
@@ -248,9 +259,10 @@ pub struct RunResult {
 }
 
 /// The simulated on-call: approves every proposal waiting for a human
-/// (agent questions and gated actions). Help tickets are left for real
-/// humans: suspensions stay.
-async fn human_approves(world: &World) -> anyhow::Result<()> {
+/// (agent questions and gated actions); answers the proposals approved.
+/// Help tickets are left for real humans: suspensions stay.
+async fn human_approves(world: &World) -> anyhow::Result<Vec<String>> {
+    let mut approved = Vec::new();
     let listed = world
         .get("/v1/tickets?state=open,claimed,in_progress&limit=50")
         .await?;
@@ -271,10 +283,11 @@ async fn human_approves(world: &World) -> anyhow::Result<()> {
                 if status != 200 {
                     return Err(anyhow!("approving {pid}: {status} {answer}"));
                 }
+                approved.push(pid.to_owned());
             }
         }
     }
-    Ok(())
+    Ok(approved)
 }
 
 /// Every ledger entry, oldest first (paged through the harness API).
@@ -483,72 +496,159 @@ async fn drive(
     data: &Path,
     record: &mut RunRecord,
 ) -> anyhow::Result<()> {
-    let spec = WorldSpec {
-        limits: scenario
-            .limits
-            .clone()
-            .unwrap_or_else(|| DEFAULT_LIMITS.to_owned()),
-        objectives: objectives(scenario.max_load_per_minute),
-        policy: lab_policy(&scenario.policy),
-        store_capacity: scenario.store_capacity,
-        backend: scenario.backend,
-        instances: scenario.instances,
-        t0_ms: T0_MS + scenario.start_ms,
-        seed,
-        data: data.to_owned(),
-        network: options.realtime.is_some(),
-    };
-    let generator = Generator::new(scenario.workload.clone(), seed);
-    let mut world = World::build(&spec, generator)?;
-    let mut driver = Driver::new(agent, &world, options).await?;
+    let network = options.realtime.map(|_| Network::ephemeral());
+    let mut run = Run::start(scenario, seed, agent, options, data, network).await?;
     let started = tokio::time::Instant::now();
-    let mut t = 0;
-    while t < scenario.duration_ms {
+    while !run.over() {
         if let Some(speed) = options.realtime {
             // Real time: this tick starts when the wall clock says so.
-            let due = std::time::Duration::from_secs_f64(t as f64 / 1000.0 / speed);
+            let due = std::time::Duration::from_secs_f64(run.t_ms() as f64 / 1000.0 / speed);
             tokio::time::sleep_until(started + due).await;
         }
-        for notice in &scenario.notices {
-            if (notice.at_ms..notice.at_ms + TICK_MS).contains(&t) {
-                world.announce(notice).await?;
-            }
-        }
-        for fault in &scenario.faults {
-            if fault.fires_at(t, TICK_MS) {
-                world.inject(&fault.kind).await?;
-            }
-        }
-        world.backend_tick().await;
-        world.reconcile().await?;
-        let now = world.now();
-        let plan = world.generator.plan(now, TICK_MS);
-        let traffic = world.send(&plan, TICK_MS).await?;
-        world.observe().await?;
-        driver.poll(&world, now).await?;
-        if scenario.human_approves && agent != AgentKind::None {
-            human_approves(&world).await?;
-        }
-        let used_ratio = world.fleet_used_ratio().await?;
-        for (tenant, (sent, admitted)) in &traffic.tenants {
+        let tick = run.tick().await?;
+        for (tenant, (sent, admitted)) in &tick.traffic.tenants {
             let entry = record.tenants.entry(tenant.clone()).or_default();
             entry.0 += u64::from(*sent);
             entry.1 += u64::from(*admitted);
         }
         record.samples.push(Sample {
-            t_ms: t,
-            good_sent: traffic.good_sent,
-            good_rejected: traffic.good_rejected,
-            total_sent: traffic.total_sent,
-            total_admitted: traffic.total_admitted,
-            used_ratio,
+            t_ms: tick.t_ms,
+            good_sent: tick.traffic.good_sent,
+            good_rejected: tick.traffic.good_rejected,
+            total_sent: tick.traffic.total_sent,
+            total_admitted: tick.traffic.total_admitted,
+            used_ratio: tick.used_ratio,
         });
-        world.advance(TICK_MS);
-        t += TICK_MS;
     }
-    record.tickets = tickets(&world).await?;
-    record.ledger_ok = floodgate_harness::verify(world.data()).is_ok();
+    record.tickets = tickets(&run.world).await?;
+    record.ledger_ok = floodgate_harness::verify(run.world.data()).is_ok();
     Ok(())
+}
+
+/// One run of a scenario, a tick at a time: the suite drives it to the
+/// end and records it; `floodgate demo` renders each tick as it happens.
+pub struct Run<'a> {
+    scenario: &'a Scenario,
+    agent: AgentKind,
+    pub world: World,
+    driver: Driver,
+    /// Run time of the next tick.
+    t_ms: u64,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    /// Run time of the tick.
+    pub t_ms: u64,
+    /// The world's clock (epoch ms).
+    pub now_ms: u64,
+    /// The faults that fired.
+    pub faults: Vec<Fault>,
+    pub traffic: Traffic,
+    /// The harness's tick, as its API shows it (`slos`, `invariants`,
+    /// `anomalies`, `filed`, …).
+    pub report: Value,
+    /// Agents' runs that ended: (ticket, outcome).
+    pub finished: Vec<(String, String)>,
+    /// Proposals the simulated on-call approved.
+    pub approved: Vec<String>,
+    /// The fullest counter store of the fleet.
+    pub used_ratio: f64,
+}
+
+impl<'a> Run<'a> {
+    /// A fresh world for `scenario` (its harness data in `data`), on the
+    /// network if `network` says where, and the agent's driver.
+    pub async fn start(
+        scenario: &'a Scenario,
+        seed: u64,
+        agent: AgentKind,
+        options: &Options,
+        data: &Path,
+        network: Option<Network>,
+    ) -> anyhow::Result<Run<'a>> {
+        let spec = WorldSpec {
+            limits: scenario
+                .limits
+                .clone()
+                .unwrap_or_else(|| DEFAULT_LIMITS.to_owned()),
+            objectives: objectives(scenario.max_load_per_minute),
+            policy: lab_policy(&scenario.policy),
+            store_capacity: scenario.store_capacity,
+            backend: scenario.backend,
+            instances: scenario.instances,
+            t0_ms: T0_MS + scenario.start_ms,
+            seed,
+            data: data.to_owned(),
+            network,
+        };
+        let generator = Generator::new(scenario.workload.clone(), seed);
+        let world = World::build(&spec, generator)?;
+        let driver = Driver::new(agent, &world, options).await?;
+        Ok(Run {
+            scenario,
+            agent,
+            world,
+            driver,
+            t_ms: 0,
+        })
+    }
+
+    /// Run time of the next tick.
+    pub fn t_ms(&self) -> u64 {
+        self.t_ms
+    }
+
+    /// Whether the scenario's duration has run.
+    pub fn over(&self) -> bool {
+        self.t_ms >= self.scenario.duration_ms
+    }
+
+    /// One tick: notices and faults due, the backend and the reconciler,
+    /// the workload's checks, the harness's observation, the agents, the
+    /// on-call; then the clocks move on by a tick.
+    pub async fn tick(&mut self) -> anyhow::Result<Tick> {
+        let t = self.t_ms;
+        let world = &mut self.world;
+        for notice in &self.scenario.notices {
+            if (notice.at_ms..notice.at_ms + TICK_MS).contains(&t) {
+                world.announce(notice).await?;
+            }
+        }
+        let mut faults = Vec::new();
+        for fault in &self.scenario.faults {
+            if fault.fires_at(t, TICK_MS) {
+                world.inject(&fault.kind).await?;
+                faults.push(fault.clone());
+            }
+        }
+        world.backend_tick().await;
+        world.reconcile().await?;
+        let now_ms = world.now();
+        let plan = world.generator.plan(now_ms, TICK_MS);
+        let traffic = world.send(&plan, TICK_MS).await?;
+        let report = world.observe().await?;
+        let finished = self.driver.poll(world, now_ms).await?;
+        let approved = if self.scenario.human_approves && self.agent != AgentKind::None {
+            human_approves(world).await?
+        } else {
+            Vec::new()
+        };
+        let used_ratio = world.fleet_used_ratio().await?;
+        world.advance(TICK_MS);
+        self.t_ms += TICK_MS;
+        Ok(Tick {
+            t_ms: t,
+            now_ms,
+            faults,
+            traffic,
+            report,
+            finished,
+            approved,
+            used_ratio,
+        })
+    }
 }
 
 /// The freeze windows of the scenario's policy in force during the run,

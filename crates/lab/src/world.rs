@@ -26,6 +26,7 @@ use floodgate_service::ServiceParts;
 use floodgate_store::{FailurePolicy, MemoryStore, Prober, ResilientOptions, ResilientStore};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -143,9 +144,37 @@ pub struct WorldSpec {
     pub seed: u64,
     /// The harness's data directory (created; must not hold another run).
     pub data: PathBuf,
-    /// Serve the service's and the harness's HTTP APIs on 127.0.0.1 and
-    /// speak to them over real HTTP (`--realtime`); in process otherwise.
-    pub network: bool,
+    /// Serve the service's and the harness's HTTP APIs on loopback and
+    /// speak to them over real HTTP (`--realtime`, the demo); in process
+    /// otherwise.
+    pub network: Option<Network>,
+}
+
+/// Where a world on the network serves its APIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// The instances' HTTP APIs, in order; an instance past the end of
+    /// the list is served on a port of 127.0.0.1 the system picks.
+    pub service_addrs: Vec<SocketAddr>,
+    /// The harness's API.
+    pub harness_addr: SocketAddr,
+}
+
+impl Network {
+    /// Every API on a port of 127.0.0.1 the system picks.
+    pub fn ephemeral() -> Network {
+        Network {
+            service_addrs: Vec::new(),
+            harness_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+
+    fn service_addr(&self, index: usize) -> SocketAddr {
+        self.service_addrs
+            .get(index)
+            .copied()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
 }
 
 /// One tick's traffic as sent: tenant → (sent, admitted).
@@ -224,10 +253,14 @@ impl Drop for World {
     }
 }
 
-/// Serves `router` over HTTP on an ephemeral port of 127.0.0.1 until
-/// `shutdown`; returns its base URL. Must run inside the runtime.
-fn expose(router: axum::Router, shutdown: &CancellationToken) -> anyhow::Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1")?;
+/// Serves `router` over HTTP on `addr` (port 0: one the system picks)
+/// until `shutdown`; returns its base URL. Must run inside the runtime.
+fn expose(
+    router: axum::Router,
+    addr: SocketAddr,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     listener.set_nonblocking(true)?;
     let url = format!("http://{}", listener.local_addr()?);
     let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -319,9 +352,9 @@ impl World {
         let shutdown = CancellationToken::new();
         let mut services: Vec<Arc<dyn Transport>> = Vec::with_capacity(instances);
         let mut service_urls = Vec::new();
-        for router in routers {
-            if spec.network {
-                let url = expose(router, &shutdown)?;
+        for (index, router) in routers.into_iter().enumerate() {
+            if let Some(network) = &spec.network {
+                let url = expose(router, network.service_addr(index), &shutdown)?;
                 services.push(Arc::new(HttpTransport::new(url.clone(), None)));
                 service_urls.push(url);
             } else {
@@ -358,15 +391,16 @@ impl World {
             .map_err(|_| anyhow!("one pipeline"))?;
         let observer =
             Observer::new(state.clone(), targets).map_err(|error| anyhow!("observer: {error}"))?;
-        let (harness, harness_url): (Arc<dyn Transport>, Option<String>) = if spec.network {
-            let url = expose(api::router(state), &shutdown)?;
-            (Arc::new(HttpTransport::new(url.clone(), None)), Some(url))
-        } else {
-            (
-                Arc::new(InProcessTransport::new(api::router(state), None)),
-                None,
-            )
-        };
+        let (harness, harness_url): (Arc<dyn Transport>, Option<String>) =
+            if let Some(network) = &spec.network {
+                let url = expose(api::router(state), network.harness_addr, &shutdown)?;
+                (Arc::new(HttpTransport::new(url.clone(), None)), Some(url))
+            } else {
+                (
+                    Arc::new(InProcessTransport::new(api::router(state), None)),
+                    None,
+                )
+            };
         Ok(World {
             service_urls,
             harness_url,
@@ -480,12 +514,14 @@ impl World {
     }
 
     /// The harness observes once (and advances the pipeline, and reflects
-    /// when due). Its errors are the harness's, reported, never a verdict.
-    pub async fn observe(&mut self) -> anyhow::Result<()> {
+    /// when due); answers the tick's report as the harness API shows it
+    /// (SLOs, invariants, anomalies, tickets filed). Its errors are the
+    /// harness's, reported, never a verdict.
+    pub async fn observe(&mut self) -> anyhow::Result<Value> {
         let now = self.now();
         let report = self.observer.observe_once(now).await;
         if report.errors.is_empty() {
-            Ok(())
+            Ok(serde_json::to_value(&report)?)
         } else {
             Err(anyhow!("harness tick at {now}: {:?}", report.errors))
         }

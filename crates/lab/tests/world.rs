@@ -51,7 +51,7 @@ fn world(name: &str, backend: BackendSpec, instances: u32, tenants: &[&str]) -> 
             t0_ms: T0_MS + 14 * 3_600_000,
             seed: 9,
             data,
-            network: false,
+            network: None,
         },
         Generator::new(workload(tenants), 9),
     )

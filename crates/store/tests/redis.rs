@@ -198,11 +198,13 @@ async fn a_flushed_script_cache_is_reloaded_on_noscript() {
 
 #[tokio::test]
 async fn nothing_listening_fails_fast_with_a_transient_error() {
-    // A port nobody listens on (bound, then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
+    // A port nobody listens on: bound and never listening (connections
+    // are refused), held for the whole test so no other process takes it.
+    let closed = tokio::net::TcpSocket::new_v4().expect("a socket");
+    closed
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind 127.0.0.1:0");
+    let port = closed.local_addr().expect("bound address").port();
     let options = RedisOptions::new(format!("redis://127.0.0.1:{port}"));
     let error = RedisStore::connect(options.clone()).await.unwrap_err();
     assert!(error.is_transient(), "{error:?}");

@@ -1,33 +1,32 @@
-//! A simulated world for pipeline and agent tests: real services (their
-//! own HTTP routers, in process, on a manual clock), the real harness
-//! (observe loop, SQLite queue, pipeline, API router) on a manual clock,
-//! and traffic sent every tick. Only the clocks are driven by the test.
+//! The pipeline and agent tests' view of the lab's world
+//! ([`floodgate_lab::world::World`]: real services, each its own HTTP
+//! router in process on a manual clock, and the real harness — observe
+//! loop, SQLite queue, pipeline, API router — on a manual clock): a fixed
+//! traffic sent to every instance each tick instead of the seeded
+//! workload, the pipeline policy as given (no lab canary), and the calls
+//! these tests make, failing the test where the world's would return an
+//! error. Only the clocks are driven by the test. Included by path
+//! (`#[path = "support/fixture.rs"] mod fixture;`; also by the CLI's
+//! trajectory test).
 
 #![allow(dead_code)]
 
-use floodgate_contract::client::{Method, RawRequest, ServiceApi, Transport};
-use floodgate_harness::change::policy::Policy;
-use floodgate_harness::{
-    api, observe::objectives, run::pipeline::Pipeline, Harness, HarnessConfig, HarnessState,
-    ManualClock, Observer, Store, Target,
-};
-use floodgate_limiter::config::{self, ConfigSource};
-use floodgate_service::auth::Access;
-use floodgate_service::clock::ManualClock as ServiceClock;
-use floodgate_service::engine::EngineOptions;
-use floodgate_service::inprocess::InProcessTransport;
-use floodgate_service::ServiceParts;
-use floodgate_store::MemoryStore;
+use floodgate_contract::client::{Method, ServiceApi};
+use floodgate_lab::workload::{Generator, Workload};
+use floodgate_lab::world::{BackendSpec, World, WorldSpec};
 use serde_json::{json, Value};
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-/// 2026-01-01T00:00:00Z, a Thursday.
-pub const T0_MS: u64 = 1_767_225_600_000;
-pub const TICK_MS: u64 = 10_000;
+/// 2026-01-01T00:00:00Z, a Thursday: the lab's start.
+pub const T0_MS: u64 = floodgate_lab::world::T0_MS;
+/// The lab's tick.
+pub const TICK_MS: u64 = floodgate_lab::scenario::TICK_MS;
 /// 15 checks per 10 s tick: 90 a minute against a limit of 60.
 pub const CHECKS_PER_TICK: usize = 15;
+/// Counter keys each instance's memory store holds.
+pub const STORE_CAPACITY: u64 = 10_000;
 
 pub const LIMITS: &str = "
 domain: api
@@ -50,24 +49,16 @@ slos:
 
 pub fn scratch(name: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
+    std::env::temp_dir().join(format!(
         "floodgate-pipeline-{name}-{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    ))
 }
 
-pub struct World {
-    pub service_clock: Arc<ServiceClock>,
-    pub clock: Arc<ManualClock>,
-    /// The canary, `svc-a`.
-    pub service: InProcessTransport,
-    pub services: Vec<InProcessTransport>,
-    pub harness: InProcessTransport,
-    pub observer: Observer,
-    pub data: PathBuf,
+/// The lab's world, with the traffic these tests send.
+pub struct TestWorld {
+    pub world: World,
     /// What each tick sends to every service: (request, times).
     pub traffic: Vec<(Value, usize)>,
     /// Services no traffic reaches (indices), as a load balancer hashing
@@ -75,71 +66,68 @@ pub struct World {
     pub idle: Vec<usize>,
 }
 
-/// The scratch data directory goes with the world (a failing test's
-/// assertion names what it needs; the directory is no evidence kept).
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data);
+impl Deref for TestWorld {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
     }
 }
 
-impl World {
-    pub fn new(name: &str, policy: &str) -> World {
-        World::with_services(name, policy, 1)
+impl DerefMut for TestWorld {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+}
+
+/// The scratch data directory goes with the world (a failing test's
+/// assertion names what it needs; the directory is no evidence kept).
+impl Drop for TestWorld {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.world.data());
+    }
+}
+
+impl TestWorld {
+    pub fn new(name: &str, policy: &str) -> TestWorld {
+        TestWorld::with_services(name, policy, 1)
     }
 
-    pub fn with_services(name: &str, policy: &str, count: usize) -> World {
-        World::build(name, LIMITS, OBJECTIVES, policy, count)
+    pub fn with_services(name: &str, policy: &str, count: usize) -> TestWorld {
+        TestWorld::build(name, LIMITS, OBJECTIVES, policy, count)
     }
 
-    /// `count` services (`svc-a` is the canary), each with its own store,
-    /// behind one harness; traffic goes to every one.
-    pub fn build(name: &str, limits: &str, objectives: &str, policy: &str, count: usize) -> World {
-        let service_clock = Arc::new(ServiceClock::new(T0_MS * 1_000_000));
-        let services: Vec<InProcessTransport> = (0..count)
-            .map(|_| {
-                let parts = ServiceParts {
-                    table: config::load(&[ConfigSource::new("limits.yaml", limits)])
-                        .expect("limits"),
-                    store: MemoryStore::new(10_000),
-                    clock: service_clock.clone(),
-                    options: EngineOptions::default(),
-                    access: Access::open(),
-                    control: Default::default(),
-                    traffic_capacity: floodgate_service::limits::DEFAULT_TRAFFIC_CAPACITY,
-                };
-                InProcessTransport::new(floodgate_service::assemble(parts).router, None)
-            })
-            .collect();
-        let service = services[0].clone();
-
-        let objectives = objectives::parse("objectives.yaml", objectives).expect("objectives");
-        let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
-        let data = scratch(name);
-        let store = Store::open(&data).expect("store");
-        let clock = Arc::new(ManualClock::new(T0_MS));
-        let state = HarnessState::new(harness, store, clock.clone());
-        let targets: Vec<Target> = services
-            .iter()
-            .enumerate()
-            .map(|(index, transport)| Target {
-                name: format!("svc-{}", (b'a' + index as u8) as char),
-                transport: Arc::new(transport.clone()),
-            })
-            .collect();
-        let policy = Policy::parse("policy.yaml", policy).unwrap_or_else(|error| panic!("{error}"));
-        let pipeline = Pipeline::new(&state, targets.clone(), policy).expect("pipeline");
-        state.set_pipeline(pipeline).expect("one pipeline");
-        let observer = Observer::new(state.clone(), targets).expect("observer");
-        let harness = InProcessTransport::new(api::router(state), None);
-        World {
-            service_clock,
-            clock,
-            service,
-            services,
-            harness,
-            observer,
-            data,
+    /// `count` services (`svc-a` is the canary), each with its own memory
+    /// store, behind one harness; traffic goes to every one.
+    pub fn build(
+        name: &str,
+        limits: &str,
+        objectives: &str,
+        policy: &str,
+        count: usize,
+    ) -> TestWorld {
+        let spec = WorldSpec {
+            limits: limits.to_owned(),
+            objectives: objectives.to_owned(),
+            policy: policy.to_owned(),
+            store_capacity: STORE_CAPACITY,
+            backend: BackendSpec::Memory,
+            instances: u32::try_from(count).expect("a few services"),
+            t0_ms: T0_MS,
+            seed: 0,
+            data: scratch(name),
+            network: None,
+        };
+        // The seeded workload stays empty: these tests send their own.
+        let workload = Workload {
+            domain: "api".into(),
+            key: "tenant".into(),
+            tenants: Vec::new(),
+            diurnal_amplitude: 0.0,
+        };
+        let world = World::build(&spec, Generator::new(workload, 0))
+            .unwrap_or_else(|error| panic!("{error:#}"));
+        TestWorld {
+            world,
             traffic: vec![(
                 json!({
                     "domain": "api",
@@ -149,10 +137,6 @@ impl World {
             )],
             idle: Vec::new(),
         }
-    }
-
-    pub fn now(&self) -> u64 {
-        floodgate_harness::Clock::now_ms(self.clock.as_ref())
     }
 
     /// One tick: traffic, then the harness observes (and advances the
@@ -165,7 +149,7 @@ impl World {
     /// This tick's traffic, then the harness observes (and advances the
     /// pipeline). The clocks do not move.
     pub async fn observe(&mut self) {
-        for (index, service) in self.services.iter().enumerate() {
+        for (index, service) in self.world.services.iter().enumerate() {
             if self.idle.contains(&index) {
                 continue;
             }
@@ -175,19 +159,14 @@ impl World {
                 }
             }
         }
-        let now = self.now();
-        let report = self.observer.observe_once(now).await;
-        assert!(
-            report.errors.is_empty(),
-            "tick at {now}: {:?}",
-            report.errors
-        );
+        if let Err(error) = self.world.observe().await {
+            panic!("{error:#}");
+        }
     }
 
     /// Both clocks move on by one tick.
     pub fn advance(&self) {
-        self.clock.advance(TICK_MS);
-        self.service_clock.advance(TICK_MS * 1_000_000);
+        self.world.advance(TICK_MS);
     }
 
     pub async fn ticks(&mut self, count: u64) {
@@ -197,17 +176,10 @@ impl World {
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let response = self
-            .harness
-            .send(RawRequest {
-                method,
-                path: path.to_owned(),
-                body: body.map(|body| serde_json::to_vec(&body).expect("json")),
-            })
+        self.world
+            .call(method, path, body)
             .await
-            .expect("harness answers");
-        let value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-        (response.status, value)
+            .unwrap_or_else(|error| panic!("{error:#}"))
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -275,7 +247,7 @@ impl World {
     }
 
     pub async fn limit_of(&self, service: usize) -> u64 {
-        let state = self.services[service].state().await.expect("state");
+        let state = self.world.services[service].state().await.expect("state");
         state
             .limits
             .iter()
@@ -286,11 +258,17 @@ impl World {
 
     /// The canary's `/v1/state`, as JSON.
     pub async fn service_state(&self) -> Value {
-        serde_json::to_value(self.service.state().await.expect("state")).expect("json")
+        serde_json::to_value(self.world.service().state().await.expect("state")).expect("json")
     }
 
     pub async fn config_hash(&self) -> String {
-        self.service.state().await.expect("state").config.hash
+        self.world
+            .service()
+            .state()
+            .await
+            .expect("state")
+            .config
+            .hash
     }
 }
 

@@ -1,18 +1,20 @@
-//! The pipeline end to end under simulated time: a real service (its own
-//! HTTP router, in process, on a manual clock), the real harness (observe
-//! loop, SQLite queue, API router), and an agent speaking the harness API.
+//! The pipeline end to end under simulated time, on the lab's world
+//! (`support/fixture.rs`): a real service (its own HTTP router, in process,
+//! on a manual clock), the real harness (observe loop, SQLite queue, API
+//! router), and an agent speaking the harness API.
 //! Every stage — test, approval, canary, deploy, verify, rollback — runs
 //! exactly as in production; only the clocks are driven by the test.
 
-mod support;
+#[path = "support/fixture.rs"]
+mod fixture;
 
+use fixture::*;
 use floodgate_contract::client::ServiceApi;
 use serde_json::{json, Value};
-use support::sim::*;
 
 #[tokio::test]
 async fn a_good_fix_is_tested_canaried_deployed_verified_and_resolves_the_ticket() {
-    let mut world = World::new("good", "");
+    let mut world = TestWorld::new("good", "");
     world.ticks(40).await;
     let ticket = world.file_and_claim("< 1%").await;
 
@@ -84,7 +86,7 @@ async fn a_good_fix_is_tested_canaried_deployed_verified_and_resolves_the_ticket
 
 #[tokio::test]
 async fn an_interim_mitigation_verified_leaves_the_ticket_with_the_agent_and_the_fix_resolves_it() {
-    let mut world = World::new("interim", "");
+    let mut world = TestWorld::new("interim", "");
     world.ticks(40).await;
     let ticket = world.file_and_claim("< 1%").await;
 
@@ -125,7 +127,7 @@ async fn an_interim_mitigation_verified_leaves_the_ticket_with_the_agent_and_the
 /// backend that stays down keeps `store_healthy` false), claims the first
 /// (the owner), links the second to it (the same cause seen elsewhere), and
 /// links a symptom ticket (`over_limit_ratio < 1%`).
-async fn owner_with_a_symptom(world: &World) -> (String, String) {
+async fn owner_with_a_symptom(world: &TestWorld) -> (String, String) {
     let store = floodgate_harness::Store::open(&world.data).expect("store");
     let cause = |instance: &str| {
         let draft: floodgate_harness::tickets::NewTicket = serde_json::from_value(json!({
@@ -164,7 +166,7 @@ async fn owner_with_a_symptom(world: &World) -> (String, String) {
 /// Files a human's ticket of `kind` (over_limit_ratio `condition` for 5m)
 /// and links it to `owner`'s incident; answers its id.
 async fn file_linked(
-    world: &World,
+    world: &TestWorld,
     owner: &str,
     kind: &str,
     description: &str,
@@ -190,7 +192,7 @@ async fn file_linked(
     id
 }
 
-async fn link(world: &World, ticket: &str, owner: &str) {
+async fn link(world: &TestWorld, ticket: &str, owner: &str) {
     let (status, answer) = world
         .post(
             &format!("/v1/tickets/{ticket}/link"),
@@ -200,7 +202,7 @@ async fn link(world: &World, ticket: &str, owner: &str) {
     assert_eq!(status, 200, "{answer}");
 }
 
-async fn propose_interim(world: &World, ticket: &str, actions: serde_json::Value) -> String {
+async fn propose_interim(world: &TestWorld, ticket: &str, actions: serde_json::Value) -> String {
     let (status, answer) = world
         .post(
             &format!("/v1/tickets/{ticket}/proposals"),
@@ -218,7 +220,7 @@ async fn propose_interim(world: &World, ticket: &str, actions: serde_json::Value
 
 #[tokio::test]
 async fn an_interim_mitigation_is_judged_by_its_incidents_symptoms_not_by_the_cause() {
-    let mut world = World::new("interim-symptoms", "");
+    let mut world = TestWorld::new("interim-symptoms", "");
     world.ticks(40).await;
     let (owner, member) = owner_with_a_symptom(&world).await;
 
@@ -244,7 +246,7 @@ async fn an_interim_mitigation_is_judged_by_its_incidents_symptoms_not_by_the_ca
 /// interim mitigation (ADR 0025).
 #[tokio::test]
 async fn an_investigation_in_the_incident_does_not_judge_an_interim_mitigation() {
-    let mut world = World::new("interim-investigation", "verify:\n  max_duration: 30m\n");
+    let mut world = TestWorld::new("interim-investigation", "verify:\n  max_duration: 30m\n");
     world.ticks(40).await;
     let (owner, _member) = owner_with_a_symptom(&world).await;
     file_linked(
@@ -270,7 +272,7 @@ async fn an_investigation_in_the_incident_does_not_judge_an_interim_mitigation()
 
 #[tokio::test]
 async fn an_interim_mitigation_that_leaves_the_symptom_is_rolled_back() {
-    let mut world = World::new("interim-unmet", "verify:\n  max_duration: 5m\n");
+    let mut world = TestWorld::new("interim-unmet", "verify:\n  max_duration: 5m\n");
     world.ticks(40).await;
     let (owner, _member) = owner_with_a_symptom(&world).await;
 
@@ -282,7 +284,7 @@ async fn an_interim_mitigation_that_leaves_the_symptom_is_rolled_back() {
 
 #[tokio::test]
 async fn a_fix_that_does_not_meet_the_criteria_is_rolled_back_to_the_exact_prior_state() {
-    let mut world = World::new("rollback", "verify:\n  max_duration: 5m\n");
+    let mut world = TestWorld::new("rollback", "verify:\n  max_duration: 5m\n");
     world.ticks(40).await;
     let before_hash = world.config_hash().await;
     let ticket = world.file_and_claim("< 1%").await;
@@ -317,7 +319,7 @@ async fn a_fix_that_does_not_meet_the_criteria_is_rolled_back_to_the_exact_prior
 
 #[tokio::test]
 async fn criteria_plainly_unmet_fail_fast_without_waiting_for_max_duration() {
-    let mut world = World::new(
+    let mut world = TestWorld::new(
         "fail-fast",
         "verify:\n  max_duration: 6h\n  fail_after: 5m\n",
     );
@@ -343,7 +345,7 @@ fn applied_targets(proposal: &serde_json::Value) -> Vec<&str> {
 
 /// Asserts proposal `id` was rolled back saying `says`, and the limit is
 /// back at 60.
-async fn assert_rolled_back(world: &World, id: &str, says: &str) {
+async fn assert_rolled_back(world: &TestWorld, id: &str, says: &str) {
     let proposal = world.proposal(id).await;
     assert_eq!(proposal["stage"], "rolled_back", "{:?}", stages(&proposal));
     assert!(
@@ -358,7 +360,7 @@ async fn assert_rolled_back(world: &World, id: &str, says: &str) {
 /// Files `draft` as its evaluator files one (straight into the store) and
 /// claims it for agent-1; answers the store and the ticket's id.
 async fn file_as_evaluator_and_claim(
-    world: &World,
+    world: &TestWorld,
     draft: &floodgate_harness::tickets::NewTicket,
 ) -> (floodgate_harness::Store, String) {
     let store = floodgate_harness::Store::open(&world.data).expect("store");
@@ -382,7 +384,7 @@ async fn file_as_evaluator_and_claim(
 /// and runs it through the canary: answers the store, the draft, the
 /// ticket and the proposal, now verifying.
 async fn invariant_ticket_verifying(
-    world: &mut World,
+    world: &mut TestWorld,
     invariant: &str,
     metric: &str,
     condition: &str,
@@ -416,7 +418,7 @@ async fn invariant_ticket_verifying(
 
 #[tokio::test]
 async fn a_violation_firing_anew_during_verification_fails_it_at_once() {
-    let mut world = World::new("fired-anew", "verify:\n  max_duration: 6h\n");
+    let mut world = TestWorld::new("fired-anew", "verify:\n  max_duration: 6h\n");
     world.ticks(40).await;
     // An invariant's ticket (it judges the present), filed as its
     // evaluator files one, and claimed.
@@ -442,7 +444,7 @@ async fn a_violation_firing_anew_during_verification_fails_it_at_once() {
 
 #[tokio::test]
 async fn only_one_change_at_a_time_and_only_by_the_claimant() {
-    let mut world = World::new("conflicts", "");
+    let mut world = TestWorld::new("conflicts", "");
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
     let (status, answer) = world
@@ -479,7 +481,7 @@ fn human_push(value: u64) -> floodgate_contract::actions::ActionRequest {
 }
 
 /// Files a second human ticket and claims it for `agent`.
-async fn second_ticket(world: &World, agent: &str) -> String {
+async fn second_ticket(world: &TestWorld, agent: &str) -> String {
     let (status, filed) = world
         .post(
             "/v1/tickets",
@@ -504,7 +506,7 @@ async fn second_ticket(world: &World, agent: &str) -> String {
 
 #[tokio::test]
 async fn two_tickets_never_change_the_same_limit_at_once_and_each_refusal_is_recorded() {
-    let mut world = World::new("locks", "");
+    let mut world = TestWorld::new("locks", "");
     world.ticks(3).await;
     let first = world.file_and_claim("< 1%").await;
     let (status, answer) = world.propose(&first, raise_to(120)).await;
@@ -567,7 +569,7 @@ async fn two_tickets_never_change_the_same_limit_at_once_and_each_refusal_is_rec
 
 #[tokio::test]
 async fn a_change_planned_on_a_config_that_moved_is_refused_and_never_lands_on_a_newer_one() {
-    let mut world = World::with_services("base", "", 2);
+    let mut world = TestWorld::with_services("base", "", 2);
     world.ticks(40).await;
     let planned_on = world.config_hash().await;
     let ticket = world.file_and_claim("< 1%").await;
@@ -617,7 +619,7 @@ async fn a_change_planned_on_a_config_that_moved_is_refused_and_never_lands_on_a
 
 #[tokio::test]
 async fn a_rollback_never_overwrites_a_change_made_after_the_one_it_undoes() {
-    let mut world = World::new("rollback-moved", "verify:\n  max_duration: 5m\n");
+    let mut world = TestWorld::new("rollback-moved", "verify:\n  max_duration: 5m\n");
     world.ticks(40).await;
     let ticket = world.file_and_claim("< 1%").await;
     // 70/min still rejects a fifth of acme's 90/min: verification fails.
@@ -627,7 +629,7 @@ async fn a_rollback_never_overwrites_a_change_made_after_the_one_it_undoes() {
     world.ticks(13).await;
     assert_eq!(world.proposal(&id).await["stage"], "verifying");
     world
-        .service
+        .service()
         .run_action("set_limit", &human_push(65))
         .await
         .expect("the human's push");
@@ -652,7 +654,7 @@ async fn a_rollback_never_overwrites_a_change_made_after_the_one_it_undoes() {
 
 #[tokio::test]
 async fn bad_parameters_fail_the_test_stage_and_change_nothing() {
-    let mut world = World::new("bad-params", "");
+    let mut world = TestWorld::new("bad-params", "");
     world.ticks(3).await;
     let before = world.config_hash().await;
     let ticket = world.file_and_claim("< 1%").await;
@@ -683,7 +685,7 @@ async fn bad_parameters_fail_the_test_stage_and_change_nothing() {
 
 #[tokio::test]
 async fn a_high_risk_action_waits_for_a_human_and_a_silent_human_escalates() {
-    let mut world = World::new("approval", "approval:\n  timeout: 5m\n");
+    let mut world = TestWorld::new("approval", "approval:\n  timeout: 5m\n");
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
     let remove =
@@ -705,7 +707,7 @@ async fn a_high_risk_action_waits_for_a_human_and_a_silent_human_escalates() {
 
 #[tokio::test]
 async fn an_approved_high_risk_action_proceeds_and_a_rejected_one_does_not() {
-    let mut world = World::new("approve", "");
+    let mut world = TestWorld::new("approve", "");
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
     let remove =
@@ -733,7 +735,7 @@ async fn an_approved_high_risk_action_proceeds_and_a_rejected_one_does_not() {
         .await;
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["proposal"]["stage"], "canary", "{approved}");
-    let state = world.service.state().await.expect("state");
+    let state = world.service().state().await.expect("state");
     assert!(state.limits.iter().all(|limit| limit.name != "per_tenant"));
     let decision = &approved["proposal"]["approval"]["decision"];
     assert_eq!(decision["actor"], "alice");
@@ -744,7 +746,7 @@ async fn an_approved_high_risk_action_proceeds_and_a_rejected_one_does_not() {
 async fn a_freeze_window_holds_changes_until_it_ends() {
     // A one-off window covering the first ten minutes.
     let policy = "freeze_windows:\n  - name: launch\n    from: 2026-01-01T00:00:00Z\n    until: 2026-01-01T00:10:00Z\n";
-    let mut world = World::new("freeze", policy);
+    let mut world = TestWorld::new("freeze", policy);
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
     let (status, answer) = world.propose(&ticket, raise_to(120)).await;
@@ -773,7 +775,7 @@ async fn a_freeze_window_holds_changes_until_it_ends() {
 
 #[tokio::test]
 async fn the_pause_refuses_new_proposals_and_holds_those_in_flight() {
-    let mut world = World::new("pause", "approval:\n  min_risk: medium\n");
+    let mut world = TestWorld::new("pause", "approval:\n  min_risk: medium\n");
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
     let (_, answer) = world.propose(&ticket, raise_to(120)).await;
@@ -826,7 +828,7 @@ async fn the_pause_refuses_new_proposals_and_holds_those_in_flight() {
 
 #[tokio::test]
 async fn a_spent_budget_escalates_the_ticket() {
-    let mut world = World::new("budget", "budgets:\n  proposals_per_ticket: 1\n");
+    let mut world = TestWorld::new("budget", "budgets:\n  proposals_per_ticket: 1\n");
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
     let (_, answer) = world
@@ -847,7 +849,7 @@ async fn a_spent_budget_escalates_the_ticket() {
 
 #[tokio::test]
 async fn with_two_services_the_canary_is_judged_against_the_other_then_deployed_to_it() {
-    let mut world = World::with_services("two", "", 2);
+    let mut world = TestWorld::with_services("two", "", 2);
     world.ticks(40).await;
     let ticket = world.file_and_claim("< 1%").await;
     let (status, answer) = world.propose(&ticket, raise_to(120)).await;
@@ -883,7 +885,7 @@ async fn the_canary_runs_on_an_instance_that_serves_traffic() {
     // svc-a receives nothing: a canary there has no samples to judge and
     // would wait for a human. svc-b serves traffic and is the canary; the
     // baseline is the others (svc-c has samples).
-    let mut world = World::with_services("idle-canary", "", 3);
+    let mut world = TestWorld::with_services("idle-canary", "", 3);
     world.idle = vec![0];
     world.ticks(40).await;
     let ticket = world.file_and_claim("< 1%").await;
@@ -910,7 +912,7 @@ async fn the_canary_runs_on_an_instance_that_serves_traffic() {
     assert_eq!(targets, ["svc-b", "svc-a", "svc-c"]);
 
     // With traffic everywhere the first instance stays the canary.
-    let mut world = World::with_services("busy-canary", "", 3);
+    let mut world = TestWorld::with_services("busy-canary", "", 3);
     world.ticks(40).await;
     let ticket = world.file_and_claim("< 1%").await;
     let (status, answer) = world.propose(&ticket, raise_to(120)).await;
@@ -923,7 +925,7 @@ async fn a_change_after_which_its_invariant_never_holds_fails_in_ten_minutes() {
     let objectives = format!(
         "{OBJECTIVES}invariants:\n  - name: never_holds\n    condition: state.config.version < 0\n    on_violation: event\n"
     );
-    let mut world = World::build(
+    let mut world = TestWorld::build(
         "stuck-invariant",
         LIMITS,
         &objectives,
@@ -948,7 +950,7 @@ async fn a_canary_that_rejects_more_traffic_fails_and_is_undone_before_deploy() 
     // Judge the canary on the share of decisions over the limit: a change
     // that rejects clearly more than the baseline fails.
     let policy = "canary:\n  duration: 2m\n  metrics:\n    - name: over_limit_ratio\n      direction: increase\n      critical: true\n      effect_size: {max_relative_change: 0.2, min_absolute_change: 0.01}\n      min_samples: 3\n";
-    let mut world = World::with_services("canary-fails", policy, 2);
+    let mut world = TestWorld::with_services("canary-fails", policy, 2);
     world.ticks(40).await;
     let before = world.config_hash().await;
     let ticket = world.file_and_claim("< 1%").await;
@@ -975,7 +977,7 @@ async fn a_canary_that_newly_rejects_a_tenant_it_does_not_name_fails_on_harm() {
     // The default checks (errors, latency) cannot see a throttle; the harm
     // check can. beta sends 30 a minute, well within its 60.
     for services in [2, 1] {
-        let mut world = World::with_services(&format!("harm-{services}"), "", services);
+        let mut world = TestWorld::with_services(&format!("harm-{services}"), "", services);
         world.traffic.push((
             json!({"domain": "api", "descriptors": [{"entries": [{"key": "tenant", "value": "beta"}]}]}),
             5,
@@ -1039,7 +1041,7 @@ async fn a_canary_that_newly_rejects_a_tenant_it_does_not_name_fails_on_harm() {
 
 #[tokio::test]
 async fn an_agent_may_ask_a_human_a_question_and_gets_the_answer() {
-    let mut world = World::new("question", "");
+    let mut world = TestWorld::new("question", "");
     world.ticks(3).await;
     let ticket = world.file_and_claim("< 1%").await;
     let (status, asked) = world
@@ -1089,8 +1091,8 @@ slos:
 /// One SLO ticket judged on a raise of per_tenant to `raise`; `outside`: a
 /// value a deploy job pushes for per_tenant itself, in the middle of the
 /// verification. The proposal, the limit, the ticket's state at the end.
-async fn judge_relief(raise: u64, outside: Option<u64>) -> (Value, u64, String, World) {
-    let mut world = World::build(
+async fn judge_relief(raise: u64, outside: Option<u64>) -> (Value, u64, String, TestWorld) {
+    let mut world = TestWorld::build(
         &format!("relief-{raise}-{outside:?}"),
         LIMITS,
         LIMITING,
@@ -1121,7 +1123,7 @@ async fn judge_relief(raise: u64, outside: Option<u64>) -> (Value, u64, String, 
         let mut push = human_push(value);
         push.actor = "deploy-job".into();
         world
-            .service
+            .service()
             .run_action("set_limit", &push)
             .await
             .expect("the deploy job's push");

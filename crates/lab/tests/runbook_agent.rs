@@ -1,18 +1,18 @@
 //! The runbook agent end to end under simulated time: the shipped
-//! runbooks (`runbooks/`), a real service and the real harness (see
-//! `support/sim.rs`), the agent polling the harness API each tick. The SLO
+//! runbooks (`runbooks/`), a real service and the real harness (the lab's
+//! world, see `support/fixture.rs`), the agent polling the harness API each tick. The SLO
 //! evaluator files the ticket, the agent picks the runbook by the ticket's
 //! source and fingerprint, and the pipeline tests, canaries, deploys and
 //! verifies its change.
 
-mod support;
+#[path = "support/fixture.rs"]
+mod fixture;
 
+use fixture::*;
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::runbook::{load_dir, PollReport, RunbookAgent};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::sync::Arc;
-use support::sim::*;
 
 /// A daily quota the tenant outgrows after 100 minutes at 24 hits a minute.
 const LIMITS: &str = "
@@ -40,14 +40,14 @@ slos:
         total: floodgate_rate_limit_hits_total
 ";
 
-fn agent(world: &World) -> RunbookAgent {
+fn agent(world: &TestWorld) -> RunbookAgent {
     let runbooks = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runbooks"))
         .unwrap_or_else(|error| panic!("{error}"));
-    let client = HarnessClient::new(Arc::new(world.harness.clone())).with_agent("runbook-1");
+    let client = HarnessClient::new(world.harness.clone()).with_agent("runbook-1");
     RunbookAgent::new(client, "runbook-1", runbooks)
 }
 
-async fn ticket(world: &World, id: &str) -> Value {
+async fn ticket(world: &TestWorld, id: &str) -> Value {
     world.get(&format!("/v1/tickets/{id}")).await
 }
 
@@ -63,7 +63,7 @@ fn comments(shown: &Value) -> Vec<&str> {
 }
 
 /// The on-call: approves every proposal waiting for a human.
-async fn on_call_approves(world: &World, id: &str) -> usize {
+async fn on_call_approves(world: &TestWorld, id: &str) -> usize {
     let mut approved = 0;
     for proposal in ticket(world, id).await["proposals"]
         .as_array()
@@ -87,7 +87,7 @@ async fn on_call_approves(world: &World, id: &str) -> usize {
 
 #[tokio::test]
 async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it() {
-    let mut world = World::build("runbook-outgrown", LIMITS, OBJECTIVES, "", 1);
+    let mut world = TestWorld::build("runbook-outgrown", LIMITS, OBJECTIVES, "", 1);
     world.traffic = vec![(
         json!({"domain": "api", "descriptors": [{"entries": [{"key": "tenant", "value": "acme"}]}]}),
         4,
@@ -176,7 +176,7 @@ async fn the_runbook_agent_raises_an_outgrown_quota_and_the_pipeline_verifies_it
 
 #[tokio::test]
 async fn a_ticket_no_runbook_matches_is_escalated_not_guessed_at() {
-    let mut world = World::new("runbook-none", "");
+    let mut world = TestWorld::new("runbook-none", "");
     world.ticks(3).await;
     let (status, filed) = world
         .post(
@@ -224,7 +224,7 @@ descriptors:
     rate_limit: {name: tenant_per_minute, unit: minute, requests_per_unit: 16}
 ";
     // Humans answer within the day: the held change waits for one.
-    let mut world = World::build(
+    let mut world = TestWorld::build(
         "runbook-collision",
         PER_MINUTE,
         OBJECTIVES,
@@ -312,7 +312,7 @@ invariants:
 #[tokio::test]
 async fn an_instance_s_ticket_is_judged_on_that_instance_s_state() {
     use floodgate_contract::client::ServiceApi;
-    let mut world = World::build("runbook-instance", LIMITS, HEADROOM, "", 2);
+    let mut world = TestWorld::build("runbook-instance", LIMITS, HEADROOM, "", 2);
     // svc-b's store holds 100 keys, svc-a's 10,000: a new tenant a tick
     // fills svc-b past 80% long before svc-a.
     world.services[1]

@@ -4,16 +4,17 @@
 //! steps of the ticket's trajectory, and its proposal goes through the
 //! pipeline like any other.
 
-mod support;
+#[path = "support/fixture.rs"]
+mod fixture;
 
 use axum::routing::post;
 use axum::{Json, Router};
+use fixture::*;
 use floodgate_agent::client::HarnessClient;
 use floodgate_agent::llm::{LlmAgent, LlmOptions, SystemClock};
 use floodgate_harness::learn::trajectory::Trajectory;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
-use support::sim::*;
 
 fn reply(message: Value) -> Value {
     json!({
@@ -68,7 +69,7 @@ async fn scripted(script: Vec<Value>) -> (String, Arc<Mutex<Vec<Value>>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_llm_agent_proposes_through_the_pipeline_and_its_tool_calls_are_trajectory_steps() {
-    let mut world = World::new("llm-agent", "");
+    let mut world = TestWorld::new("llm-agent", "");
     world.ticks(40).await;
     let (status, filed) = world
         .post(
@@ -99,7 +100,7 @@ async fn the_llm_agent_proposes_through_the_pipeline_and_its_tool_calls_are_traj
         reply(json!({"role": "assistant", "content": "Proposed raising per_tenant to 120; the pipeline verifies it."})),
     ])
     .await;
-    let client = HarnessClient::new(Arc::new(world.harness.clone())).with_agent("llm-1");
+    let client = HarnessClient::new(world.harness.clone()).with_agent("llm-1");
     let agent = LlmAgent::new(
         client,
         LlmOptions::new(endpoint, "scripted"),

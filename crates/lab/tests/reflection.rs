@@ -4,14 +4,15 @@
 //! agent's own words, and suspends automatic work on that fingerprint until
 //! a human answers — then work resumes.
 
-mod support;
+#[path = "support/fixture.rs"]
+mod fixture;
 
+use fixture::*;
 use serde_json::{json, Value};
-use support::sim::*;
 
 const TICKET: &str = "acme keeps hitting per_tenant";
 
-async fn file(world: &World) -> String {
+async fn file(world: &TestWorld) -> String {
     let (status, filed) = world
         .post(
             "/v1/tickets",
@@ -28,7 +29,7 @@ async fn file(world: &World) -> String {
     filed["ticket"]["id"].as_str().expect("id").to_owned()
 }
 
-async fn claim(world: &World) -> Value {
+async fn claim(world: &TestWorld) -> Value {
     let (status, claimed) = world
         .post("/v1/agent/claim", json!({"agent": "agent-1"}))
         .await;
@@ -38,7 +39,7 @@ async fn claim(world: &World) -> Value {
 
 /// Claims the ticket, raises per_tenant to `value`, and runs the pipeline
 /// until the proposal succeeds.
-async fn fix(world: &mut World, value: u64) -> String {
+async fn fix(world: &mut TestWorld, value: u64) -> String {
     let ticket = claim(world).await;
     let id = ticket["id"].as_str().expect("a ticket to claim").to_owned();
     let (status, answer) = world
@@ -57,7 +58,7 @@ async fn fix(world: &mut World, value: u64) -> String {
 
 #[tokio::test]
 async fn the_same_fix_escalating_three_times_asks_a_human_and_suspends_the_work() {
-    let mut world = World::new("reflect-escalating", "");
+    let mut world = TestWorld::new("reflect-escalating", "");
     world.ticks(40).await;
     let mut fingerprint = String::new();
     for value in [120, 240, 480] {
@@ -176,7 +177,7 @@ async fn a_fixed_problem_that_comes_back_is_reflected_on_at_once() {
     // Three fixes that held, each undone by the problem coming back; the
     // fourth recurrence is a finding on the very next tick — not up to
     // ten minutes later, when an agent may have applied the fix again.
-    let mut world = World::new("reflect-on-reopen", "");
+    let mut world = TestWorld::new("reflect-on-reopen", "");
     world.ticks(40).await;
     for value in [120, 240, 480] {
         file(&world).await;
@@ -197,7 +198,7 @@ async fn a_fixed_problem_that_comes_back_is_reflected_on_at_once() {
 
 #[tokio::test]
 async fn a_healthy_history_of_different_fixes_raises_nothing() {
-    let mut world = World::new("reflect-healthy", "");
+    let mut world = TestWorld::new("reflect-healthy", "");
     world.ticks(40).await;
     let id = file(&world).await;
     assert!(!id.is_empty());
