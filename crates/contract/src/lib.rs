@@ -20,6 +20,7 @@ pub mod events;
 pub mod limits;
 pub mod metrics;
 pub mod state;
+pub mod text;
 pub mod yaml;
 
 /// A generated document: where it lives in the repository and its content.

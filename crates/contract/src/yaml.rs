@@ -350,12 +350,9 @@ fn quoted_key(key: &str) -> String {
     if simple {
         return key.to_owned();
     }
-    let mut cut = YAML_PATH_KEY_BYTES.min(key.len());
-    while !key.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let ellipsis = if cut < key.len() { "…" } else { "" };
-    format!("{:?}{ellipsis}", &key[..cut])
+    let cut = crate::text::cut(key, YAML_PATH_KEY_BYTES);
+    let ellipsis = if cut.len() < key.len() { "…" } else { "" };
+    format!("{cut:?}{ellipsis}")
 }
 
 #[cfg(test)]

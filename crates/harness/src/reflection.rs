@@ -49,6 +49,7 @@ use crate::tickets::{
     bound_context, FieldError, NewTicket, Objective, Priority, Source, TicketState, TicketType,
     MAX_CONSTRAINT_BYTES, MAX_DESCRIPTION_BYTES, MAX_FINGERPRINT_BYTES,
 };
+use floodgate_contract::text::clip as cut;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -1656,19 +1657,6 @@ fn inverse_pair(action: &str) -> Option<String> {
             format!("{a}|{b}")
         })
     })
-}
-
-/// `text` cut to at most `max` bytes at a character boundary (with `…`
-/// when cut).
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]

@@ -362,14 +362,10 @@ pub fn bound_context(context: serde_json::Value) -> serde_json::Value {
     if text.len() <= MAX_CONTEXT_BYTES {
         return context;
     }
-    let mut cut = MAX_CONTEXT_BYTES / 2;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
     serde_json::json!({
         "truncated": true,
         "original_bytes": text.len(),
-        "head": &text[..cut],
+        "head": floodgate_contract::text::cut(&text, MAX_CONTEXT_BYTES / 2),
     })
 }
 
