@@ -19,6 +19,7 @@ pub mod dashboard;
 pub mod events;
 pub mod limits;
 pub mod metrics;
+pub mod rng;
 pub mod state;
 pub mod text;
 pub mod yaml;

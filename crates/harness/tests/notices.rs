@@ -77,7 +77,7 @@ impl World {
             clock,
             observer,
             service,
-            rng: Rng::new(seed),
+            rng: Rng::from_state(seed),
             dir,
             seed,
             reports: Vec::new(),
