@@ -10,8 +10,8 @@ use crate::harness_cmd::{
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use floodgate_contract::client::{percent_encode, Method};
+use floodgate_contract::time::parse_rfc3339_ms;
 use floodgate_harness::notices::LabelName;
-use floodgate_harness::policy::parse_rfc3339_ms;
 use floodgate_harness::quantity::{format_time_ms, parse_duration_ms};
 use serde_json::{json, Value};
 

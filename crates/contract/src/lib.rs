@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod rng;
 pub mod state;
 pub mod text;
+pub mod time;
 pub mod yaml;
 
 /// A generated document: where it lives in the repository and its content.

@@ -83,6 +83,7 @@ use crate::criteria::CRITERIA_STEP_MS;
 use crate::judge::{Direction, Method, MetricCheck, Thresholds};
 use crate::quantity::{format_duration_ms, parse_scalar, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 use floodgate_contract::actions::{self, Risk};
+use floodgate_contract::time::parse_rfc3339_ms;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -1074,93 +1075,13 @@ impl<'de> Deserialize<'de> for Timestamp {
         parse_scalar(
             deserializer,
             "an RFC 3339 timestamp such as 2026-12-01T00:00:00Z",
-            |text| parse_rfc3339_ms(text).map(Timestamp),
+            |text| {
+                parse_rfc3339_ms(text)
+                    .map(Timestamp)
+                    .map_err(|error| error.to_string())
+            },
         )
     }
-}
-
-/// Parses an RFC 3339 timestamp (`2026-12-01T17:00:00Z`,
-/// `2026-12-01T18:00:00.250+01:00`) into milliseconds since the epoch.
-/// `T`/`Z` may be lower case; fractions beyond milliseconds are truncated;
-/// a leap second (`:60`) and moments before 1970 are refused.
-pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
-    let expected =
-        || format!("{text:?} is not an RFC 3339 timestamp (expected e.g. 2026-12-01T00:00:00Z)");
-    let bytes = text.trim().as_bytes();
-    let field = |start: usize, len: usize| -> Option<u32> {
-        let part = bytes.get(start..start + len)?;
-        digits(std::str::from_utf8(part).ok()?)
-    };
-    let separator =
-        |index: usize, allowed: &[u8]| bytes.get(index).is_some_and(|b| allowed.contains(b));
-    if bytes.len() < 20
-        || !separator(4, b"-")
-        || !separator(7, b"-")
-        || !separator(10, b"Tt")
-        || !separator(13, b":")
-        || !separator(16, b":")
-    {
-        return Err(expected());
-    }
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        field(0, 4),
-        field(5, 2),
-        field(8, 2),
-        field(11, 2),
-        field(14, 2),
-        field(17, 2),
-    ) else {
-        return Err(expected());
-    };
-    let mut index = 19;
-    let mut millis = 0u64;
-    if separator(index, b".") {
-        index += 1;
-        let start = index;
-        while bytes.get(index).is_some_and(u8::is_ascii_digit) {
-            index += 1;
-        }
-        if index == start {
-            return Err(expected());
-        }
-        for (position, digit) in bytes[start..index.min(start + 3)].iter().enumerate() {
-            millis += u64::from(digit - b'0') * 10u64.pow(2 - position as u32);
-        }
-    }
-    let offset_minutes: i64 = match bytes.get(index..) {
-        Some(b"Z" | b"z") => 0,
-        Some([sign @ (b'+' | b'-'), rest @ ..]) if rest.len() == 5 && rest[2] == b':' => {
-            let (Some(hours), Some(minutes)) = (field(index + 1, 2), field(index + 4, 2)) else {
-                return Err(expected());
-            };
-            if hours > 23 || minutes > 59 {
-                return Err(format!("{text:?} has an offset out of range"));
-            }
-            let total = i64::from(hours * 60 + minutes);
-            if *sign == b'-' {
-                -total
-            } else {
-                total
-            }
-        }
-        _ => return Err(expected()),
-    };
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return Err(format!("{text:?} is not a date of the calendar"));
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return Err(format!(
-            "{text:?} has a time out of range (00:00:00 to 23:59:59)"
-        ));
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    let seconds =
-        days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second)
-            - offset_minutes * 60;
-    if seconds < 0 {
-        return Err(format!("{text:?} is before 1970"));
-    }
-    Ok(seconds as u64 * 1_000 + millis)
 }
 
 /// Replaces the Rust type names serde puts in its messages (`expected
@@ -1187,30 +1108,6 @@ fn digits(text: &str) -> Option<u32> {
         return None;
     }
     text.parse().ok()
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 // ---------------------------------------------------------------------------

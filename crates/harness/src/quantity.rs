@@ -8,6 +8,10 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 
+/// `2026-11-26T19:42:35Z` for milliseconds since the Unix epoch (UTC,
+/// seconds precision).
+pub use floodgate_contract::time::rfc3339_seconds as format_time_ms;
+
 /// The longest duration any objective or criterion may name: one year. SLO
 /// windows are days to weeks; anything longer is a typo (`30000d`), and the
 /// bound keeps every millisecond computation far from overflow.
@@ -124,30 +128,6 @@ impl<'de> Deserialize<'de> for Span {
 
 /// Parses a latency: `250us`, `1ms`, `0.5s`, or a bare number of seconds
 /// (`0.001`, as a histogram's `le` is written). Answers seconds.
-/// `2026-11-26T19:42:35Z` for milliseconds since the Unix epoch (UTC,
-/// seconds precision; the proleptic Gregorian calendar).
-pub fn format_time_ms(ms: u64) -> String {
-    let seconds = ms / SECOND_MS;
-    let days = seconds / 86_400;
-    let rem = seconds % 86_400;
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
-}
-
 pub fn parse_seconds(text: &str) -> Result<f64, String> {
     let expected = || format!("{text:?} is not a latency (expected e.g. 1ms, 250us, 0.5s)");
     let trimmed = text.trim();
@@ -325,19 +305,6 @@ impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for ParseVisitor<T, F>
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn times_format_as_rfc3339_utc() {
-        assert_eq!(super::format_time_ms(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            super::format_time_ms(951_782_400_000),
-            "2000-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            super::format_time_ms(1_795_722_155_999),
-            "2026-11-26T19:42:35Z"
-        );
-    }
-
     use super::*;
 
     #[test]

@@ -2,10 +2,11 @@
 //! approval rules, freeze windows and budgets.
 
 use floodgate_contract::actions::Risk;
+use floodgate_contract::time::parse_rfc3339_ms;
 use floodgate_harness::judge::{Direction, Method, MetricCheck, Thresholds};
 use floodgate_harness::policy::{
-    parse_rfc3339_ms, parse_time_of_day, ActiveFreeze, BudgetExceeded, BudgetKind, BudgetUsage,
-    FreezeWindow, MinRisk, Policy, Schedule, Weekday, FREEZE_LOOKAHEAD_MS,
+    parse_time_of_day, ActiveFreeze, BudgetExceeded, BudgetKind, BudgetUsage, FreezeWindow,
+    MinRisk, Policy, Schedule, Weekday, FREEZE_LOOKAHEAD_MS,
 };
 use floodgate_harness::quantity::{DAY_MS, HOUR_MS, MINUTE_MS};
 use std::path::{Path, PathBuf};
