@@ -165,7 +165,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
 
 async fn run(args: DemoArgs, data: PathBuf, runbooks: Vec<Runbook>) -> Result<()> {
     // The service, in process, on a simulated clock.
-    let service_clock = Arc::new(ServiceClock::new(T0_MS * 1_000_000));
+    let service_clock = Arc::new(ServiceClock::at_ns(T0_MS * 1_000_000));
     let parts = ServiceParts {
         table: config::load(&[ConfigSource::new("demo-limits.yaml", LIMITS)])
             .map_err(|error| anyhow!("{error}"))?,
@@ -185,7 +185,7 @@ async fn run(args: DemoArgs, data: PathBuf, runbooks: Vec<Runbook>) -> Result<()
     let harness = Harness::new(objectives, HarnessConfig::default())
         .map_err(|error| anyhow!("{}", error.0))?;
     let store = Store::open(&data).map_err(|error| anyhow!("{}: {error}", data.display()))?;
-    let clock = Arc::new(ManualClock::new(T0_MS));
+    let clock = Arc::new(ManualClock::at_ms(T0_MS));
     let state = HarnessState::new(harness, store, clock.clone());
     let targets = vec![Target {
         name: "demo-service".into(),
@@ -359,8 +359,8 @@ async fn run(args: DemoArgs, data: PathBuf, runbooks: Vec<Runbook>) -> Result<()
                 data.display()
             );
         }
-        clock.advance(TICK_MS);
-        service_clock.advance(TICK_MS * 1_000_000);
+        clock.advance_ms(TICK_MS);
+        service_clock.advance_ns(TICK_MS * 1_000_000);
         tokio::time::sleep(pace).await;
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod actions;
 pub mod client;
+pub mod clock;
 pub mod dashboard;
 pub mod events;
 pub mod limits;

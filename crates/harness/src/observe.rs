@@ -38,7 +38,6 @@ use floodgate_contract::client::{ClientError, EventQuery, ServiceApi, Transport}
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -68,48 +67,9 @@ pub const MAX_TICK_ERRORS: usize = 64;
 /// from Prometheus, `/v1/health`) answered this tick, else 0.
 pub const UP_SERIES: &str = "up";
 
-/// Milliseconds since the Unix epoch, real or simulated.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> u64;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-            })
-    }
-}
-
-/// A clock that moves only when told (simulations, tests).
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicU64);
-
-impl ManualClock {
-    pub fn new(start_ms: u64) -> ManualClock {
-        ManualClock(AtomicU64::new(start_ms))
-    }
-
-    pub fn set(&self, now_ms: u64) {
-        self.0.store(now_ms, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, by_ms: u64) -> u64 {
-        self.0.fetch_add(by_ms, Ordering::SeqCst) + by_ms
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+/// Time, real or simulated: the contract's one clock, read here in
+/// milliseconds (`now_ms`).
+pub use floodgate_contract::clock::{Clock, ManualClock, SystemClock};
 
 /// One service to observe.
 #[derive(Clone)]

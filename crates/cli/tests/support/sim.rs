@@ -95,7 +95,7 @@ impl World {
     /// `count` services (`svc-a` is the canary), each with its own store,
     /// behind one harness; traffic goes to every one.
     pub fn build(name: &str, limits: &str, objectives: &str, policy: &str, count: usize) -> World {
-        let service_clock = Arc::new(ServiceClock::new(T0_MS * 1_000_000));
+        let service_clock = Arc::new(ServiceClock::at_ns(T0_MS * 1_000_000));
         let services: Vec<InProcessTransport> = (0..count)
             .map(|_| {
                 let parts = ServiceParts {
@@ -117,7 +117,7 @@ impl World {
         let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
         let data = scratch(name);
         let store = Store::open(&data).expect("store");
-        let clock = Arc::new(ManualClock::new(T0_MS));
+        let clock = Arc::new(ManualClock::at_ms(T0_MS));
         let state = HarnessState::new(harness, store, clock.clone());
         let targets: Vec<Target> = services
             .iter()
@@ -186,8 +186,8 @@ impl World {
 
     /// Both clocks move on by one tick.
     pub fn advance(&self) {
-        self.clock.advance(TICK_MS);
-        self.service_clock.advance(TICK_MS * 1_000_000);
+        self.clock.advance_ms(TICK_MS);
+        self.service_clock.advance_ns(TICK_MS * 1_000_000);
     }
 
     pub async fn ticks(&mut self, count: u64) {
