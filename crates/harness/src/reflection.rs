@@ -475,34 +475,11 @@ impl Thresholds {
     /// Parses a thresholds file (YAML); `file` names it in errors. An empty
     /// file is [`Thresholds::default`]. Unknown fields are refused.
     pub fn parse(file: &str, text: &str) -> Result<Thresholds, ThresholdsError> {
-        let error = |line, path: String, message: String| ThresholdsError {
-            file: file.to_owned(),
-            line,
-            path,
-            message,
-        };
-        if text.len() > MAX_THRESHOLDS_BYTES {
-            return Err(error(
-                None,
-                String::new(),
-                format!("larger than {MAX_THRESHOLDS_BYTES} bytes"),
-            ));
-        }
-        crate::objectives::yaml_gate(text)
-            .map_err(|(line, path, message)| error(line, path, message))?;
-        let deserializer = serde_norway::Deserializer::from_str(text);
         let parsed: Option<Thresholds> =
-            serde_path_to_error::deserialize(deserializer).map_err(|e| {
-                let (line, path, message) = crate::objectives::yaml_error("", &e);
-                error(line, path, message)
-            })?;
+            floodgate_contract::yaml::load(file, text, MAX_THRESHOLDS_BYTES)?;
         let thresholds = parsed.unwrap_or_default();
         thresholds.validate().map_err(|refused| {
-            let line = text
-                .lines()
-                .position(|line| line.trim_start().starts_with(&format!("{}:", refused.path)))
-                .map(|index| index + 1);
-            error(line, refused.path, refused.message)
+            ThresholdsError::at_path(file, text, refused.path, refused.message)
         })?;
         Ok(thresholds)
     }

@@ -301,13 +301,16 @@ fn error_fields_and_display() {
     assert_eq!(error.message, "must be at least 1");
     assert_eq!(
         error.to_string(),
-        "p.yaml:2: budgets.proposals_per_ticket: must be at least 1"
+        "p.yaml: line 2: budgets.proposals_per_ticket: must be at least 1"
     );
     let huge = "#".repeat(300 * 1024);
     let error = Policy::parse("huge.yaml", &huge)
         .err()
         .unwrap_or_else(|| panic!("accepted"));
-    assert_eq!(error.to_string(), "huge.yaml: larger than 262144 bytes");
+    assert_eq!(
+        error.to_string(),
+        "huge.yaml: 307200 bytes, larger than 262144 bytes"
+    );
 }
 
 #[test]
