@@ -26,11 +26,7 @@ pub(crate) fn truncate(text: &str, max_bytes: usize) -> String {
         return text.to_owned();
     }
     let marker = format!("… [{} bytes, cut]", text.len());
-    let mut end = max_bytes.saturating_sub(marker.len());
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{marker}", &text[..end])
+    floodgate_contract::text::cut_marked(text, max_bytes, &marker)
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use crate::tools::{self, ToolError, CATALOG};
 use serde_json::{json, Value};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The most model calls per ticket unless told otherwise.
 pub const DEFAULT_MAX_STEPS: u32 = 20;
@@ -60,21 +60,9 @@ pub const MAX_TOOL_CALLS_PER_STEP: usize = 16;
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where time comes from (injected so tests can run the wall-time bound
-/// without waiting).
-pub trait Clock: Send + Sync {
-    /// A monotonic now.
-    fn now(&self) -> Instant;
-}
-
-/// The real monotonic clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
+/// without waiting): the contract's one clock, read here on its monotonic
+/// face (`monotonic_ms`).
+pub use floodgate_contract::clock::{Clock, SystemClock};
 
 /// The per-ticket bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,7 +376,7 @@ impl LlmAgent {
 
     async fn converse(&self, id: &str, ticket: &Value) -> Result<TicketRun, AgentError> {
         let bounds = self.options.bounds;
-        let started = self.clock.now();
+        let started = self.clock.monotonic_ms();
         let mut last_claim = started;
         let renew_every = Duration::from_millis(self.options.claim_ttl_ms / 2);
         let mut run = TicketRun {
@@ -429,8 +417,8 @@ impl LlmAgent {
         let mut handed_back = false;
         let mut proposed = false;
         loop {
-            let now = self.clock.now();
-            let elapsed = now.saturating_duration_since(started);
+            let now = self.clock.monotonic_ms();
+            let elapsed = Duration::from_millis(now.saturating_sub(started));
             let hit = if run.steps >= bounds.max_steps {
                 Some(BoundHit::Steps {
                     used: run.steps,
@@ -452,7 +440,7 @@ impl LlmAgent {
             if let Some(hit) = hit {
                 return self.escalate(run, hit.to_string()).await;
             }
-            if now.saturating_duration_since(last_claim) >= renew_every {
+            if Duration::from_millis(now.saturating_sub(last_claim)) >= renew_every {
                 self.harness
                     .renew(id, self.harness.agent(), Some(self.options.claim_ttl_ms))
                     .await?;

@@ -9,27 +9,27 @@ use floodgate_agent::client::HarnessClient;
 use floodgate_agent::llm::{Bounds, Clock, End, LlmAgent, LlmOptions, TRANSCRIPT_ENTRY_BYTES};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{final_message, ticket, tool_calls, ScriptedModel, StandInHarness};
 
 /// A clock that moves `step` forward every time it is read.
 struct SteppingClock {
-    now: Mutex<Instant>,
+    now_ns: Mutex<u64>,
     step: Duration,
 }
 
 impl Clock for SteppingClock {
-    fn now(&self) -> Instant {
-        let mut now = self.now.lock().unwrap();
+    fn now_ns(&self) -> u64 {
+        let mut now = self.now_ns.lock().unwrap();
         let current = *now;
-        *now += self.step;
+        *now += u64::try_from(self.step.as_nanos()).unwrap();
         current
     }
 }
 
 fn stepping(step: Duration) -> Arc<SteppingClock> {
     Arc::new(SteppingClock {
-        now: Mutex::new(Instant::now()),
+        now_ns: Mutex::new(1_767_225_600_000_000_000),
         step,
     })
 }

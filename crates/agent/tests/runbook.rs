@@ -107,12 +107,12 @@ const BAD: &[(&str, usize, Option<&str>, &str, &str)] = &[
     ("terminal_with_next.yaml", 15, Some("end"), "next", "a done step ends the run and takes no other field"),
     ("two_kinds.yaml", 12, Some("first"), "escalate", "a step is one kind: it has both wait and escalate"),
     ("unknown_action.yaml", 12, Some("first"), "propose[0].action", "\"raise_limit\" is not an action of the catalog"),
-    ("unknown_field.yaml", 14, Some("first"), "nxt", "unknown field (expected one of name, observe"),
+    ("unknown_field.yaml", 14, Some("first"), "", "unknown field \"nxt\" (expected one of name, observe"),
     ("unknown_label.yaml", 12, Some("first"), "observe.series", "floodgate_requests_total has no label \"tenant\" (its labels: api, code)"),
     ("unknown_metric.yaml", 12, Some("first"), "observe.series", "\"floodgate_requests_per_second\" is not a metric of the catalog"),
     ("unknown_next.yaml", 14, Some("first"), "next", "\"nowhere\" is not a step of this runbook"),
     ("unknown_param.yaml", 13, Some("first"), "propose[0].params", "'polcy' was unexpected"),
-    ("unknown_top_field.yaml", 7, None, "match.labels", "unknown field (expected source or fingerprint)"),
+    ("unknown_top_field.yaml", 7, None, "match", "unknown field \"labels\" (expected source or fingerprint)"),
     ("unknown_var.yaml", 17, Some("check"), "branch[0].when", "reads vars.limit, which no observe step stores"),
     ("unreachable.yaml", 15, Some("orphan"), "name", "unreachable: no path from start (first) leads here"),
 ];
@@ -136,7 +136,11 @@ fn every_bad_fixture_names_file_step_field_and_line() {
             "{text}"
         );
         if let Some(step) = step {
-            assert!(text.contains(&format!("step {step}: {field}: ")), "{text}");
+            let named = match field {
+                &"" => format!("step {step}: "),
+                field => format!("step {step}: {field}: "),
+            };
+            assert!(text.contains(&named), "{text}");
         }
     }
 }

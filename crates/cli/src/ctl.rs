@@ -8,6 +8,7 @@ use floodgate_contract::actions::{ActionInfo, ActionRequest, ActionResult};
 use floodgate_contract::client::{ClientError, EventQuery, HttpTransport, ServiceApi};
 use floodgate_contract::events::{Event, EventPage};
 use floodgate_contract::state::{ConfigApplyRequest, ConfigVersionPage, ConfigView, State};
+use floodgate_contract::time::rfc3339_millis;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -617,7 +618,7 @@ fn render_versions(page: &ConfigVersionPage) -> String {
     for version in &page.versions {
         rows.push(vec![
             version.version.to_string(),
-            utc(version.time_ms),
+            rfc3339_millis(version.time_ms),
             version.actor.clone(),
             version.via.clone(),
             version.hash.chars().take(19).collect(),
@@ -639,7 +640,7 @@ fn render_event(event: &Event) -> String {
     let mut line = format!(
         "{:>6}  {}  {:<22} {}",
         event.seq,
-        utc(event.time_ms),
+        rfc3339_millis(event.time_ms),
         kind,
         event.actor
     );
@@ -682,30 +683,6 @@ fn table(rows: &[Vec<String>]) -> String {
         text.push('\n');
     }
     text
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-fn utc(time_ms: u64) -> String {
-    let seconds = time_ms / 1000;
-    let days = (seconds / 86_400) as i64;
-    let of_day = seconds % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60,
-        time_ms % 1000
-    )
 }
 
 #[cfg(test)]
@@ -778,9 +755,15 @@ mod tests {
 
     #[test]
     fn utc_formats_the_epoch_and_a_leap_day() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
-        assert_eq!(utc(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(1_709_210_096_789),
+            "2024-02-29T12:34:56.789Z"
+        );
+        assert_eq!(
+            rfc3339_millis(1_767_225_600_000),
+            "2026-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::harness_cmd::{
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use floodgate_agent::client::NoticeRequest;
-use floodgate_harness::quantity::parse_rfc3339_ms;
+use floodgate_contract::time::parse_rfc3339_ms;
 use floodgate_harness::quantity::{format_time_ms, parse_duration_ms};
 use floodgate_harness::tickets::notices::LabelName;
 use serde_json::{json, Value};

@@ -32,12 +32,13 @@ const SERVICE: &str = "floodgate-service";
 
 /// Workspace crate → the workspace crates it may depend on.
 const ALLOWED: &[(&str, &[&str])] = &[
-    // Depend on no workspace crate.
+    // The contract depends on no workspace crate; the edge on the contract only.
     (CONTRACT, &[]),
-    ("floodgate-edge", &[]),
+    // The edge takes the contract's one text-cut helper.
+    ("floodgate-edge", &[CONTRACT]),
     // The rate-limit path.
     ("floodgate-limiter", &[CONTRACT]),
-    ("floodgate-store", &["floodgate-limiter"]),
+    ("floodgate-store", &[CONTRACT, "floodgate-limiter"]),
     (
         SERVICE,
         &[

@@ -7,7 +7,11 @@
 //!   [`client::Transport`], with an HTTP transport here and an in-process
 //!   one in the service crate;
 //! - [`dashboard`]: the Grafana dashboard, generated from the metrics
-//!   catalog.
+//!   catalog;
+//! - one of each shared helper: [`yaml`] (the bounded YAML gate and
+//!   loader, errors naming file, line and field), [`clock`] (time, named
+//!   by unit, with a manual clock), [`rng`] (the seeded SplitMix64),
+//!   [`text`] (cutting at a character boundary), [`time`] (RFC 3339).
 //!
 //! Architecture invariant: this crate depends on no other Floodgate crate,
 //! so operators (the harness, agents) depend on the contract, never on the
@@ -15,11 +19,15 @@
 
 pub mod actions;
 pub mod client;
+pub mod clock;
 pub mod dashboard;
 pub mod events;
 pub mod limits;
 pub mod metrics;
+pub mod rng;
 pub mod state;
+pub mod text;
+pub mod time;
 pub mod tokens;
 pub mod yaml;
 

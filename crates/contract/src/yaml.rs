@@ -17,6 +17,11 @@
 //! The walk stops at the first refusal, so an attack costs no more than
 //! reading up to the bound. A text that passes can be handed to
 //! `serde_norway` as before; its own syntax errors keep their messages.
+//!
+//! [`load`] is the one loader built on it: size bound, gate, then
+//! serde_norway, every refusal a [`FileError`] (`file: line N: path:
+//! message`). [`line_of`] finds the line of a field refused after parsing
+//! (`slos[0].target`), so every YAML error in Floodgate names its line.
 
 use crate::limits::{YAML_MAX_DEPTH, YAML_MAX_NODES, YAML_PATH_KEY_BYTES};
 use saphyr_parser::{Event, Parser, Span, Tag};
@@ -350,12 +355,317 @@ fn quoted_key(key: &str) -> String {
     if simple {
         return key.to_owned();
     }
-    let mut cut = YAML_PATH_KEY_BYTES.min(key.len());
-    while !key.is_char_boundary(cut) {
-        cut -= 1;
+    let cut = crate::text::cut(key, YAML_PATH_KEY_BYTES);
+    let ellipsis = if cut.len() < key.len() { "…" } else { "" };
+    format!("{cut:?}{ellipsis}")
+}
+
+// ---------------------------------------------------------------------------
+// the loader: bounds, gate, deserialisation, and errors naming file, line
+// and field
+
+/// A refused YAML file (or request body): the file, the line (1-based,
+/// when known), the field's path (`slos[0].target`; empty when the
+/// problem is the whole text) and why. Displayed `file: line N: path:
+/// message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct FileError {
+    /// The file, as the caller named it.
+    pub file: String,
+    pub line: Option<usize>,
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ": line {line}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
     }
-    let ellipsis = if cut < key.len() { "…" } else { "" };
-    format!("{:?}{ellipsis}", &key[..cut])
+}
+
+impl FileError {
+    /// An error in `file` at `path`, on no particular line.
+    pub fn new(file: &str, path: impl Into<String>, message: impl Into<String>) -> FileError {
+        FileError {
+            file: file.to_owned(),
+            line: None,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An error at `path` of `text` (found after parsing), on the line
+    /// [`line_of`] finds for it.
+    pub fn at_path(
+        file: &str,
+        text: &str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> FileError {
+        let path = path.into();
+        FileError {
+            line: line_of(text, &path),
+            ..FileError::new(file, path, message)
+        }
+    }
+
+    /// The gate's refusal ([`check`]) as a file error.
+    pub fn refused(file: &str, refusal: &Refusal) -> FileError {
+        FileError {
+            file: file.to_owned(),
+            line: Some(refusal.line),
+            path: refusal.path.clone(),
+            message: refusal.problem.to_string(),
+        }
+    }
+
+    /// A serde_norway error, with the path serde_path_to_error followed:
+    /// its line, the path (`prefix` first), and the message without the
+    /// position and path serde_norway writes into it. An unknown key is
+    /// reported at its mapping, the message naming it and the keys
+    /// expected.
+    pub fn deserializing(
+        file: &str,
+        prefix: &str,
+        error: &serde_path_to_error::Error<serde_norway::Error>,
+    ) -> FileError {
+        let inner = error.inner();
+        let line = inner.location().map(|location| location.line());
+        let mut message = inner.to_string();
+        if let Some(location) = inner.location() {
+            let at = format!(" at line {} column {}", location.line(), location.column());
+            if let Some(start) = message.find(&at) {
+                message.replace_range(start..start + at.len(), "");
+            }
+        }
+        let mut segments: Vec<&serde_path_to_error::Segment> = error.path().iter().collect();
+        // serde_norway prefixes its own path ("slos[0].target: …"); drop it
+        // (only when it is that path: a message may hold ": " of its own).
+        let path_text = error.path().to_string();
+        if let Some((head, tail)) = message.split_once(": ") {
+            if !head.is_empty() && path_text.starts_with(head) {
+                message = tail.to_owned();
+            }
+        }
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            // The path names the unknown key itself: report its mapping.
+            segments.pop();
+            if let Some((key, tail)) = rest.split_once('`') {
+                let tail = tail.trim_start_matches(',').trim().replace('`', "");
+                message = if tail.is_empty() {
+                    format!("unknown field {key:?}")
+                } else {
+                    format!("unknown field {key:?} ({tail})")
+                };
+            }
+        }
+        message = message.replace('`', "");
+        let mut path = String::from(prefix);
+        for segment in segments {
+            match segment {
+                serde_path_to_error::Segment::Seq { index } => {
+                    path.push_str(&format!("[{index}]"));
+                }
+                serde_path_to_error::Segment::Map { key }
+                | serde_path_to_error::Segment::Enum { variant: key } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        FileError {
+            file: file.to_owned(),
+            line,
+            path,
+            message,
+        }
+    }
+}
+
+/// Loads one YAML document of `file`: refuses a text over `max_bytes`,
+/// passes it through the gate ([`check`]), then deserialises it, every
+/// refusal a [`FileError`] naming its line and field.
+pub fn load<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    max_bytes: usize,
+) -> Result<T, FileError> {
+    gate(file, text, max_bytes)?;
+    let deserializer = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer)
+        .map_err(|error| FileError::deserializing(file, "", &error))
+}
+
+/// The checks [`load`] makes before deserialising: the size bound and the
+/// gate ([`check`]); for a caller that deserialises on its own (several
+/// documents in one text).
+pub fn gate(file: &str, text: &str, max_bytes: usize) -> Result<(), FileError> {
+    if text.len() > max_bytes {
+        return Err(FileError::new(
+            file,
+            "",
+            format!("{} bytes, larger than {max_bytes} bytes", text.len()),
+        ));
+    }
+    check(text).map_err(|refusal| FileError::refused(file, &refusal))
+}
+
+/// One step of a field's path.
+#[derive(Debug, PartialEq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// `document[1].a.b[0]` → document 1 and its segments.
+fn segments(path: &str) -> (usize, Vec<Segment>) {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|part| !part.is_empty()) {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|key| !key.is_empty()) {
+            out.push(Segment::Key(key.to_owned()));
+        }
+        for piece in pieces {
+            if let Ok(index) = piece.trim_end_matches(']').parse() {
+                out.push(Segment::Index(index));
+            }
+        }
+    }
+    match out.as_slice() {
+        [Segment::Key(first), Segment::Index(document), ..] if first == "document" => {
+            let document = *document;
+            out.drain(..2);
+            (document, out)
+        }
+        _ => (0, out),
+    }
+}
+
+/// An open collection on the way through the text.
+struct Open {
+    /// Whether this collection is the node at the path's first `depth`
+    /// segments.
+    on_path: bool,
+    depth: usize,
+    kind: OpenKind,
+}
+
+enum OpenKind {
+    /// The last key read (`None` for a key that is not a scalar) and its
+    /// line, and whether the next node is its value.
+    Mapping {
+        key: Option<String>,
+        key_line: usize,
+        in_value: bool,
+    },
+    Sequence {
+        index: usize,
+    },
+}
+
+/// The line (1-based) where the field at `path` is written
+/// (`freeze_windows[1].until`, `document[1].spec.objectives[0]`; a key's
+/// own line for a mapping's value), or of the deepest field on the way to
+/// it that exists; `None` when not even the first segment does (or the
+/// text is not YAML up to it).
+pub fn line_of(text: &str, path: &str) -> Option<usize> {
+    let (document, target) = segments(path);
+    let mut best: Option<(usize, usize)> = None;
+    let mut open: Vec<Open> = Vec::new();
+    let mut documents = 0usize;
+    let mut this_document = false;
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else {
+            break;
+        };
+        let line = span.start.line();
+        let begins = match &event {
+            Event::DocumentStart(_) => {
+                this_document = documents == document;
+                documents += 1;
+                open.clear();
+                None
+            }
+            Event::DocumentEnd if this_document => break,
+            Event::Scalar(value, ..) => Some(Some(value.as_ref())),
+            Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(_) => Some(None),
+            Event::SequenceEnd | Event::MappingEnd => {
+                open.pop();
+                None
+            }
+            _ => None,
+        };
+        let Some(scalar) = begins else {
+            continue;
+        };
+        // Where the node stands: its depth on the path, and its line.
+        let (on_path, depth, node_line) = match open.last_mut() {
+            None => (this_document, 0, line),
+            Some(parent) => {
+                let (parent_on_path, parent_depth) = (parent.on_path, parent.depth);
+                let at =
+                    |segment: Segment| parent_on_path && target.get(parent_depth) == Some(&segment);
+                match &mut parent.kind {
+                    OpenKind::Mapping {
+                        key,
+                        key_line,
+                        in_value,
+                    } if !*in_value => {
+                        *key = scalar.map(str::to_owned);
+                        *key_line = line;
+                        *in_value = true;
+                        if scalar.is_some() {
+                            continue;
+                        }
+                        // A collection as a key: never on the path.
+                        (false, 0, line)
+                    }
+                    OpenKind::Mapping {
+                        key,
+                        key_line,
+                        in_value,
+                    } => {
+                        *in_value = false;
+                        let on = key.clone().is_some_and(|key| at(Segment::Key(key)));
+                        (on, parent_depth + 1, *key_line)
+                    }
+                    OpenKind::Sequence { index } => {
+                        let segment = Segment::Index(*index);
+                        *index += 1;
+                        (at(segment), parent_depth + 1, line)
+                    }
+                }
+            }
+        };
+        if on_path && depth > 0 && best.is_none_or(|(deepest, _)| depth > deepest) {
+            best = Some((depth, node_line));
+        }
+        let kind = match event {
+            Event::SequenceStart(..) => OpenKind::Sequence { index: 0 },
+            Event::MappingStart(..) => OpenKind::Mapping {
+                key: None,
+                key_line: line,
+                in_value: false,
+            },
+            _ => continue,
+        };
+        open.push(Open {
+            on_path,
+            depth,
+            kind,
+        });
+    }
+    best.map(|(_, line)| line)
 }
 
 #[cfg(test)]
@@ -432,6 +742,65 @@ mod tests {
         let refused = refusal("a: 1\n---\nb: [*x]\n");
         assert_eq!(refused.path, "document[1].b[0]");
         assert!(refused.to_string().contains("line 3"), "{refused}");
+    }
+
+    #[test]
+    fn fields_are_found_on_their_lines() {
+        let text = "a: 1\nlist:\n  - x: 1\n    y:\n      z: 2\n  - x: 3\n---\nb: 4\n";
+        assert_eq!(line_of(text, "a"), Some(1));
+        assert_eq!(line_of(text, "list"), Some(2));
+        assert_eq!(line_of(text, "list[0].y.z"), Some(5));
+        assert_eq!(line_of(text, "list[1].x"), Some(6));
+        assert_eq!(
+            line_of(text, "list[1].missing"),
+            Some(6),
+            "the deepest that exists"
+        );
+        assert_eq!(line_of(text, "nothing"), None);
+        assert_eq!(line_of(text, "document[1].b"), Some(8));
+        assert_eq!(line_of(text, "b"), None, "b is in the second document");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        name: String,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        size: u32,
+    }
+
+    #[test]
+    fn the_loader_names_file_line_and_field() {
+        let error =
+            load::<Doc>("f.yaml", "name: n\nitems:\n  - size: -1\n", 1024).expect_err("refused");
+        assert_eq!(error.line, Some(3));
+        assert_eq!(error.path, "items[0].size");
+        assert!(
+            error
+                .to_string()
+                .starts_with("f.yaml: line 3: items[0].size: "),
+            "{error}"
+        );
+        let error =
+            load::<Doc>("f.yaml", "name: n\nitems: []\nsize: 1\n", 1024).expect_err("refused");
+        assert_eq!(error.line, Some(3));
+        assert!(
+            error.message.starts_with("unknown field \"size\""),
+            "{error}"
+        );
+        let error = load::<Doc>("f.yaml", "name: &a n\n", 1024).expect_err("refused");
+        assert_eq!((error.line, error.path.as_str()), (Some(1), "name"));
+        let error = load::<Doc>("f.yaml", "name: n\n", 4).expect_err("refused");
+        assert_eq!(error.to_string(), "f.yaml: 8 bytes, larger than 4 bytes");
+        let error = FileError::at_path("f.yaml", "name: n\nitems: []\n", "items", "empty");
+        assert_eq!(error.to_string(), "f.yaml: line 2: items: empty");
     }
 
     #[test]

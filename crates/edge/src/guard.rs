@@ -74,11 +74,7 @@ pub struct Refused {
 pub type RefusedHook = Arc<dyn Fn(&Refused) + Send + Sync>;
 
 pub(crate) fn cut(text: &str) -> String {
-    let mut end = text.len().min(MAX_REFUSED_VALUE_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
+    floodgate_contract::text::cut(text, MAX_REFUSED_VALUE_BYTES).to_owned()
 }
 
 /// `host[:port]` split, the host lower-cased without a trailing dot;

@@ -220,7 +220,7 @@ const START: u64 = 1_700_000_000_000_000_000;
 fn example_engine() -> (Engine<MemoryStore>, Arc<ManualClock>) {
     let table = load(&[ConfigSource::new("examples/limits.yaml", EXAMPLE_LIMITS)])
         .unwrap_or_else(|error| panic!("the example config: {error}"));
-    let clock = Arc::new(ManualClock::new(START));
+    let clock = Arc::new(ManualClock::at_ns(START));
     let engine = Engine::new(
         table,
         MemoryStore::new(1_024),
@@ -261,8 +261,8 @@ fn decide_both_ways(request: &RateLimitRequest) {
                 panic!("check and check_encoded disagree: {built:?} / {encoded:?}")
             }
         }
-        built_clock.advance(1_000_000_000);
-        encoded_clock.advance(1_000_000_000);
+        built_clock.advance_ns(1_000_000_000);
+        encoded_clock.advance_ns(1_000_000_000);
     }
 }
 

@@ -8,6 +8,10 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 
+/// `2026-11-26T19:42:35Z` for milliseconds since the Unix epoch (UTC,
+/// seconds precision).
+pub use floodgate_contract::time::rfc3339_seconds as format_time_ms;
+
 /// The longest duration any objective or criterion may name: one year. SLO
 /// windows are days to weeks; anything longer is a typo (`30000d`), and the
 /// bound keeps every millisecond computation far from overflow.
@@ -124,30 +128,6 @@ impl<'de> Deserialize<'de> for Span {
 
 /// Parses a latency: `250us`, `1ms`, `0.5s`, or a bare number of seconds
 /// (`0.001`, as a histogram's `le` is written). Answers seconds.
-/// `2026-11-26T19:42:35Z` for milliseconds since the Unix epoch (UTC,
-/// seconds precision; the proleptic Gregorian calendar).
-pub fn format_time_ms(ms: u64) -> String {
-    let seconds = ms / SECOND_MS;
-    let days = seconds / 86_400;
-    let rem = seconds % 86_400;
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
-}
-
 pub fn parse_seconds(text: &str) -> Result<f64, String> {
     let expected = || format!("{text:?} is not a latency (expected e.g. 1ms, 250us, 0.5s)");
     let trimmed = text.trim();
@@ -323,137 +303,8 @@ impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for ParseVisitor<T, F>
     }
 }
 
-/// Parses an RFC 3339 timestamp (`2026-12-01T17:00:00Z`,
-/// `2026-12-01T18:00:00.250+01:00`) into milliseconds since the epoch.
-/// `T`/`Z` may be lower case; fractions beyond milliseconds are truncated;
-/// a leap second (`:60`) and moments before 1970 are refused.
-pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
-    let expected =
-        || format!("{text:?} is not an RFC 3339 timestamp (expected e.g. 2026-12-01T00:00:00Z)");
-    let bytes = text.trim().as_bytes();
-    let field = |start: usize, len: usize| -> Option<u32> {
-        let part = bytes.get(start..start + len)?;
-        digits(std::str::from_utf8(part).ok()?)
-    };
-    let separator =
-        |index: usize, allowed: &[u8]| bytes.get(index).is_some_and(|b| allowed.contains(b));
-    if bytes.len() < 20
-        || !separator(4, b"-")
-        || !separator(7, b"-")
-        || !separator(10, b"Tt")
-        || !separator(13, b":")
-        || !separator(16, b":")
-    {
-        return Err(expected());
-    }
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        field(0, 4),
-        field(5, 2),
-        field(8, 2),
-        field(11, 2),
-        field(14, 2),
-        field(17, 2),
-    ) else {
-        return Err(expected());
-    };
-    let mut index = 19;
-    let mut millis = 0u64;
-    if separator(index, b".") {
-        index += 1;
-        let start = index;
-        while bytes.get(index).is_some_and(u8::is_ascii_digit) {
-            index += 1;
-        }
-        if index == start {
-            return Err(expected());
-        }
-        for (position, digit) in bytes[start..index.min(start + 3)].iter().enumerate() {
-            millis += u64::from(digit - b'0') * 10u64.pow(2 - position as u32);
-        }
-    }
-    let offset_minutes: i64 = match bytes.get(index..) {
-        Some(b"Z" | b"z") => 0,
-        Some([sign @ (b'+' | b'-'), rest @ ..]) if rest.len() == 5 && rest[2] == b':' => {
-            let (Some(hours), Some(minutes)) = (field(index + 1, 2), field(index + 4, 2)) else {
-                return Err(expected());
-            };
-            if hours > 23 || minutes > 59 {
-                return Err(format!("{text:?} has an offset out of range"));
-            }
-            let total = i64::from(hours * 60 + minutes);
-            if *sign == b'-' {
-                -total
-            } else {
-                total
-            }
-        }
-        _ => return Err(expected()),
-    };
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return Err(format!("{text:?} is not a date of the calendar"));
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return Err(format!(
-            "{text:?} has a time out of range (00:00:00 to 23:59:59)"
-        ));
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    let seconds =
-        days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second)
-            - offset_minutes * 60;
-    if seconds < 0 {
-        return Err(format!("{text:?} is before 1970"));
-    }
-    Ok(seconds as u64 * 1_000 + millis)
-}
-
-/// All-ASCII-digit text as a number (no sign, no spaces).
-pub(crate) fn digits(text: &str) -> Option<u32> {
-    if text.is_empty() || text.len() > 4 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn times_format_as_rfc3339_utc() {
-        assert_eq!(super::format_time_ms(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            super::format_time_ms(951_782_400_000),
-            "2000-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            super::format_time_ms(1_795_722_155_999),
-            "2026-11-26T19:42:35Z"
-        );
-    }
-
     use super::*;
 
     #[test]

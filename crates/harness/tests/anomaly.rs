@@ -27,7 +27,7 @@ struct SteadyRate {
 impl SteadyRate {
     fn new(seed: u64) -> SteadyRate {
         SteadyRate {
-            rng: Rng::new(seed),
+            rng: Rng::from_state(seed),
             last_minute: VecDeque::new(),
         }
     }
@@ -133,7 +133,7 @@ fn a_real_change_is_detected_within_a_few_ticks() {
 #[test]
 fn the_harness_files_one_investigation_for_a_traffic_drop_and_none_before() {
     let seed = seed(11);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::from_state(seed);
     let objectives = objectives::parse(
         "a.yaml",
         "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n    rate_window: 1m\n",
@@ -177,7 +177,7 @@ fn the_harness_files_one_investigation_for_a_traffic_drop_and_none_before() {
 #[test]
 fn an_anomaly_with_a_declared_capacity_carries_it_in_its_tickets_context() {
     let seed = seed(12);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::from_state(seed);
     let objectives = objectives::parse(
         "a.yaml",
         "anomalies:\n  - name: request_rate\n    series: floodgate_requests_total\n    rate_window: 1m\n    capacity: 250\n",
@@ -266,7 +266,7 @@ impl Traffic {
             harness: Harness::new(objectives, HarnessConfig::default())
                 .unwrap_or_else(|error| panic!("{error}")),
             service: SyntheticService::new(),
-            rng: Rng::new(seed),
+            rng: Rng::from_state(seed),
             tick: 0,
         }
     }

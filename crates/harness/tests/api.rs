@@ -26,7 +26,7 @@ impl Api {
         let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
         let dir = scratch_dir(name);
         let store = Store::open(&dir).expect("store");
-        let state = HarnessState::new(harness, store, Arc::new(ManualClock::new(T0_MS)));
+        let state = HarnessState::new(harness, store, Arc::new(ManualClock::at_ms(T0_MS)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -37,7 +37,7 @@ impl Api {
         let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
         let dir = scratch_dir(name);
         let store = Store::open(&dir).expect("store");
-        let state = HarnessState::new(harness, store, Arc::new(ManualClock::new(T0_MS)));
+        let state = HarnessState::new(harness, store, Arc::new(ManualClock::at_ms(T0_MS)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -263,7 +263,7 @@ async fn calls_judged_as_a_caller_get_that_callers_scope_and_no_more() {
     let state = HarnessState::new(
         harness,
         Store::open(&dir).expect("store"),
-        Arc::new(ManualClock::new(T0_MS)),
+        Arc::new(ManualClock::at_ms(T0_MS)),
     );
     let router = floodgate_harness::api::auth::layer_as(
         api::router(state),

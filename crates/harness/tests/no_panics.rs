@@ -70,7 +70,7 @@ fn random_text(rng: &mut Rng) -> String {
 #[test]
 fn parsers_never_panic_on_arbitrary_text() {
     let seed = seed(5);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::from_state(seed);
     let registry = MetricRegistry::builtin();
     for _ in 0..3_000 {
         let text = random_text(&mut rng);

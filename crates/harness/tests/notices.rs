@@ -62,7 +62,7 @@ impl World {
         let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
         let dir = scratch_dir(name);
         let store = Store::open(&dir).expect("store");
-        let clock = Arc::new(ManualClock::new(T0_MS));
+        let clock = Arc::new(ManualClock::at_ms(T0_MS));
         let state = HarnessState::new(harness, store, clock.clone());
         let service = FakeService::new();
         let observer = Observer::new(
@@ -78,7 +78,7 @@ impl World {
             clock,
             observer,
             service,
-            rng: Rng::new(seed),
+            rng: Rng::from_state(seed),
             dir,
             seed,
             reports: Vec::new(),
@@ -95,7 +95,7 @@ impl World {
     /// `ticks` ticks at `mean` decisions a tick.
     async fn run(&mut self, ticks: u64, mean: f64) {
         for _ in 0..ticks {
-            self.clock.advance(TICK_MS);
+            self.clock.advance_ms(TICK_MS);
             let requests = self.rng.poisson(mean);
             self.service
                 .metrics

@@ -42,7 +42,7 @@ fn setup(name: &str) -> (Arc<HarnessState>, Arc<ManualClock>, std::path::PathBuf
     let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
     let dir = scratch_dir(name);
     let store = Store::open(&dir).expect("store");
-    let clock = Arc::new(ManualClock::new(T0_MS));
+    let clock = Arc::new(ManualClock::at_ms(T0_MS));
     let state = HarnessState::new(harness, store, clock.clone());
     (state, clock, dir)
 }
@@ -68,7 +68,7 @@ async fn a_reachable_service_is_scraped_and_its_events_followed() {
         let report = observer.observe_once(clock.now_ms()).await;
         assert!(report.errors.is_empty(), "tick {tick}: {:?}", report.errors);
         assert!(report.filed.is_empty(), "tick {tick}: {:?}", report.filed);
-        clock.advance(TICK_MS);
+        clock.advance_ms(TICK_MS);
     }
     let status = state.status();
     assert_eq!(status.ticks, 30);
@@ -117,7 +117,7 @@ async fn the_loop_keeps_one_slo_snapshot_per_interval() {
         service.metrics.lock().expect("metrics").serve(1000, 1, 0);
         let report = observer.observe_once(clock.now_ms()).await;
         assert!(report.errors.is_empty(), "tick {tick}: {:?}", report.errors);
-        clock.advance(TICK_MS);
+        clock.advance_ms(TICK_MS);
     }
     let history = state.store().slo_history(0).expect("history");
     let times: Vec<u64> = history.iter().map(|s| s.time_ms - T0_MS).collect();
@@ -152,7 +152,7 @@ async fn an_unreachable_service_is_an_error_and_one_ticket_never_a_panic() {
     for _ in 0..3 {
         let report = observer.observe_once(clock.now_ms()).await;
         assert!(report.errors.is_empty(), "{:?}", report.errors);
-        clock.advance(TICK_MS);
+        clock.advance_ms(TICK_MS);
     }
     service.down.store(true, Ordering::SeqCst);
     let mut filed = Vec::new();
@@ -167,7 +167,7 @@ async fn an_unreachable_service_is_an_error_and_one_ticket_never_a_panic() {
             report.errors
         );
         filed.extend(report.filed);
-        clock.advance(TICK_MS);
+        clock.advance_ms(TICK_MS);
     }
     let status = state.status();
     assert!(!status.targets[0].up);
@@ -220,7 +220,7 @@ async fn state_invariants_judge_each_service_and_only_the_one_in_breach_is_ticke
     let harness = Harness::new(objectives, HarnessConfig::default()).expect("harness");
     let dir = scratch_dir("observe-per-service");
     let store = Store::open(&dir).expect("store");
-    let clock = Arc::new(ManualClock::new(T0_MS));
+    let clock = Arc::new(ManualClock::at_ms(T0_MS));
     let state = HarnessState::new(harness, store, clock.clone());
     let roomy = FakeService::new();
     let full = FakeService::new();
@@ -256,7 +256,7 @@ async fn state_invariants_judge_each_service_and_only_the_one_in_breach_is_ticke
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         filed.extend(report.filed.clone());
         last = Some(report);
-        clock.advance(TICK_MS);
+        clock.advance_ms(TICK_MS);
     }
     // One ticket, for the service in breach, its fingerprint naming it.
     assert_eq!(filed.len(), 1, "{filed:?}");
@@ -314,7 +314,7 @@ async fn state_invariants_judge_each_service_and_only_the_one_in_breach_is_ticke
     for _ in 0..3 {
         let report = observer.observe_once(clock.now_ms()).await;
         more.extend(report.filed);
-        clock.advance(TICK_MS);
+        clock.advance_ms(TICK_MS);
     }
     assert_eq!(more.len(), 1, "{more:?}");
     assert_eq!(more[0].fingerprint, "invariant:store_headroom:svc-a");

@@ -2,12 +2,13 @@
 //! approval rules, freeze windows and budgets.
 
 use floodgate_contract::actions::Risk;
+use floodgate_contract::time::parse_rfc3339_ms;
 use floodgate_harness::change::judge::{Direction, Method, MetricCheck, Thresholds};
 use floodgate_harness::change::policy::{
     parse_time_of_day, ActiveFreeze, BudgetExceeded, BudgetKind, BudgetUsage, FreezeWindow,
     MinRisk, Policy, Schedule, Weekday, FREEZE_LOOKAHEAD_MS,
 };
-use floodgate_harness::quantity::{parse_rfc3339_ms, DAY_MS, HOUR_MS, MINUTE_MS};
+use floodgate_harness::quantity::{DAY_MS, HOUR_MS, MINUTE_MS};
 use std::path::{Path, PathBuf};
 
 fn fixture_dir() -> PathBuf {
@@ -300,13 +301,16 @@ fn error_fields_and_display() {
     assert_eq!(error.message, "must be at least 1");
     assert_eq!(
         error.to_string(),
-        "p.yaml:2: budgets.proposals_per_ticket: must be at least 1"
+        "p.yaml: line 2: budgets.proposals_per_ticket: must be at least 1"
     );
     let huge = "#".repeat(300 * 1024);
     let error = Policy::parse("huge.yaml", &huge)
         .err()
         .unwrap_or_else(|| panic!("accepted"));
-    assert_eq!(error.to_string(), "huge.yaml: larger than 262144 bytes");
+    assert_eq!(
+        error.to_string(),
+        "huge.yaml: 307200 bytes, larger than 262144 bytes"
+    );
 }
 
 #[test]

@@ -80,7 +80,7 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged() {
         return;
     }
     let seed = seed(9);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::from_state(seed);
     for round in 0..3 {
         let dir = scratch_dir("kill9");
         // Kill after a seeded number of acknowledgements, mid-burst.
@@ -521,7 +521,7 @@ fn evidence_with_awkward_floats_verifies() {
     let dir = scratch_dir("floats");
     let store = open(&dir);
     let seed = seed(0x5eed_f10a7);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::from_state(seed);
     let mut draft = draft("floats");
     let values: Vec<f64> = (0..200)
         .map(|i| match i % 4 {

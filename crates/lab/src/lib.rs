@@ -9,7 +9,8 @@ pub mod fault;
 pub mod generate;
 pub mod oracle;
 pub mod report;
-pub mod rng;
+/// The seeded generator every world and workload draws from.
+pub use floodgate_contract::rng;
 pub mod run;
 pub mod scenario;
 pub mod workload;

@@ -8,7 +8,6 @@ use crate::world::BackendSpec;
 use floodgate_harness::quantity::parse_duration_ms;
 use floodgate_store::FailurePolicy;
 use serde::Deserialize;
-use std::fmt;
 use std::path::Path;
 
 /// The simulated tick: traffic is sent and the harness observes once per tick.
@@ -27,26 +26,9 @@ pub const DEFAULT_MAX_CHANGES: u32 = 3;
 /// The most `expect.unfinished` entries a scenario may give.
 pub const MAX_UNFINISHED: usize = 16;
 
-/// Why a scenario file was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScenarioError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ": line {line}")?;
-        }
-        write!(f, ": {}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for ScenarioError {}
+/// Why a scenario file was refused: file, line, field path and problem
+/// (the contract's one YAML error).
+pub type ScenarioError = floodgate_contract::yaml::FileError;
 
 /// What the oracle expects the loop to end with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -287,53 +269,25 @@ fn parse_time_of_day(text: &str) -> Option<u64> {
     (hours < 24 && minutes < 60).then_some((hours * 60 + minutes) * 60_000)
 }
 
-/// The first line (1-based) on which `key:` is written, searching from the
-/// line `after` (0: the top).
-pub fn find_line(text: &str, key: &str, after: usize) -> Option<usize> {
-    let needle = format!("{key}:");
-    text.lines()
-        .enumerate()
-        .skip(after.saturating_sub(1))
-        .find(|(_, line)| {
-            let trimmed = line.trim_start().trim_start_matches("- ");
-            trimmed.starts_with(&needle) || trimmed.starts_with(&format!("{{{needle}"))
-        })
-        .map(|(index, _)| index + 1)
-}
-
 /// Parses `text` (the contents of `file`).
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
-    floodgate_contract::yaml::check(text).map_err(|refusal| ScenarioError {
-        file: file.to_owned(),
-        line: Some(refusal.line),
-        field: refusal.path.clone(),
-        message: refusal.problem.to_string(),
-    })?;
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    let raw: Raw = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let line = error.inner().location().map(|location| location.line());
-        let field = error.path().to_string();
-        let mut message = error.inner().to_string();
-        if let Some(at) = message.find(" at line ") {
-            message.truncate(at);
+    // No bound of its own: scenarios are the repository's files (and the
+    // generator's), read by `load_dir`.
+    let raw: Raw = floodgate_contract::yaml::load(file, text, usize::MAX)?;
+    build(file, raw).map_err(|mut error| {
+        // A field refused after parsing: its line, or its nearest
+        // ancestor's when it is missing.
+        if error.line.is_none() {
+            error.line = floodgate_contract::yaml::line_of(text, &error.path);
         }
-        ScenarioError {
-            file: file.to_owned(),
-            line,
-            field: if field.is_empty() || field == "." {
-                "(document)".into()
-            } else {
-                field
-            },
-            message,
-        }
-    })?;
-    let err = |field: &str, key: &str, message: String| ScenarioError {
-        file: file.to_owned(),
-        line: find_line(text, key, 0),
-        field: field.to_owned(),
-        message,
-    };
+        error
+    })
+}
+
+/// The scenario `raw` describes, validated; errors name their field, and
+/// [`parse`] finds its line.
+fn build(file: &str, raw: Raw) -> Result<Scenario, ScenarioError> {
+    let err = |field: &str, message: String| ScenarioError::new(file, field, message);
     if raw.name.is_empty()
         || !raw
             .name
@@ -342,52 +296,44 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     {
         return Err(err(
             "name",
-            "name",
             format!("{:?}: lowercase letters, digits and - only", raw.name),
         ));
     }
-    let duration_ms =
-        parse_duration_ms(&raw.duration).map_err(|e| err("duration", "duration", e))?;
+    let duration_ms = parse_duration_ms(&raw.duration).map_err(|e| err("duration", e))?;
     if !(TICK_MS..=MAX_DURATION_MS).contains(&duration_ms) {
         return Err(err(
-            "duration",
             "duration",
             format!("{}: must be between 10s and 12h", raw.duration),
         ));
     }
-    let hold_ms = parse_duration_ms(&raw.expect.hold).map_err(|e| err("expect.hold", "hold", e))?;
+    let hold_ms = parse_duration_ms(&raw.expect.hold).map_err(|e| err("expect.hold", e))?;
     if raw.workload.tenants.is_empty() {
-        return Err(err(
-            "workload.tenants",
-            "tenants",
-            "at least one tenant".into(),
-        ));
+        return Err(err("workload.tenants", "at least one tenant".into()));
     }
     let mut names = std::collections::BTreeSet::new();
     for (index, tenant) in raw.workload.tenants.iter().enumerate() {
-        let line = find_line(text, "name", find_line(text, "tenants", 0).unwrap_or(0));
         let field = |f: &str| format!("workload.tenants[{index}].{f}");
         if !names.insert(tenant.name.clone()) {
             return Err(ScenarioError {
                 file: file.into(),
-                line,
-                field: field("name"),
+                line: None,
+                path: field("name"),
                 message: format!("{:?} appears twice", tenant.name),
             });
         }
         if tenant.per_minute > 6_000 {
             return Err(ScenarioError {
                 file: file.into(),
-                line: find_line(text, "per_minute", 0),
-                field: field("per_minute"),
+                line: None,
+                path: field("per_minute"),
                 message: format!("{}: at most 6000", tenant.per_minute),
             });
         }
         if tenant.contract == Contract::Bursty && tenant.burst_every.is_none() {
             return Err(ScenarioError {
                 file: file.into(),
-                line,
-                field: field("burst_every"),
+                line: None,
+                path: field("burst_every"),
                 message: "a bursty tenant needs burst_every".into(),
             });
         }
@@ -396,8 +342,8 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         if !is_name(&tenant.name) || tenant.name.starts_with(crate::workload::FLOOD_PREFIX) {
             return Err(ScenarioError {
                 file: file.into(),
-                line: find_line(text, "name", find_line(text, "tenants", 0).unwrap_or(0)),
-                field: format!("workload.tenants[{index}].name"),
+                line: None,
+                path: format!("workload.tenants[{index}].name"),
                 message: format!(
                     "{:?}: letters, digits, -, _ and . only (at most 64), not starting with {}",
                     tenant.name,
@@ -412,7 +358,6 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         if !is_name(value) {
             return Err(err(
                 &format!("workload.{field}"),
-                field,
                 format!("{value:?}: letters, digits, -, _ and . only (at most 64)"),
             ));
         }
@@ -422,7 +367,6 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         Some(text) => parse_time_of_day(text).ok_or_else(|| {
             err(
                 "start",
-                "start",
                 format!("{text:?} is not a time of day (HH:MM, 00:00 to 23:59)"),
             )
         })?,
@@ -431,7 +375,6 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if !(1..=MAX_INSTANCES).contains(&instances) {
         return Err(err(
             "instances",
-            "instances",
             format!("{instances}: between 1 and {MAX_INSTANCES}"),
         ));
     }
@@ -439,39 +382,32 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if !is_name(&family) {
         return Err(err(
             "family",
-            "family",
             format!("{family:?}: letters, digits, -, _ and . only (at most 64)"),
         ));
     }
     if raw.expect.unfinished.len() > MAX_UNFINISHED {
         return Err(err(
             "expect.unfinished",
-            "unfinished",
             format!("at most {MAX_UNFINISHED} entries"),
         ));
     }
     let mut unfinished = Vec::new();
     for (index, entry) in raw.expect.unfinished.iter().enumerate() {
-        let line = find_line(
-            text,
-            "fingerprint",
-            find_line(text, "unfinished", 0).unwrap_or(0),
-        );
         let field = |f: &str| format!("expect.unfinished[{index}].{f}");
         let pattern =
             regex::Regex::new(&format!("^(?:{})$", entry.fingerprint)).map_err(|error| {
                 ScenarioError {
                     file: file.into(),
-                    line,
-                    field: field("fingerprint"),
+                    line: None,
+                    path: field("fingerprint"),
                     message: format!("not a pattern: {error}"),
                 }
             })?;
         if entry.why.trim().is_empty() {
             return Err(ScenarioError {
                 file: file.into(),
-                line: find_line(text, "why", line.unwrap_or(0)),
-                field: field("why"),
+                line: None,
+                path: field("why"),
                 message: "say why the run's horizon leaves it unfinished".into(),
             });
         }
@@ -481,7 +417,6 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if !(0.0..=0.9).contains(&amplitude) {
         return Err(err(
             "workload.diurnal_amplitude",
-            "diurnal_amplitude",
             format!("{amplitude}: between 0 and 0.9"),
         ));
     }
@@ -493,27 +428,25 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         .map(|(index, spec)| {
             spec.compile().map_err(|(f, message)| ScenarioError {
                 file: file.into(),
-                line: find_line(text, &f, 0),
-                field: format!("workload.tenants[{index}].{f}"),
+                line: None,
+                path: format!("workload.tenants[{index}].{f}"),
                 message,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut faults = Vec::new();
-    let faults_line = find_line(text, "faults", 0).unwrap_or(0);
     for (index, spec) in raw.faults.iter().enumerate() {
         let fault = spec.compile(&names).map_err(|(f, message)| ScenarioError {
             file: file.into(),
-            // A missing field has no line of its own: name the faults block.
-            line: find_line(text, &f, faults_line).or(Some(faults_line).filter(|l| *l > 0)),
-            field: format!("faults[{index}].{f}"),
+            line: None,
+            path: format!("faults[{index}].{f}"),
             message,
         })?;
         if fault.at_ms >= duration_ms {
             return Err(ScenarioError {
                 file: file.into(),
-                line: find_line(text, "at", faults_line),
-                field: format!("faults[{index}].at"),
+                line: None,
+                path: format!("faults[{index}].at"),
                 message: format!("{}: not before the end of the run", spec.at),
             });
         }
@@ -538,8 +471,8 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             };
             return Err(ScenarioError {
                 file: file.into(),
-                line: find_line(text, field, 0).or(find_line(text, "backend", 0)),
-                field: format!("backend.{field}"),
+                line: None,
+                path: format!("backend.{field}"),
                 message: "only a remote backend has a failure policy or key_ops_per_tick".into(),
             });
         }
@@ -560,8 +493,8 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         if let Some(index) = faults.iter().position(|f| f.kind.needs_remote_backend()) {
             return Err(ScenarioError {
                 file: file.into(),
-                line: find_line(text, "kind", faults_line),
-                field: format!("faults[{index}].kind"),
+                line: None,
+                path: format!("faults[{index}].kind"),
                 message: format!(
                     "{} needs a remote backend (backend: {{kind: remote}})",
                     faults[index].kind.name()
@@ -572,20 +505,18 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if raw.expect.outcome != Outcome::Quiet && faults.is_empty() {
         return Err(err(
             "expect.outcome",
-            "outcome",
             "a scenario without faults can only expect `quiet`".into(),
         ));
     }
     if raw.expect.help == Some(true) && raw.expect.outcome != Outcome::Escalate {
         return Err(err(
             "expect.help",
-            "help",
             "only an escalation can require reflection's help ticket".into(),
         ));
     }
     if let Some(policy) = &raw.policy {
         floodgate_harness::change::policy::Policy::parse("policy", policy)
-            .map_err(|error| err("policy", "policy", error.to_string()))?;
+            .map_err(|error| err("policy", error.to_string()))?;
     }
     for (field, limits) in std::iter::once(("limits".to_owned(), raw.limits.as_deref())).chain(
         faults
@@ -598,32 +529,28 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             floodgate_limiter::config::load(&[floodgate_limiter::config::ConfigSource::new(
                 "limits", limits,
             )])
-            .map_err(|error| err(&field, "limits", error.to_string()))?;
+            .map_err(|error| err(&field, error.to_string()))?;
         if !table.domains().any(|d| d.domain == domain) {
             return Err(err(
                 &field,
-                "limits",
                 format!("the config has no domain {domain:?}, which the workload sends (workload.domain)"),
             ));
         }
     }
     if raw.limits.is_none() && (domain != "api" || key != "tenant") {
-        return Err(err(
-            "limits",
-            "domain",
+        return Err(err("limits",
             format!(
                 "a workload sending {domain:?}/{key:?} needs its own limits (the default config limits api/tenant)"
             ),
         ));
     }
     let mut notices = Vec::new();
-    let notices_line = find_line(text, "notices", 0).unwrap_or(0);
     for (index, notice) in raw.notices.iter().enumerate() {
         let field = |f: &str| format!("notices[{index}].{f}");
         let fail = |f: &str, message: String| ScenarioError {
             file: file.into(),
-            line: find_line(text, f, notices_line).or(Some(notices_line).filter(|l| *l > 0)),
-            field: field(f),
+            line: None,
+            path: field(f),
             message,
         };
         let at_ms = parse_duration_ms(&notice.at).map_err(|e| fail("at", e))?;

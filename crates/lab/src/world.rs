@@ -289,7 +289,7 @@ fn fnv1a(text: &str) -> u64 {
 impl World {
     pub fn build(spec: &WorldSpec, generator: Generator) -> anyhow::Result<World> {
         let instances = spec.instances.max(1) as usize;
-        let service_clock = Arc::new(ServiceClock::new(spec.t0_ms * 1_000_000));
+        let service_clock = Arc::new(ServiceClock::at_ns(spec.t0_ms * 1_000_000));
         let table = config::load(&[ConfigSource::new("limits.yaml", &spec.limits)])
             .map_err(|error| anyhow!("limits: {error}"))?;
         fn parts<S>(
@@ -372,7 +372,7 @@ impl World {
         std::fs::create_dir_all(&spec.data)
             .with_context(|| format!("creating {}", spec.data.display()))?;
         let store = Store::open(&spec.data).map_err(|error| anyhow!("store: {error}"))?;
-        let clock = Arc::new(ManualClock::new(spec.t0_ms));
+        let clock = Arc::new(ManualClock::at_ms(spec.t0_ms));
         let state = HarnessState::new(harness, store, clock.clone());
         let targets: Vec<Target> = services
             .iter()
@@ -482,7 +482,7 @@ impl World {
                 "domain": domain,
                 "descriptors": [{"entries": [{"key": key, "value": send.tenant}]}],
             });
-            self.service_clock.set(start_ns + offset);
+            self.service_clock.set_ns(start_ns + offset);
             let instance = self.route(&send.tenant);
             let answer = self.services[instance]
                 .check(&request)
@@ -494,7 +494,7 @@ impl World {
                 other => return Err(anyhow!("check answered {other:?}: {answer}")),
             }
         }
-        self.service_clock.set(start_ns + tick_ns);
+        self.service_clock.set_ns(start_ns + tick_ns);
         let mut traffic = Traffic::default();
         for (send, admitted) in plan.iter().zip(admitted) {
             traffic.total_sent += send.count;
@@ -529,8 +529,8 @@ impl World {
 
     /// Both clocks move on.
     pub fn advance(&self, ms: u64) {
-        self.clock.advance(ms);
-        self.service_clock.set(self.now() * 1_000_000);
+        self.clock.advance_ms(ms);
+        self.service_clock.set_ns(self.now() * 1_000_000);
     }
 
     /// The fault API: what the lab does to the world. Traffic faults change

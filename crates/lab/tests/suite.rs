@@ -286,7 +286,7 @@ fn bad_scenario_files_are_refused_with_file_line_and_field() {
         let error = parse("scenarios/x.yaml", &text).expect_err(field);
         let shown = error.to_string();
         assert!(shown.starts_with("scenarios/x.yaml: line "), "{shown}");
-        assert!(error.field.starts_with(field), "{field}: {shown}");
+        assert!(error.path.starts_with(field), "{field}: {shown}");
         assert!(shown.contains(message), "{message}: {shown}");
     }
 }

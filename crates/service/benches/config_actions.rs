@@ -62,7 +62,7 @@ fn service(text: &str) -> Arc<Control<MemoryStore>> {
     floodgate_service::assemble(ServiceParts {
         table,
         store: MemoryStore::new(10_000),
-        clock: Arc::new(ManualClock::new(T0)),
+        clock: Arc::new(ManualClock::at_ns(T0)),
         options: EngineOptions::default(),
         access: floodgate_service::auth::Access::open(),
         control: floodgate_service::control::ControlOptions::default(),

@@ -136,7 +136,7 @@ impl<S: CounterStore> Engine<S> {
     pub fn record(&self, request: RateLimitRequest) {
         if self.traffic.enabled() {
             if self.snapshot.load().table.has_domain(&request.domain) {
-                self.traffic.record(self.clock.now(), request);
+                self.traffic.record(self.clock.now_ns(), request);
             } else {
                 self.traffic.count_unknown_domain();
             }
@@ -225,7 +225,7 @@ impl<S: CounterStore> Engine<S> {
         validate(request)?;
         let snapshot = self.snapshot.load();
         let table = &snapshot.table;
-        let now = self.clock.now();
+        let now = self.clock.now_ns();
         // The Redis store's hash tag: one request's keys share one slot.
         let tag = floodgate_store::domain_tag(&request.domain);
         let request_hits = if request.hits_addend == 0 {
@@ -910,7 +910,7 @@ descriptors:
             Err(error) => panic!("{error}"),
         };
         // Half a second past a whole second, so resets have nanos.
-        let clock = Arc::new(ManualClock::new(1_767_225_600_500_000_000));
+        let clock = Arc::new(ManualClock::at_ns(1_767_225_600_500_000_000));
         let options = EngineOptions {
             x_ratelimit_headers,
         };

@@ -447,7 +447,7 @@ mod tests {
             let engine = Arc::new(Engine::new(
                 table,
                 MemoryStore::new(100),
-                Arc::new(ManualClock::new(1_767_225_600_000_000_000)),
+                Arc::new(ManualClock::at_ns(1_767_225_600_000_000_000)),
                 EngineOptions::default(),
             ));
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -99,7 +99,7 @@ pub struct ListenerSettings {
 /// listeners and the health sampler.
 pub fn assemble<S: CounterStore>(parts: ServiceParts<S>) -> Assembled<S> {
     let info = ServiceInfo {
-        started_at: parts.clock.now(),
+        started_at: parts.clock.now_ns(),
     };
     let clock = parts.clock.clone();
     let engine = Arc::new(

@@ -44,7 +44,7 @@ fn parts(tokens: bool) -> ServiceParts<MemoryStore> {
     ServiceParts {
         table: config::load(&[ConfigSource::new("test.yaml", CONFIG)]).expect("config"),
         store: MemoryStore::new(1000),
-        clock: Arc::new(ManualClock::new(1_767_225_600 * 1_000_000_000)),
+        clock: Arc::new(ManualClock::at_ns(1_767_225_600 * 1_000_000_000)),
         options: EngineOptions::default(),
         access,
         control: Default::default(),

@@ -1065,9 +1065,9 @@ async fn health_reports_windows_checks_and_capacity_warnings() {
         ["config_loaded", "store_capacity", "error_ratio", "draining"]
     );
     // Ten minutes later the requests have left both windows.
-    server.clock.advance(600 * 1_000_000_000);
+    server.clock.advance_ns(600 * 1_000_000_000);
     api.health().await.expect("sample");
-    server.clock.advance(1_000_000_000);
+    server.clock.advance_ns(1_000_000_000);
     let health = api.health().await.expect("health");
     assert_eq!(health.windows[1].requests, 0);
     assert_eq!(health.uptime_seconds, 601);

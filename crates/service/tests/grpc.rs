@@ -78,7 +78,7 @@ const OVER: i32 = Code::OverLimit as i32;
 async fn statuses_carry_limit_remaining_and_reset_per_descriptor_in_order() {
     let server = TestServer::start(CONFIG).await;
     // 250 ms into the second, so the per-second window resets in 750 ms.
-    server.clock.advance(250_000_000);
+    server.clock.advance_ns(250_000_000);
     let response = call(
         &server,
         request(
@@ -135,7 +135,7 @@ async fn several_limits_on_one_descriptor_all_or_nothing() {
             Some("per_second")
         );
     }
-    server.clock.advance(1_000_000_000);
+    server.clock.advance_ns(1_000_000_000);
     // 3 used of 5 per day: two more fit, then the day limit rejects.
     for _ in 0..2 {
         assert_eq!(call(&server, tenant()).await.overall_code, OK);
@@ -397,7 +397,7 @@ async fn token_bucket_burst_then_refill() {
         assert_eq!(call(&server, req()).await.overall_code, OK);
     }
     assert_eq!(call(&server, req()).await.overall_code, OVER);
-    server.clock.advance(100_000_000); // one emission interval at 10/s
+    server.clock.advance_ns(100_000_000); // one emission interval at 10/s
     assert_eq!(call(&server, req()).await.overall_code, OK);
     assert_eq!(call(&server, req()).await.overall_code, OVER);
     server.stop().await;
@@ -423,7 +423,7 @@ async fn concurrency_leases_acquire_and_release_with_negative_hits() {
         "released one"
     );
     // Unreleased leases expire after one unit (a minute).
-    server.clock.advance(60_000_000_000);
+    server.clock.advance_ns(60_000_000_000);
     assert_eq!(
         call(&server, acquire()).await.statuses[0].limit_remaining,
         1

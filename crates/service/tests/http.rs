@@ -36,7 +36,7 @@ fn tenant(value: &str) -> Value {
 #[tokio::test]
 async fn check_answers_json_with_headers_and_429_over_the_limit() {
     let server = TestServer::start(CONFIG).await;
-    server.clock.advance(15_000_000_000); // 15 s into the minute
+    server.clock.advance_ns(15_000_000_000); // 15 s into the minute
     let response = check(&server, tenant("acme")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -198,7 +198,7 @@ async fn metrics_are_all_in_the_catalog_and_count_per_limit() {
 async fn health_is_structured() {
     let server = TestServer::start(CONFIG).await;
     check(&server, tenant("a")).await;
-    server.clock.advance(5_000_000_000);
+    server.clock.advance_ns(5_000_000_000);
     let health: Value = reqwest::get(server.url("/v1/health"))
         .await
         .expect("health")

@@ -67,7 +67,7 @@ impl Server {
         let parts = ServiceParts {
             table,
             store: MemoryStore::new(1000),
-            clock: Arc::new(ManualClock::new(1_767_225_600 * 1_000_000_000)),
+            clock: Arc::new(ManualClock::at_ns(1_767_225_600 * 1_000_000_000)),
             options: EngineOptions::default(),
             access: Access::with_tokens(tokens),
             control: Default::default(),

@@ -62,7 +62,7 @@ async fn dry_run_set_limit_replays_the_recorded_checks() {
     for _ in 0..8 {
         assert_eq!(http_check(&http, &server, "api", "tenant", "a").await, 200);
     }
-    server.clock.advance(SECOND);
+    server.clock.advance_ns(SECOND);
     for _ in 0..4 {
         let answer = grpc
             .should_rate_limit(request("api", &[&[("tenant", "b")]]))
@@ -71,7 +71,7 @@ async fn dry_run_set_limit_replays_the_recorded_checks() {
             .into_inner();
         assert_eq!(answer.overall_code, 1, "OK");
     }
-    server.clock.advance(SECOND);
+    server.clock.advance_ns(SECOND);
     for _ in 0..2 {
         assert_eq!(http_check(&http, &server, "api", "tenant", "c").await, 200);
     }
@@ -274,7 +274,7 @@ async fn traffic_pages_newest_first() {
             http_check(&http, &server, "api", "tenant", &format!("t{index}")).await,
             200
         );
-        server.clock.advance(SECOND);
+        server.clock.advance_ns(SECOND);
     }
     // An unknown domain is decided (OK) and counted, never recorded.
     for index in 0..2 {

@@ -10,6 +10,7 @@
 mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use floodgate_contract::rng::Rng;
 use floodgate_limiter::{decide, Algorithm, Cost, KeyState, Nanos, Rate, Unit, Verdict};
 use floodgate_store::{undescribed, CounterStore, Item, MemoryStore, RedisOptions, RedisStore};
 use std::hint::black_box;
@@ -24,19 +25,11 @@ const TICK: Nanos = 10;
 const WORKING_SET: u64 = 1_000_000;
 const SEED: u64 = 0x0F10_0D6A_7E5E_ED01;
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Key number `i`, well mixed as the service's xxh3-128 keys are.
 fn key(i: u64) -> u128 {
-    let mut state = i;
-    let high = splitmix64(&mut state);
-    (u128::from(high) << 64) | u128::from(splitmix64(&mut state))
+    let mut stream = Rng::from_state(i);
+    let high = stream.next_u64();
+    (u128::from(high) << 64) | u128::from(stream.next_u64())
 }
 
 /// A rate per algorithm that admits every benchmarked decision.
@@ -167,12 +160,12 @@ fn working_set(c: &mut Criterion) {
         "the working set fits: nothing evicted"
     );
     println!("memory_store/working_set_1m: splitmix64 seed {SEED:#018x}");
-    let mut prng = SEED;
+    let mut prng = Rng::from_state(SEED);
     let mut now = T0;
     group.bench_function("working_set_1m", |b| {
         b.iter(|| {
             now += TICK;
-            item[0].key = key(splitmix64(&mut prng) % WORKING_SET);
+            item[0].key = key(prng.next_u64() % WORKING_SET);
             black_box(store.decide_sync(&item, now, &mut verdicts))
         })
     });

@@ -17,6 +17,7 @@
 
 mod support;
 
+use floodgate_contract::rng::splitmix64;
 use floodgate_limiter::{
     decide, Algorithm, Cost, KeyState, Nanos, Rate, Unit, Verdict, NANOS_PER_SECOND,
 };
@@ -179,13 +180,6 @@ impl Backend for Redis<'_> {
 }
 
 // ---- helpers ---------------------------------------------------------------
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// A well-mixed key, as the service derives them.
 fn key(i: u64) -> u128 {

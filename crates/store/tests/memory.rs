@@ -2,6 +2,7 @@
 //! the eviction policy, concurrency, and a model check against
 //! `floodgate_limiter::decide_all` on a plain map.
 
+use floodgate_contract::rng::splitmix64;
 use floodgate_limiter::{
     decide, decide_all, Algorithm, Check, Cost, KeyState, Nanos, Rate, Unit, Verdict,
     NANOS_PER_SECOND,
@@ -21,13 +22,6 @@ use std::task::{Context, Poll, Waker};
 const T0: Nanos = 1_700_000_000 * NANOS_PER_SECOND;
 const MS: Nanos = 1_000_000;
 const SECOND: Nanos = NANOS_PER_SECOND;
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// A well-mixed key, as the service derives them.
 fn key(i: u64) -> u128 {

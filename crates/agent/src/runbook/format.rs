@@ -86,7 +86,16 @@ struct RawMatch {
 
 /// Steps as a map (name → step) or a list of steps with `name`.
 #[derive(Debug)]
-struct RawSteps(Vec<(String, RawStep)>);
+struct RawSteps(Vec<(String, RawStep)>, StepsForm);
+
+/// How a runbook writes its steps: where a step's fields are in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepsForm {
+    /// `steps: {NAME: {...}}`: a step is at `steps.NAME`.
+    Map,
+    /// `steps: [{name: NAME, ...}]`: a step is at `steps[i]`.
+    List,
+}
 
 impl<'de> Deserialize<'de> for RawSteps {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -109,7 +118,7 @@ impl<'de> Deserialize<'de> for RawSteps {
                     }
                     steps.push((name, step));
                 }
-                Ok(RawSteps(steps))
+                Ok(RawSteps(steps, StepsForm::Map))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawSteps, A::Error> {
                 let mut steps = Vec::new();
@@ -122,7 +131,7 @@ impl<'de> Deserialize<'de> for RawSteps {
                     };
                     steps.push((name, step));
                 }
-                Ok(RawSteps(steps))
+                Ok(RawSteps(steps, StepsForm::List))
             }
         }
         deserializer.deserialize_any(StepsVisitor)
@@ -548,31 +557,29 @@ pub struct Runbook {
 impl Runbook {
     /// Parses and validates a runbook; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Runbook, RunbookError> {
-        if text.len() > MAX_FILE_BYTES {
-            return Err(RunbookError {
-                file: file.to_owned(),
-                line: None,
-                step: None,
-                field: String::new(),
-                message: format!(
-                    "{} bytes, more than {MAX_FILE_BYTES} bytes a runbook may hold",
-                    text.len()
-                ),
-            });
-        }
-        floodgate_contract::yaml::check(text).map_err(|refusal| RunbookError {
-            file: file.to_owned(),
-            line: Some(refusal.line),
-            step: None,
-            field: refusal.path.clone(),
-            message: refusal.problem.to_string(),
-        })?;
+        floodgate_contract::yaml::gate(file, text, MAX_FILE_BYTES).map_err(RunbookError::from)?;
         let raw: RawRunbook = {
             let deserializer = serde_norway::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(deserializer)
-                .map_err(|error| yaml_error(file, &error))?
+            serde_path_to_error::deserialize(deserializer).map_err(|error| {
+                RunbookError::from(floodgate_contract::yaml::FileError::deserializing(
+                    file, "", &error,
+                ))
+            })?
         };
-        Validator { file, text }.build(raw)
+        let steps = raw
+            .steps
+            .0
+            .iter()
+            .enumerate()
+            .map(|(index, (name, _))| {
+                let at = match raw.steps.1 {
+                    StepsForm::Map => format!("steps.{name}"),
+                    StepsForm::List => format!("steps[{index}]"),
+                };
+                (name.clone(), at)
+            })
+            .collect();
+        Validator { file, text, steps }.build(raw)
     }
 
     pub fn name(&self) -> &str {
@@ -792,62 +799,33 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 // ---------------------------------------------------------------------------
 // YAML errors
 
-fn yaml_error(file: &str, error: &serde_path_to_error::Error<serde_norway::Error>) -> RunbookError {
-    let inner = error.inner();
-    let line = inner.location().map(|location| location.line());
-    let mut message = inner.to_string();
-    if let Some(location) = inner.location() {
-        let at = format!(" at line {} column {}", location.line(), location.column());
-        if let Some(start) = message.find(&at) {
-            message.replace_range(start..start + at.len(), "");
-        }
-    }
-    let mut segments: Vec<String> = error
-        .path()
-        .iter()
-        .filter_map(|segment| match segment {
-            serde_path_to_error::Segment::Seq { index } => Some(format!("[{index}]")),
-            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-            serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
-            serde_path_to_error::Segment::Unknown => None,
-        })
-        .collect();
-    let path_text = error.path().to_string();
-    if let Some((head, tail)) = message.split_once(": ") {
-        if !head.is_empty() && path_text.starts_with(head) {
-            message = tail.to_owned();
-        }
-    }
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        // The path names the unknown key itself: report it as the field.
-        if let Some((field, tail)) = rest.split_once('`') {
-            let tail = tail.trim_start_matches(',').trim().replace('`', "");
-            if segments.last().map(String::as_str) != Some(field) {
-                segments.push(field.to_owned());
+impl From<floodgate_contract::yaml::FileError> for RunbookError {
+    /// A YAML error: `steps.NAME.…` (map form) or `steps[i].…` (list
+    /// form) names a step.
+    fn from(error: floodgate_contract::yaml::FileError) -> RunbookError {
+        let mut step = None;
+        let mut field = error.path.as_str();
+        if let Some(rest) = field.strip_prefix("steps") {
+            let (name, tail) = match rest.strip_prefix('.') {
+                Some(rest) => rest.split_once('.').unwrap_or((rest, "")),
+                None if rest.starts_with('[') => {
+                    let end = rest.find(']').map_or(rest.len(), |end| end + 1);
+                    (&rest[..end], rest[end..].trim_start_matches('.'))
+                }
+                None => ("", rest),
+            };
+            if !name.is_empty() {
+                step = Some(name.to_owned());
+                field = tail;
             }
-            message = format!("unknown field ({tail})");
         }
-    }
-    message = message.replace('`', "");
-    // steps.NAME.… (map form) or steps.[i].… (list form) name a step.
-    let mut step = None;
-    if segments.first().map(String::as_str) == Some("steps") && segments.len() >= 2 {
-        step = Some(segments[1].clone());
-        segments.drain(..2);
-    }
-    let mut field = String::new();
-    for segment in segments {
-        if !segment.starts_with('[') && !field.is_empty() {
-            field.push('.');
+        RunbookError {
+            file: error.file.clone(),
+            line: error.line,
+            step,
+            field: field.to_owned(),
+            message: error.message.clone(),
         }
-        field.push_str(&segment);
-    }
-    RunbookError {
-        file: file.to_owned(),
-        line,
-        step,
-        field,
-        message,
     }
 }
 
@@ -857,6 +835,9 @@ fn yaml_error(file: &str, error: &serde_path_to_error::Error<serde_norway::Error
 struct Validator<'a> {
     file: &'a str,
     text: &'a str,
+    /// Each step's path in the text (`steps.NAME` or `steps[i]`), for the
+    /// line of an error.
+    steps: HashMap<String, String>,
 }
 
 type Fail = RunbookError;
@@ -865,7 +846,7 @@ impl Validator<'_> {
     fn top(&self, field: &str, message: impl Into<String>) -> Fail {
         RunbookError {
             file: self.file.to_owned(),
-            line: find_line(self.text, None, field),
+            line: floodgate_contract::yaml::line_of(self.text, field),
             step: None,
             field: field.to_owned(),
             message: message.into(),
@@ -875,7 +856,9 @@ impl Validator<'_> {
     fn step(&self, step: &str, field: &str, message: impl Into<String>) -> Fail {
         RunbookError {
             file: self.file.to_owned(),
-            line: find_line(self.text, Some(step), field),
+            line: self.steps.get(step).and_then(|at| {
+                floodgate_contract::yaml::line_of(self.text, &format!("{at}.{field}"))
+            }),
             step: Some(step.to_owned()),
             field: field.to_owned(),
             message: message.into(),
@@ -1686,82 +1669,4 @@ fn pointer_to_field(prefix: &str, pointer: &str) -> String {
         }
     }
     out
-}
-
-/// The line (1-based) where a field is written: within the step's block
-/// when there is a step, else from the top; each named segment of `field`
-/// (`propose[0].params.max_keys`) is looked for after the one before. A
-/// best effort: the deepest segment found, `None` when nothing is.
-fn find_line(text: &str, step: Option<&str>, field: &str) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let indent = |line: &str| line.len() - line.trim_start().len();
-    let is_key = |line: &str, key: &str| {
-        let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
-        trimmed
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with(':'))
-    };
-    let keys: Vec<&str> = field
-        .split('.')
-        .map(|segment| segment.split('[').next().unwrap_or_default())
-        .filter(|segment| !segment.is_empty())
-        .collect();
-    let (mut at, mut found, end) = match step {
-        None => {
-            let first = keys.first()?;
-            let top = lines
-                .iter()
-                .position(|line| indent(line) == 0 && is_key(line, first))?;
-            (top, top + 1, lines.len())
-        }
-        Some(step) => {
-            let steps_at = lines
-                .iter()
-                .position(|line| indent(line) == 0 && is_key(line, "steps"))?;
-            // The step's own line: `NAME:` (map form) or `name: NAME` (list form).
-            let start = (steps_at + 1..lines.len()).find(|&i| {
-                let line = lines[i];
-                is_key(line, step) || {
-                    let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
-                    trimmed
-                        .strip_prefix("name:")
-                        .is_some_and(|rest| rest.trim().trim_matches(['"', '\'']) == step)
-                }
-            })?;
-            // The step's block ends at the next line indented as little as
-            // the step's first line (or a new list item at its level).
-            let base = indent(lines[start]);
-            let list_form = lines[start].trim_start().starts_with("- ")
-                || lines[start].trim_start().starts_with("name:");
-            let end = (start + 1..lines.len())
-                .find(|&i| {
-                    let line = lines[i];
-                    if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                        return false;
-                    }
-                    let at = indent(line);
-                    if list_form {
-                        at < base || (at == base && line.trim_start().starts_with("- "))
-                    } else {
-                        at <= base
-                    }
-                })
-                .unwrap_or(lines.len());
-            if keys.first() == Some(&"name") {
-                return Some(start + 1);
-            }
-            (start, start + 1, end)
-        }
-    };
-    let skip = usize::from(step.is_none());
-    for key in keys.iter().skip(skip) {
-        match (at + 1..end).find(|&i| is_key(lines[i], key)) {
-            Some(i) => {
-                at = i;
-                found = i + 1;
-            }
-            None => break,
-        }
-    }
-    Some(found)
 }

@@ -76,17 +76,15 @@
 //! Starts are inclusive, ends exclusive.
 //!
 //! Errors name the file, the line, the field and the problem, displayed
-//! `policy.yaml:7: freeze_windows[0].start: "25:00" is not a time of day (expected HH:MM, 00:00 to 23:59)`;
+//! `policy.yaml: line 7: freeze_windows[0].start: "25:00" is not a time of day (expected HH:MM, 00:00 to 23:59)`;
 //! unknown fields are refused.
 
 use crate::change::judge::{Direction, Method, MetricCheck, Thresholds};
-use crate::quantity::{
-    digits, format_duration_ms, parse_rfc3339_ms, parse_scalar, DAY_MS, HOUR_MS, MINUTE_MS,
-    SECOND_MS,
-};
+use crate::quantity::{format_duration_ms, parse_scalar, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 use crate::tickets::criteria::CRITERIA_STEP_MS;
 use floodgate_contract::actions::{self, Risk};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use floodgate_contract::time::parse_rfc3339_ms;
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -450,30 +448,14 @@ impl Policy {
     /// Parses a policy file; `file` names it in errors. An empty file (or
     /// one of comments only) is the default policy.
     pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
-        let error = |line, path: &str, message: String| PolicyError {
-            file: file.to_owned(),
-            path: path.to_owned(),
-            line,
-            message,
-        };
-        if text.len() > MAX_POLICY_BYTES {
-            return Err(error(
-                None,
-                "",
-                format!("larger than {MAX_POLICY_BYTES} bytes"),
-            ));
-        }
-        crate::observe::objectives::yaml_gate(text)
-            .map_err(|(line, path, message)| error(line, &path, message))?;
-        let deserializer = serde_norway::Deserializer::from_str(text);
-        let raw: Option<RawPolicy> =
-            serde_path_to_error::deserialize(deserializer).map_err(|e| {
-                let (line, path, message) = crate::observe::objectives::yaml_error("", &e);
-                error(line, &path, plain_types(&message))
-            })?;
+        let raw: Option<RawPolicy> = floodgate_contract::yaml::load(file, text, MAX_POLICY_BYTES)
+            .map_err(|error| PolicyError {
+            message: plain_types(&error.message),
+            ..error
+        })?;
         let raw = raw.unwrap_or_default();
         raw.build()
-            .map_err(|(path, message)| error(line_of(text, &path), &path, message))
+            .map_err(|(path, message)| PolicyError::at_path(file, text, path, message))
     }
 
     /// Why `action` (of catalog risk `risk`) needs a human's approval, or
@@ -570,34 +552,9 @@ fn risk_name(risk: Risk) -> &'static str {
 // ---------------------------------------------------------------------------
 // errors
 
-/// A refused policy file: file, field path, line (when known) and problem,
-/// displayed `file:line: path: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
-    /// The file, as given to [`Policy::parse`].
-    pub file: String,
-    /// The field: `freeze_windows[0].start`; empty for a syntax error.
-    pub path: String,
-    /// The line (1-based), when known.
-    pub line: Option<usize>,
-    /// The problem.
-    pub message: String,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for PolicyError {}
+/// A refused policy file: file, line (when known), field path
+/// (`freeze_windows[0].start`; empty for a syntax error) and problem.
+pub type PolicyError = floodgate_contract::yaml::FileError;
 
 // ---------------------------------------------------------------------------
 // the file as written
@@ -1077,7 +1034,11 @@ impl<'de> Deserialize<'de> for Timestamp {
         parse_scalar(
             deserializer,
             "an RFC 3339 timestamp such as 2026-12-01T00:00:00Z",
-            |text| parse_rfc3339_ms(text).map(Timestamp),
+            |text| {
+                parse_rfc3339_ms(text)
+                    .map(Timestamp)
+                    .map_err(|error| error.to_string())
+            },
         )
     }
 }
@@ -1100,123 +1061,10 @@ fn plain_types(message: &str) -> String {
     out
 }
 
-// ---------------------------------------------------------------------------
-// lines of fields refused after parsing
-
-/// The line of the node at `path` (`freeze_windows[1].until`), or of the
-/// deepest node on the way to it that exists. serde_norway marks an error
-/// raised while a node is deserialized with that node's position, so a
-/// visitor that walks to the node and fails there learns its line.
-fn line_of(text: &str, path: &str) -> Option<usize> {
-    let segments = segments(path);
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    match (Find { path: &segments }).deserialize(deserializer) {
-        Ok(()) => None,
-        Err(error) => error.location().map(|location| location.line()),
+/// All-ASCII-digit text as a number (no sign, no spaces).
+fn digits(text: &str) -> Option<u32> {
+    if text.is_empty() || text.len() > 4 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-}
-
-#[derive(Debug, PartialEq)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
-fn segments(path: &str) -> Vec<Segment> {
-    let mut out = Vec::new();
-    for part in path.split('.').filter(|part| !part.is_empty()) {
-        let mut pieces = part.split('[');
-        if let Some(key) = pieces.next().filter(|key| !key.is_empty()) {
-            out.push(Segment::Key(key.to_owned()));
-        }
-        for piece in pieces {
-            if let Ok(index) = piece.trim_end_matches(']').parse() {
-                out.push(Segment::Index(index));
-            }
-        }
-    }
-    out
-}
-
-struct Find<'a> {
-    path: &'a [Segment],
-}
-
-const FOUND: &str = "found";
-
-impl<'de> DeserializeSeed<'de> for Find<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Find<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("any node")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some((Segment::Key(wanted), rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(FOUND));
-        };
-        while let Some(key) = map.next_key::<serde_norway::Value>()? {
-            if key.as_str() == Some(wanted.as_str()) {
-                map.next_value_seed(Find { path: rest })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        // The key is absent: this mapping is the nearest node.
-        Err(de::Error::custom(FOUND))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some((Segment::Index(wanted), rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(FOUND));
-        };
-        let mut index = 0;
-        loop {
-            if index == *wanted {
-                if seq.next_element_seed(Find { path: rest })?.is_none() {
-                    break;
-                }
-            } else if seq.next_element::<IgnoredAny>()?.is_none() {
-                break;
-            }
-            index += 1;
-        }
-        Err(de::Error::custom(FOUND))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
+    text.parse().ok()
 }

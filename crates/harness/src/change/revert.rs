@@ -203,18 +203,7 @@ fn describe(entries: &[&Applied]) -> String {
         .join(", ")
 }
 
-/// Cuts `text` to at most `max` bytes on a character boundary, marking the
-/// cut with `…`.
-pub fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
+pub use floodgate_contract::text::clip;
 
 /// The revert proposal's rationale: `revert of P-0003: REASON`.
 pub fn rationale(proposal: &Proposal, reason: &str) -> String {

@@ -49,6 +49,7 @@ use crate::tickets::{
     bound_context, FieldError, NewTicket, Objective, Priority, Source, TicketState, TicketType,
     MAX_CONSTRAINT_BYTES, MAX_DESCRIPTION_BYTES, MAX_FINGERPRINT_BYTES,
 };
+use floodgate_contract::text::clip as cut;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -474,34 +475,11 @@ impl Thresholds {
     /// Parses a thresholds file (YAML); `file` names it in errors. An empty
     /// file is [`Thresholds::default`]. Unknown fields are refused.
     pub fn parse(file: &str, text: &str) -> Result<Thresholds, ThresholdsError> {
-        let error = |line, path: String, message: String| ThresholdsError {
-            file: file.to_owned(),
-            line,
-            path,
-            message,
-        };
-        if text.len() > MAX_THRESHOLDS_BYTES {
-            return Err(error(
-                None,
-                String::new(),
-                format!("larger than {MAX_THRESHOLDS_BYTES} bytes"),
-            ));
-        }
-        crate::observe::objectives::yaml_gate(text)
-            .map_err(|(line, path, message)| error(line, path, message))?;
-        let deserializer = serde_norway::Deserializer::from_str(text);
         let parsed: Option<Thresholds> =
-            serde_path_to_error::deserialize(deserializer).map_err(|e| {
-                let (line, path, message) = crate::observe::objectives::yaml_error("", &e);
-                error(line, path, message)
-            })?;
+            floodgate_contract::yaml::load(file, text, MAX_THRESHOLDS_BYTES)?;
         let thresholds = parsed.unwrap_or_default();
         thresholds.validate().map_err(|refused| {
-            let line = text
-                .lines()
-                .position(|line| line.trim_start().starts_with(&format!("{}:", refused.path)))
-                .map(|index| index + 1);
-            error(line, refused.path, refused.message)
+            ThresholdsError::at_path(file, text, refused.path, refused.message)
         })?;
         Ok(thresholds)
     }
@@ -1656,19 +1634,6 @@ fn inverse_pair(action: &str) -> Option<String> {
             format!("{a}|{b}")
         })
     })
-}
-
-/// `text` cut to at most `max` bytes at a character boundary (with `…`
-/// when cut).
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]

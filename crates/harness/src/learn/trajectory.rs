@@ -208,11 +208,11 @@ fn cut(text: &str) -> String {
     if text.len() <= MAX_STEP_TEXT_BYTES {
         return text.to_owned();
     }
-    let mut end = MAX_STEP_TEXT_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [{} bytes in all]", &text[..end], text.len())
+    format!(
+        "{}… [{} bytes in all]",
+        floodgate_contract::text::cut(text, MAX_STEP_TEXT_BYTES),
+        text.len()
+    )
 }
 
 /// Who an actor is, for a step's `source`.

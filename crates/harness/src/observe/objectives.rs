@@ -40,7 +40,6 @@ use crate::quantity::{
 };
 use serde::de::{self, Deserializer, IgnoredAny};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// The most objectives (SLOs + invariants + anomalies) one harness
 /// evaluates: each is evaluated every tick, so this bounds a tick's work.
@@ -296,103 +295,13 @@ pub struct AnomalyDef {
 // ---------------------------------------------------------------------------
 // errors
 
-/// An error in an input file (objectives, ticket): file, line (when known),
-/// field path and problem, displayed as `file: line N: path: problem`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileError {
-    pub file: String,
-    pub line: Option<usize>,
-    /// `slos[0].target`, or empty for a syntax error.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ": line {line}")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for FileError {}
+/// An error in an input file (objectives, ticket, policy, thresholds):
+/// file, line (when known), field path and problem, displayed as
+/// `file: line N: path: problem` (the contract's one YAML error).
+pub use floodgate_contract::yaml::FileError;
 
 /// An objectives file error.
 pub type ObjectivesError = FileError;
-
-/// The shared YAML gate (`floodgate_contract::yaml`: no aliases or
-/// anchors, core-schema tags only, bounded depth and nodes, no NUL), its
-/// refusal in the form every YAML error of the harness takes. Every YAML
-/// text the harness reads passes it before serde_norway sees it.
-pub(crate) fn yaml_gate(text: &str) -> Result<(), (Option<usize>, String, String)> {
-    floodgate_contract::yaml::check(text).map_err(|refusal| {
-        (
-            Some(refusal.line),
-            refusal.path.clone(),
-            refusal.problem.to_string(),
-        )
-    })
-}
-
-/// Turns a serde_norway error (with serde_path_to_error's path) into the
-/// form every YAML error of the harness takes. Shared with ticket YAML.
-pub(crate) fn yaml_error(
-    prefix: &str,
-    error: &serde_path_to_error::Error<serde_norway::Error>,
-) -> (Option<usize>, String, String) {
-    let inner = error.inner();
-    let line = inner.location().map(|location| location.line());
-    let mut message = inner.to_string();
-    if let Some(location) = inner.location() {
-        let at = format!(" at line {} column {}", location.line(), location.column());
-        if let Some(start) = message.find(&at) {
-            message.replace_range(start..start + at.len(), "");
-        }
-    }
-    let mut segments: Vec<&serde_path_to_error::Segment> = error.path().iter().collect();
-    // serde_norway prefixes its own path ("slos[0].target: …"); drop it
-    // (only when it is that path: a message may hold ": " of its own).
-    let path_text = error.path().to_string();
-    if let Some((head, tail)) = message.split_once(": ") {
-        if !head.is_empty() && path_text.starts_with(head) {
-            message = tail.to_owned();
-        }
-    }
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        // The path names the unknown key itself; report its parent and say
-        // which keys are expected.
-        segments.pop();
-        if let Some((field, tail)) = rest.split_once('`') {
-            let tail = tail.trim_start_matches(',').trim().replace('`', "");
-            message = if tail.is_empty() {
-                format!("unknown field {field:?}")
-            } else {
-                format!("unknown field {field:?} ({tail})")
-            };
-        }
-    }
-    message = message.replace('`', "");
-    let mut path = String::from(prefix);
-    for segment in segments {
-        match segment {
-            serde_path_to_error::Segment::Seq { index } => path.push_str(&format!("[{index}]")),
-            serde_path_to_error::Segment::Map { key }
-            | serde_path_to_error::Segment::Enum { variant: key } => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-            }
-            serde_path_to_error::Segment::Unknown => {}
-        }
-    }
-    (line, path, message)
-}
 
 // ---------------------------------------------------------------------------
 // the compact form
@@ -782,14 +691,7 @@ pub fn parse_files(files: &[(String, String)]) -> Result<Objectives, ObjectivesE
 }
 
 fn parse_into(objectives: &mut Objectives, file: &str, text: &str) -> Result<(), ObjectivesError> {
-    if text.len() > MAX_OBJECTIVES_BYTES {
-        return Err(ObjectivesError {
-            file: file.into(),
-            line: None,
-            path: String::new(),
-            message: format!("larger than {MAX_OBJECTIVES_BYTES} bytes"),
-        });
-    }
+    floodgate_contract::yaml::gate(file, text, MAX_OBJECTIVES_BYTES)?;
     let mut loader = Loader {
         file,
         text,
@@ -823,8 +725,7 @@ impl Loader<'_> {
         prefix: &str,
         error: &serde_path_to_error::Error<serde_norway::Error>,
     ) -> ObjectivesError {
-        let (line, path, message) = yaml_error(prefix, error);
-        self.error(line, path, message)
+        FileError::deserializing(self.file, prefix, error)
     }
 
     fn range(&self, document: usize) -> (usize, usize) {
@@ -835,7 +736,6 @@ impl Loader<'_> {
     }
 
     fn run(&mut self) -> Result<(), ObjectivesError> {
-        yaml_gate(self.text).map_err(|(line, path, message)| self.error(line, path, message))?;
         // Pass 1: syntax, and what each document is.
         let mut kinds = Vec::new();
         for document in serde_norway::Deserializer::from_str(self.text) {

@@ -10,51 +10,11 @@ use crate::store::tickets::IntakeAction;
 use crate::store::Store;
 use floodgate_contract::client::Transport;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Milliseconds since the Unix epoch, real or simulated.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> u64;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-            })
-    }
-}
-
-/// A clock that moves only when told (simulations, tests).
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicU64);
-
-impl ManualClock {
-    pub fn new(start_ms: u64) -> ManualClock {
-        ManualClock(AtomicU64::new(start_ms))
-    }
-
-    pub fn set(&self, now_ms: u64) {
-        self.0.store(now_ms, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, by_ms: u64) -> u64 {
-        self.0.fetch_add(by_ms, Ordering::SeqCst) + by_ms
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+/// Time, real or simulated: the contract's one clock, read here in
+/// milliseconds (`now_ms`).
+pub use floodgate_contract::clock::{Clock, ManualClock, SystemClock};
 
 /// One service to observe.
 #[derive(Clone)]

@@ -188,8 +188,11 @@ pub fn convert(payload: &Payload) -> Result<Conversion, PayloadError> {
         }
         // Part of the alert's identity (an occurrence): a time, or absent.
         if !alert.starts_at.is_empty() {
-            if let Err(message) = crate::quantity::parse_rfc3339_ms(&alert.starts_at) {
-                return Err(invalid(&format!("alerts[{index}].startsAt"), message));
+            if let Err(error) = floodgate_contract::time::parse_rfc3339_ms(&alert.starts_at) {
+                return Err(invalid(
+                    &format!("alerts[{index}].startsAt"),
+                    error.to_string(),
+                ));
             }
         }
         let label = |name: &str| {

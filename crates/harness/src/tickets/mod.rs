@@ -358,14 +358,10 @@ pub fn bound_context(context: serde_json::Value) -> serde_json::Value {
     if text.len() <= MAX_CONTEXT_BYTES {
         return context;
     }
-    let mut cut = MAX_CONTEXT_BYTES / 2;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
     serde_json::json!({
         "truncated": true,
         "original_bytes": text.len(),
-        "head": &text[..cut],
+        "head": floodgate_contract::text::cut(&text, MAX_CONTEXT_BYTES / 2),
     })
 }
 
@@ -1096,7 +1092,7 @@ pub fn ticket_number(id: &str) -> Option<u64> {
 // ticket YAML (`ticket: {...}`)
 
 /// A refused ticket file: file, line (when known), field and problem.
-pub type TicketFileError = crate::observe::objectives::FileError;
+pub type TicketFileError = floodgate_contract::yaml::FileError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1142,29 +1138,7 @@ pub fn parse_ticket_yaml(
     text: &str,
     registry: &MetricRegistry,
 ) -> Result<NewTicket, TicketFileError> {
-    let error = |line: Option<usize>, path: String, message: String| TicketFileError {
-        file: file.to_owned(),
-        line,
-        path,
-        message,
-    };
-    if text.len() > MAX_TICKET_FILE_BYTES {
-        return Err(error(
-            None,
-            String::new(),
-            format!(
-                "{} bytes, larger than the {MAX_TICKET_FILE_BYTES} a ticket may be (MAX_TICKET_FILE_BYTES)",
-                text.len()
-            ),
-        ));
-    }
-    crate::observe::objectives::yaml_gate(text)
-        .map_err(|(line, path, message)| error(line, path, message))?;
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    let spec: TicketFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let (line, path, message) = crate::observe::objectives::yaml_error("", &e);
-        error(line, path, message)
-    })?;
+    let spec: TicketFile = floodgate_contract::yaml::load(file, text, MAX_TICKET_FILE_BYTES)?;
     let spec = spec.ticket;
     let mut draft = NewTicket {
         kind: spec.kind,
@@ -1183,8 +1157,12 @@ pub fn parse_ticket_yaml(
         None => human_fingerprint(&draft),
     };
     draft.validate(registry).map_err(|refused| {
-        let line = locate(text, &refused.path, &draft);
-        error(line, format!("ticket.{}", refused.path), refused.message)
+        TicketFileError::at_path(
+            file,
+            text,
+            format!("ticket.{}", refused.path),
+            refused.message,
+        )
     })?;
     Ok(draft)
 }
@@ -1206,47 +1184,6 @@ pub fn human_fingerprint(draft: &NewTicket) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect();
     format!("human:{hex}")
-}
-
-/// The line of a field refused after parsing: the line holding the refused
-/// value (the n-th criterion's metric or condition), or the field's key.
-fn locate(text: &str, path: &str, draft: &NewTicket) -> Option<usize> {
-    let find = |needles: &[&str]| {
-        text.lines()
-            .position(|line| needles.iter().all(|needle| line.contains(needle)))
-            .map(|index| index + 1)
-    };
-    if let Some(rest) = path.strip_prefix("acceptance_criteria[") {
-        let (index, field) = rest.split_once("].")?;
-        let criterion = draft
-            .acceptance_criteria
-            .get(index.parse::<usize>().ok()?)?;
-        // The n-th `metric:` key at or after the criteria list.
-        let start = find(&["acceptance_criteria"]).unwrap_or(1);
-        let index: usize = index.parse().ok()?;
-        let metric_lines: Vec<usize> = text
-            .lines()
-            .enumerate()
-            .filter(|(number, line)| *number + 1 >= start && line.contains("metric"))
-            .map(|(number, _)| number + 1)
-            .collect();
-        let metric_line = metric_lines.get(index).copied();
-        return match field {
-            "metric" => metric_line.or_else(|| find(&[&criterion.metric])),
-            _ => {
-                let from = metric_line.unwrap_or(start);
-                text.lines()
-                    .enumerate()
-                    .skip(from.saturating_sub(1))
-                    .find(|(_, line)| line.contains("condition"))
-                    .map(|(number, _)| number + 1)
-                    .or(metric_line)
-            }
-        };
-    }
-    // The field's own key, or (for a missing field) the ticket it belongs to.
-    let key = path.split(['.', '[']).next_back().unwrap_or(path);
-    find(&[&format!("{key}:")]).or_else(|| find(&["ticket:"]))
 }
 
 #[cfg(test)]

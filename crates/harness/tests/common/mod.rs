@@ -11,50 +11,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// SplitMix64: small, seeded, good enough for workloads.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A normal deviate (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.unit().max(f64::MIN_POSITIVE);
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-
-    /// A Poisson count with mean `lambda` (normal approximation above 50).
-    pub fn poisson(&mut self, lambda: f64) -> u64 {
-        if lambda > 50.0 {
-            return (lambda + lambda.sqrt() * self.normal()).round().max(0.0) as u64;
-        }
-        let limit = (-lambda).exp();
-        let mut product = self.unit();
-        let mut count = 0;
-        while product > limit {
-            product *= self.unit();
-            count += 1;
-        }
-        count
-    }
-}
+/// The one seeded generator (SplitMix64); tests start it with
+/// `Rng::from_state(seed)`.
+#[allow(unused_imports)]
+pub use floodgate_contract::rng::Rng;
 
 /// The seed of a test: `FLOODGATE_TEST_SEED` when set, else `default`.
 /// Printed so a failure can be replayed.

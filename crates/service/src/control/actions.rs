@@ -470,7 +470,7 @@ fn event_error(error: &ActionError) -> String {
 
 impl<S: CounterStore> Control<S> {
     fn now_ms(&self) -> u64 {
-        self.engine.clock().now() / 1_000_000
+        self.engine.clock().now_ns() / 1_000_000
     }
 
     /// Runs action `name`: records `action_requested`, checks, then either

@@ -178,7 +178,7 @@ impl EventLog {
 
     /// Records one event; returns its sequence number.
     pub fn emit(&self, actor: &str, reason: &str, body: EventBody) -> u64 {
-        let time_ms = self.clock.now() / 1_000_000;
+        let time_ms = self.clock.now_ns() / 1_000_000;
         let mut inner = self.inner.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -287,7 +287,7 @@ mod tests {
     use crate::clock::ManualClock;
 
     fn log() -> EventLog {
-        EventLog::new(Arc::new(ManualClock::new(5_000_000)), None)
+        EventLog::new(Arc::new(ManualClock::at_ns(5_000_000)), None)
     }
 
     fn drain(log: &EventLog, draining: bool) -> u64 {
@@ -352,7 +352,7 @@ mod tests {
         let path = dir.join("events.jsonl");
         let _ = std::fs::remove_file(&path);
         let log = EventLog::new(
-            Arc::new(ManualClock::new(0)),
+            Arc::new(ManualClock::at_ns(0)),
             Some(EventsFile::open(&path).expect("open")),
         );
         drain(&log, true);
@@ -371,7 +371,7 @@ mod tests {
         assert_eq!(file.written, written);
         // Room for less than one more line: the next event rotates.
         file.max_bytes = written + 10;
-        let log = EventLog::new(Arc::new(ManualClock::new(0)), Some(file));
+        let log = EventLog::new(Arc::new(ManualClock::at_ns(0)), Some(file));
         drain(&log, true);
         drain(&log, false);
         let rotated = std::fs::read_to_string(dir.join("events.jsonl.1")).expect("rotated");

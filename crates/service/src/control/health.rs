@@ -91,7 +91,7 @@ impl Sampler {
     /// Takes a sample now: keeps it when the newest kept one is at least
     /// [`SAMPLE_INTERVAL`] old, and answers a capacity warning to raise.
     pub(super) fn sample<S: CounterStore>(&mut self, engine: &Engine<S>) -> Option<EventBody> {
-        let now = engine.clock().now();
+        let now = engine.clock().now_ns();
         let interval = u64::try_from(SAMPLE_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
         let due = self
             .ring
@@ -186,7 +186,7 @@ impl<S: CounterStore> Control<S> {
 
     /// `GET /v1/state`.
     pub fn state(&self, access_control: bool) -> State {
-        let now = self.engine.clock().now();
+        let now = self.engine.clock().now_ns();
         // The config version and the table are read together (actions
         // change both under this lock).
         let (config, snapshot) = {
@@ -281,7 +281,7 @@ impl<S: CounterStore> Control<S> {
     /// (answered 503).
     pub fn health(&self) -> (Health, bool) {
         self.sample();
-        let now = self.engine.clock().now();
+        let now = self.engine.clock().now_ns();
         let current = Sample::take(&self.engine, now);
         let windows: Vec<HealthWindow> = {
             let sampler = self.sampler.lock();

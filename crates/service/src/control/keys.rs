@@ -46,13 +46,4 @@ pub fn key_info(
     })
 }
 
-/// Cuts `text` to at most `max` bytes, at a character boundary.
-pub fn cut(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-}
+pub use floodgate_contract::text::cut_in_place as cut;

@@ -265,7 +265,7 @@ impl<S: CounterStore> Control<S> {
     pub fn store_health_changed(&self, healthy: bool, detail: &str) {
         let mut detail = detail.to_owned();
         keys::cut(&mut detail, crate::limits::STORE_TRANSITION_DETAIL_BYTES);
-        let time_ms = self.engine.clock().now() / 1_000_000;
+        let time_ms = self.engine.clock().now_ns() / 1_000_000;
         let mut transitions = self.store_transitions.lock();
         if transitions.len() >= MAX_STORE_TRANSITIONS {
             transitions.pop_front();

@@ -91,7 +91,7 @@ impl TestServer {
     ) -> TestServer {
         let table =
             config::load(&[ConfigSource::new("test.yaml", config)]).expect("valid test config");
-        let clock = Arc::new(ManualClock::new(T0));
+        let clock = Arc::new(ManualClock::at_ns(T0));
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind grpc");
