@@ -97,12 +97,7 @@ fn path_of(operation: Operation, ids: &[&str]) -> String {
 }
 
 fn preview(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut end = text.len().min(PREVIEW_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    floodgate_contract::text::cut(&String::from_utf8_lossy(body), PREVIEW_BYTES).to_owned()
 }
 
 impl HarnessClient {

@@ -299,11 +299,7 @@ pub fn layer(router: Router, access: Access, on_denied: DeniedHook) -> Router {
 }
 
 fn truncated(path: &str) -> String {
-    let mut end = path.len().min(MAX_DENIED_PATH_BYTES);
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    path[..end].to_string()
+    floodgate_contract::text::cut(path, MAX_DENIED_PATH_BYTES).to_string()
 }
 
 async fn guard(State(layer): State<Arc<Layer>>, mut request: Request, next: Next) -> Response {
